@@ -1,0 +1,64 @@
+"""The batched multi-agent environment interface shared by every backend.
+
+Every backend steps ``num_envs`` copies of one task at once and returns torch tensors on one
+device. Episodes auto-reset per environment: the step that ends an episode returns that episode's
+reward and flags, and the observations of the *next* episode's first step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static facts about a task, known before the first reset."""
+
+    name: str
+    n_agents: int
+    obs_dim: int
+    state_dim: int
+    n_actions: int
+    episode_limit: int
+
+
+class EnvBatch(NamedTuple):
+    """One time step of ``B`` environments with ``N`` agents.
+
+    ``obs`` [B, N, obs_dim] float32, ``state`` [B, state_dim] float32,
+    ``avail_actions`` [B, N, n_actions] bool, ``reward`` [B] float32 (team reward),
+    ``terminated`` [B] bool (the episode ended by the task itself), ``truncated`` [B] bool
+    (the episode hit ``episode_limit``), ``won`` [B] bool (the ended episode was a win).
+    After ``reset`` the reward is zero and all flags are False.
+    """
+
+    obs: torch.Tensor
+    state: torch.Tensor
+    avail_actions: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    won: torch.Tensor
+
+
+class BatchedEnv(Protocol):
+    """What every backend implements."""
+
+    spec: EnvSpec
+    num_envs: int
+    device: torch.device
+
+    def reset(self) -> EnvBatch:
+        """Reset every environment and return the first step."""
+        ...
+
+    def step(self, actions: torch.Tensor) -> EnvBatch:
+        """Apply ``actions`` [B, N] (int64, on ``device``) and return the next step."""
+        ...
+
+    def close(self) -> None:
+        """Release worker processes or devices, if any."""
+        ...

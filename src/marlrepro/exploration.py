@@ -1,0 +1,45 @@
+"""Action selection: epsilon-greedy over available actions with a linear schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from marlrepro.config import ExplorationConfig
+
+
+@dataclass(frozen=True)
+class LinearEpsilon:
+    """``epsilon(t) = start + (finish - start) * min(1, t / anneal_steps)`` (pymarl's schedule)."""
+
+    start: float
+    finish: float
+    anneal_steps: int
+
+    @classmethod
+    def from_config(cls, config: ExplorationConfig) -> LinearEpsilon:
+        return cls(config.epsilon_start, config.epsilon_finish, config.epsilon_anneal_steps)
+
+    def __call__(self, t_env: int) -> float:
+        frac = min(1.0, t_env / max(1, self.anneal_steps))
+        return self.start + (self.finish - self.start) * frac
+
+
+def masked_greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """``argmax_a Q(a)`` over available actions only; ``q`` and ``avail`` [..., A]."""
+    return q.masked_fill(~avail, float("-inf")).argmax(dim=-1)
+
+
+def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """With probability ``epsilon`` a uniformly random *available* action, else the greedy one.
+
+    Runs entirely on the device: no host synchronisation.
+    """
+    greedy = masked_greedy(q, avail)
+    if epsilon <= 0.0:
+        return greedy
+    weights = avail.to(q.dtype)
+    random = torch.multinomial(weights.reshape(-1, weights.shape[-1]), 1).view(greedy.shape)
+    explore = torch.rand(greedy.shape, device=q.device) < epsilon
+    return torch.where(explore, random, greedy)

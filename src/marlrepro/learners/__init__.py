@@ -1,0 +1,1 @@
+"""Learners: losses, target networks and optimisers."""

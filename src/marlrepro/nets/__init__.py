@@ -1,0 +1,1 @@
+"""Neural networks: the shared recurrent agent and the mixing networks."""

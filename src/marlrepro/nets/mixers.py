@@ -1,0 +1,66 @@
+"""Mixing networks ``Q_tot = f(Q_1..Q_N; s)`` for value decomposition."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from marlrepro.config import MixerConfig
+
+
+class VDNMixer(nn.Module):
+    """VDN (Sunehag et al. 2018, Eq. 1): ``Q_tot = sum_i Q_i``."""
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``agent_qs`` [B, T, N] -> ``Q_tot`` [B, T, 1]."""
+        return agent_qs.sum(dim=-1, keepdim=True)
+
+
+def _hypernet(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Module:
+    if layers == 1:
+        return nn.Linear(in_dim, out_dim)
+    if layers == 2:
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+    raise ValueError(f"mixer.hypernet_layers: expected 1 or 2, got {layers}")
+
+
+class QMixer(nn.Module):
+    """QMIX (Rashid et al. 2018, §4.2): a monotone mixing network whose weights come from
+    hypernetworks of the state.
+
+    ``Q_tot = w2(s)ᵀ ELU(W1(s)ᵀ Q + b1(s)) + V(s)`` with ``W1 = |hyper_w1(s)|`` and
+    ``w2 = |hyper_w2(s)|`` non-negative, so ``∂Q_tot/∂Q_i ≥ 0`` (Eq. 5).
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, config: MixerConfig) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.embed_dim = config.embed_dim
+        e, h, layers = config.embed_dim, config.hypernet_embed, config.hypernet_layers
+        self.hyper_w1 = _hypernet(state_dim, h, e * n_agents, layers)
+        self.hyper_w2 = _hypernet(state_dim, h, e, layers)
+        self.hyper_b1 = nn.Linear(state_dim, e)
+        self.hyper_v = nn.Sequential(nn.Linear(state_dim, e), nn.ReLU(), nn.Linear(e, 1))
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``agent_qs`` [B, T, N], ``states`` [B, T, S] -> ``Q_tot`` [B, T, 1]."""
+        b, t, n = agent_qs.shape
+        s = states.reshape(b * t, -1)
+        qs = agent_qs.reshape(b * t, 1, n)
+        w1 = self.hyper_w1(s).abs().view(b * t, n, self.embed_dim)
+        b1 = self.hyper_b1(s).view(b * t, 1, self.embed_dim)
+        hidden = nn.functional.elu(torch.bmm(qs, w1) + b1)
+        w2 = self.hyper_w2(s).abs().view(b * t, self.embed_dim, 1)
+        v = self.hyper_v(s).view(b * t, 1, 1)
+        return (torch.bmm(hidden, w2) + v).view(b, t, 1)
+
+
+def build_mixer(algo: str, n_agents: int, state_dim: int, config: MixerConfig) -> nn.Module | None:
+    """The mixer of ``algo``; IQL has none (each agent learns its own TD target)."""
+    if algo == "iql":
+        return None
+    if algo == "vdn":
+        return VDNMixer()
+    if algo == "qmix":
+        return QMixer(n_agents, state_dim, config)
+    raise ValueError(f"algo: no mixer for {algo!r}")

@@ -1,0 +1,79 @@
+"""Batched episode collection (pymarl's parallel runner, on a batched environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from marlrepro.buffer import Episodes
+from marlrepro.controller import AgentController
+from marlrepro.envs.base import BatchedEnv
+from marlrepro.exploration import epsilon_greedy
+
+# How often the rollout loop asks the device whether every episode has ended. Each check is one
+# host synchronisation; checking every step would stall the launch queue, never checking would
+# step finished environments up to the episode limit.
+DONE_CHECK_EVERY = 16
+
+
+@dataclass
+class RolloutStats:
+    """Per-episode results of one rollout, as device tensors ([B] each)."""
+
+    returns: torch.Tensor
+    won: torch.Tensor
+    lengths: torch.Tensor
+
+
+class EpisodeRunner:
+    """Runs one episode in each of the ``B`` environments in lock-step.
+
+    Every environment is reset at the start; a finished environment keeps stepping (its
+    auto-reset episode is masked out) until all have finished or the episode limit is reached.
+    """
+
+    def __init__(self, env: BatchedEnv, controller: AgentController) -> None:
+        self.env = env
+        self.controller = controller
+        self.storage = Episodes.empty(env.num_envs, env.spec, env.device)
+
+    @torch.no_grad()
+    def run(self, epsilon: float) -> tuple[Episodes, RolloutStats]:
+        """Collect one batch of episodes with epsilon-greedy actions (``epsilon=0``: greedy)."""
+        env, ep = self.env, self.storage
+        b, n, limit = env.num_envs, env.spec.n_agents, env.spec.episode_limit
+        device = env.device
+        step = env.reset()
+        hidden = self.controller.initial_hidden(b)
+        last_actions = torch.full((b, n), -1, dtype=torch.int64, device=device)
+        active = torch.ones(b, dtype=torch.bool, device=device)
+        returns = torch.zeros(b, device=device)
+        won = torch.zeros(b, dtype=torch.bool, device=device)
+        lengths = torch.zeros(b, device=device)
+        steps = limit
+        for t in range(limit):
+            ep.obs[:, t] = step.obs
+            ep.state[:, t] = step.state
+            ep.avail_actions[:, t] = step.avail_actions
+            q, hidden = self.controller.step(step.obs, last_actions, hidden)
+            actions = epsilon_greedy(q, step.avail_actions, epsilon)
+            step = env.step(actions)
+            live = active.float()
+            done = step.terminated | step.truncated
+            ep.actions[:, t] = actions
+            ep.reward[:, t] = step.reward * live
+            ep.terminated[:, t] = (done & active).float()
+            ep.filled[:, t] = live
+            returns += step.reward * live
+            won |= step.won & active
+            lengths += live
+            active &= ~done
+            last_actions = actions
+            if (t + 1) % DONE_CHECK_EVERY == 0 and not bool(active.any()):
+                steps = t + 1
+                break
+        ep.obs[:, steps] = step.obs
+        ep.state[:, steps] = step.state
+        ep.avail_actions[:, steps] = step.avail_actions
+        return ep.trim(steps), RolloutStats(returns, won, lengths)

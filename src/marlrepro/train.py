@@ -1,0 +1,246 @@
+"""``marlrepro train``: one value-decomposition training run, resumable, with file outputs.
+
+Loop (pymarl's ``run_sequential``): collect one episode per parallel environment, store them,
+take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored, evaluate
+greedily every ``eval_interval`` environment steps, checkpoint every ``checkpoint_interval``
+updates. Outputs in the run directory: ``config.yaml``, ``metrics.parquet``, ``final.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from marlrepro import tracking
+from marlrepro.buffer import EpisodeBuffer
+from marlrepro.checkpoint import load_checkpoint, save_checkpoint
+from marlrepro.config import TrainConfig, flatten, to_dict
+from marlrepro.envs import make
+from marlrepro.errors import ConfigError
+from marlrepro.exploration import LinearEpsilon
+from marlrepro.io_utils import atomic_write, write_json, write_yaml
+from marlrepro.learners.value_decomposition import ValueDecompositionLearner
+from marlrepro.runner import EpisodeRunner, RolloutStats
+
+log = logging.getLogger(__name__)
+
+# The replay buffer joins the checkpoint only while it is this small; past it (large SMAC maps)
+# a resumed run refills the buffer, as pymarl does.
+BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
+
+# Keys that may differ between the first start and a resume of the same run.
+RESUME_FREE_KEYS = ("run.progress", "run.device", "tracking.")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device: 'cuda' requested but no CUDA GPU is visible; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Progress:
+    """Counters and the metric history: everything besides networks that a resume needs."""
+
+    t_env: int = 0
+    episode: int = 0
+    updates: int = 0
+    last_eval_t: int = -(10**18)
+    wall_time_s: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RunningMeans:
+    """Training-episode statistics accumulated on the device between evaluations."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(3, device=self.device)  # return, won, episodes
+
+    def add(self, stats: RolloutStats) -> None:
+        self.sums += torch.stack([stats.returns.sum(), stats.won.float().sum(),
+                                  torch.tensor(float(stats.returns.numel()), device=self.device)])
+
+    def means(self) -> tuple[float, float]:
+        ret, won, count = self.sums.tolist()
+        return (ret / count, won / count) if count else (math.nan, math.nan)
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flatten(config).items() if not k.startswith(RESUME_FREE_KEYS)}
+
+
+class Trainer:
+    """Owns the environment, learner, buffer and counters of one run directory."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(config.run.device)
+        seed_everything(config.run.seed)
+        self.progress = Progress()
+        self.checkpoint = load_checkpoint(self.run_dir)
+        if self.checkpoint is not None:
+            saved, now = _comparable(self.checkpoint["config"]), _comparable(to_dict(config))
+            changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+            if changed:
+                raise ConfigError(
+                    f"{self.run_dir}: holds a checkpoint of a different config (changed: "
+                    f"{', '.join(changed)}); use another --out or delete the directory"
+                )
+        # A resumed run reseeds its environments so it does not replay the episodes it saw.
+        env_seed = config.run.seed + (self.checkpoint["progress"]["episode"] if self.checkpoint else 0)
+        self.env = make(config.env.name, config.env.num_envs, env_seed, self.device, **config.env.options)
+        self.spec = self.env.spec
+        self.learner = ValueDecompositionLearner(self.spec, config, self.device)
+        self.buffer = EpisodeBuffer(config.learner.buffer_size, self.spec, self.device)
+        self.runner = EpisodeRunner(self.env, self.learner.controller)
+        self.epsilon = LinearEpsilon.from_config(config.exploration)
+        self.train_means = RunningMeans(self.device)
+        self.last_update = None
+        if self.checkpoint is not None:
+            self._restore(self.checkpoint)
+
+    # ----------------------------------------------------------------------------- state
+    def _state(self) -> dict[str, Any]:
+        buffer_bytes = sum(t.element_size() * t.nelement() for t in vars(self.buffer.storage).values())
+        keep_buffer = buffer_bytes * self.buffer.size / self.buffer.capacity <= BUFFER_CHECKPOINT_LIMIT_BYTES
+        return {
+            "config": to_dict(self.config),
+            "progress": vars(self.progress).copy(),
+            "learner": self.learner.state_dict(),
+            "buffer": self.buffer.state_dict() if keep_buffer else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.progress = Progress(**state["progress"])
+        self.learner.load_state_dict(state["learner"])
+        if state["buffer"] is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        log.info("resumed %s at t_env=%d, update %d", self.run_dir, self.progress.t_env, self.progress.updates)
+
+    # ------------------------------------------------------------------------- phases
+    def evaluate(self) -> tuple[float, float]:
+        """Greedy decentralised evaluation over ``eval_episodes`` episodes: (mean return, win rate)."""
+        rounds = math.ceil(self.config.run.eval_episodes / self.env.num_envs)
+        returns, won = [], []
+        for _ in range(rounds):
+            _, stats = self.runner.run(epsilon=0.0)
+            returns.append(stats.returns)
+            won.append(stats.won.float())
+        n = self.config.run.eval_episodes
+        return float(torch.cat(returns)[:n].mean()), float(torch.cat(won)[:n].mean())
+
+    def _record_eval(self, bar: tqdm) -> None:
+        p = self.progress
+        test_return, test_won = self.evaluate()
+        train_return, train_won = self.train_means.means()
+        self.train_means.reset()
+        loss = float(self.last_update.loss) if self.last_update is not None else math.nan
+        p.rows.append({
+            "t_env": p.t_env, "episode": p.episode, "update": p.updates,
+            "epsilon": self.epsilon(p.t_env), "loss": loss,
+            "train_return_mean": train_return, "train_won_mean": train_won,
+            "test_return_mean": test_return, "test_won_mean": test_won,
+            "wall_time_s": p.wall_time_s,
+        })
+        p.last_eval_t = p.t_env
+        bar.set_postfix(ret=f"{test_return:.2f}", win=f"{test_won:.2f}", eps=f"{self.epsilon(p.t_env):.2f}")
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        frame = pd.DataFrame(self.progress.rows)
+        atomic_write(self.run_dir / "metrics.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+
+    def _train_step(self) -> None:
+        cfg, p = self.config, self.progress
+        for _ in range(cfg.learner.updates_per_rollout):
+            batch = self.buffer.sample(cfg.learner.batch_size)
+            self.last_update = self.learner.update(batch, p.episode)
+            p.updates += 1
+            if p.updates % cfg.run.checkpoint_interval == 0:
+                save_checkpoint(self.run_dir, self._state())
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``t_max`` environment steps and write the run's outputs."""
+        cfg, p = self.config, self.progress
+        write_yaml(self.run_dir / "config.yaml", to_dict(cfg))
+        bar = tqdm(total=cfg.run.t_max, initial=min(p.t_env, cfg.run.t_max), unit="step",
+                   desc=f"{cfg.algo} {cfg.env.name} s{cfg.run.seed}", disable=not cfg.run.progress,
+                   mininterval=2.0, dynamic_ncols=True)
+        start = time.perf_counter() - p.wall_time_s
+        while p.t_env < cfg.run.t_max:
+            if p.t_env - p.last_eval_t >= cfg.run.eval_interval:
+                self._record_eval(bar)
+            episodes, stats = self.runner.run(self.epsilon(p.t_env))
+            self.buffer.insert(episodes)
+            self.train_means.add(stats)
+            steps = int(stats.lengths.sum())  # one host sync per rollout
+            p.t_env += steps
+            p.episode += self.env.num_envs
+            if self.buffer.can_sample(cfg.learner.batch_size):
+                self._train_step()
+            p.wall_time_s = time.perf_counter() - start
+            bar.update(min(steps, cfg.run.t_max - bar.n))
+        if p.last_eval_t != p.t_env:
+            self._record_eval(bar)
+        bar.close()
+        save_checkpoint(self.run_dir, self._state())
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        cfg, p = self.config, self.progress
+        last = p.rows[-1]
+        backend = cfg.env.name.split(":", 1)[0]
+        final: dict[str, Any] = {
+            "algo": cfg.algo, "env": cfg.env.name, "seed": cfg.run.seed, "backend": backend,
+            "t_env": p.t_env, "episodes": p.episode, "updates": p.updates,
+            "test_return_mean": last["test_return_mean"], "test_won_mean": last["test_won_mean"],
+            "wall_time_s": p.wall_time_s, "env_steps_per_s": p.t_env / max(p.wall_time_s, 1e-9),
+            "device": str(self.device), "tags": dict(cfg.tracking.tags),
+        }
+        if backend == "matrix":
+            from marlrepro.matrix_analysis import joint_q_table
+
+            first = self.env.reset()
+            final.update(joint_q_table(self.learner, first.obs[0], first.state[0], self.env.payoff))
+        metrics = pd.DataFrame(p.rows)
+        run_name = cfg.tracking.run_name or f"{cfg.algo}-{cfg.env.name}-seed{cfg.run.seed}"
+        tracking.log_run(cfg.tracking.uri, cfg.tracking.experiment, run_name, self.run_dir,
+                         flatten(to_dict(cfg)), metrics, final,
+                         {"algo": cfg.algo, "env": cfg.env.name, "seed": str(cfg.run.seed), **cfg.tracking.tags})
+        write_json(self.run_dir / "final.json", final)
+        self.env.close()
+        return final
+
+
+def train(config: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run (or resume) training in ``run_dir`` and return the final summary."""
+    return Trainer(config, Path(run_dir)).run()

@@ -1,0 +1,18 @@
+"""Shared test settings: small CPU-only runs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking(monkeypatch):
+    """Tests never log to a user's MLflow store unless they set one up themselves."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

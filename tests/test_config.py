@@ -1,0 +1,52 @@
+"""Bad configuration is rejected before any compute, with the field and the valid choices."""
+
+from __future__ import annotations
+
+import pytest
+
+from marlrepro.config import load_config, parse_override
+from marlrepro.errors import ConfigError
+
+
+def test_overrides_are_typed_and_dotted():
+    cfg = load_config(overrides=["learner.lr=5e-4", "run.t_max=2e6", "algo=vdn",
+                                 "env.name=matrix:me_igm", "learner.double_q=false"])
+    assert cfg.learner.lr == 5e-4 and cfg.run.t_max == 2_000_000 and cfg.algo == "vdn"
+    assert cfg.learner.double_q is False
+
+
+@pytest.mark.parametrize("override, words", [
+    ("algo=qplexx", ["algo", "iql", "qmix", "vdn"]),
+    ("learner.lrr=1", ["learner.lrr", "lr", "batch_size"]),
+    ("learner.batch_size=abc", ["learner.batch_size", "integer"]),
+    ("learner.double_q=3", ["learner.double_q", "true/false"]),
+    ("run.device=tpu", ["run.device", "cpu", "cuda"]),
+    ("env.name=smax:9zz", ["9zz", "3m", "3s5z"]),
+    ("env.name=starcraft:3m", ["starcraft", "matrix", "mpe", "smax"]),
+    ("learner.td_lambda=1.5", ["learner.td_lambda", "[0, 1]"]),
+])
+def test_bad_values_name_the_field_and_choices(override, words):
+    base = [] if override.startswith("env.") else ["env.name=matrix:me_igm"]
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=base + [override])
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config([tmp_path / "missing.yaml"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learner: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config([bad])
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("learner: 3\n")
+    with pytest.raises(ConfigError, match="learner"):
+        load_config([nested])
+
+
+def test_override_syntax():
+    assert parse_override("a.b=1") == {"a": {"b": 1}}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("learner.lr")
