@@ -53,8 +53,10 @@ class AgentController(nn.Module):
 
     def step(self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor):
         """One acting step: ``obs`` [B, N, obs_dim] -> (Q [B, N, A], hidden)."""
-        q, hidden = self(obs.unsqueeze(1), last_actions.unsqueeze(1), hidden)
-        return q.squeeze(1), hidden
+        b, n = obs.shape[:2]
+        x = self.build_inputs(obs.unsqueeze(1), last_actions.unsqueeze(1)).view(b * n, -1)
+        q, hidden = self.agent.step(x, hidden)
+        return q.view(b, n, -1), hidden
 
     def sequence(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q-values over whole episodes from a zero hidden state.

@@ -39,7 +39,9 @@ def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float) -> torc
     greedy = masked_greedy(q, avail)
     if epsilon <= 0.0:
         return greedy
-    weights = avail.to(q.dtype)
-    random = torch.multinomial(weights.reshape(-1, weights.shape[-1]), 1).view(greedy.shape)
+    # Uniform over available actions: the argmax of i.i.d. uniform scores, unavailable ones
+    # pushed below every available score (cheaper than torch.multinomial, and sync-free).
+    scores = torch.rand(q.shape, device=q.device).masked_fill(~avail, -1.0)
+    random = scores.argmax(dim=-1)
     explore = torch.rand(greedy.shape, device=q.device) < epsilon
     return torch.where(explore, random, greedy)

@@ -51,6 +51,7 @@ class ValueDecompositionLearner:
         mixer = build_mixer(config.algo, spec.n_agents, spec.state_dim, config.mixer)
         self.mixer = mixer.to(device) if mixer is not None else None
         self.target_controller = copy.deepcopy(self.controller)
+        self.target_controller.agent.rnn.flatten_parameters()  # deepcopy breaks cuDNN's layout
         self.target_mixer = copy.deepcopy(self.mixer)
         for module in self.target_modules():
             module.requires_grad_(False)

@@ -29,3 +29,14 @@ class RNNAgent(nn.Module):
         x = torch.relu(self.fc1(inputs))
         out, hidden = self.rnn(x, hidden)
         return self.fc2(out), hidden
+
+    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: ``inputs`` [M, input_dim], ``hidden`` [1, M, H] -> (Q [M, A], hidden).
+
+        The same weights as :meth:`forward`, through ``torch.gru_cell``, which avoids the
+        sequence kernel's set-up cost when acting one step at a time.
+        """
+        x = torch.relu(self.fc1(inputs))
+        rnn = self.rnn
+        h = torch.gru_cell(x, hidden[0], rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        return self.fc2(h), h.unsqueeze(0)

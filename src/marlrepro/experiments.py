@@ -1,0 +1,218 @@
+"""Paper experiment grids and scales -> the concrete training runs the Snakemake workflow schedules.
+
+``config/<paper>.yaml`` lists a paper's experiments: algorithms, environments, number of seeds and
+train-config settings as published, plus per-scale overrides under ``scales.<scale>``.
+``config/scales/<scale>.yaml`` holds scale-wide settings and each training job's compute request.
+Both are validated against ``workflow/schemas/`` by the Snakefile before they reach this module.
+
+The settings of one run are applied in this order, later wins:
+
+1. ``config/algos/<algo>.yaml`` (passed to ``marlrepro train --config``),
+2. the experiment's ``settings`` (the paper's values),
+3. the scale's ``settings`` (scale-wide, e.g. fewer evaluation episodes),
+4. the experiment's ``scales.<scale>.settings`` (e.g. a tiny ``run.t_max``),
+5. the keys the workflow owns (:data:`WORKFLOW_KEYS`): environment, seed, device, progress bar,
+   MLflow run name and tags.
+
+Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
+``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from marlrepro.config import flatten, parse_override
+from marlrepro.errors import ConfigError
+
+# Keys the workflow decides for every run; experiment and scale files may not set them. ``algo`` comes
+# from config/algos/<algo>.yaml and the MLflow URI from the MLFLOW_TRACKING_URI environment variable.
+WORKFLOW_KEYS = frozenset({"algo", "env.name", "run.seed", "run.device", "run.progress"})
+WORKFLOW_PREFIXES = ("tracking.",)
+# ``config.yaml: backend: sc2`` serves the SMAC maps written ``smax:<map>`` from StarCraft II instead.
+SMAC_BACKENDS = ("smax", "sc2")
+# Where ``marlrepro train --out`` writes one run; ``env`` is the file-system form (:func:`env_slug`).
+RUN_DIR = "results/runs/{paper}/{experiment}/{env}/{algo}/seed{seed}"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A named set of overrides and compute requests (``config/scales/<name>.yaml``)."""
+
+    name: str
+    description: str
+    device: str
+    threads: int
+    retries: int
+    runtime_min: int
+    mem_mb: int
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: what ``marlrepro train`` is called with, and where it writes."""
+
+    paper: str
+    experiment: str
+    env: str
+    algo: str
+    seed: int
+    scale: str
+    device: str
+    settings: dict[str, Any]
+
+    @property
+    def run_dir(self) -> str:
+        """:data:`RUN_DIR` filled in for this run."""
+        return RUN_DIR.format(
+            paper=self.paper, experiment=self.experiment, env=env_slug(self.env), algo=self.algo, seed=self.seed
+        )
+
+    def train_settings(self) -> dict[str, Any]:
+        """Every ``--set`` key of this run, the workflow's own keys last."""
+        return {
+            **self.settings,
+            "env.name": self.env,
+            "run.seed": self.seed,
+            "run.device": self.device,
+            "run.progress": False,  # tqdm bars would fill the rule's log file
+            "tracking.run_name": self.run_dir.removeprefix("results/runs/"),
+            "tracking.tags.paper": self.paper,
+            "tracking.tags.experiment": self.experiment,
+            "tracking.tags.scale": self.scale,
+        }
+
+    def set_arguments(self) -> str:
+        """The shell-quoted ``--set key=value`` arguments of ``marlrepro train``, one flag per key."""
+        return " ".join(
+            f"--set {shlex.quote(f'{key}={format_value(value)}')}"
+            for key, value in self.train_settings().items()
+        )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of a paper at one scale, with its settings already merged."""
+
+    paper: str
+    name: str
+    description: str
+    algos: tuple[str, ...]
+    envs: tuple[str, ...]
+    seeds: tuple[int, ...]
+    scale: str
+    device: str
+    settings: dict[str, Any]
+    runtime_min: int
+    mem_mb: int
+
+    def runs(self) -> list[Run]:
+        """Every (env, algo, seed) run of the experiment."""
+        return [
+            Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings)
+            for env in self.envs
+            for algo in self.algos
+            for seed in self.seeds
+        ]
+
+
+def env_slug(env: str) -> str:
+    """File-system form of an environment name: ``smax:3m`` -> ``smax-3m``."""
+    return env.replace(":", "-")
+
+
+def format_value(value: Any) -> str:
+    """Render ``value`` for ``--set key=<value>`` so that ``marlrepro train`` reads it back unchanged.
+
+    Plain strings stay bare where :func:`marlrepro.config.parse_override` returns them as they are
+    (``smax:3m``); anything else is written as JSON, which is YAML: lists, numbers, booleans and
+    quoted strings (``"true"``) round-trip.
+    """
+    if isinstance(value, str) and parse_override(f"value={value}")["value"] == value:
+        return value
+    return json.dumps(value)
+
+
+def scale_from_dict(name: str, data: Mapping[str, Any]) -> Scale:
+    """Build a :class:`Scale` from the (schema-validated) contents of ``config/scales/<name>.yaml``."""
+    settings = _check_settings(f"config/scales/{name}.yaml: settings", data["settings"])
+    return Scale(
+        name=name,
+        description=data["description"],
+        device=data["device"],
+        threads=data["threads"],
+        retries=data["retries"],
+        runtime_min=data["resources"]["runtime"],
+        mem_mb=data["resources"]["mem_mb"],
+        settings=settings,
+    )
+
+
+def plan_paper(
+    paper: str,
+    data: Mapping[str, Any],
+    scale: Scale,
+    workflow_config: Mapping[str, Any],
+    known_scales: Collection[str],
+) -> dict[str, Experiment]:
+    """Merge ``scale`` over the (schema-validated) experiment grid ``data`` of ``config/<paper>.yaml``.
+
+    ``workflow_config`` is the validated ``config/config.yaml``: its ``seeds`` (a count, when set)
+    replaces every experiment's, its ``device`` (unless ``auto``) replaces the scale's, and its
+    ``backend`` picks the simulator of the SMAC maps. ``known_scales`` are the scale names that
+    exist; per-experiment overrides for any other name are rejected as typos.
+    """
+    experiments = {}
+    for name, spec in data["experiments"].items():
+        where = f"config/{paper}.yaml: experiments.{name}"
+        unknown = sorted(set(spec["scales"]) - set(known_scales))
+        if unknown:
+            raise ConfigError(f"{where}.scales: unknown scales {unknown}; valid scales are: {', '.join(sorted(known_scales))}")
+        at_scale = spec["scales"].get(scale.name, {})
+        settings = {
+            **_check_settings(f"{where}.settings", spec["settings"]),
+            **scale.settings,
+            **_check_settings(f"{where}.scales.{scale.name}.settings", at_scale.get("settings", {})),
+        }
+        seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
+        resources = at_scale.get("resources", {})
+        experiments[name] = Experiment(
+            paper=paper,
+            name=name,
+            description=spec["description"],
+            algos=tuple(spec["algos"]),
+            envs=tuple(resolve_env(env, workflow_config["backend"]) for env in spec["envs"]),
+            seeds=tuple(range(seeds)),
+            scale=scale.name,
+            device=scale.device if workflow_config["device"] == "auto" else workflow_config["device"],
+            settings=settings,
+            runtime_min=resources.get("runtime", scale.runtime_min),
+            mem_mb=resources.get("mem_mb", scale.mem_mb),
+        )
+    return experiments
+
+
+def resolve_env(env: str, backend: str) -> str:
+    """Serve SMAC maps (written ``smax:<map>``) from ``backend``: ``smax`` (JAX) or ``sc2`` (StarCraft II)."""
+    if backend not in SMAC_BACKENDS:
+        raise ConfigError(f"backend: unknown value {backend!r}; valid choices are: {', '.join(SMAC_BACKENDS)}")
+    family, _, scenario = env.partition(":")
+    return f"{backend}:{scenario}" if family == "smax" else env
+
+
+def _check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten nested settings to dotted keys, rejecting the keys the workflow sets itself."""
+    flat = flatten(settings)
+    for key in flat:
+        if key in WORKFLOW_KEYS or key.startswith(WORKFLOW_PREFIXES):
+            raise ConfigError(
+                f"{where}: {key!r} is decided by the workflow (algo: config/algos/<algo>.yaml, "
+                f"env.name: envs, run.seed: seeds, run.device: config.yaml or the scale, tracking.*: "
+                f"the workflow and config.yaml tracking_uri); remove it here"
+            )
+    return flat

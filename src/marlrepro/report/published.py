@@ -1,0 +1,133 @@
+"""The papers' own numbers, transcribed into ``config/published/<paper>.yaml``, loaded with checks.
+
+Every file names its ``source`` (which must say "published"), so that a table built from it can
+never pass off transcribed numbers as ours or ours as the paper's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from marlrepro.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PublishedMatrixMethod:
+    """One method's entry in a published matrix-game table: its Q_tot and, where printed, its policy."""
+
+    label: str
+    q_tot: np.ndarray
+    greedy_joint_action: tuple[str, ...] | None
+    greedy_payoff: float | None
+    policies: dict[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class PublishedMatrixGame:
+    """A published one-step matrix game: its payoff and each method's learned values."""
+
+    source: str
+    cite: str
+    actions: tuple[str, ...]
+    payoff: np.ndarray
+    methods: dict[str, PublishedMatrixMethod]
+
+    @property
+    def optimal_payoff(self) -> float:
+        """The best payoff of the game."""
+        return float(self.payoff.max())
+
+
+def load_published(path: str | Path) -> dict[str, Any]:
+    """Read ``path`` and check it is a mapping whose ``source`` says "published"."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    source = data.get("source")
+    if not isinstance(source, str) or "published" not in source:
+        raise ConfigError(f"{path}: 'source' must name the paper and table and say 'published', got {source!r}")
+    return dict(data)
+
+
+def matrix_game(path: str | Path, table: str) -> PublishedMatrixGame:
+    """Load matrix-game table ``table`` (a key under ``tables``) from the published file ``path``."""
+    data = load_published(path)
+    where = f"{path}: tables.{table}"
+    tables = data.get("tables", {})
+    if table not in tables:
+        raise ConfigError(f"{path}: no table {table!r}; tables: {', '.join(sorted(tables))}")
+    spec = tables[table]
+    actions = tuple(_strings(f"{where}.actions", spec.get("actions")))
+    payoff = _square(f"{where}.payoff", spec.get("payoff"), len(actions))
+    methods = {
+        name: _method(f"{where}.methods.{name}", method, actions)
+        for name, method in _mapping(f"{where}.methods", spec.get("methods")).items()
+    }
+    cite = spec.get("cite")
+    if not isinstance(cite, str) or not cite:
+        raise ConfigError(f"{where}.cite: expected a short citation such as 'ME-IGM Table 1', got {cite!r}")
+    return PublishedMatrixGame(
+        source=data["source"],
+        cite=cite,
+        actions=actions,
+        payoff=payoff,
+        methods=methods,
+    )
+
+
+def _method(where: str, spec: Any, actions: tuple[str, ...]) -> PublishedMatrixMethod:
+    spec = _mapping(where, spec)
+    joint = spec.get("greedy_joint_action")
+    if joint is not None:
+        joint = tuple(_strings(f"{where}.greedy_joint_action", joint))
+        unknown = [a for a in joint if a not in actions]
+        if len(joint) != 2 or unknown:
+            raise ConfigError(f"{where}.greedy_joint_action: expected two of {list(actions)}, got {list(joint)}")
+    policies = {}
+    if "policies" in spec:  # optional: only printed for the stochastic-policy methods
+        for agent, probs in _mapping(f"{where}.policies", spec["policies"]).items():
+            if not (isinstance(probs, Sequence) and len(probs) == len(actions)):
+                raise ConfigError(f"{where}.policies.{agent}: expected {len(actions)} probabilities, got {probs!r}")
+            policies[agent] = tuple(float(p) for p in probs)
+    label = spec.get("label")
+    if not isinstance(label, str) or not label:
+        raise ConfigError(f"{where}.label: expected the method's name as printed, got {label!r}")
+    payoff = spec.get("greedy_payoff")
+    return PublishedMatrixMethod(
+        label=label,
+        q_tot=_square(f"{where}.q_tot", spec.get("q_tot"), len(actions)),
+        greedy_joint_action=joint,
+        greedy_payoff=None if payoff is None else float(payoff),
+        policies=policies,
+    )
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(f"{where}: expected a non-empty mapping, got {value!r}")
+    return value
+
+
+def _strings(where: str, value: Any) -> list[str]:
+    if not (isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value)):
+        raise ConfigError(f"{where}: expected a non-empty list of names, got {value!r}")
+    return list(value)
+
+
+def _square(where: str, value: Any, n: int) -> np.ndarray:
+    try:
+        matrix = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a {n}x{n} matrix of numbers, got {value!r}") from None
+    if matrix.shape != (n, n):
+        raise ConfigError(f"{where}: expected a {n}x{n} matrix (one row per action), got shape {matrix.shape}")
+    return matrix

@@ -1,0 +1,388 @@
+"""The Snakemake workflow layer: the DAG at both scales, config validation, experiment planning,
+and the aggregation code on synthetic run directories.
+
+Every run directory built here is SYNTHETIC (hand-written final.json / metrics.parquet in a temp
+dir) and exists only to check the aggregation arithmetic; the full smoke run of the DAG lives
+elsewhere. Snakemake itself runs on a copy of the workflow files in a temp dir, so results/ of
+the checkout are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from marlrepro.config import load_config, parse_override
+from marlrepro.errors import ConfigError
+from marlrepro.experiments import Run, format_value, plan_paper, resolve_env, scale_from_dict
+from marlrepro.report.build import learning_curve_report, matrix_game_report
+from marlrepro.report.curves import align_curves, curve_band
+from marlrepro.report.published import load_published, matrix_game
+from marlrepro.report.runs import RunDataError, read_final
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
+PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
+# Training jobs the DAG holds: ME-IGM table1_qmix (1 algo x seeds) + vd smax_curves (3 algos x seeds).
+TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2, "paper": 1 * 5 + 3 * 5}
+
+
+# ----------------------------------------------------------------------------------- snakemake
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A copy of the workflow files (Snakefile, workflow/, config/, envs/, slurm/) in a temp dir."""
+    root = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", root)
+    for folder in ("workflow", "config", "envs", "slurm"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+def snakemake(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` (marlrepro importable from this checkout); output merged."""
+    pythonpath = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir, env={**os.environ, "PYTHONPATH": pythonpath, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> number of jobs."""
+    stats = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)}
+
+
+def train_commands(output: str) -> list[list[str]]:
+    """The ``marlrepro train`` argument lists printed by ``snakemake -n -p``."""
+    commands = []
+    for line in output.splitlines():
+        if line.strip().startswith("marlrepro train") or "Shell command: marlrepro train" in line:
+            tokens = shlex.split(line.split("marlrepro train", 1)[1])
+            commands.append(tokens[: tokens.index(">")])
+    return commands
+
+
+@pytest.fixture(scope="module", params=["smoke", "paper"])
+def dry_run(request, workdir) -> tuple[str, str]:
+    """(scale, output) of ``snakemake -n -p --config scale=<scale>``."""
+    result = snakemake(workdir, "-n", "-p", "--config", f"scale={request.param}")
+    assert result.returncode == 0, result.stdout
+    return request.param, result.stdout
+
+
+def test_dry_run_lists_every_rule_at_both_scales(dry_run):
+    scale, output = dry_run
+    counts = job_counts(output)
+    assert counts["train"] == TRAIN_JOBS[scale]
+    assert counts["me_igm_table1_qmix"] == 1 and counts["vd_smax_curves"] == 1 and counts["all"] == 1
+
+
+def test_train_commands_have_the_contract_shape_and_load(dry_run):
+    """Each job is `marlrepro train --config config/algos/<algo>.yaml --set ... --out <run dir>`,
+    and its arguments load with the real config loader (so no setting in config/ is a typo)."""
+    scale, output = dry_run
+    commands = train_commands(output)
+    assert len(commands) == TRAIN_JOBS[scale]
+    for tokens in commands:
+        assert tokens[0] == "--config" and re.fullmatch(r"config/algos/(iql|vdn|qmix)\.yaml", tokens[1])
+        assert tokens[-2] == "--out"
+        sets = tokens[2:-2]
+        assert sets[::2] == ["--set"] * (len(sets) // 2)
+        overrides = sets[1::2]
+        assert f"tracking.tags.scale={scale}" in overrides and "run.progress=false" in overrides
+        config = load_config([REPO / tokens[1]], overrides)
+        assert tokens[-1] == (
+            f"results/runs/{config.tracking.tags['paper']}/{config.tracking.tags['experiment']}/"
+            f"{config.env.name.replace(':', '-')}/{config.algo}/seed{config.run.seed}"
+        )
+        assert config.run.device == ("cpu" if scale == "smoke" else "auto")
+
+
+def test_matrix_game_runs_use_the_published_setting(dry_run):
+    scale, output = dry_run
+    configs = [load_config([REPO / t[1]], t[2:-2][1::2]) for t in train_commands(output)]
+    matrix = [c for c in configs if c.env.name == "matrix:me_igm"]
+    assert sorted(c.run.seed for c in matrix) == list(range(3 if scale == "smoke" else 5))
+    for c in matrix:
+        assert c.algo == "qmix" and c.exploration.epsilon_finish == 1.0 and c.learner.td_lambda == 0.0
+        assert c.learner.batch_size == 32 and c.run.t_max == (2000 if scale == "smoke" else 50_000)
+
+
+def test_unknown_scale_stops_the_workflow_with_the_choices(workdir):
+    result = snakemake(workdir, "-n", "--config", "scale=huge")
+    assert result.returncode != 0
+    assert "'huge' is not one of ['smoke', 'paper']" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "schema, data, words",
+    [
+        ("config", {"scale": "smoke", "device": "tpu"}, ["tpu", "auto", "cpu", "cuda"]),
+        ("config", {"backend": "starcraft"}, ["starcraft", "smax", "sc2"]),
+        ("config", {"seeds": 0}, ["0", "minimum of 1"]),
+        ("config", {"colour": "blue"}, ["Additional properties", "colour"]),
+        ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["3m"], "seeds": 1}}},
+         ["3m", "does not match"]),
+        ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["smax:3m"]}}},
+         ["seeds", "required"]),
+        ("scale", {**yaml.safe_load((REPO / "config/scales/smoke.yaml").read_text()), "thread": 2}, ["thread"]),
+    ],
+)  # fmt: skip
+def test_schemas_reject_bad_files_with_a_clear_message(schema, data, words):
+    with pytest.raises(WorkflowError) as err:
+        validate(data, str(REPO / f"workflow/schemas/{schema}.schema.yaml"))
+    assert all(word in str(err.value) for word in words), err.value
+
+
+@pytest.mark.parametrize(
+    "path, schema",
+    [("config/config.yaml", "config"), ("config/scales/smoke.yaml", "scale"), ("config/scales/paper.yaml", "scale"),
+     ("config/me_igm.yaml", "paper"), ("config/vd.yaml", "paper")],
+)  # fmt: skip
+def test_shipped_config_files_pass_their_schemas(path, schema):
+    validate(yaml.safe_load((REPO / path).read_text()), str(REPO / f"workflow/schemas/{schema}.schema.yaml"))
+
+
+def test_seeds_and_device_override_every_experiment(workdir):
+    result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", "seeds=2", "device=cpu")
+    assert result.returncode == 0, result.stdout
+    assert job_counts(result.stdout)["train"] == 1 * 2 + 3 * 2
+    assert all("run.device=cpu" in t for t in train_commands(result.stdout))
+
+
+def test_slurm_profile_submits_training_with_a_gpu(workdir):
+    """`--profile slurm` parses, takes the partition from the environment, and asks for one GPU."""
+    result = snakemake(
+        workdir, "-n", "--profile", "slurm", "--config", "scale=smoke", MARLREPRO_SLURM_PARTITION="gpuq"
+    )
+    assert result.returncode == 0, result.stdout
+    train = [line for line in result.stdout.splitlines() if "runtime=30" in line]
+    assert len(train) == TRAIN_JOBS["smoke"]
+    assert all("slurm_partition=gpuq" in line and "gpu=1" in line for line in train)
+    profile = yaml.safe_load((REPO / "slurm" / "profile.yaml").read_text())
+    assert profile["executor"] == "slurm" and not (REPO / "profiles" / "default").exists()
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    missing = sorted(set(project["dependencies"]) - set(pip))
+    assert not missing, f"environment.yml lacks {missing}"
+    assert "-e .[test]" in pip
+
+
+# ------------------------------------------------------------------------ experiment planning
+SCALE = scale_from_dict(
+    "smoke",
+    {"description": "tiny", "device": "cpu", "threads": 1, "retries": 0,
+     "resources": {"runtime": 5, "mem_mb": 100}, "settings": {"run": {"eval_episodes": 4, "t_max": 99}}},
+)  # fmt: skip
+WORKFLOW = {"scale": "smoke", "seeds": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
+
+
+def grid(**experiment) -> dict:
+    spec = {"description": "d", "algos": ["qmix"], "envs": ["smax:3m"], "seeds": 5, "settings": {}, "scales": {}}
+    return {"title": "t", "experiments": {"exp": {**spec, **experiment}}}
+
+
+def test_settings_merge_paper_then_scale_then_experiment_at_scale():
+    data = grid(
+        settings={"run": {"t_max": 1000, "eval_interval": 10}, "learner": {"lr": 0.5}},
+        scales={"smoke": {"seeds": 2, "settings": {"run": {"t_max": 7}}, "resources": {"runtime": 9}}},
+    )
+    exp = plan_paper("p", data, SCALE, WORKFLOW, ["smoke", "paper"])["exp"]
+    assert exp.settings == {"run.t_max": 7, "run.eval_interval": 10, "run.eval_episodes": 4, "learner.lr": 0.5}
+    assert exp.seeds == (0, 1) and exp.device == "cpu" and (exp.runtime_min, exp.mem_mb) == (9, 100)
+    assert [r.run_dir for r in exp.runs()] == ["results/runs/p/exp/smax-3m/qmix/seed0", "results/runs/p/exp/smax-3m/qmix/seed1"]
+
+
+def test_workflow_config_overrides_seeds_device_and_backend():
+    config = {**WORKFLOW, "seeds": 3, "device": "cuda", "backend": "sc2"}
+    exp = plan_paper("p", grid(envs=["smax:3m", "matrix:me_igm"]), SCALE, config, ["smoke"])["exp"]
+    assert exp.seeds == (0, 1, 2) and exp.device == "cuda" and exp.envs == ("sc2:3m", "matrix:me_igm")
+    with pytest.raises(ConfigError, match="smax, sc2"):
+        resolve_env("smax:3m", "starcraft")
+
+
+@pytest.mark.parametrize("settings", [{"run": {"seed": 3}}, {"env": {"name": "smax:8m"}}, {"tracking": {"tags": {"a": "b"}}}])
+def test_experiments_cannot_set_the_workflow_keys(settings):
+    with pytest.raises(ConfigError, match="decided by the workflow"):
+        plan_paper("p", grid(settings=settings), SCALE, WORKFLOW, ["smoke"])
+
+
+def test_overrides_for_an_unknown_scale_are_rejected():
+    with pytest.raises(ConfigError, match="unknown scales.*smok.*valid scales are: paper, smoke"):
+        plan_paper("p", grid(scales={"smok": {"seeds": 1}}), SCALE, WORKFLOW, ["paper", "smoke"])
+
+
+@pytest.mark.parametrize(
+    "value", ["smax:3m", "true", "", "me_igm/table1/seed0", 0.001, 2_000_000, False, 10.0, [[8, -12], [-12, 0]]]
+)
+def test_set_values_round_trip_through_the_cli_parser(value):
+    assert parse_override(f"key={format_value(value)}")["key"] == value
+
+
+def test_set_arguments_are_shell_safe():
+    run = Run("p", "e", "matrix:me_igm", "qmix", 0, "smoke", "cpu", {"env.options.payoff": [[1, 2], [3, 4]]})
+    tokens = shlex.split(run.set_arguments())
+    assert tokens[:2] == ["--set", "env.options.payoff=[[1, 2], [3, 4]]"]
+    assert "tracking.run_name=p/e/matrix-me_igm/qmix/seed0" in tokens
+
+
+# ------------------------------------------------------------- aggregation on SYNTHETIC runs
+def write_final(run_dir: Path, **fields) -> None:
+    """A synthetic final.json with every contract key (values irrelevant unless given)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = {"algo": "qmix", "env": "matrix:me_igm", "seed": 0, "t_env": 2000, "updates": 10,
+             "test_return_mean": 0.0, "test_won_mean": 0.0, "wall_time_s": 1.0, "env_steps_per_s": 1.0,
+             "backend": "matrix", "tags": {}, **fields}  # fmt: skip
+    (run_dir / "final.json").write_text(json.dumps(final))
+
+
+def synthetic_matrix_run(root: Path, seed: int, joint_q: np.ndarray, greedy: list[int]) -> Path:
+    run_dir = root / f"seed{seed}"
+    write_final(
+        run_dir, seed=seed, payoff=PAYOFF, joint_q=joint_q.tolist(), greedy_joint_action=greedy,
+        greedy_payoff=PAYOFF[greedy[0]][greedy[1]], optimal_payoff=8.0,
+    )  # fmt: skip
+    return run_dir
+
+
+def test_published_me_igm_table_is_the_paper_table():
+    table = matrix_game(PUBLISHED_ME_IGM, "table1")
+    assert table.source == "ME-IGM paper, Table 1 (published)" and table.actions == ("A", "B", "C")
+    np.testing.assert_array_equal(table.payoff, PAYOFF)
+    qmix = table.methods["qmix"]
+    np.testing.assert_array_equal(qmix.q_tot, [[-8.5] * 3, [-8.5, 0.2, 0.2], [-8.5, 0.2, 0.2]])
+    assert qmix.greedy_joint_action == ("B", "B") and qmix.greedy_payoff == 0.0
+    assert table.methods["me_qmix"].greedy_joint_action == ("A", "A")
+    assert table.methods["fop"].policies["agent2_columns"] == (0.21, 0.39, 0.40)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("source: my runs\n", ["source", "published"]),
+        ('source: "x (published)"\ntables: {t: {cite: c, actions: [A, B], payoff: [[1, 2]], methods: {}}}\n',
+         ["payoff", "2x2"]),
+    ],
+)  # fmt: skip
+def test_published_files_are_checked(tmp_path, text, words):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        matrix_game(path, "t") if "tables" in text else load_published(path)
+    assert all(word in str(err.value) for word in words)
+
+
+def test_matrix_game_table_beside_the_published_row(tmp_path):
+    q0 = np.array([[-8.0, -8.0, -8.0], [-8.0, 0.1, 0.3], [-8.0, 0.2, 0.1]])
+    q1 = np.array([[6.0, -10.0, -10.0], [-10.0, 0.0, 0.0], [-10.0, 0.0, 0.0]])
+    runs = [synthetic_matrix_run(tmp_path, 1, q1, [0, 0]), synthetic_matrix_run(tmp_path, 0, q0, [1, 2])]
+    out = tmp_path / "out"
+    paths = [out / "t.csv", out / "t.md", out / "f.png", out / "f.pdf"]
+    table = matrix_game_report(runs, PUBLISHED_ME_IGM, "table1", "qmix", "smoke", "SMOKE: tiny", paths[:2], paths[2:])
+
+    assert list(table["row"]) == ["seed 0", "seed 1", "mean over 2 seeds", "published (ME-IGM Table 1)"]
+    assert list(table["greedy_joint_action"]) == ["(B, C)", "(A, A)", "", "(B, B)"]
+    assert list(table["greedy_payoff"]) == [0.0, 8.0, 4.0, 0.0]
+    assert list(table["greedy_is_optimal"]) == [0.0, 1.0, 0.5, 0.0]
+    assert list(table["scale"]) == ["smoke", "smoke", "smoke", ""]
+    assert table.loc[2, "Q(A,A)"] == pytest.approx(-1.0) and table.loc[0, "Q(B,C)"] == pytest.approx(0.3)
+    assert table.loc[3, "Q(B,B)"] == pytest.approx(0.2) and table.loc[3, "backend"] == ""
+    assert (table["optimal_payoff"] == 8.0).all()
+    csv = pd.read_csv(paths[0])
+    assert csv["row"].iloc[-1] == "published (ME-IGM Table 1)" and len(csv) == 4
+    md = paths[1].read_text()
+    assert "**Scale: smoke** (SMOKE: tiny)" in md and "| published (ME-IGM Table 1) |" in md
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[3].read_bytes()[:5] == b"%PDF-"
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_matrix_game_table_refuses_another_game(tmp_path):
+    run = tmp_path / "seed0"
+    write_final(run, payoff=[[1.0, 0.0], [0.0, 1.0]], joint_q=[[1.0, 0.0], [0.0, 1.0]],
+                greedy_joint_action=[0, 0], greedy_payoff=1.0, optimal_payoff=1.0)  # fmt: skip
+    with pytest.raises(RunDataError, match="differs from the published game"):
+        matrix_game_report([run], PUBLISHED_ME_IGM, "table1", "qmix", "smoke", "", ("a.csv", "a.md"), ())
+
+
+def test_missing_run_outputs_name_the_file(tmp_path):
+    with pytest.raises(RunDataError, match="final.json: missing"):
+        read_final(tmp_path)
+    write_final(tmp_path)
+    with pytest.raises(RunDataError, match="missing keys.*joint_q"):
+        read_final(tmp_path, ["joint_q"])
+
+
+def curves_frame(values: dict[tuple[str, int], list[tuple[int, float]]]) -> pd.DataFrame:
+    """(algo, seed) -> [(t_env, value), ...] as the long frame align_curves takes."""
+    return pd.DataFrame(
+        [{"algo": a, "seed": s, "t_env": t, "value": v} for (a, s), points in values.items() for t, v in points]
+    )
+
+
+def test_curve_band_is_median_and_quartiles_over_seeds():
+    # at t=1000 the four seeds read 0, 1, 2, 3: median 1.5, quartiles 0.75 and 2.25 (linear)
+    frame = curves_frame({("qmix", s): [(0, 0.0), (1000, float(s))] for s in range(4)})
+    band = curve_band(align_curves(frame, 1000))
+    assert band.to_dict("records")[1] == {"algo": "qmix", "t_env": 1000, "median": 1.5, "q25": 0.75, "q75": 2.25, "n_seeds": 4}
+    rng = np.random.default_rng(0)
+    values = rng.random((5, 6))
+    frame = curves_frame({("vdn", s): list(zip(range(0, 6000, 1000), values[s], strict=True)) for s in range(5)})
+    band = curve_band(align_curves(frame, 1000))
+    np.testing.assert_allclose(band["median"], np.median(values, axis=0))
+    np.testing.assert_allclose(band["q25"], np.percentile(values, 25, axis=0))
+    np.testing.assert_allclose(band["q75"], np.percentile(values, 75, axis=0))
+
+
+def test_curves_are_interpolated_onto_the_grid_and_cut_to_the_common_range():
+    # seeds evaluate at slightly different steps; value = t / 1000 interpolates exactly
+    frame = curves_frame({
+        ("iql", 0): [(0, 0.0), (1016, 1.016), (2040, 2.040), (3100, 3.1)],
+        ("iql", 1): [(0, 0.0), (1008, 1.008), (2056, 2.056)],
+    })  # fmt: skip
+    band = curve_band(align_curves(frame, 1000))
+    assert list(band["t_env"]) == [0, 1000, 2000]  # 3000: seed 1 never got there
+    np.testing.assert_allclose(band["median"], [0.0, 1.0, 2.0])
+
+
+def test_learning_curve_report_on_synthetic_runs(tmp_path):
+    runs = []
+    for algo, level in (("iql", 0.1), ("qmix", 0.5)):
+        for seed in range(3):
+            run_dir = tmp_path / algo / f"seed{seed}"
+            final_won = level + 0.1 * seed
+            write_final(run_dir, algo=algo, seed=seed, env="smax:3m", backend="smax", t_env=2000 + seed, test_won_mean=final_won)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump({"run": {"eval_interval": 500}}))
+            steps = [0, 510, 1003, 1550, 2000 + seed]
+            metrics = pd.DataFrame({"t_env": steps, "test_won_mean": np.linspace(0.0, final_won, len(steps))})
+            metrics.to_parquet(run_dir / "metrics.parquet")
+            runs.append(run_dir)
+    out = tmp_path / "out"
+    table = learning_curve_report(runs, "test_won_mean", "test win rate", "smoke", "SMOKE",
+                                  (out / "c.csv", out / "c.md"), (out / "c.png", out / "c.pdf"))  # fmt: skip
+    assert list(table["algo"]) == ["iql", "qmix"] and list(table["n_seeds"]) == [3, 3]
+    np.testing.assert_allclose(table["test_won_mean_median"], [0.2, 0.6])
+    np.testing.assert_allclose(table["test_won_mean_q25"], [0.15, 0.55])
+    np.testing.assert_allclose(table["test_won_mean_q75"], [0.25, 0.65])
+    assert list(table["t_env_min"]) == [2000, 2000] and set(table["scale"]) == {"smoke"}
+    assert "**Scale: smoke**" in (out / "c.md").read_text()
+    assert all((out / name).stat().st_size > 1000 for name in ("c.png", "c.pdf"))
