@@ -9,6 +9,9 @@ import torch
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests check values, not speed: XLA's lowest backend optimisation level compiles the SMAX
+# programs several times faster on CPU (also inherited by the workflow's subprocesses).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 torch.set_num_threads(1)
 
 

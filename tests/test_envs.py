@@ -226,9 +226,9 @@ def _focus_fire(avail: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module", params=SMAX_DEVICES)
 def smax_run(request: pytest.FixtureRequest) -> tuple[EnvSpec, list[EnvBatch]]:
-    """80 steps of smax:3m; half the battles focus fire (they win), half act randomly."""
+    """80 steps of smax_stock:3m; half the battles focus fire (they win), half act randomly."""
     env = make(
-        "smax:3m", num_envs=SMAX_ENVS, seed=0, device=request.param,
+        "smax_stock:3m", num_envs=SMAX_ENVS, seed=0, device=request.param,
         episode_limit=SMAX_LIMIT, reward_scale=SMAX_SCALE,
     )
     gen = torch.Generator().manual_seed(0)
@@ -300,12 +300,15 @@ def test_smax_win_rule_and_reward(smax_run: tuple[EnvSpec, list[EnvBatch]]) -> N
 @pytest.mark.parametrize(
     ("name", "options", "must_mention"),
     [
-        ("starcraft:3m", {}, ["env.name", "matrix, mpe, smax"]),
+        ("starcraft:3m", {}, ["env.name", "matrix, mpe, sc2, smacv2, smax, smax_stock"]),
         ("3m", {}, ["env.name", "backend:scenario"]),
-        ("smax:4m", {}, ["env.name", "3m", "5m_vs_6m", "3s5z"]),
+        ("smax:4m", {}, ["env.name", "3m", "5m_vs_6m", "3s5z", "MMM2", "8m_vs_9m"]),
+        ("smacv2:protoss_5_vs_6", {}, ["env.name", "protoss_5_vs_5", "zerg_20_vs_23"]),
         ("mpe:simple_tag", {}, ["simple_reference", "simple_speaker_listener", "simple_spread"]),
         ("matrix:climbing", {}, ["me_igm, monotonic"]),
-        ("smax:3m", {"sight_range": 3}, ["env.options.sight_range", "attack_mode, episode_limit"]),
+        ("smax_stock:3m", {"sight_range": 3}, ["env.options.sight_range", "attack_mode, episode_limit"]),
+        ("smax:3m", {"sight_range": "far"}, ["env.options.sight_range", "expected float"]),
+        ("smax:3m", {"reward": "dense"}, ["reward", "smac, smax"]),
         ("mpe:simple_spread", {"local_ratio": 0.5}, ["env.options.local_ratio", "max_cycles, shared_reward"]),
         ("smax:3m", {"episode_limit": "100"}, ["env.options.episode_limit", "expected int"]),
         ("smax:3m", {"reward_scale": True}, ["env.options.reward_scale", "expected float"]),
@@ -324,11 +327,14 @@ def test_config_errors(name: str, options: dict, must_mention: list[str]) -> Non
 
 
 def test_validate_env_resolves_defaults() -> None:
-    spec, options = validate_env("smax:5m_vs_6m")
+    spec, options = validate_env("smax_stock:5m_vs_6m")
     assert options == {
         "episode_limit": 100, "reward_scale": 1.0, "see_enemy_actions": True,
         "walls_cause_death": True, "attack_mode": "closest",
     }
     assert (spec.n_agents, spec.n_actions, spec.episode_limit) == (5, 11, 100)
+    spec, options = validate_env("smax:5m_vs_6m")
+    assert options["episode_limit"] is None and options["sight_range"] is None and options["reward"] == "smac"
+    assert (spec.n_agents, spec.n_actions, spec.episode_limit) == (5, 11, 70)  # SMAC's limit
     assert validate_env("mpe:simple_spread")[1] == {"max_cycles": 25, "shared_reward": False}
     assert validate_env("matrix:me_igm")[0].n_agents == 2

@@ -28,7 +28,13 @@ from snakemake.utils import validate
 
 from marlrepro.config import load_config, parse_override
 from marlrepro.errors import ConfigError
-from marlrepro.experiments import Run, format_value, plan_paper, resolve_env, scale_from_dict
+from marlrepro.experiments import (
+    Run,
+    format_value,
+    plan_paper,
+    resolve_env,
+    scale_from_dict,
+)
 from marlrepro.report.build import learning_curve_report, matrix_game_report
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.published import load_published, matrix_game

@@ -22,6 +22,7 @@ from marlrepro.errors import ConfigError, unknown_choice
 Algo = Literal["iql", "vdn", "qmix"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
+RolloutMode = Literal["auto", "fused", "stepwise"]
 
 
 @dataclass
@@ -90,6 +91,9 @@ class RunConfig:
     checkpoint_interval: int = 200
     log_interval: int = 10_000
     progress: bool = True
+    # fused: a whole episode batch per compiled JAX call (JAX backends); stepwise: a Python loop
+    # over environment steps (any backend); auto: fused where the backend offers it.
+    rollout: RolloutMode = "auto"
 
 
 @dataclass
@@ -215,9 +219,13 @@ def load_config(paths: Iterable[str | Path] = (), overrides: Iterable[str] = ())
 
 def _validate(config: TrainConfig) -> None:
     """Cross-field checks that types alone cannot express."""
-    from marlrepro.envs.registry import validate_env
+    from marlrepro.envs.registry import FUSED_BACKENDS, validate_env
 
     _, config.env.options = validate_env(config.env.name, config.env.options)
+    backend = config.env.name.split(":", 1)[0]
+    if config.run.rollout == "fused" and backend not in FUSED_BACKENDS:
+        raise ConfigError(f"run.rollout: 'fused' needs a JAX backend ({', '.join(sorted(FUSED_BACKENDS))}), "
+                          f"env.name is {config.env.name!r}; valid choices here: auto, stepwise")
     positive = {
         "env.num_envs": config.env.num_envs,
         "agent.hidden_dim": config.agent.hidden_dim,
@@ -258,4 +266,4 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-__all__ = ["TrainConfig", "load_config", "parse_override", "to_dict", "flatten"]
+__all__ = ["TrainConfig", "flatten", "load_config", "parse_override", "to_dict"]

@@ -33,8 +33,10 @@ from marlrepro.errors import ConfigError
 # from config/algos/<algo>.yaml and the MLflow URI from the MLFLOW_TRACKING_URI environment variable.
 WORKFLOW_KEYS = frozenset({"algo", "env.name", "run.seed", "run.device", "run.progress"})
 WORKFLOW_PREFIXES = ("tracking.",)
-# ``config.yaml: backend: sc2`` serves the SMAC maps written ``smax:<map>`` from StarCraft II instead.
+# ``config.yaml: backend: sc2`` serves the SMAC maps and SMACv2 scenarios written ``smax:<map>`` and
+# ``smacv2:<scenario>`` from StarCraft II instead of the extended SMAX.
 SMAC_BACKENDS = ("smax", "sc2")
+STARCRAFT_FAMILIES = ("smax", "smacv2")
 # Where ``marlrepro train --out`` writes one run; ``env`` is the file-system form (:func:`env_slug`).
 RUN_DIR = "results/runs/{paper}/{experiment}/{env}/{algo}/seed{seed}"
 
@@ -198,11 +200,12 @@ def plan_paper(
 
 
 def resolve_env(env: str, backend: str) -> str:
-    """Serve SMAC maps (written ``smax:<map>``) from ``backend``: ``smax`` (JAX) or ``sc2`` (StarCraft II)."""
+    """Serve SMAC maps and SMACv2 scenarios (``smax:<map>``, ``smacv2:<scenario>``) from ``backend``:
+    ``smax`` (the extended SMAX, JAX) or ``sc2`` (StarCraft II)."""
     if backend not in SMAC_BACKENDS:
         raise ConfigError(f"backend: unknown value {backend!r}; valid choices are: {', '.join(SMAC_BACKENDS)}")
     family, _, scenario = env.partition(":")
-    return f"{backend}:{scenario}" if family == "smax" else env
+    return f"sc2:{scenario}" if backend == "sc2" and family in STARCRAFT_FAMILIES else env
 
 
 def _check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Batched episode collection (pymarl's parallel runner, on a batched environment)."""
+"""Batched episode collection (pymarl's parallel runner, on a batched environment).
+
+Two ways to collect the same episodes: ``stepwise`` drives any backend from a Python loop, one
+environment step per iteration; ``fused`` (JAX backends) runs the whole batch of episodes in one
+compiled call (:mod:`marlrepro.envs.jax_rollout`). ``auto`` picks fused where the backend offers it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import torch
 from marlrepro.buffer import Episodes
 from marlrepro.controller import AgentController
 from marlrepro.envs.base import BatchedEnv
+from marlrepro.errors import ConfigError
 from marlrepro.exploration import epsilon_greedy
 
 # How often the rollout loop asks the device whether every episode has ended. Each check is one
@@ -33,14 +39,26 @@ class EpisodeRunner:
     auto-reset episode is masked out) until all have finished or the episode limit is reached.
     """
 
-    def __init__(self, env: BatchedEnv, controller: AgentController) -> None:
+    def __init__(self, env: BatchedEnv, controller: AgentController, mode: str = "auto") -> None:
         self.env = env
         self.controller = controller
-        self.storage = Episodes.empty(env.num_envs, env.spec, env.device)
+        make_fused = getattr(env, "fused_rollout", None)
+        if mode == "fused" and make_fused is None:
+            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
+                              "valid choices here: auto, stepwise")
+        self._fused = make_fused(controller) if make_fused is not None and mode != "stepwise" else None
+        self.storage = Episodes.empty(env.num_envs, env.spec, env.device) if self._fused is None else None
 
-    @torch.no_grad()
     def run(self, epsilon: float) -> tuple[Episodes, RolloutStats]:
         """Collect one batch of episodes with epsilon-greedy actions (``epsilon=0``: greedy)."""
+        if self._fused is not None:
+            episodes, returns, won, lengths = self._fused(epsilon)
+            return episodes, RolloutStats(returns, won, lengths)
+        return self._run_stepwise(epsilon)
+
+    @torch.no_grad()
+    def _run_stepwise(self, epsilon: float) -> tuple[Episodes, RolloutStats]:
+        """The Python loop: one batched environment step per iteration."""
         env, ep = self.env, self.storage
         b, n, limit = env.num_envs, env.spec.n_agents, env.spec.episode_limit
         device = env.device

@@ -116,7 +116,7 @@ class Trainer:
         self.spec = self.env.spec
         self.learner = ValueDecompositionLearner(self.spec, config, self.device)
         self.buffer = EpisodeBuffer(config.learner.buffer_size, self.spec, self.device)
-        self.runner = EpisodeRunner(self.env, self.learner.controller)
+        self.runner = EpisodeRunner(self.env, self.learner.controller, config.run.rollout)
         self.epsilon = LinearEpsilon.from_config(config.exploration)
         self.train_means = RunningMeans(self.device)
         self.last_update = None

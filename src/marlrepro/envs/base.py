@@ -23,6 +23,7 @@ class EnvSpec:
     state_dim: int
     n_actions: int
     episode_limit: int
+    full_obs_dim: int = 0  # width of the optional full-sight ("expert") obs; 0 = not provided
 
 
 class EnvBatch(NamedTuple):
@@ -32,6 +33,8 @@ class EnvBatch(NamedTuple):
     ``avail_actions`` [B, N, n_actions] bool, ``reward`` [B] float32 (team reward),
     ``terminated`` [B] bool (the episode ended by the task itself), ``truncated`` [B] bool
     (the episode hit ``episode_limit``), ``won`` [B] bool (the ended episode was a win).
+    ``full_obs`` [B, N, full_obs_dim] is the full-sight observation where the backend was asked
+    for it (e.g. ``sight_range=0`` allies plus the expert's view), else None.
     After ``reset`` the reward is zero and all flags are False.
     """
 
@@ -42,6 +45,7 @@ class EnvBatch(NamedTuple):
     terminated: torch.Tensor
     truncated: torch.Tensor
     won: torch.Tensor
+    full_obs: torch.Tensor | None = None
 
 
 class BatchedEnv(Protocol):

@@ -13,8 +13,9 @@ def check_options(
 ) -> dict[str, Any]:
     """Return ``options`` completed with defaults, after checking names and types.
 
-    ``allowed`` maps each option name to ``(type, default)``. An int is accepted where a float
-    is expected; a bool is never accepted as a number.
+    ``allowed`` maps each option name to ``(type, default)``; a default of None makes the option
+    optional (None stays None). An int is accepted where a float is expected; a bool is never
+    accepted as a number.
     """
     resolved: dict[str, Any] = {}
     for key in options:
@@ -23,6 +24,9 @@ def check_options(
             raise ConfigError(f"env.options.{key}: unknown option for {env_name}; valid options: {valid}")
     for key, (kind, default) in allowed.items():
         value = options.get(key, default)
+        if value is None and default is None:
+            resolved[key] = None
+            continue
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True

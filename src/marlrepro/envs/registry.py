@@ -19,7 +19,12 @@ BACKEND_MODULES = {
     "matrix": "marlrepro.envs.matrix",
     "mpe": "marlrepro.envs.mpe",
     "smax": "marlrepro.envs.smax",
+    "smacv2": "marlrepro.envs.smacv2",
+    "smax_stock": "marlrepro.envs.smax_stock",
+    "sc2": "marlrepro.envs.sc2",
 }
+# backends whose Env offers ``fused_rollout`` (whole episode batches in one compiled call)
+FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock"})
 
 
 def _split(name: str) -> tuple[str, str]:

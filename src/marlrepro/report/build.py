@@ -11,8 +11,19 @@ import pandas as pd
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.figures import learning_curves, matrix_heatmaps, save_figure
 from marlrepro.report.published import matrix_game
-from marlrepro.report.runs import MATRIX_KEYS, read_final, read_metrics, read_run_config, single_value
-from marlrepro.report.tables import final_metric_summary, matrix_game_table, scale_note, write_table
+from marlrepro.report.runs import (
+    MATRIX_KEYS,
+    read_final,
+    read_metrics,
+    read_run_config,
+    single_value,
+)
+from marlrepro.report.tables import (
+    final_metric_summary,
+    matrix_game_table,
+    scale_note,
+    write_table,
+)
 
 
 def matrix_game_report(

@@ -1,0 +1,173 @@
+"""Fused rollouts on JAX environments: one compiled call collects a whole batch of episodes.
+
+Stepping a JAX environment from a Python loop costs, per step, one JAX dispatch, two DLPack
+hand-overs and a few dozen small torch launches; at 8 parallel environments that fixed cost, not
+the GPU, bounds throughput (BENCHMARKS.md). Here the acting side of pymarl's controller (the
+shared GRU agent and epsilon-greedy selection) is written once more in JAX, reading the torch
+agent's weights through DLPack without a copy, and the lock-step episode batch of
+:class:`~marlrepro.runner.EpisodeRunner` runs inside one ``lax.while_loop`` on the device where
+the environment lives. Learning stays in torch; the two agent implementations are tested to
+agree (``tests/test_jax_rollout.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import torch
+
+from marlrepro.buffer import Episodes
+from marlrepro.controller import AgentController
+from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
+
+_HIGHEST = jax.lax.Precision.HIGHEST  # full float32 matmuls, as torch's default (no TF32)
+
+
+def _linear(x: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:
+    """``x W^T + b``, torch's ``nn.Linear`` convention."""
+    return jnp.dot(x, weight.T, precision=_HIGHEST) + bias
+
+
+def gru_cell(x: jax.Array, h: jax.Array, params: dict[str, jax.Array]) -> jax.Array:
+    """One GRU step with torch's gate layout and equations (Cho et al. 2014):
+
+    ``r = σ(W_ir x + b_ir + W_hr h + b_hr)``, ``z = σ(W_iz x + b_iz + W_hz h + b_hz)``,
+    ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, ``h' = (1 − z) ⊙ n + z ⊙ h``.
+    """
+    gi = _linear(x, params["rnn.weight_ih_l0"], params["rnn.bias_ih_l0"])
+    gh = _linear(h, params["rnn.weight_hh_l0"], params["rnn.bias_hh_l0"])
+    i_r, i_z, i_n = jnp.split(gi, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(gh, 3, axis=-1)
+    r = jax.nn.sigmoid(i_r + h_r)
+    z = jax.nn.sigmoid(i_z + h_z)
+    n = jnp.tanh(i_n + r * h_n)
+    return (1.0 - z) * n + z * h
+
+
+def rnn_agent_step(
+    params: dict[str, jax.Array], inputs: jax.Array, h: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """:meth:`marlrepro.nets.agent.RNNAgent.step` in JAX: Linear → ReLU → GRU cell → Linear."""
+    x = jax.nn.relu(_linear(inputs, params["fc1.weight"], params["fc1.bias"]))
+    h = gru_cell(x, h, params)
+    return _linear(h, params["fc2.weight"], params["fc2.bias"]), h
+
+
+def agent_inputs(
+    obs: jax.Array, last_actions: jax.Array, n_actions: int, *, last_action: bool, agent_id: bool
+) -> jax.Array:
+    """:meth:`AgentController.build_inputs` for one step: ``[o_i, onehot(u_i^{t-1}), onehot(i)]``.
+
+    ``obs`` [B, N, obs_dim], ``last_actions`` [B, N] (-1 = none; its one-hot is all zeros).
+    """
+    b, n = obs.shape[:2]
+    parts = [obs]
+    if last_action:
+        parts.append(jax.nn.one_hot(last_actions, n_actions, dtype=obs.dtype))  # -1 -> zeros
+    if agent_id:
+        parts.append(jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (b, n, n)))
+    return jnp.concatenate(parts, axis=-1)
+
+
+def epsilon_greedy(key: jax.Array, q: jax.Array, avail: jax.Array, epsilon: jax.Array) -> jax.Array:
+    """:func:`marlrepro.exploration.epsilon_greedy` in JAX: with probability ``epsilon`` a uniform
+    available action, else the greedy available one. ``q``, ``avail`` [..., A]."""
+    greedy = jnp.argmax(jnp.where(avail, q, -jnp.inf), axis=-1)
+    score_key, explore_key = jax.random.split(key)
+    scores = jnp.where(avail, jax.random.uniform(score_key, q.shape), -1.0)
+    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
+    return jnp.where(explore, jnp.argmax(scores, axis=-1), greedy)
+
+
+class _Carry(NamedTuple):
+    """Loop state of the fused rollout; ``outputs`` [T+1, B, F] holds every step's packed outputs."""
+
+    t: jax.Array
+    env_state: Any
+    env_key: jax.Array
+    policy_key: jax.Array
+    hidden: jax.Array  # [B·N, H]
+    last_actions: jax.Array  # [B, N] int32, -1 before the first action
+    active: jax.Array  # [B] bool: this environment's first episode is still running
+    outputs: jax.Array
+    actions: jax.Array  # [T, B, N] int32
+    filled: jax.Array  # [T, B] float32
+
+
+class FusedRollout:
+    """Collects one episode per environment with a controller's agent, in one JAX call.
+
+    Same semantics as :meth:`EpisodeRunner.run`: every environment is reset, all run in
+    lock-step, a finished environment's auto-reset episode is masked out, and the loop stops when
+    all have finished or at the episode limit. Exploration randomness comes from the
+    environment's key stream (a ``fold_in`` of it), so a resumed run that reseeds its
+    environments also gets fresh exploration.
+    """
+
+    def __init__(self, env: SMAXBatch, controller: AgentController) -> None:
+        self.env = env
+        self.controller = controller
+        self._rollout = jax.jit(self._collect)
+
+    def _collect(
+        self, params: dict[str, jax.Array], key: jax.Array, epsilon: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+        """The traced rollout: returns (next env key, steps, outputs, actions, filled)."""
+        env, spec, cfg = self.env, self.env.spec, self.controller.config
+        b, n, limit = env.num_envs, spec.n_agents, spec.episode_limit
+        n_obs, n_state, n_avail = packed_widths(spec)[:3]
+        policy_key = jax.random.fold_in(key, 1)
+        env_state, key, first = env.reset_batch(key)
+        outputs = jnp.zeros((limit + 1, *first.shape), first.dtype).at[0].set(first)
+
+        def body(c: _Carry) -> _Carry:
+            packed = c.outputs[c.t]
+            obs = packed[:, :n_obs].reshape(b, n, spec.obs_dim)
+            avail_from = n_obs + n_state
+            avail = packed[:, avail_from:avail_from + n_avail].reshape(b, n, spec.n_actions) > 0.5
+            inputs = agent_inputs(obs, c.last_actions, spec.n_actions,
+                                  last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id)
+            q, hidden = rnn_agent_step(params, inputs.reshape(b * n, -1), c.hidden)
+            policy_key, act_key = jax.random.split(c.policy_key)
+            actions = epsilon_greedy(act_key, q.reshape(b, n, -1), avail, epsilon).astype(jnp.int32)
+            env_state, env_key, packed = env.step_batch(c.env_state, c.env_key, actions)
+            ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
+            return _Carry(
+                t=c.t + 1, env_state=env_state, env_key=env_key, policy_key=policy_key,
+                hidden=hidden, last_actions=actions, active=c.active & ~ended,
+                outputs=c.outputs.at[c.t + 1].set(packed),
+                actions=c.actions.at[c.t].set(actions),
+                filled=c.filled.at[c.t].set(c.active.astype(jnp.float32)),
+            )
+
+        start = _Carry(
+            t=jnp.int32(0), env_state=env_state, env_key=key, policy_key=policy_key,
+            hidden=jnp.zeros((b * n, cfg.hidden_dim), first.dtype),
+            last_actions=jnp.full((b, n), -1, jnp.int32), active=jnp.ones(b, jnp.bool_),
+            outputs=outputs, actions=jnp.zeros((limit, b, n), jnp.int32),
+            filled=jnp.zeros((limit, b), jnp.float32),
+        )
+        end = jax.lax.while_loop(lambda c: (c.t < limit) & c.active.any(), body, start)
+        return end.env_key, end.t, end.outputs, end.actions, end.filled
+
+    @torch.no_grad()
+    def __call__(self, epsilon: float) -> tuple[Episodes, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batch of episodes: (episodes, returns [B], won [B], lengths [B]) on the env's device."""
+        params = {name: jax.dlpack.from_dlpack(p.detach())
+                  for name, p in self.controller.agent.named_parameters()}
+        self.env.key, steps, outputs, actions, filled = self._rollout(
+            params, self.env.key, jnp.float32(epsilon))
+        t = int(steps)  # one host synchronisation per rollout
+        batch = unpack_outputs(torch.from_dlpack(outputs)[: t + 1].transpose(0, 1), self.env.spec)
+        filled_t = torch.from_dlpack(filled)[:t].T
+        ended = (batch.terminated | batch.truncated)[:, 1:]
+        reward = batch.reward[:, 1:] * filled_t
+        episodes = Episodes(
+            obs=batch.obs, state=batch.state, avail_actions=batch.avail_actions,
+            actions=torch.from_dlpack(actions)[:t].transpose(0, 1).long(),
+            reward=reward, terminated=ended.float() * filled_t, filled=filled_t,
+        )
+        won = (batch.won[:, 1:] & (filled_t > 0)).any(dim=1)
+        return episodes, reward.sum(dim=1), won, filled_t.sum(dim=1)

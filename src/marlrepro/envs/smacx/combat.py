@@ -1,0 +1,212 @@
+"""One SMAX world step (1/16 s) with the SC2 rules SMAX lacks, vectorised over units.
+
+Rules kept from SMAX (``SMAX._world_step`` and the steps around it): units move by their speed
+along the chosen direction, clipped to the map; an attack lands when the target is alive, within
+range (centre to centre) and the weapon is off cooldown; the cooldown is then reset to the unit's
+cooldown plus pysc2-like uniform jitter in ``[-dt, 2 dt]``; all attacks of a world step resolve
+simultaneously; units touching a wall die (when enabled); overlapping units are pushed apart.
+
+Rules added here (SC2, see :mod:`marlrepro.envs.smacx.units` for the numbers):
+
+* only units with an anti-air weapon can hit air units (the Medivac);
+* damage hits Protoss shields first, then health; shields regenerate after a delay without damage;
+* splash attackers (Colossus, Baneling) also hit every enemy ground unit whose body reaches into a
+  disc of ``splash_radius`` around the target;
+* a Baneling dies when it attacks;
+* a Medivac's "attack" heals a friendly Biological unit in range, continuously, at its heal rate,
+  paying one energy per three health restored; energy regenerates.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from marlrepro.envs.smacx.state import UnitState
+from marlrepro.envs.smacx.units import (
+    HEALTH_PER_ENERGY,
+    SHIELD_REGEN_DELAY_S,
+    SHIELD_REGEN_PER_S,
+    UnitTable,
+)
+
+
+class Intents(NamedTuple):
+    """What every unit does during one environment step (allies first, then enemies)."""
+
+    move: jax.Array  # [N, 2] direction (unit vector, or zero to stand still)
+    target: jax.Array  # [N] int32 unit index attacked (healed, for healers); -1 for none
+
+
+class Mechanics(NamedTuple):
+    """Which SC2 rules a scenario needs (static): rules for absent unit types are not traced."""
+
+    shields: bool
+    healers: bool
+    splash: bool
+    suicide: bool
+    air: bool
+
+
+def mechanics_for(types: frozenset[int], table: UnitTable) -> Mechanics:
+    """The :class:`Mechanics` needed by a scenario whose units are drawn from ``types``."""
+    index = jnp.asarray(sorted(types))
+    return Mechanics(
+        shields=bool(jnp.any(table.shields[index] > 0)),
+        healers=bool(jnp.any(table.healer[index])),
+        splash=bool(jnp.any(table.splash_radius[index] > 0)),
+        suicide=bool(jnp.any(table.suicide[index])),
+        air=bool(jnp.any(table.air[index])),
+    )
+
+
+def engaged(table: UnitTable, rules: Mechanics, state: UnitState, target: jax.Array) -> jax.Array:
+    """Units whose attack (or heal) order is valid now, cooldown aside: alive, target alive and in
+    range, an enemy it can hit (SC2: air units need an anti-air weapon) or, for a healer, another
+    friendly Biological unit."""
+    types, teams = state.unit_types, state.unit_teams
+    index = jnp.arange(types.shape[0])
+    safe = jnp.maximum(target, 0)
+    distance = jnp.linalg.norm(state.unit_positions[safe] - state.unit_positions, axis=-1)
+    valid = (target >= 0) & state.unit_alive & state.unit_alive[safe]
+    valid &= distance < table.attack_range[types]
+    hostile = teams[safe] != teams
+    if rules.air:
+        hostile &= ~table.air[types[safe]] | table.hits_air[types]
+    if not rules.healers:
+        return valid & hostile
+    healable = ~hostile & table.healable[types[safe]] & (safe != index)
+    return valid & jnp.where(table.healer[types], healable, hostile)
+
+
+def _damage_taken(
+    table: UnitTable, rules: Mechanics, state: UnitState, target: jax.Array, fires: jax.Array
+) -> jax.Array:
+    """Damage received by every unit from this world step's attacks ``fires`` (a [N] mask)."""
+    types, positions = state.unit_types, state.unit_positions
+    n = types.shape[0]
+    safe = jnp.maximum(target, 0)
+    per_victim = (
+        table.damage[types][:, None] + table.bonus_vs_light[types][:, None] * table.light[types][None, :]
+    )
+    hits = fires[:, None] & (safe[:, None] == jnp.arange(n)[None, :])
+    if rules.splash:
+        gap = jnp.linalg.norm(positions[None, :, :] - positions[safe][:, None, :], axis=-1)
+        reach = table.splash_radius[types][:, None] + table.radius[types][None, :]
+        splashes = fires & (table.splash_radius[types] > 0)
+        hits |= (
+            splashes[:, None]
+            & (gap < reach)
+            & (state.unit_teams[None, :] != state.unit_teams[:, None])
+            & state.unit_alive[None, :]
+            & ~table.air[types][None, :]
+        )
+    return jnp.sum(jnp.where(hits, per_victim, 0.0), axis=0)
+
+
+def world_step(
+    table: UnitTable,
+    rules: Mechanics,
+    state: UnitState,
+    intents: Intents,
+    jitter: jax.Array,
+    dt: float,
+    map_size: jax.Array,
+) -> UnitState:
+    """Advance every unit by one world step of ``dt`` seconds (movement, attacks, heals, shields).
+
+    ``jitter`` ``[N]`` (uniform in ``[-dt, 2 dt]``) is added to the cooldown of units that fire.
+    """
+    types, alive = state.unit_types, state.unit_alive
+    moved = jnp.clip(state.unit_positions + intents.move * (table.speed[types] * dt)[:, None], 0.0, map_size)
+    positions = jnp.where(alive[:, None], moved, state.unit_positions)
+
+    ready = engaged(table, rules, state, intents.target)
+    fires = ready & (state.unit_weapon_cooldowns <= 0.0)
+    if rules.healers:
+        fires &= ~table.healer[types]
+    damage = _damage_taken(table, rules, state, intents.target, fires)
+
+    shields = state.unit_shields
+    health_damage = damage
+    if rules.shields:
+        absorbed = jnp.minimum(shields, damage)
+        shields = shields - absorbed
+        health_damage = damage - absorbed
+    health = jnp.maximum(state.unit_health - health_damage, 0.0)
+
+    energy = state.unit_energy
+    if rules.healers:
+        health, energy = _heal(table, state, intents.target, ready & table.healer[types], health, dt)
+    if rules.suicide:
+        health = jnp.where(fires & table.suicide[types], 0.0, health)
+
+    since_damage = jnp.where(damage > 0, 0.0, state.time_since_damage + dt)
+    if rules.shields:
+        regenerating = alive & (since_damage >= SHIELD_REGEN_DELAY_S)
+        shields = jnp.where(
+            regenerating, jnp.minimum(shields + SHIELD_REGEN_PER_S * dt, table.shields[types]), shields
+        )
+
+    cooldowns = jnp.where(fires, table.cooldown[types] + jitter, state.unit_weapon_cooldowns - dt)
+    return state.replace(
+        unit_positions=positions,
+        unit_health=health,
+        unit_shields=shields,
+        unit_energy=energy,
+        time_since_damage=since_damage,
+        unit_weapon_cooldowns=cooldowns,
+    )
+
+
+def _heal(
+    table: UnitTable, state: UnitState, target: jax.Array, heals: jax.Array, health: jax.Array, dt: float
+) -> tuple[jax.Array, jax.Array]:
+    """SC2 Medivac Heal: each healing unit restores up to ``heal_rate * dt`` health to its target,
+    limited by its energy (3 health per energy) and the target's missing health; energy regenerates
+    up to the maximum. Returns the new health and energy."""
+    types = state.unit_types
+    n = types.shape[0]
+    safe = jnp.maximum(target, 0)
+    missing = table.health[types[safe]] - health[safe]
+    amount = jnp.minimum(table.heal_rate[types] * dt, state.unit_energy * HEALTH_PER_ENERGY)
+    amount = jnp.where(heals, jnp.clip(amount, 0.0, jnp.maximum(missing, 0.0)), 0.0)
+    received = jnp.sum(jnp.where(safe[:, None] == jnp.arange(n)[None, :], amount[:, None], 0.0), axis=0)
+    health = jnp.where(received > 0, jnp.minimum(health + received, table.health[types]), health)
+    energy = state.unit_energy - amount / HEALTH_PER_ENERGY + table.energy_regen[types] * dt
+    energy = jnp.where(state.unit_alive, jnp.minimum(energy, table.max_energy[types]), state.unit_energy)
+    return health, energy
+
+
+def settle(table: UnitTable, state: UnitState, map_size: jax.Array, walls_cause_death: bool) -> UnitState:
+    """SMAX's end of a world step: wall deaths (optional), deaths at zero health (shields and energy
+    cleared), then one collision push (SMAX's ``_push_units_away``) within each collision layer."""
+    health = state.unit_health
+    if walls_cause_death:
+        touching = jnp.any((state.unit_positions <= 0.0) | (state.unit_positions >= map_size), axis=-1)
+        health = jnp.where(touching, 0.0, health)
+    alive = health > 0
+    state = state.replace(
+        unit_health=health,
+        unit_alive=alive,
+        unit_shields=jnp.where(alive, state.unit_shields, 0.0),
+        unit_energy=jnp.where(alive, state.unit_energy, 0.0),
+    )
+    return push_apart(table, state)
+
+
+def push_apart(table: UnitTable, state: UnitState) -> UnitState:
+    """SMAX's collision push (each overlapping pair moves apart by half the relative overlap), with
+    SC2's collision layers: air units and Colossi do not collide with small ground units."""
+    types, alive = state.unit_types, state.unit_alive
+    n = types.shape[0]
+    layer = table.collision_layer[types]
+    pairs = alive[:, None] & alive[None, :] & (layer[:, None] == layer[None, :])
+    delta = state.unit_positions[:, None] - state.unit_positions[None, :]
+    distance = jnp.linalg.norm(delta, axis=-1) + jnp.identity(n) + 1e-6
+    radii = table.radius[types][:, None] + table.radius[types][None, :]
+    overlap = jnp.where(pairs, jax.nn.relu(radii / distance - 1.0), 0.0)
+    pushed = state.unit_positions + jnp.sum(delta * overlap[:, :, None], axis=1) / 2
+    return state.replace(unit_positions=jnp.where(alive[:, None], pushed, state.unit_positions))

@@ -1,0 +1,97 @@
+"""The fused JAX rollout collects the same episodes as the stepwise Python loop."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import jax
+import jax.numpy as jnp
+import pytest
+import torch
+
+from marlrepro.config import AgentConfig, load_config
+from marlrepro.controller import AgentController
+from marlrepro.envs import make
+from marlrepro.envs.jax_rollout import agent_inputs, epsilon_greedy, rnn_agent_step
+from marlrepro.errors import ConfigError
+from marlrepro.runner import EpisodeRunner
+
+ENV = "smax:3m"
+
+
+def _controller(spec, seed: int = 1) -> AgentController:
+    torch.manual_seed(seed)
+    return AgentController(spec, AgentConfig())
+
+
+def _collect(mode: str, epsilon: float, episode_limit: int = 40):
+    env = make(ENV, 4, 0, "cpu", episode_limit=episode_limit)
+    runner = EpisodeRunner(env, _controller(env.spec), mode)
+    episodes, stats = runner.run(epsilon)
+    cloned = {f.name: getattr(episodes, f.name).clone() for f in fields(episodes)}
+    return cloned, stats
+
+
+def test_jax_agent_matches_torch_agent():
+    env = make(ENV, 1, 0, "cpu")
+    spec = env.spec
+    controller = _controller(spec)
+    b, n = 5, spec.n_agents
+    obs = torch.randn(b, n, spec.obs_dim)
+    last = torch.randint(-1, spec.n_actions, (b, n))
+    hidden = torch.randn(1, b * n, controller.config.hidden_dim)
+    q_torch, h_torch = controller.step(obs, last, hidden)
+
+    params = {k: jnp.asarray(v.detach().numpy()) for k, v in controller.agent.named_parameters()}
+    inputs = agent_inputs(jnp.asarray(obs.numpy()), jnp.asarray(last.numpy()), spec.n_actions,
+                          last_action=True, agent_id=True)
+    q_jax, h_jax = rnn_agent_step(params, inputs.reshape(b * n, -1), jnp.asarray(hidden[0].numpy()))
+    assert torch.allclose(torch.tensor(jax.device_get(q_jax)).view(b, n, -1), q_torch, atol=1e-5)
+    assert torch.allclose(torch.tensor(jax.device_get(h_jax)), h_torch[0], atol=1e-5)
+
+
+def test_jax_epsilon_greedy_respects_mask():
+    key = jax.random.key(0)
+    q = jax.random.normal(key, (2000, 6))
+    avail = jax.random.uniform(jax.random.key(1), (2000, 6)) < 0.5
+    avail = avail.at[:, 2].set(True)  # at least one available action per row
+    explored = epsilon_greedy(jax.random.key(2), q, avail, jnp.float32(1.0))
+    assert bool(jnp.take_along_axis(avail, explored[:, None], axis=1).all())
+    assert len(set(jax.device_get(explored).tolist())) == 6  # every action gets explored
+    greedy = epsilon_greedy(jax.random.key(3), q, avail, jnp.float32(0.0))
+    assert bool((greedy == jnp.argmax(jnp.where(avail, q, -jnp.inf), axis=1)).all())
+
+
+def test_fused_greedy_rollout_equals_stepwise():
+    stepwise, step_stats = _collect("stepwise", 0.0)
+    fused, fused_stats = _collect("fused", 0.0)
+    t = fused["actions"].shape[1]
+    assert t == int(fused_stats.lengths.max())  # fused stops when the last episode ends
+    for name, value in fused.items():
+        keep = t + 1 if name in ("obs", "state", "avail_actions") else t
+        assert torch.equal(value, stepwise[name][:, :keep]), name
+    assert stepwise["filled"][:, t:].sum() == 0  # the stepwise loop's extra steps are masked
+    for field in ("returns", "won", "lengths"):
+        assert torch.equal(getattr(fused_stats, field), getattr(step_stats, field)), field
+
+
+@pytest.mark.parametrize("limit", [5, 40])
+def test_fused_exploring_rollout_is_consistent(limit):
+    episodes, stats = _collect("fused", 0.7, episode_limit=limit)
+    filled = episodes["filled"]
+    assert torch.equal(stats.lengths, filled.sum(dim=1))
+    assert torch.allclose(stats.returns, episodes["reward"].sum(dim=1))
+    # every episode ends exactly once (by the battle or the limit), at its last filled step
+    assert torch.equal(episodes["terminated"].sum(dim=1), torch.ones(4))
+    last = (stats.lengths - 1).long()
+    assert torch.equal(episodes["terminated"].gather(1, last[:, None]).squeeze(1), torch.ones(4))
+    # filled steps are a prefix, and only available actions were taken on them
+    assert torch.equal(filled, torch.sort(filled, dim=1, descending=True).values)
+    chosen = episodes["avail_actions"][:, :-1].gather(-1, episodes["actions"][..., None]).squeeze(-1)
+    assert bool(chosen[filled > 0].all())
+    assert int(stats.lengths.max()) <= limit
+
+
+def test_fused_rollout_rejected_for_non_jax_backend():
+    with pytest.raises(ConfigError, match="run.rollout"):
+        load_config([], ["env.name=mpe:simple_spread", "run.rollout=fused"])

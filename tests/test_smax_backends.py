@@ -1,0 +1,71 @@
+"""The extended SMAX behind the batched interface: zero sight, the expert's view, and training on MMM2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from marlrepro.config import load_config
+from marlrepro.envs import make
+from marlrepro.envs.smacx.units import NUM_UNIT_TYPES
+from marlrepro.train import train
+
+OWN_FEATURES = 4 + NUM_UNIT_TYPES  # the own-unit block closes each observation (no shields on MMM2)
+
+
+@pytest.fixture(scope="module")
+def mmm2_blind() -> tuple:
+    """20 steps of 4 MMM2 battles, allies at sight 0 with the full-sight view requested, all stopping."""
+    env = make("smax:MMM2", 4, 0, "cpu", sight_range=0.0, full_sight_obs=True)
+    batches = [env.reset()]
+    stop = torch.full((4, env.spec.n_agents), 4)
+    for _ in range(20):
+        batches.append(env.step(stop))
+    env.close()
+    return env.spec, batches
+
+
+def test_mmm2_spec_uses_smac_limits_and_unit_counts(mmm2_blind):
+    spec, _ = mmm2_blind
+    assert (spec.name, spec.n_agents, spec.episode_limit) == ("smax:MMM2", 10, 180)
+    assert spec.n_actions == 5 + 12  # 4 moves, stop, one target slot per enemy (SMAX has no no-op)
+
+
+def test_zero_sight_hides_others_but_the_expert_view_sees_them(mmm2_blind):
+    spec, batches = mmm2_blind
+    obs = torch.stack([b.obs for b in batches])
+    full = torch.stack([b.full_obs for b in batches])
+    assert full.shape == obs.shape and spec.full_obs_dim == spec.obs_dim
+    assert obs[..., :-OWN_FEATURES].abs().sum() == 0, "allies at sight 0 see no other unit"
+    assert full[..., :-OWN_FEATURES].abs().sum() > 0, "the expert's view does"
+    assert torch.equal(obs[..., -OWN_FEATURES:], full[..., -OWN_FEATURES:]), "own features are the same"
+
+
+def test_blind_allies_still_get_shot(mmm2_blind):
+    _, batches = mmm2_blind
+    reward = torch.stack([b.reward for b in batches])
+    assert (reward == 0).all(), "standing still, allies deal no damage"
+    first, later = batches[0].state, batches[-1].state
+    assert not torch.equal(first, later), "the enemy moves and fights"
+
+
+def test_full_obs_is_absent_unless_requested():
+    env = make("smacv2:terran_5_vs_5", 2, 0, "cpu")
+    batch = env.reset()
+    assert batch.full_obs is None and env.spec.full_obs_dim == 0 and env.spec.n_agents == 5
+    env.close()
+
+
+def test_qmix_smoke_run_on_mmm2_at_sight_zero(tmp_path):
+    config = load_config(["config/algos/qmix.yaml"], [
+        "env.name=smax:MMM2", "env.options.sight_range=0", "env.options.episode_limit=50",
+        "env.num_envs=2", "run.t_max=400",
+        "run.eval_interval=200", "run.eval_episodes=2", "learner.batch_size=2", "run.device=cpu",
+        "run.progress=false", "tracking.uri=",
+    ])
+    final = train(config, tmp_path)
+    assert final["t_env"] >= 400 and final["updates"] > 0 and final["backend"] == "smax"
+    assert 0.0 <= final["test_won_mean"] <= 1.0
+    assert json.loads((tmp_path / "final.json").read_text())["env"] == "smax:MMM2"
