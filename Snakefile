@@ -29,7 +29,7 @@ configfile: "config/config.yaml"
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
-PAPERS = ("me_igm", "vd")
+PAPERS = ("me_igm", "vd", "igm_da")
 SCALES = sorted(path.stem for path in Path("config/scales").glob("*.yaml"))
 
 
@@ -68,6 +68,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/me_igm.smk"
 include: "workflow/rules/vd.smk"
+include: "workflow/rules/igm_da.smk"
 
 
 rule all:
@@ -75,3 +76,4 @@ rule all:
     input:
         rules.me_igm_table1_qmix.output,
         rules.vd_smax_curves.output,
+        rules.igm_da.input,

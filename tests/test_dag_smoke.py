@@ -16,6 +16,9 @@ TARGETS = [
     "results/figures/me_igm_table1_qmix.png", "results/figures/me_igm_table1_qmix.pdf",
     "results/tables/vd_smax_curves.csv", "results/tables/vd_smax_curves.md",
     "results/figures/vd_smax_curves.png", "results/figures/vd_smax_curves.pdf",
+    *(f"results/{kind}/igm_da_{target}.{ext}"
+      for target in ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
+      for kind, exts in (("tables", ("csv", "md")), ("figures", ("png", "pdf"))) for ext in exts),
 ]
 
 
@@ -33,6 +36,8 @@ def test_smoke_dag_builds_every_target_and_the_report(tmp_path):
     table = pd.read_csv(tmp_path / "results/tables/me_igm_table1_qmix.csv")
     assert table.astype(str).apply(lambda col: col.str.contains("published")).any().any()
     assert "smoke" in (tmp_path / "results/tables/me_igm_table1_qmix.md").read_text().lower()
+    igm_table = (tmp_path / "results/tables/igm_da_table1.md").read_text()
+    assert "smoke" in igm_table.lower() and "qmix-DA: published" in igm_table
     assert (tmp_path / "results/mlflow.db").exists()
 
     report = subprocess.run(snakemake + ["--report", "report.html"], cwd=tmp_path,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import jax
 import jax.numpy as jnp
 import pytest
@@ -19,32 +17,30 @@ from marlrepro.runner import EpisodeRunner
 ENV = "smax:3m"
 
 
-def _controller(spec, seed: int = 1) -> AgentController:
-    torch.manual_seed(seed)
-    return AgentController(spec, AgentConfig())
+def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "obs", avail: bool = False):
+    env = make(ENV, 4, 0, "cpu", episode_limit=episode_limit, full_sight_obs=True)
+    torch.manual_seed(1)
+    controller = AgentController(env.spec, AgentConfig(obs_avail_actions=avail), source)
+    episodes, stats = EpisodeRunner(env, controller, mode).run(epsilon)
+    return {name: value.clone() for name, value in episodes.tensors().items()}, stats
 
 
-def _collect(mode: str, epsilon: float, episode_limit: int = 40):
-    env = make(ENV, 4, 0, "cpu", episode_limit=episode_limit)
-    runner = EpisodeRunner(env, _controller(env.spec), mode)
-    episodes, stats = runner.run(epsilon)
-    cloned = {f.name: getattr(episodes, f.name).clone() for f in fields(episodes)}
-    return cloned, stats
-
-
-def test_jax_agent_matches_torch_agent():
+@pytest.mark.parametrize("with_avail", [False, True])
+def test_jax_agent_matches_torch_agent(with_avail):
     env = make(ENV, 1, 0, "cpu")
     spec = env.spec
-    controller = _controller(spec)
+    torch.manual_seed(1)
+    controller = AgentController(spec, AgentConfig(obs_avail_actions=with_avail))
     b, n = 5, spec.n_agents
     obs = torch.randn(b, n, spec.obs_dim)
     last = torch.randint(-1, spec.n_actions, (b, n))
+    avail = torch.rand(b, n, spec.n_actions) < 0.6
     hidden = torch.randn(1, b * n, controller.config.hidden_dim)
-    q_torch, h_torch = controller.step(obs, last, hidden)
+    q_torch, h_torch = controller.step(obs, last, hidden, avail)
 
     params = {k: jnp.asarray(v.detach().numpy()) for k, v in controller.agent.named_parameters()}
-    inputs = agent_inputs(jnp.asarray(obs.numpy()), jnp.asarray(last.numpy()), spec.n_actions,
-                          last_action=True, agent_id=True)
+    inputs = agent_inputs(jnp.asarray(obs.numpy()), jnp.asarray(last.numpy()), jnp.asarray(avail.numpy()),
+                          spec.n_actions, last_action=True, agent_id=True, avail_actions=with_avail)
     q_jax, h_jax = rnn_agent_step(params, inputs.reshape(b * n, -1), jnp.asarray(hidden[0].numpy()))
     assert torch.allclose(torch.tensor(jax.device_get(q_jax)).view(b, n, -1), q_torch, atol=1e-5)
     assert torch.allclose(torch.tensor(jax.device_get(h_jax)), h_torch[0], atol=1e-5)
@@ -62,13 +58,15 @@ def test_jax_epsilon_greedy_respects_mask():
     assert bool((greedy == jnp.argmax(jnp.where(avail, q, -jnp.inf), axis=1)).all())
 
 
-def test_fused_greedy_rollout_equals_stepwise():
-    stepwise, step_stats = _collect("stepwise", 0.0)
-    fused, fused_stats = _collect("fused", 0.0)
+@pytest.mark.parametrize(("source", "avail"), [("obs", False), ("obs", True), ("full_obs", False), ("state", True)])
+def test_fused_greedy_rollout_equals_stepwise(source, avail):
+    stepwise, step_stats = _collect("stepwise", 0.0, source=source, avail=avail)
+    fused, fused_stats = _collect("fused", 0.0, source=source, avail=avail)
+    assert fused.keys() == stepwise.keys() and "full_obs" in fused
     t = fused["actions"].shape[1]
     assert t == int(fused_stats.lengths.max())  # fused stops when the last episode ends
     for name, value in fused.items():
-        keep = t + 1 if name in ("obs", "state", "avail_actions") else t
+        keep = t + 1 if name in ("obs", "state", "avail_actions", "full_obs") else t
         assert torch.equal(value, stepwise[name][:, :keep]), name
     assert stepwise["filled"][:, t:].sum() == 0  # the stepwise loop's extra steps are masked
     for field in ("returns", "won", "lengths"):

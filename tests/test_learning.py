@@ -15,7 +15,7 @@ MATRIX = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["vdn", "qmix"])
+@pytest.mark.parametrize("algo", ["vdn", "qmix", "qplex"])
 def test_monotonic_matrix_game_reaches_the_optimum(algo, tmp_path):
     """On an additive game every monotonic factorisation can represent Q exactly, so the
     decentralised greedy joint action must be the optimum (payoff 5 at (1, 2))."""
@@ -41,6 +41,18 @@ def test_qmix_misses_the_optimum_of_the_me_igm_game(tmp_path):
     assert final["greedy_joint_action"][0] != 0 and final["greedy_joint_action"][1] != 0
     q = final["joint_q"]
     assert q[0][0] < q[1][1]  # the optimum (A, A) is undervalued
+
+
+@pytest.mark.slow
+def test_qplex_reaches_the_optimum_of_the_me_igm_game(tmp_path):
+    """QPLEX's duplex-dueling mixer represents any IGM-consistent Q_tot, so where QMIX fails
+    (above) QPLEX's decentralised greedy joint action is the optimum (A, A) with payoff 8."""
+    config = load_config(overrides=MATRIX + [
+        "algo=qplex", "env.name=matrix:me_igm", "run.t_max=20000", "exploration.epsilon_finish=1.0",
+    ])
+    final = train(config, tmp_path)
+    assert final["greedy_joint_action"] == [0, 0] and final["greedy_payoff"] == 8.0, final["joint_q"]
+    assert abs(final["joint_q"][0][0] - 8.0) < 1.0  # and it values the optimum correctly
 
 
 @pytest.mark.slow

@@ -44,4 +44,4 @@ def test_qmix_greedy_local_actions_maximise_q_tot():
 
 
 def test_iql_has_no_mixer():
-    assert build_mixer("iql", 3, 5, MixerConfig()) is None
+    assert build_mixer("iql", 3, 4, 5, MixerConfig()) is None

@@ -43,8 +43,13 @@ from marlrepro.report.runs import RunDataError, read_final
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
 PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
-# Training jobs the DAG holds: ME-IGM table1_qmix (1 algo x seeds) + vd smax_curves (3 algos x seeds).
-TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2, "paper": 1 * 5 + 3 * 5}
+# Training jobs the DAG holds (maps x algos x seeds per experiment):
+# ME-IGM table1_qmix (1 x 1 x seeds) + vd smax_curves (1 x 3 x seeds) + IGM-DA's sight0, bc, sight3,
+# sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds).
+IGM_DA_JOBS = {"smoke": 2 * 3 * 2 + 1 * 1 * 2 + 1 * 2 * 1 + 1 * 2 * 1 + 1 * 2 * 2,
+               "paper": 6 * 4 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
+IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
+TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 * 5 + IGM_DA_JOBS["paper"]}
 
 
 # ----------------------------------------------------------------------------------- snakemake
@@ -97,6 +102,15 @@ def test_dry_run_lists_every_rule_at_both_scales(dry_run):
     counts = job_counts(output)
     assert counts["train"] == TRAIN_JOBS[scale]
     assert counts["me_igm_table1_qmix"] == 1 and counts["vd_smax_curves"] == 1 and counts["all"] == 1
+    assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
+
+
+def test_igm_da_target_lists_every_igm_da_result(workdir):
+    result = snakemake(workdir, "-n", "igm_da", "--config", "scale=smoke")
+    assert result.returncode == 0, result.stdout
+    counts = job_counts(result.stdout)
+    assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS) and counts["igm_da"] == 1
+    assert counts["train"] == IGM_DA_JOBS["smoke"]
 
 
 def test_train_commands_have_the_contract_shape_and_load(dry_run):
@@ -106,7 +120,7 @@ def test_train_commands_have_the_contract_shape_and_load(dry_run):
     commands = train_commands(output)
     assert len(commands) == TRAIN_JOBS[scale]
     for tokens in commands:
-        assert tokens[0] == "--config" and re.fullmatch(r"config/algos/(iql|vdn|qmix)\.yaml", tokens[1])
+        assert tokens[0] == "--config" and re.fullmatch(r"config/algos/[a-z_]+\.yaml", tokens[1])
         assert tokens[-2] == "--out"
         sets = tokens[2:-2]
         assert sets[::2] == ["--set"] * (len(sets) // 2)
@@ -115,7 +129,7 @@ def test_train_commands_have_the_contract_shape_and_load(dry_run):
         config = load_config([REPO / tokens[1]], overrides)
         assert tokens[-1] == (
             f"results/runs/{config.tracking.tags['paper']}/{config.tracking.tags['experiment']}/"
-            f"{config.env.name.replace(':', '-')}/{config.algo}/seed{config.run.seed}"
+            f"{config.env.name.replace(':', '-')}/{Path(tokens[1]).stem}/seed{config.run.seed}"
         )
         assert config.run.device == ("cpu" if scale == "smoke" else "auto")
 
@@ -168,7 +182,7 @@ def test_shipped_config_files_pass_their_schemas(path, schema):
 def test_seeds_and_device_override_every_experiment(workdir):
     result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", "seeds=2", "device=cpu")
     assert result.returncode == 0, result.stdout
-    assert job_counts(result.stdout)["train"] == 1 * 2 + 3 * 2
+    assert job_counts(result.stdout)["train"] == 1 * 2 + 3 * 2 + IGM_DA_JOBS["paper"] // 5 * 2
     assert all("run.device=cpu" in t for t in train_commands(result.stdout))
 
 

@@ -25,12 +25,14 @@ class Episodes:
     reward: torch.Tensor  # [B, T] float32
     terminated: torch.Tensor  # [B, T] float32: episode ended here (task end or time limit)
     filled: torch.Tensor  # [B, T] float32
+    full_obs: torch.Tensor | None = None  # [B, T+1, N, full_obs_dim]: where the env provides it
 
     @classmethod
     def empty(cls, batch: int, spec: EnvSpec, device: torch.device) -> Episodes:
         """Zero-filled storage for ``batch`` episodes of ``spec.episode_limit`` steps."""
         t, n = spec.episode_limit, spec.n_agents
-        f32 = dict(dtype=torch.float32, device=device)
+        f32 = {"dtype": torch.float32, "device": device}
+        full = torch.zeros(batch, t + 1, n, spec.full_obs_dim, **f32) if spec.full_obs_dim else None
         return cls(
             obs=torch.zeros(batch, t + 1, n, spec.obs_dim, **f32),
             state=torch.zeros(batch, t + 1, spec.state_dim, **f32),
@@ -39,27 +41,28 @@ class Episodes:
             reward=torch.zeros(batch, t, **f32),
             terminated=torch.zeros(batch, t, **f32),
             filled=torch.zeros(batch, t, **f32),
+            full_obs=full,
         )
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The fields that hold data (``full_obs`` only where present), by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     def index(self, idx: torch.Tensor) -> Episodes:
         """The episodes at positions ``idx`` (a gather on the device)."""
-        return Episodes(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return Episodes(**{name: value[idx] for name, value in self.tensors().items()})
 
     def trim(self, steps: int) -> Episodes:
         """Keep the first ``steps`` transitions (and ``steps + 1`` observations)."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            keep = steps + 1 if f.name in _PER_OBSERVATION else steps
-            out[f.name] = value[:, :keep]
-        return Episodes(**out)
+        return Episodes(**{name: value[:, : steps + 1 if name in _PER_OBSERVATION else steps]
+                           for name, value in self.tensors().items()})
 
     def max_length(self) -> int:
         """Length of the longest episode in the batch (one host sync)."""
         return int(self.filled.sum(dim=1).max().item())
 
 
-_PER_OBSERVATION = ("obs", "state", "avail_actions")
+_PER_OBSERVATION = ("obs", "state", "avail_actions", "full_obs")
 
 
 class EpisodeBuffer:
@@ -76,9 +79,8 @@ class EpisodeBuffer:
         """Write a batch of episodes (padded to the buffer's length) at the ring position."""
         b = episodes.actions.shape[0]
         idx = (torch.arange(b, device=self.device) + self.insert_at) % self.capacity
-        for f in fields(Episodes):
-            target = getattr(self.storage, f.name)
-            value = getattr(episodes, f.name)
+        for name, target in self.storage.tensors().items():
+            value = getattr(episodes, name)
             target[idx] = 0
             target[idx, : value.shape[1]] = value
         self.insert_at = (self.insert_at + b) % self.capacity
@@ -96,7 +98,8 @@ class EpisodeBuffer:
     def state_dict(self) -> dict:
         """The filled part of the buffer, for checkpoints of small tasks."""
         return {
-            "episodes": {f.name: getattr(self.storage, f.name)[: self.size].cpu() for f in fields(Episodes)},
+            # clone: a saved view would carry the whole ring buffer's storage with it
+            "episodes": {name: value[: self.size].cpu().clone() for name, value in self.storage.tensors().items()},
             "insert_at": self.insert_at,
             "size": self.size,
         }

@@ -19,10 +19,12 @@ import yaml
 
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix"]
+Algo = Literal["iql", "vdn", "qmix", "qplex"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
+ImitationMode = Literal["none", "dagger", "bc"]
+ExpertInput = Literal["full_obs", "state"]
 
 
 @dataclass
@@ -41,15 +43,19 @@ class AgentConfig:
     hidden_dim: int = 64
     obs_last_action: bool = True
     obs_agent_id: bool = True
+    obs_avail_actions: bool = False  # append the available-actions mask (IGM-DA's learner agents)
 
 
 @dataclass
 class MixerConfig:
-    """QMIX hypernetwork mixer sizes (ignored by IQL and VDN)."""
+    """Mixer sizes: QMIX's hypernetworks, and QPLEX's (ignored by IQL and VDN)."""
 
     embed_dim: int = 32
     hypernet_embed: int = 64
     hypernet_layers: int = 2
+    adv_hypernet_layers: int = 2  # QPLEX attention heads (pymarl2 dmaq defaults)
+    adv_hypernet_embed: int = 64
+    num_kernel: int = 4
 
 
 @dataclass
@@ -77,6 +83,23 @@ class ExplorationConfig:
     epsilon_start: float = 1.0
     epsilon_finish: float = 0.05
     epsilon_anneal_steps: int = 100_000
+
+
+@dataclass
+class ImitationConfig:
+    """IGM-DA (Hong et al., §3, Algorithm 1): value decomposition trains *expert* agents on global
+    information; decentralised *learner* agents on the local observation imitate them.
+
+    ``mode``: ``none`` (plain value decomposition), ``dagger`` (the learners act and the experts
+    label: IGM-DA) or ``bc`` (the experts act: the behaviour-cloning ablation of Fig. 5).
+    ``expert_input``: what the experts see: ``full_obs`` (each ally's full-sight observation, as
+    the authors' SMAC fork; needs ``env.options.full_sight_obs=true``) or ``state``.
+    ``learner_avail_actions``: the learners' input appends the available-actions mask (authors' code).
+    """
+
+    mode: ImitationMode = "none"
+    expert_input: ExpertInput = "full_obs"
+    learner_avail_actions: bool = True
 
 
 @dataclass
@@ -116,6 +139,7 @@ class TrainConfig:
     mixer: MixerConfig = field(default_factory=MixerConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    imitation: ImitationConfig = field(default_factory=ImitationConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -248,6 +272,13 @@ def _validate(config: TrainConfig) -> None:
         value = getattr(config.learner, key)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"learner.{key}: must lie in [0, 1], got {value}")
+    imitation = config.imitation
+    if imitation.mode != "none" and imitation.expert_input == "full_obs" \
+            and not config.env.options.get("full_sight_obs", False):
+        raise ConfigError(
+            f"imitation.expert_input: 'full_obs' needs env.options.full_sight_obs=true (SMAX-family "
+            f"backends offer it; env.name is {config.env.name!r}); or set imitation.expert_input=state"
+        )
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

@@ -182,13 +182,14 @@ def plan_paper(
             **_check_settings(f"{where}.scales.{scale.name}.settings", at_scale.get("settings", {})),
         }
         seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
+        envs, algos = (_subset(f"{where}.scales.{scale.name}", key, at_scale, spec) for key in ("envs", "algos"))
         resources = at_scale.get("resources", {})
         experiments[name] = Experiment(
             paper=paper,
             name=name,
             description=spec["description"],
-            algos=tuple(spec["algos"]),
-            envs=tuple(resolve_env(env, workflow_config["backend"]) for env in spec["envs"]),
+            algos=tuple(algos),
+            envs=tuple(resolve_env(env, workflow_config["backend"]) for env in envs),
             seeds=tuple(range(seeds)),
             scale=scale.name,
             device=scale.device if workflow_config["device"] == "auto" else workflow_config["device"],
@@ -197,6 +198,16 @@ def plan_paper(
             mem_mb=resources.get("mem_mb", scale.mem_mb),
         )
     return experiments
+
+
+def _subset(where: str, key: str, at_scale: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
+    """A scale's subset of an experiment's ``envs`` or ``algos`` (all of them when not given)."""
+    chosen = at_scale.get(key, spec[key])
+    unknown = sorted(set(chosen) - set(spec[key]))
+    if unknown:
+        raise ConfigError(f"{where}.{key}: {unknown} are not {key} of the experiment; its {key}: "
+                          f"{', '.join(spec[key])}")
+    return chosen
 
 
 def resolve_env(env: str, backend: str) -> str:

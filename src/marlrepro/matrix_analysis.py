@@ -24,9 +24,11 @@ def joint_q_table(learner: ValueDecompositionLearner, obs: torch.Tensor, state: 
     q, _ = learner.controller(obs.view(1, 1, n, -1), none, learner.controller.initial_hidden(1))
     q = q.view(n, a)
     joint = torch.tensor(list(itertools.product(range(a), repeat=n)), device=obs.device)  # [A^N, N]
-    agent_qs = q[torch.arange(n, device=obs.device), joint]  # [A^N, N]
+    q_all = q.expand(joint.shape[0], n, a).unsqueeze(0)  # every joint action sees the same Q_i
     states = state.view(1, 1, -1).expand(1, joint.shape[0], -1)
-    q_tot = learner.joint_q(agent_qs.unsqueeze(0), states).sum(dim=-1).view([a] * n)
+    available = torch.ones_like(q_all, dtype=torch.bool)
+    q_tot = learner.joint_value(learner.mixer, q_all, joint.unsqueeze(0), available, states)
+    q_tot = q_tot.sum(dim=-1).view([a] * n)
     greedy = q.argmax(dim=-1)
     return {
         "payoff": payoff.tolist(),

@@ -13,7 +13,7 @@ import torch
 
 from marlrepro.buffer import Episodes
 from marlrepro.controller import AgentController
-from marlrepro.envs.base import BatchedEnv
+from marlrepro.envs.base import BatchedEnv, EnvBatch
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import epsilon_greedy
 
@@ -30,6 +30,15 @@ class RolloutStats:
     returns: torch.Tensor
     won: torch.Tensor
     lengths: torch.Tensor
+
+
+def _store_observation(episodes: Episodes, t: int, step: EnvBatch) -> None:
+    """Write what the environments show at step ``t`` (obs, state, availability, full obs)."""
+    episodes.obs[:, t] = step.obs
+    episodes.state[:, t] = step.state
+    episodes.avail_actions[:, t] = step.avail_actions
+    if episodes.full_obs is not None:
+        episodes.full_obs[:, t] = step.full_obs
 
 
 class EpisodeRunner:
@@ -71,10 +80,9 @@ class EpisodeRunner:
         lengths = torch.zeros(b, device=device)
         steps = limit
         for t in range(limit):
-            ep.obs[:, t] = step.obs
-            ep.state[:, t] = step.state
-            ep.avail_actions[:, t] = step.avail_actions
-            q, hidden = self.controller.step(step.obs, last_actions, hidden)
+            _store_observation(ep, t, step)
+            q, hidden = self.controller.step(self.controller.observe(step), last_actions, hidden,
+                                             step.avail_actions)
             actions = epsilon_greedy(q, step.avail_actions, epsilon)
             step = env.step(actions)
             live = active.float()
@@ -91,7 +99,5 @@ class EpisodeRunner:
             if (t + 1) % DONE_CHECK_EVERY == 0 and not bool(active.any()):
                 steps = t + 1
                 break
-        ep.obs[:, steps] = step.obs
-        ep.state[:, steps] = step.state
-        ep.avail_actions[:, steps] = step.avail_actions
+        _store_observation(ep, steps, step)
         return ep.trim(steps), RolloutStats(returns, won, lengths)

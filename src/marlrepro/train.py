@@ -25,11 +25,12 @@ from marlrepro import tracking
 from marlrepro.buffer import EpisodeBuffer
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
 from marlrepro.config import TrainConfig, flatten, to_dict
+from marlrepro.controller import AgentController
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import LinearEpsilon
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
-from marlrepro.learners.value_decomposition import ValueDecompositionLearner
+from marlrepro.learners.igm_da import IGMDALearner, build_learner
 from marlrepro.runner import EpisodeRunner, RolloutStats
 
 log = logging.getLogger(__name__)
@@ -114,9 +115,13 @@ class Trainer:
         env_seed = config.run.seed + (self.checkpoint["progress"]["episode"] if self.checkpoint else 0)
         self.env = make(config.env.name, config.env.num_envs, env_seed, self.device, **config.env.options)
         self.spec = self.env.spec
-        self.learner = ValueDecompositionLearner(self.spec, config, self.device)
+        self.learner = build_learner(self.spec, config, self.device)
         self.buffer = EpisodeBuffer(config.learner.buffer_size, self.spec, self.device)
-        self.runner = EpisodeRunner(self.env, self.learner.controller, config.run.rollout)
+        self.runner = EpisodeRunner(self.env, self.learner.acting_controller, config.run.rollout)
+        self.eval_runner = self._runner_for(self.learner.eval_controller)  # IGM-DA: the learners
+        # IGM-DA's experts are evaluated too: their win rate is the paper's target_mean (Fig. 3a)
+        self.expert_runner = (self._runner_for(self.learner.controller)
+                              if self.learner.eval_controller is not self.learner.controller else None)
         self.epsilon = LinearEpsilon.from_config(config.exploration)
         self.train_means = RunningMeans(self.device)
         self.last_update = None
@@ -125,7 +130,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
-        buffer_bytes = sum(t.element_size() * t.nelement() for t in vars(self.buffer.storage).values())
+        buffer_bytes = sum(t.element_size() * t.nelement() for t in self.buffer.storage.tensors().values())
         keep_buffer = buffer_bytes * self.buffer.size / self.buffer.capacity <= BUFFER_CHECKPOINT_LIMIT_BYTES
         return {
             "config": to_dict(self.config),
@@ -146,13 +151,21 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         log.info("resumed %s at t_env=%d, update %d", self.run_dir, self.progress.t_env, self.progress.updates)
 
+    def _runner_for(self, controller: AgentController) -> EpisodeRunner:
+        """The training runner when ``controller`` is the one acting, else a runner of its own."""
+        if controller is self.learner.acting_controller:
+            return self.runner
+        return EpisodeRunner(self.env, controller, self.config.run.rollout)
+
     # ------------------------------------------------------------------------- phases
-    def evaluate(self) -> tuple[float, float]:
-        """Greedy decentralised evaluation over ``eval_episodes`` episodes: (mean return, win rate)."""
+    def evaluate(self, runner: EpisodeRunner | None = None) -> tuple[float, float]:
+        """Greedy evaluation over ``eval_episodes`` episodes: (mean return, win rate); by default of
+        the decentralised agents."""
+        runner = runner or self.eval_runner
         rounds = math.ceil(self.config.run.eval_episodes / self.env.num_envs)
         returns, won = [], []
         for _ in range(rounds):
-            _, stats = self.runner.run(epsilon=0.0)
+            _, stats = runner.run(epsilon=0.0)
             returns.append(stats.returns)
             won.append(stats.won.float())
         n = self.config.run.eval_episodes
@@ -171,9 +184,18 @@ class Trainer:
             "test_return_mean": test_return, "test_won_mean": test_won,
             "wall_time_s": p.wall_time_s,
         })
+        if self.expert_runner is not None:
+            p.rows[-1]["test_expert_won_mean"] = self.evaluate(self.expert_runner)[1]
         p.last_eval_t = p.t_env
         bar.set_postfix(ret=f"{test_return:.2f}", win=f"{test_won:.2f}", eps=f"{self.epsilon(p.t_env):.2f}")
         self._write_metrics()
+
+    def _write_action_values(self) -> None:
+        """IGM-DA: the learners' and experts' greedy action values on greedy evaluation episodes."""
+        episodes, _ = self.eval_runner.run(epsilon=0.0)
+        frame = pd.concat([pd.DataFrame({"agents": name, "value": values.cpu().numpy()})
+                           for name, values in self.learner.greedy_action_values(episodes).items()])
+        atomic_write(self.run_dir / "action_values.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
 
     def _write_metrics(self) -> None:
         frame = pd.DataFrame(self.progress.rows)
@@ -220,7 +242,7 @@ class Trainer:
         last = p.rows[-1]
         backend = cfg.env.name.split(":", 1)[0]
         final: dict[str, Any] = {
-            "algo": cfg.algo, "env": cfg.env.name, "seed": cfg.run.seed, "backend": backend,
+            "algo": method_name(cfg), "env": cfg.env.name, "seed": cfg.run.seed, "backend": backend,
             "t_env": p.t_env, "episodes": p.episode, "updates": p.updates,
             "test_return_mean": last["test_return_mean"], "test_won_mean": last["test_won_mean"],
             "wall_time_s": p.wall_time_s, "env_steps_per_s": p.t_env / max(p.wall_time_s, 1e-9),
@@ -231,14 +253,23 @@ class Trainer:
 
             first = self.env.reset()
             final.update(joint_q_table(self.learner, first.obs[0], first.state[0], self.env.payoff))
+        if isinstance(self.learner, IGMDALearner):
+            self._write_action_values()
         metrics = pd.DataFrame(p.rows)
-        run_name = cfg.tracking.run_name or f"{cfg.algo}-{cfg.env.name}-seed{cfg.run.seed}"
+        run_name = cfg.tracking.run_name or f"{final['algo']}-{cfg.env.name}-seed{cfg.run.seed}"
         tracking.log_run(cfg.tracking.uri, cfg.tracking.experiment, run_name, self.run_dir,
                          flatten(to_dict(cfg)), metrics, final,
-                         {"algo": cfg.algo, "env": cfg.env.name, "seed": str(cfg.run.seed), **cfg.tracking.tags})
+                         {"algo": final["algo"], "env": cfg.env.name, "seed": str(cfg.run.seed), **cfg.tracking.tags})
         write_json(self.run_dir / "final.json", final)
         self.env.close()
         return final
+
+
+def method_name(config: TrainConfig) -> str:
+    """The method a run trains, as the papers name it: ``qmix``, or ``qmix_da`` / ``qmix_bc`` for
+    IGM-DA with DAgger / behaviour cloning around QMIX."""
+    suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]
+    return f"{config.algo}{suffix}"
 
 
 def train(config: TrainConfig, run_dir: str | Path) -> dict[str, Any]:

@@ -56,11 +56,13 @@ def rnn_agent_step(
 
 
 def agent_inputs(
-    obs: jax.Array, last_actions: jax.Array, n_actions: int, *, last_action: bool, agent_id: bool
+    obs: jax.Array, last_actions: jax.Array, avail: jax.Array, n_actions: int, *,
+    last_action: bool, agent_id: bool, avail_actions: bool,
 ) -> jax.Array:
-    """:meth:`AgentController.build_inputs` for one step: ``[o_i, onehot(u_i^{t-1}), onehot(i)]``.
+    """:meth:`AgentController.build_inputs` for one step: ``[x_i, onehot(u_i^{t-1}), onehot(i), avail_i]``.
 
-    ``obs`` [B, N, obs_dim], ``last_actions`` [B, N] (-1 = none; its one-hot is all zeros).
+    ``obs`` [B, N, dim], ``last_actions`` [B, N] (-1 = none; its one-hot is all zeros), ``avail``
+    [B, N, A] bool (an input only with ``avail_actions``).
     """
     b, n = obs.shape[:2]
     parts = [obs]
@@ -68,6 +70,8 @@ def agent_inputs(
         parts.append(jax.nn.one_hot(last_actions, n_actions, dtype=obs.dtype))  # -1 -> zeros
     if agent_id:
         parts.append(jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (b, n, n)))
+    if avail_actions:
+        parts.append(avail.astype(obs.dtype))
     return jnp.concatenate(parts, axis=-1)
 
 
@@ -118,17 +122,27 @@ class FusedRollout:
         env, spec, cfg = self.env, self.env.spec, self.controller.config
         b, n, limit = env.num_envs, spec.n_agents, spec.episode_limit
         n_obs, n_state, n_avail = packed_widths(spec)[:3]
+        avail_from = n_obs + n_state
+        source = {  # the controller's input columns: (first column, width per agent)
+            "obs": (0, spec.obs_dim), "full_obs": (avail_from + n_avail, spec.full_obs_dim),
+            "state": (n_obs, None),
+        }[self.controller.source]
         policy_key = jax.random.fold_in(key, 1)
         env_state, key, first = env.reset_batch(key)
         outputs = jnp.zeros((limit + 1, *first.shape), first.dtype).at[0].set(first)
 
+        def observe(packed: jax.Array) -> jax.Array:
+            start, width = source
+            if width is None:  # the global state, seen by every agent
+                return jnp.broadcast_to(packed[:, None, n_obs:n_obs + n_state], (b, n, n_state))
+            return packed[:, start:start + n * width].reshape(b, n, width)
+
         def body(c: _Carry) -> _Carry:
             packed = c.outputs[c.t]
-            obs = packed[:, :n_obs].reshape(b, n, spec.obs_dim)
-            avail_from = n_obs + n_state
             avail = packed[:, avail_from:avail_from + n_avail].reshape(b, n, spec.n_actions) > 0.5
-            inputs = agent_inputs(obs, c.last_actions, spec.n_actions,
-                                  last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id)
+            inputs = agent_inputs(observe(packed), c.last_actions, avail, spec.n_actions,
+                                  last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id,
+                                  avail_actions=cfg.obs_avail_actions)
             q, hidden = rnn_agent_step(params, inputs.reshape(b * n, -1), c.hidden)
             policy_key, act_key = jax.random.split(c.policy_key)
             actions = epsilon_greedy(act_key, q.reshape(b, n, -1), avail, epsilon).astype(jnp.int32)
@@ -167,7 +181,7 @@ class FusedRollout:
         episodes = Episodes(
             obs=batch.obs, state=batch.state, avail_actions=batch.avail_actions,
             actions=torch.from_dlpack(actions)[:t].transpose(0, 1).long(),
-            reward=reward, terminated=ended.float() * filled_t, filled=filled_t,
+            reward=reward, terminated=ended.float() * filled_t, filled=filled_t, full_obs=batch.full_obs,
         )
         won = (batch.won[:, 1:] & (filled_t > 0)).any(dim=1)
         return episodes, reward.sum(dim=1), won, filled_t.sum(dim=1)

@@ -10,10 +10,11 @@ from torch import nn
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import LearnerConfig, TrainConfig
-from marlrepro.controller import AgentController
+from marlrepro.controller import AgentController, ObsSource
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.targets import td_lambda_targets
 from marlrepro.nets.mixers import build_mixer
+from marlrepro.nets.qplex import QPLEXMixer
 
 
 @dataclass
@@ -44,11 +45,13 @@ class ValueDecompositionLearner:
     (van Hasselt et al. 2016).
     """
 
-    def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device) -> None:
+    def __init__(
+        self, spec: EnvSpec, config: TrainConfig, device: torch.device, source: ObsSource = "obs"
+    ) -> None:
         self.spec = spec
         self.config = config.learner
-        self.controller = AgentController(spec, config.agent).to(device)
-        mixer = build_mixer(config.algo, spec.n_agents, spec.state_dim, config.mixer)
+        self.controller = AgentController(spec, config.agent, source).to(device)
+        mixer = build_mixer(config.algo, spec.n_agents, spec.n_actions, spec.state_dim, config.mixer)
         self.mixer = mixer.to(device) if mixer is not None else None
         self.target_controller = copy.deepcopy(self.controller)
         self.target_controller.agent.rnn.flatten_parameters()  # deepcopy breaks cuDNN's layout
@@ -67,38 +70,64 @@ class ValueDecompositionLearner:
     def target_modules(self) -> list[nn.Module]:
         return [m for m in (self.target_controller, self.target_mixer) if m is not None]
 
-    def mix(self, mixer: nn.Module | None, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """[B, T, N] agent values -> [B, T, K]: the mixed Q_tot (K=1), or the agents' own (K=N)."""
-        return agent_qs if mixer is None else mixer(agent_qs, states)
+    def joint_value(
+        self, mixer: nn.Module | None, q: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor,
+        states: torch.Tensor,
+    ) -> torch.Tensor:
+        """``Q_tot`` [B, T, K] of the joint action ``actions`` [B, T, N] from the agents' value
+        vectors ``q`` [B, T, N, A]: the mixed value (K = 1) or, for IQL, the agents' own (K = N).
 
-    def joint_q(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Online ``Q_tot`` for given per-agent values (used to inspect matrix games)."""
-        return self.mix(self.mixer, agent_qs, states)
+        Steps where an agent has no available action (padding) contribute a value of 0. QPLEX's
+        mixer also reads each agent's best available value and the joint action itself.
+        """
+        real = avail.any(dim=-1)
+        chosen = torch.where(real, q.gather(-1, actions.unsqueeze(-1)).squeeze(-1), 0.0)
+        if mixer is None:
+            return chosen
+        if isinstance(mixer, QPLEXMixer):
+            best = q.detach().masked_fill(~avail, float("-inf")).max(dim=-1).values
+            return mixer(chosen, states, actions, torch.where(real, best, chosen.detach()))
+        return mixer(chosen, states)
+
+    @property
+    def acting_controller(self) -> AgentController:
+        """The agents that collect training episodes."""
+        return self.controller
+
+    @property
+    def eval_controller(self) -> AgentController:
+        """The decentralised agents that are evaluated (and deployed)."""
+        return self.controller
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The masked TD(λ) loss of one batch; returns (loss, mean Q taken, mean target)."""
+        q = self.controller.sequence(self.controller.observe(batch), batch.actions, batch.avail_actions)
+        return self.td_loss(batch, q, q.detach())
+
+    def td_loss(
+        self, batch: Episodes, q: torch.Tensor, selector_q: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """TD(λ) loss of the online agent values ``q`` [B, T+1, N, A] through the mixer.
+
+        With double Q, the bootstrap action is the greedy available action of ``selector_q``
+        (the online values themselves; IGM-DA passes its learners' values), evaluated by the
+        target networks; without, the target networks' own greedy available action.
+        Returns (loss, mean Q taken, mean target).
+        """
         cfg = self.config
         rewards = batch.reward.unsqueeze(-1)
         terminated = batch.terminated.unsqueeze(-1)
         mask = batch.filled.unsqueeze(-1)
-
-        q = self.controller.sequence(batch.obs, batch.actions)  # [B, T+1, N, A]
-        q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
+        avail = batch.avail_actions
         with torch.no_grad():
-            target_q = self.target_controller.sequence(batch.obs, batch.actions)
-            target_q = target_q.masked_fill(~batch.avail_actions, float("-inf"))
-            if cfg.double_q:
-                online = q.detach().masked_fill(~batch.avail_actions, float("-inf"))
-                best = online.argmax(dim=-1, keepdim=True)
-                target_max = target_q.gather(-1, best).squeeze(-1)
-            else:
-                target_max = target_q.max(dim=-1).values
-            # Padded steps have no available action; their value never reaches a target.
-            target_max = torch.where(batch.avail_actions.any(dim=-1), target_max, 0.0)
-            target_max = self.mix(self.target_mixer, target_max, batch.state)  # [B, T+1, K]
-            targets = td_lambda_targets(rewards, terminated, mask, target_max, cfg.gamma, cfg.td_lambda)
+            target = self.target_controller
+            target_q = target.sequence(target.observe(batch), batch.actions, avail)
+            selector = selector_q if cfg.double_q else target_q
+            best = selector.masked_fill(~avail, float("-inf")).argmax(dim=-1)  # [B, T+1, N]
+            target_tot = self.joint_value(self.target_mixer, target_q, best, avail, batch.state)
+            targets = td_lambda_targets(rewards, terminated, mask, target_tot, cfg.gamma, cfg.td_lambda)
 
-        q_tot = self.mix(self.mixer, q_taken, batch.state[:, :-1])  # [B, T, K]
+        q_tot = self.joint_value(self.mixer, q[:, :-1], batch.actions, avail[:, :-1], batch.state[:, :-1])
         td_error = (q_tot - targets) * mask
         denom = mask.sum() * q_tot.shape[-1]
         loss = 0.5 * td_error.pow(2).sum() / denom

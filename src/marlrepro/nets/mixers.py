@@ -55,7 +55,9 @@ class QMixer(nn.Module):
         return (torch.bmm(hidden, w2) + v).view(b, t, 1)
 
 
-def build_mixer(algo: str, n_agents: int, state_dim: int, config: MixerConfig) -> nn.Module | None:
+def build_mixer(
+    algo: str, n_agents: int, n_actions: int, state_dim: int, config: MixerConfig
+) -> nn.Module | None:
     """The mixer of ``algo``; IQL has none (each agent learns its own TD target)."""
     if algo == "iql":
         return None
@@ -63,4 +65,11 @@ def build_mixer(algo: str, n_agents: int, state_dim: int, config: MixerConfig) -
         return VDNMixer()
     if algo == "qmix":
         return QMixer(n_agents, state_dim, config)
+    if algo == "qplex":
+        from marlrepro.nets.qplex import (
+            QPLEXMixer,  # qplex imports this module's hypernetwork
+        )
+
+        return QPLEXMixer(n_agents, n_actions, state_dim, config, adv_hypernet_layers=config.adv_hypernet_layers,
+                          adv_hypernet_embed=config.adv_hypernet_embed, num_kernel=config.num_kernel)
     raise ValueError(f"algo: no mixer for {algo!r}")

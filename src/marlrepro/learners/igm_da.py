@@ -1,0 +1,99 @@
+"""IGM-DA (Hong, Jin and Tang, "Rethinking Individual Global Max"): value decomposition trains
+experts on global information, decentralised learners imitate them (§3, Algorithm 1).
+
+* Experts ``Q_i(s, u_i)`` (here: each ally's full-sight observation or the state) are mixed by the
+  value-decomposition method (QMIX, VDN, …) and trained by its TD(λ) loss (eq. 8): no lossy
+  decomposition enters the Bellman iteration.
+* Learners ``q_i(τ_i, u_i)`` see only the local observation (plus the available actions, as the
+  authors' code) and regress their whole Q-vector to the one-hot of the expert's greedy available
+  action (Proposition 5: the minimiser is the expert's action frequency given the observation).
+* DAgger: the learners collect the episodes (epsilon-greedy), the experts label them; the double-Q
+  bootstrap action comes from the learners. BC (the ablation of Fig. 5): the experts collect.
+* Both losses are summed and minimised by one optimiser over all parameters (authors' code);
+  evaluation runs the learners alone, decentralised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from marlrepro.buffer import Episodes
+from marlrepro.config import TrainConfig
+from marlrepro.controller import AgentController
+from marlrepro.envs.base import EnvSpec
+from marlrepro.exploration import masked_greedy
+from marlrepro.learners.value_decomposition import (
+    ValueDecompositionLearner,
+    build_optimizer,
+)
+
+
+def imitation_loss(learner_q: torch.Tensor, expert_q: torch.Tensor, avail: torch.Tensor,
+                   mask: torch.Tensor) -> torch.Tensor:
+    """Proposition 5's regression: ``mean (q_i(τ_i, ·) − onehot(argmax_avail Q_i(s, ·)))²``.
+
+    ``learner_q``, ``expert_q`` [B, T, N, A]; ``avail`` [B, T, N, A] bool; ``mask`` [B, T]. The
+    mean runs over real steps × agents × actions; the expert's values are not trained by it.
+    """
+    greedy = masked_greedy(expert_q.detach(), avail)
+    target = nn.functional.one_hot(greedy, learner_q.shape[-1]).to(learner_q.dtype)
+    weight = mask[..., None, None]
+    return ((learner_q - target) ** 2 * weight).sum() / (weight.sum() * learner_q.shape[-2] * learner_q.shape[-1])
+
+
+class IGMDALearner(ValueDecompositionLearner):
+    """A value-decomposition learner on expert inputs, plus imitating decentralised learners."""
+
+    def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device) -> None:
+        imitation = config.imitation
+        super().__init__(spec, config, device, source=imitation.expert_input)
+        learner_agent = dataclasses.replace(config.agent, obs_avail_actions=imitation.learner_avail_actions)
+        self.learners = AgentController(spec, learner_agent, "obs").to(device)
+        self.mode = imitation.mode
+        self.params += list(self.learners.parameters())
+        self.optimizer = build_optimizer(self.params, self.config)
+
+    @property
+    def acting_controller(self) -> AgentController:
+        """DAgger: the learners act; BC: the experts act."""
+        return self.learners if self.mode == "dagger" else self.controller
+
+    @property
+    def eval_controller(self) -> AgentController:
+        return self.learners
+
+    def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """TD loss of the experts (bootstrap actions from the learners) + the imitation loss."""
+        expert_q = self.controller.sequence(self.controller.observe(batch), batch.actions, batch.avail_actions)
+        learner_q = self.learners.sequence(batch.obs, batch.actions, batch.avail_actions)
+        td, q_mean, target_mean = self.td_loss(batch, expert_q, learner_q.detach())
+        teach = imitation_loss(learner_q[:, :-1], expert_q[:, :-1], batch.avail_actions[:, :-1], batch.filled)
+        return td + teach, q_mean, target_mean
+
+    @torch.no_grad()
+    def greedy_action_values(self, episodes: Episodes) -> dict[str, torch.Tensor]:
+        """``max_{u available} Q(·, u)`` of every agent at every real step of ``episodes``, for the
+        learners and the experts: the action-value distributions of Fig. 3(b). Flat tensors."""
+        avail, real = episodes.avail_actions[:, :-1], episodes.filled > 0
+        values = {}
+        for name, agents in (("learner", self.learners), ("expert", self.controller)):
+            q = agents.sequence(agents.observe(episodes), episodes.actions, episodes.avail_actions)[:, :-1]
+            values[name] = q.masked_fill(~avail, float("-inf")).max(dim=-1).values[real].flatten()
+        return values
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "learners": self.learners.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.learners.load_state_dict(state["learners"])
+
+
+def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> ValueDecompositionLearner:
+    """The learner ``config`` asks for: plain value decomposition, or IGM-DA around it."""
+    if config.imitation.mode == "none":
+        return ValueDecompositionLearner(spec, config, device)
+    return IGMDALearner(spec, config, device)
