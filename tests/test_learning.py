@@ -15,7 +15,7 @@ MATRIX = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["vdn", "qmix", "qplex"])
+@pytest.mark.parametrize("algo", ["vdn", "qmix", "qplex", "dmix"])
 def test_monotonic_matrix_game_reaches_the_optimum(algo, tmp_path):
     """On an additive game every monotonic factorisation can represent Q exactly, so the
     decentralised greedy joint action must be the optimum (payoff 5 at (1, 2))."""

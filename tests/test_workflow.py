@@ -47,7 +47,7 @@ PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # ME-IGM table1_qmix (1 x 1 x seeds) + vd smax_curves (1 x 3 x seeds) + IGM-DA's sight0, bc, sight3,
 # sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds).
 IGM_DA_JOBS = {"smoke": 2 * 3 * 2 + 1 * 1 * 2 + 1 * 2 * 1 + 1 * 2 * 1 + 1 * 2 * 2,
-               "paper": 6 * 4 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
+               "paper": 6 * 6 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
 TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 * 5 + IGM_DA_JOBS["paper"]}
 

@@ -34,14 +34,15 @@ def _sync(device: torch.device) -> None:
 
 def bench_rollout(config, num_envs: int, episodes: int) -> dict[str, Any]:
     """Env-steps/s of ``EpisodeRunner`` with the agent in the loop (after one warm-up rollout)."""
-    from marlrepro.controller import AgentController
+    from marlrepro.controller import build_controller
     from marlrepro.envs import make
     from marlrepro.runner import EpisodeRunner
     from marlrepro.train import resolve_device
 
     device = resolve_device(config.run.device)
     env = make(config.env.name, num_envs, config.run.seed, device, **config.env.options)
-    runner = EpisodeRunner(env, AgentController(env.spec, config.agent).to(device), config.run.rollout)
+    controller = build_controller(env.spec, config.agent, "obs", config.algo).to(device)
+    runner = EpisodeRunner(env, controller, config.run.rollout)
     runner.run(epsilon=0.5)  # compile and warm up
     _sync(device)
     steps, start = 0, time.perf_counter()

@@ -19,7 +19,7 @@ import yaml
 
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix", "qplex"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
@@ -38,12 +38,22 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    """Shared recurrent agent: fc -> GRU -> fc, fed obs, last action and agent id."""
+    """Shared recurrent agent: fc -> GRU -> fc, fed obs, last action and agent id.
+
+    The ``n_*quantiles`` and ``quantile_embed_dim`` settings are DMIX's implicit-quantile agent
+    (DFAC, Sun et al. 2021; ignored by the other algorithms): ``N`` fractions ``τ`` sampled per
+    step for the online return distribution, ``N'`` for the target's, ``N̂`` averaged when acting,
+    and the width of the cosine embedding of ``τ``.
+    """
 
     hidden_dim: int = 64
     obs_last_action: bool = True
     obs_agent_id: bool = True
     obs_avail_actions: bool = False  # append the available-actions mask (IGM-DA's learner agents)
+    n_quantiles: int = 8  # N
+    n_target_quantiles: int = 8  # N'
+    n_greedy_quantiles: int = 32  # N̂
+    quantile_embed_dim: int = 64
 
 
 @dataclass
@@ -253,6 +263,10 @@ def _validate(config: TrainConfig) -> None:
     positive = {
         "env.num_envs": config.env.num_envs,
         "agent.hidden_dim": config.agent.hidden_dim,
+        "agent.n_quantiles": config.agent.n_quantiles,
+        "agent.n_target_quantiles": config.agent.n_target_quantiles,
+        "agent.n_greedy_quantiles": config.agent.n_greedy_quantiles,
+        "agent.quantile_embed_dim": config.agent.quantile_embed_dim,
         "learner.batch_size": config.learner.batch_size,
         "learner.buffer_size": config.learner.buffer_size,
         "learner.target_update_interval": config.learner.target_update_interval,
@@ -272,6 +286,18 @@ def _validate(config: TrainConfig) -> None:
         value = getattr(config.learner, key)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"learner.{key}: must lie in [0, 1], got {value}")
+    if config.algo == "dmix":
+        if config.learner.td_lambda > 0:
+            raise ConfigError(
+                f"learner.td_lambda: dmix learns from one-step quantile targets r + γ Z'_tot (DFAC); "
+                f"set learner.td_lambda=0 (got {config.learner.td_lambda})"
+            )
+        if config.run.rollout == "fused":
+            raise ConfigError(
+                "run.rollout: 'fused' has no JAX twin of dmix's implicit-quantile agent; valid choices "
+                "for algo dmix: auto (fused where the acting agents allow it, e.g. IGM-DA's learners), "
+                "stepwise"
+            )
     imitation = config.imitation
     if imitation.mode != "none" and imitation.expert_input == "full_obs" \
             and not config.env.options.get("full_sight_obs", False):

@@ -10,6 +10,7 @@ from torch import nn
 from marlrepro.config import AgentConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.nets.agent import RNNAgent
+from marlrepro.nets.iqn_agent import IQNRNNAgent
 
 ObsSource = Literal["obs", "full_obs", "state"]
 
@@ -31,6 +32,9 @@ class AgentController(nn.Module):
     (decentralised agents), its full-sight observation, or the global state (IGM-DA's experts).
     """
 
+    # the fused JAX rollout (envs/jax_rollout.py) has a twin of this controller's agent
+    fusable = True
+
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
         self.spec = spec
@@ -40,8 +44,12 @@ class AgentController(nn.Module):
         input_dim += spec.n_actions if config.obs_last_action else 0
         input_dim += spec.n_agents if config.obs_agent_id else 0
         input_dim += spec.n_actions if config.obs_avail_actions else 0
-        self.agent = RNNAgent(input_dim, config.hidden_dim, spec.n_actions)
+        self.agent = self.make_agent(input_dim)
         self.register_buffer("agent_ids", torch.eye(spec.n_agents), persistent=False)
+
+    def make_agent(self, input_dim: int) -> nn.Module:
+        """The shared agent network."""
+        return RNNAgent(input_dim, self.config.hidden_dim, self.spec.n_actions)
 
     def observe(self, data: Observed) -> torch.Tensor:
         """This controller's per-agent input ``[..., N, dim]`` from a step or a batch of episodes."""
@@ -80,22 +88,37 @@ class AgentController(nn.Module):
         avail: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Q-values [B, T, N, A] for a sequence, continuing from ``hidden`` [1, B·N, H]."""
+        q, hidden = self.agent(self.agent_rows(obs, last_actions, avail), hidden)
+        return self.from_rows(q, obs.shape[0]), hidden
+
+    def agent_rows(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, avail: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The agent network's input rows: [B, T, N, dim] -> [B·N, T, in], rows ordered (env, agent)."""
         b, t, n = obs.shape[:3]
-        x = self.build_inputs(obs, last_actions, avail)
-        x = x.permute(0, 2, 1, 3).reshape(b * n, t, -1)
-        q, hidden = self.agent(x, hidden)
-        return q.view(b, n, t, -1).permute(0, 2, 1, 3), hidden
+        return self.build_inputs(obs, last_actions, avail).permute(0, 2, 1, 3).reshape(b * n, t, -1)
+
+    @staticmethod
+    def from_rows(out: torch.Tensor, batch: int) -> torch.Tensor:
+        """Undo :meth:`agent_rows` on an output: [B·N, T, ...] -> [B, T, N, ...]."""
+        out = out.view(batch, -1, *out.shape[1:])
+        return out.transpose(1, 2)
 
     def step(
         self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
         avail: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One acting step: ``obs`` [B, N, dim] -> (Q [B, N, A], hidden)."""
-        b, n = obs.shape[:2]
+        q, hidden = self.agent.step(self.step_rows(obs, last_actions, avail), hidden)
+        return q.view(*obs.shape[:2], -1), hidden
+
+    def step_rows(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, avail: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The agent network's input rows of one step: [B, N, dim] -> [B·N, in]."""
         avail_t = None if avail is None else avail.unsqueeze(1)
-        x = self.build_inputs(obs.unsqueeze(1), last_actions.unsqueeze(1), avail_t).view(b * n, -1)
-        q, hidden = self.agent.step(x, hidden)
-        return q.view(b, n, -1), hidden
+        x = self.build_inputs(obs.unsqueeze(1), last_actions.unsqueeze(1), avail_t)
+        return x.view(obs.shape[0] * obs.shape[1], -1)
 
     def sequence(
         self, obs: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None = None
@@ -105,8 +128,73 @@ class AgentController(nn.Module):
         ``obs`` [B, T+1, N, dim], ``actions`` [B, T, N], ``avail`` [B, T+1, N, A] -> Q [B, T+1, N, A];
         the last-action input at step ``t`` is ``actions[:, t-1]`` (none at ``t = 0``).
         """
-        b = obs.shape[0]
-        none = torch.full_like(actions[:, :1], -1)
-        last = torch.cat([none, actions], dim=1)
-        q, _ = self(obs, last, self.initial_hidden(b), avail)
+        q, _ = self(obs, self.previous_actions(actions), self.initial_hidden(obs.shape[0]), avail)
         return q
+
+    @staticmethod
+    def previous_actions(actions: torch.Tensor) -> torch.Tensor:
+        """The last-action input of every step of whole episodes: ``actions`` [B, T, N] -> [B, T+1, N]
+        (-1, none, at ``t = 0``)."""
+        return torch.cat([torch.full_like(actions[:, :1], -1), actions], dim=1)
+
+
+class DistributionalController(AgentController):
+    """Runs one shared :class:`~marlrepro.nets.iqn_agent.IQNRNNAgent` (DMIX's agents, DFAC §4).
+
+    The quantile fractions ``τ`` are shared by all agents of an environment (DMIX's mixer needs
+    it). Acting (:meth:`step`) and :meth:`forward` / :meth:`sequence` return the expected values
+    ``Q_i(u) = mean_k Z_i(τ_k, u)`` over ``N̂ = n_greedy_quantiles`` sampled fractions, so the
+    runner and exploration treat it like any other controller; :meth:`quantile_sequence` returns
+    the quantiles at given fractions for the distributional loss.
+    """
+
+    fusable = False  # no JAX twin of the IQN agent: the runner steps it from Python
+
+    def make_agent(self, input_dim: int) -> nn.Module:
+        cfg = self.config
+        return IQNRNNAgent(input_dim, cfg.hidden_dim, self.spec.n_actions, cfg.quantile_embed_dim)
+
+    def quantiles(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor, taus: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Z`` [B, T, N, K, A] at fractions ``taus`` [B, T, K] (one set per environment and step),
+        continuing from ``hidden`` [1, B·N, H]."""
+        z, hidden = self.agent(self.agent_rows(obs, last_actions, avail), hidden, taus)
+        return self.from_rows(z, obs.shape[0]), hidden
+
+    def forward(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Expected values [B, T, N, A]: the mean of ``Z`` over ``N̂`` fractions sampled per
+        environment and step."""
+        b, t = obs.shape[:2]
+        taus = torch.rand(b, t, self.config.n_greedy_quantiles, device=obs.device)
+        z, hidden = self.quantiles(obs, last_actions, hidden, taus, avail)
+        return z.mean(dim=-2), hidden
+
+    def step(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One acting step: ``obs`` [B, N, dim] -> (expected values [B, N, A], hidden), the mean
+        over ``N̂`` fractions sampled per environment."""
+        b, n = obs.shape[:2]
+        q, hidden = self.agent.expected_step(self.step_rows(obs, last_actions, avail), hidden, groups=b,
+                                             n_taus=self.config.n_greedy_quantiles)
+        return q.view(b, n, -1), hidden
+
+    def quantile_sequence(
+        self, obs: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None, taus: torch.Tensor
+    ) -> torch.Tensor:
+        """``Z`` over whole episodes from a zero hidden state, at ``taus`` [B, T+1, K]:
+        ``obs`` [B, T+1, N, dim], ``actions`` [B, T, N] -> [B, T+1, N, K, A]."""
+        z, _ = self.quantiles(obs, self.previous_actions(actions), self.initial_hidden(obs.shape[0]), taus, avail)
+        return z
+
+
+def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:
+    """The controller of ``algo``'s agents: implicit-quantile agents for dmix, else the GRU agent."""
+    cls = DistributionalController if algo == "dmix" else AgentController
+    return cls(spec, config, source)

@@ -17,7 +17,8 @@ def joint_q_table(learner: ValueDecompositionLearner, obs: torch.Tensor, state: 
 
     ``obs`` [N, obs_dim] and ``state`` [state_dim] are the game's (constant) first step. The
     greedy joint action is each agent's own argmax of ``Q_i`` — the decentralised execution the
-    papers evaluate. For IQL, which has no mixer, ``Q_tot`` is reported as ``Σ_i Q_i``.
+    papers evaluate. For IQL, which has no mixer, ``Q_tot`` is reported as ``Σ_i Q_i``; for DMIX,
+    ``Q_i`` is the mean over ``N̂`` sampled quantiles and ``Q_tot = E[Z_tot]``.
     """
     n, a = learner.spec.n_agents, learner.spec.n_actions
     none = torch.full((1, 1, n), -1, dtype=torch.int64, device=obs.device)

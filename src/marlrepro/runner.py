@@ -2,7 +2,8 @@
 
 Two ways to collect the same episodes: ``stepwise`` drives any backend from a Python loop, one
 environment step per iteration; ``fused`` (JAX backends) runs the whole batch of episodes in one
-compiled call (:mod:`marlrepro.envs.jax_rollout`). ``auto`` picks fused where the backend offers it.
+compiled call (:mod:`marlrepro.envs.jax_rollout`). ``auto`` picks fused where the backend offers it
+and the controller's agent has a JAX twin (not dmix's implicit-quantile agent).
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ class EpisodeRunner:
         if mode == "fused" and make_fused is None:
             raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
                               "valid choices here: auto, stepwise")
-        self._fused = make_fused(controller) if make_fused is not None and mode != "stepwise" else None
+        if mode == "fused" and not controller.fusable:
+            raise ConfigError(f"run.rollout: 'fused' has no JAX twin of {type(controller.agent).__name__} "
+                              "(dmix's agents); valid choices here: auto (which steps it from Python), stepwise")
+        fused = make_fused is not None and controller.fusable and mode != "stepwise"
+        self._fused = make_fused(controller) if fused else None
         self.storage = Episodes.empty(env.num_envs, env.spec, env.device) if self._fused is None else None
 
     def run(self, epsilon: float) -> tuple[Episodes, RolloutStats]:

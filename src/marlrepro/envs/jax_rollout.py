@@ -7,7 +7,8 @@ shared GRU agent and epsilon-greedy selection) is written once more in JAX, read
 agent's weights through DLPack without a copy, and the lock-step episode batch of
 :class:`~marlrepro.runner.EpisodeRunner` runs inside one ``lax.while_loop`` on the device where
 the environment lives. Learning stays in torch; the two agent implementations are tested to
-agree (``tests/test_jax_rollout.py``).
+agree (``tests/test_jax_rollout.py``). DMIX's implicit-quantile agent has no twin here: the
+runner steps it from Python.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from marlrepro.buffer import Episodes
 from marlrepro.controller import AgentController
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
+from marlrepro.errors import ConfigError
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # full float32 matmuls, as torch's default (no TF32)
 
@@ -111,6 +113,9 @@ class FusedRollout:
     """
 
     def __init__(self, env: SMAXBatch, controller: AgentController) -> None:
+        if not controller.fusable:
+            raise ConfigError(f"run.rollout: 'fused' has no JAX twin of {type(controller.agent).__name__}; "
+                              "valid choices here: auto, stepwise")
         self.env = env
         self.controller = controller
         self._rollout = jax.jit(self._collect)

@@ -11,6 +11,10 @@ experts on global information, decentralised learners imitate them (§3, Algorit
   bootstrap action comes from the learners. BC (the ablation of Fig. 5): the experts collect.
 * Both losses are summed and minimised by one optimiser over all parameters (authors' code);
   evaluation runs the learners alone, decentralised.
+* Around DMIX the experts are the implicit-quantile agents and learn by DMIX's quantile loss;
+  the learners stay Q-vector agents and regress to the one-hot of the experts' greedy action by
+  the mean over quantiles (the authors broadcast the one-hot over the quantiles of quantile
+  learners; a Q-vector learner has a single "quantile", so the two coincide in what is regressed).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from marlrepro.config import TrainConfig
 from marlrepro.controller import AgentController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.exploration import masked_greedy
+from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.value_decomposition import (
     ValueDecompositionLearner,
     build_optimizer,
@@ -66,10 +71,12 @@ class IGMDALearner(ValueDecompositionLearner):
         return self.learners
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """TD loss of the experts (bootstrap actions from the learners) + the imitation loss."""
-        expert_q = self.controller.sequence(self.controller.observe(batch), batch.actions, batch.avail_actions)
+        """TD loss of the experts (bootstrap actions from the learners) + the imitation loss of the
+        learners (to the experts' greedy actions by their expected values)."""
+        expert = self.agent_outputs(batch)
+        expert_q = self.expected_values(expert)
         learner_q = self.learners.sequence(batch.obs, batch.actions, batch.avail_actions)
-        td, q_mean, target_mean = self.td_loss(batch, expert_q, learner_q.detach())
+        td, q_mean, target_mean = self.td_loss(batch, expert, learner_q.detach())
         teach = imitation_loss(learner_q[:, :-1], expert_q[:, :-1], batch.avail_actions[:, :-1], batch.filled)
         return td + teach, q_mean, target_mean
 
@@ -92,8 +99,17 @@ class IGMDALearner(ValueDecompositionLearner):
         self.learners.load_state_dict(state["learners"])
 
 
+class DistributionalIGMDALearner(IGMDALearner, DistributionalLearner):
+    """IGM-DA around DMIX: distributional experts (quantile loss), Q-vector learners.
+
+    The experts' greedy action for the imitation target is the argmax of the mean over the ``N``
+    quantiles sampled for the update (:meth:`DistributionalLearner.expected_values`)."""
+
+
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> ValueDecompositionLearner:
-    """The learner ``config`` asks for: plain value decomposition, or IGM-DA around it."""
+    """The learner ``config`` asks for: plain value decomposition (distributional for dmix), or
+    IGM-DA around it."""
+    distributional = config.algo == "dmix"
     if config.imitation.mode == "none":
-        return ValueDecompositionLearner(spec, config, device)
-    return IGMDALearner(spec, config, device)
+        return (DistributionalLearner if distributional else ValueDecompositionLearner)(spec, config, device)
+    return (DistributionalIGMDALearner if distributional else IGMDALearner)(spec, config, device)

@@ -10,7 +10,7 @@ from torch import nn
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import LearnerConfig, TrainConfig
-from marlrepro.controller import AgentController, ObsSource
+from marlrepro.controller import AgentController, ObsSource, build_controller
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.targets import td_lambda_targets
 from marlrepro.nets.mixers import build_mixer
@@ -50,7 +50,7 @@ class ValueDecompositionLearner:
     ) -> None:
         self.spec = spec
         self.config = config.learner
-        self.controller = AgentController(spec, config.agent, source).to(device)
+        self.controller = build_controller(spec, config.agent, source, config.algo).to(device)
         mixer = build_mixer(config.algo, spec.n_agents, spec.n_actions, spec.state_dim, config.mixer)
         self.mixer = mixer.to(device) if mixer is not None else None
         self.target_controller = copy.deepcopy(self.controller)
@@ -101,8 +101,16 @@ class ValueDecompositionLearner:
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The masked TD(λ) loss of one batch; returns (loss, mean Q taken, mean target)."""
-        q = self.controller.sequence(self.controller.observe(batch), batch.actions, batch.avail_actions)
-        return self.td_loss(batch, q, q.detach())
+        outputs = self.agent_outputs(batch)
+        return self.td_loss(batch, outputs, self.expected_values(outputs).detach())
+
+    def agent_outputs(self, batch: Episodes) -> torch.Tensor:
+        """What the online agents output over ``batch`` for :meth:`td_loss`: Q [B, T+1, N, A]."""
+        return self.controller.sequence(self.controller.observe(batch), batch.actions, batch.avail_actions)
+
+    def expected_values(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The agents' action values [B, T+1, N, A] from :meth:`agent_outputs` (here the same)."""
+        return outputs
 
     def td_loss(
         self, batch: Episodes, q: torch.Tensor, selector_q: torch.Tensor

@@ -58,7 +58,8 @@ class QMixer(nn.Module):
 def build_mixer(
     algo: str, n_agents: int, n_actions: int, state_dim: int, config: MixerConfig
 ) -> nn.Module | None:
-    """The mixer of ``algo``; IQL has none (each agent learns its own TD target)."""
+    """The mixer of ``algo``; IQL has none (each agent learns its own TD target). DMIX's mixes
+    return distributions (quantiles), the others values."""
     if algo == "iql":
         return None
     if algo == "vdn":
@@ -72,4 +73,8 @@ def build_mixer(
 
         return QPLEXMixer(n_agents, n_actions, state_dim, config, adv_hypernet_layers=config.adv_hypernet_layers,
                           adv_hypernet_embed=config.adv_hypernet_embed, num_kernel=config.num_kernel)
+    if algo == "dmix":
+        from marlrepro.nets.dmix import DMixer  # dmix builds on this module's QMixer
+
+        return DMixer(n_agents, state_dim, config)
     raise ValueError(f"algo: no mixer for {algo!r}")
