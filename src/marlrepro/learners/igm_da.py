@@ -13,8 +13,8 @@ experts on global information, decentralised learners imitate them (§3, Algorit
   evaluation runs the learners alone, decentralised.
 * Around DMIX the experts are the implicit-quantile agents and learn by DMIX's quantile loss;
   the learners stay Q-vector agents and regress to the one-hot of the experts' greedy action by
-  the mean over quantiles (the authors broadcast the one-hot over the quantiles of quantile
-  learners; a Q-vector learner has a single "quantile", so the two coincide in what is regressed).
+  the mean over quantiles. (The authors broadcast the one-hot over a quantile learner's quantiles:
+  every quantile regresses to the same target, which is what our Q-vector learner regresses to.)
 """
 
 from __future__ import annotations
