@@ -43,3 +43,19 @@ def test_checkpoint_holds_only_the_filled_episodes():
     restored = EpisodeBuffer(1000, SPEC, torch.device("cpu"))
     restored.load_state_dict(state)
     assert torch.equal(restored.storage.full_obs[:2], buffer.storage.full_obs[:2])
+
+
+def test_float16_storage_halves_observations_and_samples_float32():
+    single = EpisodeBuffer(4, SPEC, torch.device("cpu"))
+    half = EpisodeBuffer(4, SPEC, torch.device("cpu"), torch.float16)
+    for name in ("obs", "state", "full_obs"):
+        assert getattr(half.storage, name).nbytes * 2 == getattr(single.storage, name).nbytes
+    assert half.storage.reward.dtype == torch.float32 and half.storage.actions.dtype == torch.int64
+    episodes = _episodes(4, 6, 1.0)  # all steps filled
+    episodes.obs.copy_(torch.linspace(-1, 1, episodes.obs.numel()).view_as(episodes.obs))
+    half.insert(episodes)
+    batch = half.sample(4)
+    assert batch.obs.dtype == batch.state.dtype == batch.full_obs.dtype == torch.float32
+    # every sampled episode is one of the inserted ones, to float16 precision (2^-11 relative)
+    torch.testing.assert_close(batch.obs.sort(dim=0).values, episodes.obs.sort(dim=0).values,
+                               rtol=2**-11, atol=1e-4)

@@ -4,6 +4,10 @@
   (epsilon-greedy), for several numbers of parallel environments.
 * ``train``: end-to-end training env-steps/s and updates/s of one run (rollouts, replay and
   gradient updates), with evaluation off.
+* ``run``: steady-state env-steps/s and updates/s of one run of a paper experiment, trained with
+  the exact settings the workflow would give it (e.g. IGM-DA's appendix D), evaluation included;
+  measured between the second and the last evaluation, so compilation is left out. Also the
+  peak GPU memory, which decides how many runs can share a GPU.
 * ``env``: pure-JAX env-steps/s of SMAX-family environments under a uniformly random policy over
   available actions (one compiled ``lax.scan``; no torch), e.g. the extended env against stock
   SMAX in the same process.
@@ -74,6 +78,61 @@ def bench_train(config) -> dict[str, Any]:
             "env_steps": final["t_env"], "updates": final["updates"], "seconds": seconds,
             "env_steps_per_s": final["t_env"] / seconds, "updates_per_s": final["updates"] / seconds,
             "device": final["device"]}
+
+
+def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: int,
+                      overrides: list[str], scale: str = "paper", device: str = "cuda") -> dict[str, Any]:
+    """Steady-state throughput of the ``env``/``algo`` run of ``config/<paper>.yaml``'s
+    ``experiment`` at ``scale``, cut to ``t_max`` steps (needs at least three evaluations)."""
+    from pathlib import Path
+
+    import pandas as pd
+    import yaml
+    from snakemake.utils import validate
+
+    from marlrepro.config import load_config
+    from marlrepro.experiments import format_value, plan_paper, resolve_env, scale_from_dict
+    from marlrepro.train import Trainer
+
+    def validated(path: str, schema: str) -> dict[str, Any]:
+        data = yaml.safe_load(Path(path).read_text())
+        validate(data, f"workflow/schemas/{schema}")  # fills the schema's defaults
+        return data
+
+    scales = [path.stem for path in Path("config/scales").glob("*.yaml")]
+    plan = plan_paper(paper, validated(f"config/{paper}.yaml", "paper.schema.yaml"),
+                      scale_from_dict(scale, validated(f"config/scales/{scale}.yaml", "scale.schema.yaml")),
+                      {"seeds": 1, "device": device, "backend": "smax"}, scales)
+    if experiment not in plan:
+        raise ConfigError(f"bench run: no experiment {experiment!r} in config/{paper}.yaml; "
+                          f"valid choices: {', '.join(plan)}")
+    runs = {(r.env, r.algo): r for r in plan[experiment].runs()}
+    key = (resolve_env(env, "smax"), algo)
+    if key not in runs:
+        raise ConfigError(f"bench run: {paper}/{experiment} has no run {env} {algo}; its runs: "
+                          + ", ".join(f"{e} {a}" for e, a in sorted(runs)))
+    run = runs[key]
+    settings = {**run.train_settings(), "run.t_max": t_max, "tracking.uri": ""}
+    config = load_config([f"config/algos/{algo}.yaml"],
+                         [f"{k}={format_value(v)}" for k, v in settings.items()] + overrides)
+    cuda = config.run.device != "cpu" and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as run_dir:
+        Trainer(config, Path(run_dir)).run()
+        metrics = pd.read_parquet(Path(run_dir) / "metrics.parquet")
+    if len(metrics) < 3:
+        raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics)} evaluations; raise it to at "
+                          f"least 2 x run.eval_interval ({config.run.eval_interval})")
+    first, last = metrics.iloc[1], metrics.iloc[-1]
+    seconds = last["wall_time_s"] - first["wall_time_s"]
+    return {"paper": paper, "experiment": experiment, "env": config.env.name, "algo": algo,
+            "buffer_dtype": config.learner.buffer_dtype, "env_steps": int(last["t_env"] - first["t_env"]),
+            "seconds": seconds, "env_steps_per_s": (last["t_env"] - first["t_env"]) / seconds,
+            "updates_per_s": (last["update"] - first["update"]) / seconds,
+            "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
+            "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
 
 def bench_env(name: str, num_envs: int, steps: int, device: str, seed: int = 0) -> dict[str, Any]:
@@ -171,6 +230,17 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
             sub.add_argument("--num-envs", type=int, nargs="+", default=[8, 128])
             sub.add_argument("--episodes", type=int, default=512, help="episodes per measurement")
         sub.set_defaults(handler=_run_bench)
+    run_parser = kinds.add_parser("run", help="steady-state throughput of one run of a paper experiment",
+                                  description=bench_planned_run.__doc__)
+    run_parser.add_argument("experiment", metavar="PAPER/EXPERIMENT", help="e.g. igm_da/sight0")
+    run_parser.add_argument("--env", required=True, help="e.g. smax:MMM2")
+    run_parser.add_argument("--algo", required=True, help="e.g. qmix_da")
+    run_parser.add_argument("--t-max", type=int, default=30_000)
+    run_parser.add_argument("--scale", default="paper")
+    run_parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
+    run_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    run_parser.add_argument("--out", metavar="JSON", help="also write the results here")
+    run_parser.set_defaults(handler=_run_bench)
     env_parser = kinds.add_parser("env", help="pure-JAX env-steps/s of SMAX-family envs (random policy)",
                                   description=bench_env.__doc__)
     env_parser.add_argument("--envs", nargs="+", default=["smax_stock:3s5z", "smax:3s5z"], metavar="NAME")
@@ -193,6 +263,11 @@ def _run_bench(args: argparse.Namespace) -> int:
                 results.append(bench_jaxmarl_reference(args.reference, n, args.steps, args.device))
             results += [bench_env(name, n, args.steps, args.device) for name in args.envs]
         _report(results, args.out)
+        return 0
+    if args.kind == "run":
+        paper, _, experiment = args.experiment.partition("/")
+        _report([bench_planned_run(paper, experiment, args.env, args.algo, args.t_max, args.overrides,
+                                   args.scale, args.device)], args.out)
         return 0
     config = load_config(args.config, args.overrides)
     if args.kind == "rollout":

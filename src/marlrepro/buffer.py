@@ -28,14 +28,17 @@ class Episodes:
     full_obs: torch.Tensor | None = None  # [B, T+1, N, full_obs_dim]: where the env provides it
 
     @classmethod
-    def empty(cls, batch: int, spec: EnvSpec, device: torch.device) -> Episodes:
-        """Zero-filled storage for ``batch`` episodes of ``spec.episode_limit`` steps."""
+    def empty(cls, batch: int, spec: EnvSpec, device: torch.device,
+              obs_dtype: torch.dtype = torch.float32) -> Episodes:
+        """Zero-filled storage for ``batch`` episodes of ``spec.episode_limit`` steps; the
+        observation-sized fields (``obs``, ``state``, ``full_obs``) are stored as ``obs_dtype``."""
         t, n = spec.episode_limit, spec.n_agents
         f32 = {"dtype": torch.float32, "device": device}
-        full = torch.zeros(batch, t + 1, n, spec.full_obs_dim, **f32) if spec.full_obs_dim else None
+        big = {"dtype": obs_dtype, "device": device}
+        full = torch.zeros(batch, t + 1, n, spec.full_obs_dim, **big) if spec.full_obs_dim else None
         return cls(
-            obs=torch.zeros(batch, t + 1, n, spec.obs_dim, **f32),
-            state=torch.zeros(batch, t + 1, spec.state_dim, **f32),
+            obs=torch.zeros(batch, t + 1, n, spec.obs_dim, **big),
+            state=torch.zeros(batch, t + 1, spec.state_dim, **big),
             avail_actions=torch.zeros(batch, t + 1, n, spec.n_actions, dtype=torch.bool, device=device),
             actions=torch.zeros(batch, t, n, dtype=torch.int64, device=device),
             reward=torch.zeros(batch, t, **f32),
@@ -52,6 +55,11 @@ class Episodes:
         """The episodes at positions ``idx`` (a gather on the device)."""
         return Episodes(**{name: value[idx] for name, value in self.tensors().items()})
 
+    def as_float32(self) -> Episodes:
+        """The same episodes with the observation-sized fields in float32 (no copy if they are)."""
+        return Episodes(**{name: value.float() if name in _OBSERVATION_SIZED else value
+                           for name, value in self.tensors().items()})
+
     def trim(self, steps: int) -> Episodes:
         """Keep the first ``steps`` transitions (and ``steps + 1`` observations)."""
         return Episodes(**{name: value[:, : steps + 1 if name in _PER_OBSERVATION else steps]
@@ -63,14 +71,18 @@ class Episodes:
 
 
 _PER_OBSERVATION = ("obs", "state", "avail_actions", "full_obs")
+_OBSERVATION_SIZED = ("obs", "state", "full_obs")
 
 
 class EpisodeBuffer:
-    """A ring buffer of ``capacity`` episodes on ``device``; sampling never leaves the device."""
+    """A ring buffer of ``capacity`` episodes on ``device``; sampling never leaves the device.
+    ``obs_dtype`` stores observations, states and full observations at lower precision (float16);
+    samples come back in float32."""
 
-    def __init__(self, capacity: int, spec: EnvSpec, device: torch.device) -> None:
+    def __init__(self, capacity: int, spec: EnvSpec, device: torch.device,
+                 obs_dtype: torch.dtype = torch.float32) -> None:
         self.capacity = capacity
-        self.storage = Episodes.empty(capacity, spec, device)
+        self.storage = Episodes.empty(capacity, spec, device, obs_dtype)
         self.device = device
         self.insert_at = 0
         self.size = 0
@@ -82,7 +94,7 @@ class EpisodeBuffer:
         for name, target in self.storage.tensors().items():
             value = getattr(episodes, name)
             target[idx] = 0
-            target[idx, : value.shape[1]] = value
+            target[idx, : value.shape[1]] = value.to(target.dtype)
         self.insert_at = (self.insert_at + b) % self.capacity
         self.size = min(self.size + b, self.capacity)
 
@@ -93,7 +105,7 @@ class EpisodeBuffer:
         """Uniformly sample ``batch_size`` distinct episodes, trimmed to the longest one."""
         idx = torch.randperm(self.size, device=self.device)[:batch_size]
         batch = self.storage.index(idx)
-        return batch.trim(batch.max_length())
+        return batch.trim(batch.max_length()).as_float32()
 
     def state_dict(self) -> dict:
         """The filled part of the buffer, for checkpoints of small tasks."""

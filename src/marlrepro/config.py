@@ -25,6 +25,7 @@ Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
 ImitationMode = Literal["none", "dagger", "bc"]
 ExpertInput = Literal["full_obs", "state"]
+BufferDtype = Literal["float32", "float16"]
 
 
 @dataclass
@@ -82,6 +83,11 @@ class LearnerConfig:
     double_q: bool = True
     batch_size: int = 128
     buffer_size: int = 5000
+    buffer_dtype: BufferDtype = "float32"
+    """Storage type of the replay buffer's observations, states and full-sight observations
+    (sampled batches are float32 either way). ``float16`` halves the buffer: on MMM2 a
+    5000-episode buffer holds 12.6 GB of observations in float32 (IGM-DA twice that), which caps
+    how many runs share one GPU (BENCHMARKS.md §4)."""
     target_update_interval: int = 200
     updates_per_rollout: int = 1
 

@@ -116,7 +116,8 @@ class Trainer:
         self.env = make(config.env.name, config.env.num_envs, env_seed, self.device, **config.env.options)
         self.spec = self.env.spec
         self.learner = build_learner(self.spec, config, self.device)
-        self.buffer = EpisodeBuffer(config.learner.buffer_size, self.spec, self.device)
+        self.buffer = EpisodeBuffer(config.learner.buffer_size, self.spec, self.device,
+                                    getattr(torch, config.learner.buffer_dtype))
         self.runner = EpisodeRunner(self.env, self.learner.acting_controller, config.run.rollout)
         self.eval_runner = self._runner_for(self.learner.eval_controller)  # IGM-DA: the learners
         # IGM-DA's experts are evaluated too: their win rate is the paper's target_mean (Fig. 3a)
