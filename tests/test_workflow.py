@@ -187,13 +187,14 @@ def test_seeds_and_device_override_every_experiment(workdir):
 
 
 def test_slurm_profile_submits_training_with_a_gpu(workdir):
-    """`--profile slurm` parses, takes the partition from the environment, and asks for one GPU."""
+    """`--profile slurm` parses, takes the partition from the environment, and asks for one GPU
+    per paper-scale training run (tests/test_slurm.py has the rest of the profile's tests)."""
     result = snakemake(
-        workdir, "-n", "--profile", "slurm", "--config", "scale=smoke", MARLREPRO_SLURM_PARTITION="gpuq"
+        workdir, "-n", "--profile", "slurm", "--config", "scale=paper", MARLREPRO_SLURM_PARTITION="gpuq"
     )
     assert result.returncode == 0, result.stdout
-    train = [line for line in result.stdout.splitlines() if "runtime=30" in line]
-    assert len(train) == TRAIN_JOBS["smoke"]
+    train = [line for line in result.stdout.splitlines() if "gpu=" in line]
+    assert len(train) == TRAIN_JOBS["paper"]
     assert all("slurm_partition=gpuq" in line and "gpu=1" in line for line in train)
     profile = yaml.safe_load((REPO / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and not (REPO / "profiles" / "default").exists()
