@@ -48,8 +48,7 @@ def test_config_builds_dmix_and_validates_its_settings():
     assert not learner.config.double_q and learner.config.optimizer == "adam"
     with pytest.raises(ConfigError, match="td_lambda=0"):
         _config("dmix", "learner.td_lambda=0.6")
-    with pytest.raises(ConfigError, match="run.rollout: 'fused'.*auto"):
-        _config("dmix", "run.rollout=fused")
+    assert _config("dmix", "run.rollout=fused").run.rollout == "fused"  # the IQN agent has a JAX twin
     with pytest.raises(ConfigError, match="agent.n_quantiles: must be >= 1"):
         _config("dmix", "agent.n_quantiles=0")
 
@@ -87,13 +86,12 @@ def test_acting_values_are_the_mean_over_sampled_quantiles():
     assert torch.allclose(z[:, 0], direct.view(b, n, 16, -1), atol=1e-5)
 
 
-def test_runner_steps_the_iqn_agent_from_python():
+def test_runner_fuses_the_iqn_agent_on_jax_backends():
     learner, spec = _learner("dmix")
     env = SimpleNamespace(spec=spec, num_envs=2, device=torch.device("cpu"),
-                          fused_rollout=lambda controller: pytest.fail("fused rollout of an IQN agent"))
-    assert EpisodeRunner(env, learner.controller, "auto")._fused is None
-    with pytest.raises(ConfigError, match="no JAX twin of IQNRNNAgent"):
-        EpisodeRunner(env, learner.controller, "fused")
+                          fused_rollout=lambda controller: ("fused", controller))
+    assert EpisodeRunner(env, learner.controller, "auto")._fused == ("fused", learner.controller)
+    assert EpisodeRunner(env, learner.controller, "stepwise")._fused is None
 
 
 def _episodes(spec, b: int = 4, steps: int = 7, seed: int = 0) -> Episodes:

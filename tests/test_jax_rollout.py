@@ -8,20 +8,23 @@ import pytest
 import torch
 
 from marlrepro.config import AgentConfig, load_config
-from marlrepro.controller import AgentController
+from marlrepro.controller import AgentController, DistributionalController
 from marlrepro.envs import make
-from marlrepro.envs.jax_rollout import agent_inputs, epsilon_greedy, rnn_agent_step
+from marlrepro.envs.jax_rollout import agent_inputs, epsilon_greedy, iqn_agent_step, rnn_agent_step
 from marlrepro.errors import ConfigError
 from marlrepro.runner import EpisodeRunner
 
 ENV = "smax:3m"
 
 
-def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "obs", avail: bool = False):
+def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "obs", avail: bool = False,
+             controller_class: type[AgentController] = AgentController):
     env = make(ENV, 4, 0, "cpu", episode_limit=episode_limit, full_sight_obs=True)
     torch.manual_seed(1)
-    controller = AgentController(env.spec, AgentConfig(obs_avail_actions=avail), source)
-    episodes, stats = EpisodeRunner(env, controller, mode).run(epsilon)
+    controller = controller_class(env.spec, AgentConfig(obs_avail_actions=avail), source)
+    runner = EpisodeRunner(env, controller, mode)
+    assert (runner._fused is not None) == (mode == "fused")
+    episodes, stats = runner.run(epsilon)
     return {name: value.clone() for name, value in episodes.tensors().items()}, stats
 
 
@@ -43,6 +46,24 @@ def test_jax_agent_matches_torch_agent(with_avail):
                           spec.n_actions, last_action=True, agent_id=True, avail_actions=with_avail)
     q_jax, h_jax = rnn_agent_step(params, inputs.reshape(b * n, -1), jnp.asarray(hidden[0].numpy()))
     assert torch.allclose(torch.tensor(jax.device_get(q_jax)).view(b, n, -1), q_torch, atol=1e-5)
+    assert torch.allclose(torch.tensor(jax.device_get(h_jax)), h_torch[0], atol=1e-5)
+
+
+def test_jax_iqn_agent_matches_torch_agent():
+    """DMIX's acting values: the mean of Z over fractions shared by each environment's agents."""
+    spec = make(ENV, 1, 0, "cpu").spec
+    torch.manual_seed(2)
+    controller = DistributionalController(spec, AgentConfig())
+    b, n, k = 5, spec.n_agents, 8
+    rows = controller.step_rows(torch.randn(b, n, spec.obs_dim), torch.randint(-1, spec.n_actions, (b, n)), None)
+    hidden = torch.randn(1, b * n, controller.config.hidden_dim)
+    taus = torch.rand(b, k)
+    z_torch, h_torch = controller.agent.step(rows, hidden, taus)
+
+    params = {name: jnp.asarray(v.detach().numpy()) for name, v in controller.agent.named_parameters()}
+    q_jax, h_jax = iqn_agent_step(params, jnp.asarray(rows.numpy()), jnp.asarray(hidden[0].numpy()),
+                                  jnp.asarray(taus.numpy()))
+    assert torch.allclose(torch.tensor(jax.device_get(q_jax)), z_torch.mean(dim=-2), atol=1e-5)
     assert torch.allclose(torch.tensor(jax.device_get(h_jax)), h_torch[0], atol=1e-5)
 
 
@@ -73,9 +94,10 @@ def test_fused_greedy_rollout_equals_stepwise(source, avail):
         assert torch.equal(getattr(fused_stats, field), getattr(step_stats, field)), field
 
 
-@pytest.mark.parametrize("limit", [5, 40])
-def test_fused_exploring_rollout_is_consistent(limit):
-    episodes, stats = _collect("fused", 0.7, episode_limit=limit)
+@pytest.mark.parametrize(("limit", "controller_class"),
+                         [(5, AgentController), (40, AgentController), (40, DistributionalController)])
+def test_fused_exploring_rollout_is_consistent(limit, controller_class):
+    episodes, stats = _collect("fused", 0.7, episode_limit=limit, controller_class=controller_class)
     filled = episodes["filled"]
     assert torch.equal(stats.lengths, filled.sum(dim=1))
     assert torch.allclose(stats.returns, episodes["reward"].sum(dim=1))

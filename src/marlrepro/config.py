@@ -298,12 +298,6 @@ def _validate(config: TrainConfig) -> None:
                 f"learner.td_lambda: dmix learns from one-step quantile targets r + γ Z'_tot (DFAC); "
                 f"set learner.td_lambda=0 (got {config.learner.td_lambda})"
             )
-        if config.run.rollout == "fused":
-            raise ConfigError(
-                "run.rollout: 'fused' has no JAX twin of dmix's implicit-quantile agent; valid choices "
-                "for algo dmix: auto (fused where the acting agents allow it, e.g. IGM-DA's learners), "
-                "stepwise"
-            )
     imitation = config.imitation
     if imitation.mode != "none" and imitation.expert_input == "full_obs" \
             and not config.env.options.get("full_sight_obs", False):

@@ -32,9 +32,6 @@ class AgentController(nn.Module):
     (decentralised agents), its full-sight observation, or the global state (IGM-DA's experts).
     """
 
-    # the fused JAX rollout (envs/jax_rollout.py) has a twin of this controller's agent
-    fusable = True
-
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
         self.spec = spec
@@ -147,8 +144,6 @@ class DistributionalController(AgentController):
     runner and exploration treat it like any other controller; :meth:`quantile_sequence` returns
     the quantiles at given fractions for the distributional loss.
     """
-
-    fusable = False  # no JAX twin of the IQN agent: the runner steps it from Python
 
     def make_agent(self, input_dim: int) -> nn.Module:
         cfg = self.config

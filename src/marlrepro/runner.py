@@ -56,10 +56,7 @@ class EpisodeRunner:
         if mode == "fused" and make_fused is None:
             raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
                               "valid choices here: auto, stepwise")
-        if mode == "fused" and not controller.fusable:
-            raise ConfigError(f"run.rollout: 'fused' has no JAX twin of {type(controller.agent).__name__} "
-                              "(dmix's agents); valid choices here: auto (which steps it from Python), stepwise")
-        fused = make_fused is not None and controller.fusable and mode != "stepwise"
+        fused = make_fused is not None and mode != "stepwise"
         self._fused = make_fused(controller) if fused else None
         self.storage = Episodes.empty(env.num_envs, env.spec, env.device) if self._fused is None else None
 

@@ -7,8 +7,8 @@ shared GRU agent and epsilon-greedy selection) is written once more in JAX, read
 agent's weights through DLPack without a copy, and the lock-step episode batch of
 :class:`~marlrepro.runner.EpisodeRunner` runs inside one ``lax.while_loop`` on the device where
 the environment lives. Learning stays in torch; the two agent implementations are tested to
-agree (``tests/test_jax_rollout.py``). DMIX's implicit-quantile agent has no twin here: the
-runner steps it from Python.
+agree (``tests/test_jax_rollout.py``). DMIX's implicit-quantile agent has a twin too: it acts on
+the mean over ``N̂`` quantile fractions drawn per environment, as its torch controller does.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import jax.numpy as jnp
 import torch
 
 from marlrepro.buffer import Episodes
-from marlrepro.controller import AgentController
+from marlrepro.controller import AgentController, DistributionalController
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
-from marlrepro.errors import ConfigError
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # full float32 matmuls, as torch's default (no TF32)
 
@@ -55,6 +54,25 @@ def rnn_agent_step(
     x = jax.nn.relu(_linear(inputs, params["fc1.weight"], params["fc1.bias"]))
     h = gru_cell(x, h, params)
     return _linear(h, params["fc2.weight"], params["fc2.bias"]), h
+
+
+def iqn_agent_step(
+    params: dict[str, jax.Array], inputs: jax.Array, h: jax.Array, taus: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """:meth:`marlrepro.nets.iqn_agent.IQNRNNAgent.expected_step` in JAX: the GRU body, then
+    ``Q_i(u) = (1/N̂) Σ_k fc2(h_i ⊙ φ(τ_k))_u`` with ``φ(τ) = ReLU(W [cos(π j τ)]_j + b)``.
+
+    ``inputs`` [M, in], ``h`` [M, H], ``taus`` [G, N̂] shared by ``G`` groups of ``M / G``
+    consecutive rows (one group per environment) -> (Q [M, A], h).
+    """
+    x = jax.nn.relu(_linear(inputs, params["fc1.weight"], params["fc1.bias"]))
+    h = gru_cell(x, h, params)
+    freqs = jnp.pi * jnp.arange(params["phi.weight"].shape[1], dtype=h.dtype)
+    phi = jax.nn.relu(_linear(jnp.cos(taus[..., None] * freqs), params["phi.weight"], params["phi.bias"]))
+    g, m = taus.shape[0], h.shape[0]
+    grouped = h.reshape(g, m // g, 1, -1) * phi[:, None]  # [G, R, N̂, H]
+    z = _linear(grouped, params["fc2.weight"], params["fc2.bias"])  # [G, R, N̂, A]
+    return z.mean(axis=-2).reshape(m, -1), h
 
 
 def agent_inputs(
@@ -113,9 +131,6 @@ class FusedRollout:
     """
 
     def __init__(self, env: SMAXBatch, controller: AgentController) -> None:
-        if not controller.fusable:
-            raise ConfigError(f"run.rollout: 'fused' has no JAX twin of {type(controller.agent).__name__}; "
-                              "valid choices here: auto, stepwise")
         self.env = env
         self.controller = controller
         self._rollout = jax.jit(self._collect)
@@ -132,6 +147,7 @@ class FusedRollout:
             "obs": (0, spec.obs_dim), "full_obs": (avail_from + n_avail, spec.full_obs_dim),
             "state": (n_obs, None),
         }[self.controller.source]
+        distributional = isinstance(self.controller, DistributionalController)
         policy_key = jax.random.fold_in(key, 1)
         env_state, key, first = env.reset_batch(key)
         outputs = jnp.zeros((limit + 1, *first.shape), first.dtype).at[0].set(first)
@@ -148,8 +164,12 @@ class FusedRollout:
             inputs = agent_inputs(observe(packed), c.last_actions, avail, spec.n_actions,
                                   last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id,
                                   avail_actions=cfg.obs_avail_actions)
-            q, hidden = rnn_agent_step(params, inputs.reshape(b * n, -1), c.hidden)
-            policy_key, act_key = jax.random.split(c.policy_key)
+            policy_key, act_key, tau_key = jax.random.split(c.policy_key, 3)
+            if distributional:
+                taus = jax.random.uniform(tau_key, (b, cfg.n_greedy_quantiles), first.dtype)
+                q, hidden = iqn_agent_step(params, inputs.reshape(b * n, -1), c.hidden, taus)
+            else:
+                q, hidden = rnn_agent_step(params, inputs.reshape(b * n, -1), c.hidden)
             actions = epsilon_greedy(act_key, q.reshape(b, n, -1), avail, epsilon).astype(jnp.int32)
             env_state, env_key, packed = env.step_batch(c.env_state, c.env_key, actions)
             ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
