@@ -2,8 +2,8 @@
 
 Two ways to collect the same episodes: ``stepwise`` drives any backend from a Python loop, one
 environment step per iteration; ``fused`` (JAX backends) runs the whole batch of episodes in one
-compiled call (:mod:`marlrepro.envs.jax_rollout`). ``auto`` picks fused where the backend offers it
-and the controller's agent has a JAX twin (not dmix's implicit-quantile agent).
+compiled call (:mod:`marlrepro.envs.jax_rollout`, which has JAX twins of both agent networks).
+``auto`` picks fused wherever the backend offers it.
 """
 
 from __future__ import annotations
