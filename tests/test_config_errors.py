@@ -8,6 +8,8 @@ workflow with one file corrupted, or with bad `--config` values.
 from __future__ import annotations
 
 import copy
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -255,54 +257,66 @@ def test_did_you_mean_and_located():
 
 
 # -------------------------------------------------------------------- snakemake -n, end to end
-@pytest.mark.parametrize(
-    "file, old, new, words",
-    [
-        ("config/igm_da.yaml", '"smax:MMM2", "smax:8m"', '"smax:MMM2", "smax:8mm"',
-         ["config/igm_da.yaml: experiments.sight0.envs[3]: unknown smax scenario '8mm' (did you mean '8m'?)",
-          "3m, 3s5z, 3s_vs_5z, 5m_vs_6m, 8m, 8m_vs_9m, MMM2"]),
-        ("config/vd.yaml", "algos: [iql, vdn, qmix]", "algos: [iql, vdn, qmixx]",
-         ["config/vd.yaml: experiments.smax_curves.algos[2]: unknown algorithm 'qmixx' (did you mean 'qmix'?)",
-          "dmix, dmix_da, iql, qmix, qmix_bc, qmix_da, qplex, qplex_da, vdn (config/algos/)"]),
-        ("config/me_igm.yaml", "        lr: 0.001", "        lrr: 0.001",
-         ["config/me_igm.yaml: experiments.table1_qmix.settings.learner.lrr: unknown key 'lrr' (did you mean 'lr'?)"]),
-        ("config/igm_da.yaml", "options: {sight_range: 0}}", "options: {sight_rang: 0}}",
-         ["config/igm_da.yaml: experiments.sight0 at scale paper (qmix on smax:3s5z): env.options.sight_rang"]),
-        ("config/scales/smoke.yaml", "threads: 1", "thread: 1",
-         ["config/scales/smoke.yaml: thread: unknown key 'thread' (did you mean 'threads'?)",
-          "config/scales/smoke.yaml: missing key threads"]),
-        ("config/algos/qplex.yaml", "  num_kernel: 4", "  num_kernels: 4",
-         ["config/algos/qplex.yaml: mixer.num_kernels: unknown key 'num_kernels' (did you mean 'num_kernel'?)"]),
-        ("config/published/me_igm.yaml", "        greedy_payoff: 8", "        greedy_payof: 8",
-         ["config/published/me_igm.yaml: tables.table1.methods.me_qmix.greedy_payof: unknown key"]),
-        ("config/config.yaml", "seeds: null", "seeds: abc",
-         ["config/config.yaml or --config: seeds: expected an integer or null, got str 'abc'"]),
-    ],
-)  # fmt: skip
-def test_dry_run_stops_on_a_bad_config_file(tmp_path, file, old, new, words):
-    path = copy_workflow(tmp_path) / file
-    assert path.read_text().count(old) >= 1
-    path.write_text(path.read_text().replace(old, new, 1))
-    assert_stopped(tmp_path, snakemake(tmp_path, "-n"), words)
+# case -> (file, text, its replacement, words of the error)
+BAD_FILES = {
+    "unknown-map": ("config/igm_da.yaml", '"smax:MMM2", "smax:8m"', '"smax:MMM2", "smax:8mm"',
+                    ["config/igm_da.yaml: experiments.sight0.envs[3]: unknown smax scenario '8mm' (did you mean '8m'?)",
+                     "3m, 3s5z, 3s_vs_5z, 5m_vs_6m, 8m, 8m_vs_9m, MMM2"]),
+    "unknown-algo": ("config/vd.yaml", "algos: [iql, vdn, qmix]", "algos: [iql, vdn, qmixx]",
+                     ["config/vd.yaml: experiments.smax_curves.algos[2]: unknown algorithm 'qmixx' "
+                      "(did you mean 'qmix'?)",
+                      "dmix, dmix_da, iql, qmix, qmix_bc, qmix_da, qplex, qplex_da, vdn (config/algos/)"]),
+    "setting-key": ("config/me_igm.yaml", "        lr: 0.001", "        lrr: 0.001",
+                    ["config/me_igm.yaml: experiments.table1_qmix.settings.learner.lrr: unknown key 'lrr' "
+                     "(did you mean 'lr'?)"]),
+    "env-option": ("config/igm_da.yaml", "options: {sight_range: 0}}", "options: {sight_rang: 0}}",
+                   ["config/igm_da.yaml: experiments.sight0 at scale paper (qmix on smax:3s5z): "
+                    "env.options.sight_rang (smax:3s5z): unknown option 'sight_rang' (did you mean 'sight_range'?)"]),
+    "scale-key": ("config/scales/smoke.yaml", "threads: 1", "thread: 1",
+                  ["config/scales/smoke.yaml: thread: unknown key 'thread' (did you mean 'threads'?)",
+                   "config/scales/smoke.yaml: missing key threads"]),
+    "algo-file-key": ("config/algos/qplex.yaml", "  num_kernel: 4", "  num_kernels: 4",
+                      ["config/algos/qplex.yaml: mixer.num_kernels: unknown key 'num_kernels' "
+                       "(did you mean 'num_kernel'?)"]),
+    "published-key": ("config/published/me_igm.yaml", "        greedy_payoff: 8", "        greedy_payof: 8",
+                      ["config/published/me_igm.yaml: tables.table1.methods.me_qmix.greedy_payof: unknown key"]),
+    "config-file-type": ("config/config.yaml", "seeds: null", "seeds: abc",
+                         ["config/config.yaml or --config: seeds: expected an integer or null, got str 'abc'"]),
+}  # fmt: skip
+# case -> (--config arguments, words of the error)
+BAD_OVERRIDES = {
+    "config-values": (["seeds=abc", "device=gpu", "tracking_uri=3", "nonsense=1"],
+                      ["seeds: expected an integer or null, got str 'abc'", "device: unknown value 'gpu'",
+                       "tracking_uri: expected a string or null, got int 3", "nonsense: unknown key 'nonsense'"]),
+    "config-scale": (["scale=smok"], ["config/config.yaml or --config: scale: unknown scale 'smok' "
+                                      "(did you mean 'smoke'?); valid choices are: paper, smoke"]),
+}  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "overrides, words",
-    [
-        (["seeds=abc", "device=gpu", "tracking_uri=3", "nonsense=1"],
-         ["seeds: expected an integer or null, got str 'abc'", "device: unknown value 'gpu'",
-          "tracking_uri: expected a string or null, got int 3", "nonsense: unknown key 'nonsense'"]),
-        (["scale=smok"], ["config/config.yaml or --config: scale: unknown scale 'smok' (did you mean 'smoke'?); "
-                          "valid choices are: paper, smoke"]),
-    ],
-)  # fmt: skip
-def test_dry_run_stops_on_bad_config_overrides(tmp_path, overrides, words):
-    copy_workflow(tmp_path)
-    assert_stopped(tmp_path, snakemake(tmp_path, "-n", "--config", *overrides), words)
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """case -> (workdir, result) of `snakemake -n` on a copy of the workflow with that case's bad
+    file or --config values. The runs go side by side: each mostly waits while Snakemake starts."""
+    jobs = {}
+    for case, (file, old, new, _) in BAD_FILES.items():
+        root = copy_workflow(tmp_path_factory.mktemp(case))
+        text = (root / file).read_text()
+        assert old in text, (file, old)
+        (root / file).write_text(text.replace(old, new, 1))
+        jobs[case] = (root, ["-n"])
+    for case, (overrides, _) in BAD_OVERRIDES.items():
+        jobs[case] = (copy_workflow(tmp_path_factory.mktemp(case)), ["-n", "--config", *overrides])
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = {case: pool.submit(snakemake, root, *args) for case, (root, args) in jobs.items()}
+    return {case: (jobs[case][0], result.result()) for case, result in results.items()}
 
 
-def assert_stopped(workdir: Path, result, words: list[str]) -> None:
-    """Snakemake failed while parsing, with a short message holding ``words``, and ran no job."""
+@pytest.mark.parametrize("case", [*BAD_FILES, *BAD_OVERRIDES])
+def test_dry_run_stops_before_any_job(dry_runs, case):
+    """Snakemake fails while parsing, with a short message naming the key and the choices, and runs
+    no job."""
+    workdir, result = dry_runs[case]
+    words = BAD_FILES[case][-1] if case in BAD_FILES else BAD_OVERRIDES[case][-1]
     assert result.returncode != 0, result.stdout
     assert_words(result.stdout, ["WorkflowError", *words])
     assert "Failed validating" not in result.stdout and "Traceback" not in result.stdout, result.stdout
