@@ -14,11 +14,13 @@ includes and rule all below.
 import os
 from pathlib import Path
 
-import yaml
+import yaml  # for workflow/rules/igm_da.smk, which reads x-frozenlake from config/igm_da.yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from marlrepro.errors import ConfigError
+from marlrepro.config import read_settings
+from marlrepro.config_schema import check_schema, load_checked
+from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.experiments import plan_paper, scale_from_dict
 
 min_version("9.0")
@@ -27,34 +29,30 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
 PAPERS = ("me_igm", "vd", "igm_da")
-SCALES = sorted(path.stem for path in Path("config/scales").glob("*.yaml"))
+SCHEMAS = "workflow/schemas"
 
-
-def load_validated(path: str, schema: str) -> dict:
-    """Read the YAML file ``path`` and validate it (filling defaults) against ``schema``."""
-    if not Path(path).is_file():
-        raise WorkflowError(f"{path}: no such file")
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    validate(data, schema)
-    return data
-
-
-if config["scale"] not in SCALES:
-    raise WorkflowError(f"scale {config['scale']!r}: valid scales are {', '.join(SCALES)} (config/scales/*.yaml)")
+# Every config file is checked on every invocation, before any job starts: against its schema, then
+# names (scales, algorithms, envs), train settings and each planned run (marlrepro.experiments).
 try:
-    SCALE = scale_from_dict(
-        config["scale"], load_validated(f"config/scales/{config['scale']}.yaml", "workflow/schemas/scale.schema.yaml")
-    )
+    check_schema(config, f"{SCHEMAS}/config.schema.yaml", "config/config.yaml or --config")
+    SCALES = {
+        path.stem: scale_from_dict(path.stem, load_checked(path, f"{SCHEMAS}/scale.schema.yaml"))
+        for path in sorted(Path("config/scales").glob("*.yaml"))
+    }
+    if config["scale"] not in SCALES:
+        raise unknown_choice("config/config.yaml or --config: scale", config["scale"], SCALES, "scale")
+    SCALE = SCALES[config["scale"]]
+    ALGOS = {path.stem: read_settings(path) for path in sorted(Path("config/algos").glob("*.yaml"))}
     # EXPERIMENTS[paper][experiment]: the scale merged over config/<paper>.yaml
     EXPERIMENTS = {
         paper: plan_paper(
-            paper, load_validated(f"config/{paper}.yaml", "workflow/schemas/paper.schema.yaml"), SCALE, config, SCALES
+            paper, load_checked(f"config/{paper}.yaml", f"{SCHEMAS}/paper.schema.yaml"), SCALE, config, SCALES, ALGOS
         )
         for paper in PAPERS
     }
+    for path in sorted(Path("config/published").glob("*.yaml")):
+        load_checked(path, f"{SCHEMAS}/published.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 

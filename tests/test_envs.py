@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import jax
 import pytest
 import torch
 
+from marlrepro import env_catalog
 from marlrepro.envs import EnvBatch, EnvSpec, make, validate_env
+from marlrepro.envs.registry import BACKEND_MODULES
 from marlrepro.errors import ConfigError
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -338,3 +341,14 @@ def test_validate_env_resolves_defaults() -> None:
     assert (spec.n_agents, spec.n_actions, spec.episode_limit) == (5, 11, 70)  # SMAC's limit
     assert validate_env("mpe:simple_spread")[1] == {"max_cycles": 25, "shared_reward": False}
     assert validate_env("matrix:me_igm")[0].n_agents == 2
+
+
+@pytest.mark.parametrize("backend", sorted(BACKEND_MODULES))
+def test_env_catalog_mirrors_the_backend(backend: str) -> None:
+    """The workflow checks planned runs against marlrepro.env_catalog (no torch/JAX at parse time):
+    its scenarios, options and fused backends must be the backends' own."""
+    module = importlib.import_module(BACKEND_MODULES[backend])
+    assert env_catalog.SCENARIOS[backend] == module.SCENARIOS
+    assert env_catalog.OPTIONS[backend] == module.OPTIONS
+    assert (backend in env_catalog.FUSED_BACKENDS) == hasattr(module.Env, "fused_rollout")
+    assert set(env_catalog.SCENARIOS) == set(BACKEND_MODULES)

@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from marlrepro.config import load_config, parse_override
+from marlrepro.config import load_config, parse_override, read_settings
+from marlrepro.config_schema import check_schema, load_checked
 from marlrepro.errors import ConfigError
 from marlrepro.experiments import (
     Run,
@@ -53,14 +52,18 @@ TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 
 
 
 # ----------------------------------------------------------------------------------- snakemake
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A copy of the workflow files (Snakefile, workflow/, config/, envs/, slurm/) in a temp dir."""
-    root = tmp_path_factory.mktemp("workflow")
+def copy_workflow(root: Path) -> Path:
+    """Copy the workflow files (Snakefile, workflow/, config/, envs/, slurm/) into ``root``."""
     shutil.copy(REPO / "Snakefile", root)
     for folder in ("workflow", "config", "envs", "slurm"):
         shutil.copytree(REPO / folder, root / folder)
     return root
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A copy of the workflow files in a temp dir."""
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
 def snakemake(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -147,36 +150,46 @@ def test_matrix_game_runs_use_the_published_setting(dry_run):
 def test_unknown_scale_stops_the_workflow_with_the_choices(workdir):
     result = snakemake(workdir, "-n", "--config", "scale=huge")
     assert result.returncode != 0
-    assert "'huge' is not one of ['smoke', 'paper']" in result.stdout, result.stdout
+    assert "scale: unknown scale 'huge'; valid choices are: paper, smoke" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(
     "schema, data, words",
     [
-        ("config", {"scale": "smoke", "device": "tpu"}, ["tpu", "auto", "cpu", "cuda"]),
-        ("config", {"backend": "starcraft"}, ["starcraft", "smax", "sc2"]),
-        ("config", {"seeds": 0}, ["0", "minimum of 1"]),
-        ("config", {"colour": "blue"}, ["Additional properties", "colour"]),
+        ("config", {"scale": "smoke", "device": "tpu"}, ["f: device: unknown value 'tpu'", "auto, cpu, cuda"]),
+        ("config", {"backend": "starcraft"}, ["f: backend: unknown value 'starcraft'", "sc2, smax"]),
+        ("config", {"seeds": 0}, ["f: seeds: must be >= 1, got 0"]),
+        ("config", {"colour": "blue"}, ["f: colour: unknown key 'colour'", "backend, device, scale, seeds"]),
         ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["3m"], "seeds": 1}}},
-         ["3m", "does not match"]),
+         ["f: experiments.e.envs[0]: '3m' does not match", "(backend:scenario, e.g. smax:3m)"]),
         ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["smax:3m"]}}},
-         ["seeds", "required"]),
-        ("scale", {**yaml.safe_load((REPO / "config/scales/smoke.yaml").read_text()), "thread": 2}, ["thread"]),
+         ["f: experiments.e: missing key seeds"]),
+        ("scale", {**yaml.safe_load((REPO / "config/scales/smoke.yaml").read_text()), "thread": 2},
+         ["f: thread: unknown key 'thread' (did you mean 'threads'?)"]),
     ],
 )  # fmt: skip
 def test_schemas_reject_bad_files_with_a_clear_message(schema, data, words):
-    with pytest.raises(WorkflowError) as err:
-        validate(data, str(REPO / f"workflow/schemas/{schema}.schema.yaml"))
+    with pytest.raises(ConfigError) as err:
+        check_schema(data, REPO / f"workflow/schemas/{schema}.schema.yaml", "f")
     assert all(word in str(err.value) for word in words), err.value
 
 
 @pytest.mark.parametrize(
     "path, schema",
-    [("config/config.yaml", "config"), ("config/scales/smoke.yaml", "scale"), ("config/scales/paper.yaml", "scale"),
-     ("config/me_igm.yaml", "paper"), ("config/vd.yaml", "paper")],
+    [("config/scales/smoke.yaml", "scale"), ("config/scales/paper.yaml", "scale"), ("config/me_igm.yaml", "paper"),
+     ("config/vd.yaml", "paper"), ("config/igm_da.yaml", "paper"), ("config/published/me_igm.yaml", "published"),
+     ("config/published/igm_da.yaml", "published")],
 )  # fmt: skip
 def test_shipped_config_files_pass_their_schemas(path, schema):
-    validate(yaml.safe_load((REPO / path).read_text()), str(REPO / f"workflow/schemas/{schema}.schema.yaml"))
+    load_checked(REPO / path, REPO / f"workflow/schemas/{schema}.schema.yaml")
+
+
+def test_config_yaml_passes_its_schema_and_gets_the_defaults():
+    config = check_schema(yaml.safe_load((REPO / "config/config.yaml").read_text()),
+                          REPO / "workflow/schemas/config.schema.yaml", "config/config.yaml")  # fmt: skip
+    assert config == {"scale": "paper", "seeds": None, "device": "auto", "backend": "smax",
+                      "tracking_uri": "sqlite:///results/mlflow.db"}  # fmt: skip
+    assert check_schema({}, REPO / "workflow/schemas/config.schema.yaml", "--config") == config
 
 
 def test_seeds_and_device_override_every_experiment(workdir):
@@ -216,6 +229,7 @@ SCALE = scale_from_dict(
      "resources": {"runtime": 5, "mem_mb": 100}, "settings": {"run": {"eval_episodes": 4, "t_max": 99}}},
 )  # fmt: skip
 WORKFLOW = {"scale": "smoke", "seeds": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
+ALGOS = {path.stem: read_settings(path) for path in (REPO / "config" / "algos").glob("*.yaml")}
 
 
 def grid(**experiment) -> dict:
@@ -228,7 +242,7 @@ def test_settings_merge_paper_then_scale_then_experiment_at_scale():
         settings={"run": {"t_max": 1000, "eval_interval": 10}, "learner": {"lr": 0.5}},
         scales={"smoke": {"seeds": 2, "settings": {"run": {"t_max": 7}}, "resources": {"runtime": 9}}},
     )
-    exp = plan_paper("p", data, SCALE, WORKFLOW, ["smoke", "paper"])["exp"]
+    exp = plan_paper("p", data, SCALE, WORKFLOW, ["smoke", "paper"], ALGOS)["exp"]
     assert exp.settings == {"run.t_max": 7, "run.eval_interval": 10, "run.eval_episodes": 4, "learner.lr": 0.5}
     assert exp.seeds == (0, 1) and exp.device == "cpu" and (exp.runtime_min, exp.mem_mb) == (9, 100)
     assert [r.run_dir for r in exp.runs()] == ["results/runs/p/exp/smax-3m/qmix/seed0", "results/runs/p/exp/smax-3m/qmix/seed1"]
@@ -236,7 +250,7 @@ def test_settings_merge_paper_then_scale_then_experiment_at_scale():
 
 def test_workflow_config_overrides_seeds_device_and_backend():
     config = {**WORKFLOW, "seeds": 3, "device": "cuda", "backend": "sc2"}
-    exp = plan_paper("p", grid(envs=["smax:3m", "matrix:me_igm"]), SCALE, config, ["smoke"])["exp"]
+    exp = plan_paper("p", grid(envs=["smax:3m", "matrix:me_igm"]), SCALE, config, ["smoke"], ALGOS)["exp"]
     assert exp.seeds == (0, 1, 2) and exp.device == "cuda" and exp.envs == ("sc2:3m", "matrix:me_igm")
     with pytest.raises(ConfigError, match="smax, sc2"):
         resolve_env("smax:3m", "starcraft")
@@ -245,12 +259,12 @@ def test_workflow_config_overrides_seeds_device_and_backend():
 @pytest.mark.parametrize("settings", [{"run": {"seed": 3}}, {"env": {"name": "smax:8m"}}, {"tracking": {"tags": {"a": "b"}}}])
 def test_experiments_cannot_set_the_workflow_keys(settings):
     with pytest.raises(ConfigError, match="decided by the workflow"):
-        plan_paper("p", grid(settings=settings), SCALE, WORKFLOW, ["smoke"])
+        plan_paper("p", grid(settings=settings), SCALE, WORKFLOW, ["smoke"], ALGOS)
 
 
 def test_overrides_for_an_unknown_scale_are_rejected():
-    with pytest.raises(ConfigError, match="unknown scales.*smok.*valid scales are: paper, smoke"):
-        plan_paper("p", grid(scales={"smok": {"seeds": 1}}), SCALE, WORKFLOW, ["paper", "smoke"])
+    with pytest.raises(ConfigError, match=r"scales.smok: unknown scale 'smok' \(did you mean 'smoke'\?\).*paper, smoke"):
+        plan_paper("p", grid(scales={"smok": {"seeds": 1}}), SCALE, WORKFLOW, ["paper", "smoke"], ALGOS)
 
 
 @pytest.mark.parametrize(

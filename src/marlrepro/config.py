@@ -3,6 +3,9 @@
 A config is a tree of dataclasses. Files and overrides use dotted keys (``learner.lr=5e-4``,
 ``env.options.sight_range=0``); an unknown key or a value of the wrong type raises
 :class:`~marlrepro.errors.ConfigError` naming the key and the valid choices before anything runs.
+The Snakemake workflow runs the same checks on every planned run while it parses
+(:func:`read_settings`, :func:`check_settings`, :func:`check_run_settings`), without loading torch
+or JAX: env names and options are checked against :mod:`marlrepro.env_catalog`.
 Defaults are pymarl2's QMIX settings (Hu et al. 2021, "Rethinking the implementation tricks").
 """
 
@@ -17,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from marlrepro.env_catalog import FUSED_BACKENDS, check_env
 from marlrepro.errors import ConfigError, unknown_choice
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix"]
@@ -200,7 +204,7 @@ def _apply(node: Any, values: Mapping[str, Any], prefix: str) -> None:
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in names:
-            raise unknown_choice(f"{dotted} (config key)", key, names)
+            raise unknown_choice(dotted, key, names, what="key")
         current = getattr(node, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
@@ -224,13 +228,36 @@ def parse_override(text: str) -> dict[str, Any]:
             value = float(value) if any(c in value for c in ".eE") else value
         except ValueError:
             pass
-    tree: dict[str, Any] = {}
-    node = tree
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return tree
+    return unflatten({key.strip(): value})
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (empty for an empty file); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return dict(data)
+
+
+def check_settings(prefix: str, settings: Mapping[str, Any]) -> None:
+    """Reject unknown keys and wrong types in the nested train ``settings``; errors name each key
+    as ``prefix`` + its dotted path (``config/vd.yaml: experiments.e.settings.learner.lrr``)."""
+    _apply(TrainConfig(), settings, prefix)
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The nested settings of a train-config file (``config/algos/qmix.yaml``), keys and types checked."""
+    settings = read_yaml_mapping(path)
+    check_settings(f"{path}: ", settings)
+    return settings
 
 
 def load_config(paths: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> TrainConfig:
@@ -239,29 +266,31 @@ def load_config(paths: Iterable[str | Path] = (), overrides: Iterable[str] = ())
     Environment names and options are validated against the backend as well, so a config that
     loads is a config that can run.
     """
+    from marlrepro.envs.registry import validate_env
+
     config = TrainConfig()
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"--config {path}: no such file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--config {path}: not valid YAML: {err}") from err
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"--config {path}: expected a mapping at the top level")
-        _apply(config, data, "")
+        _apply(config, read_settings(path), f"{path}: ")
     for text in overrides:
         _apply(config, parse_override(text), "")
-    _validate(config)
+    _, config.env.options = validate_env(config.env.name, config.env.options)
+    check_config(config)
     return config
 
 
-def _validate(config: TrainConfig) -> None:
-    """Cross-field checks that types alone cannot express."""
-    from marlrepro.envs.registry import FUSED_BACKENDS, validate_env
+def check_run_settings(*layers: Mapping[str, Any]) -> None:
+    """Check the config that nested settings ``layers`` (later wins) give, as :func:`load_config`
+    would, short of building the environment: keys, types, the env name and options (against
+    :mod:`marlrepro.env_catalog`) and the cross-field rules of :func:`check_config`."""
+    config = TrainConfig()
+    for layer in layers:
+        _apply(config, layer, "")
+    config.env.options = check_env(config.env.name, config.env.options)
+    check_config(config)
 
-    _, config.env.options = validate_env(config.env.name, config.env.options)
+
+def check_config(config: TrainConfig) -> None:
+    """Cross-field checks that types alone cannot express (``env.options`` already resolved)."""
     backend = config.env.name.split(":", 1)[0]
     if config.run.rollout == "fused" and backend not in FUSED_BACKENDS:
         raise ConfigError(f"run.rollout: 'fused' needs a JAX backend ({', '.join(sorted(FUSED_BACKENDS))}), "
@@ -312,6 +341,18 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{'a.b': 1}`` -> ``{'a': {'b': 1}}``, the inverse of :func:`flatten`."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{'a': {'b': 1}}`` -> ``{'a.b': 1}`` (MLflow params)."""
     flat: dict[str, Any] = {}
@@ -323,4 +364,16 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-__all__ = ["TrainConfig", "flatten", "load_config", "parse_override", "to_dict"]
+__all__ = [
+    "TrainConfig",
+    "check_config",
+    "check_run_settings",
+    "check_settings",
+    "flatten",
+    "load_config",
+    "parse_override",
+    "read_settings",
+    "read_yaml_mapping",
+    "to_dict",
+    "unflatten",
+]

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 
 class ConfigError(ValueError):
     """A configuration value, name or file is invalid."""
 
 
-def unknown_choice(field: str, value: object, choices: Iterable[str]) -> ConfigError:
-    """Build the error for ``value`` not being one of ``choices`` in ``field``."""
-    valid = ", ".join(sorted(choices))
-    return ConfigError(f"{field}: unknown value {value!r}; valid choices are: {valid}")
+def did_you_mean(value: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``value``; empty when none is close."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_choice(field: str, value: object, choices: Iterable[object], what: str = "value") -> ConfigError:
+    """Build the error for ``value`` not being one of ``choices`` in ``field``.
+
+    ``what`` names the kind of thing (``key``, ``smax scenario``, ...):
+    ``learner.lrr: unknown key 'lrr' (did you mean 'lr'?); valid choices are: batch_size, ...``.
+    """
+    choices = sorted(str(c) for c in choices)
+    hint = did_you_mean(value, choices)
+    return ConfigError(f"{field}: unknown {what} {value!r}{hint}; valid choices are: {', '.join(choices)}")
+
+
+@contextmanager
+def located(where: str) -> Iterator[None]:
+    """Prefix the message of a :class:`ConfigError` raised inside with ``where: ``."""
+    try:
+        yield
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None

@@ -3,7 +3,9 @@
 ``config/<paper>.yaml`` lists a paper's experiments: algorithms, environments, number of seeds and
 train-config settings as published, plus per-scale overrides under ``scales.<scale>``.
 ``config/scales/<scale>.yaml`` holds scale-wide settings and each training job's compute request.
-Both are validated against ``workflow/schemas/`` by the Snakefile before they reach this module.
+Both are validated against ``workflow/schemas/`` by the Snakefile before they reach this module,
+which checks the rest before any job starts: algorithm and env names, train settings (against
+:class:`~marlrepro.config.TrainConfig`), and the merged settings of every planned run.
 
 The settings of one run are applied in this order, later wins:
 
@@ -26,8 +28,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marlrepro.config import flatten, parse_override
-from marlrepro.errors import ConfigError
+from marlrepro.config import check_run_settings, check_settings, flatten, parse_override, unflatten
+from marlrepro.env_catalog import check_env_name
+from marlrepro.errors import ConfigError, did_you_mean, located, unknown_choice
 
 # Keys the workflow decides for every run; experiment and scale files may not set them. ``algo`` comes
 # from config/algos/<algo>.yaml and the MLflow URI from the MLFLOW_TRACKING_URI environment variable.
@@ -161,34 +164,43 @@ def plan_paper(
     scale: Scale,
     workflow_config: Mapping[str, Any],
     known_scales: Collection[str],
+    algos: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Experiment]:
     """Merge ``scale`` over the (schema-validated) experiment grid ``data`` of ``config/<paper>.yaml``.
 
     ``workflow_config`` is the validated ``config/config.yaml``: its ``seeds`` (a count, when set)
     replaces every experiment's, its ``device`` (unless ``auto``) replaces the scale's, and its
     ``backend`` picks the simulator of the SMAC maps. ``known_scales`` are the scale names that
-    exist; per-experiment overrides for any other name are rejected as typos.
+    exist; per-experiment overrides for any other name are rejected as typos. ``algos`` maps each
+    algorithm to its settings (``config/algos/<algo>.yaml``, already checked).
+
+    Every experiment is checked at every scale (names, subsets, settings keys and types), and each
+    of its (env, algo) runs at ``scale`` as ``marlrepro train`` will load it, short of building the
+    environment; the env is checked as written (``smax:3m``), before ``backend`` serves it.
     """
     experiments = {}
     for name, spec in data["experiments"].items():
         where = f"config/{paper}.yaml: experiments.{name}"
-        unknown = sorted(set(spec["scales"]) - set(known_scales))
-        if unknown:
-            raise ConfigError(f"{where}.scales: unknown scales {unknown}; valid scales are: {', '.join(sorted(known_scales))}")
+        _check_names(where, spec, known_scales, algos)
+        overrides = {
+            at: _check_settings(f"{where}.scales.{at}.settings", block.get("settings", {}))
+            for at, block in spec["scales"].items()
+        }
         at_scale = spec["scales"].get(scale.name, {})
         settings = {
             **_check_settings(f"{where}.settings", spec["settings"]),
             **scale.settings,
-            **_check_settings(f"{where}.scales.{scale.name}.settings", at_scale.get("settings", {})),
+            **overrides.get(scale.name, {}),
         }
         seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
-        envs, algos = (_subset(f"{where}.scales.{scale.name}", key, at_scale, spec) for key in ("envs", "algos"))
+        envs, run_algos = (at_scale.get(key, spec[key]) for key in ("envs", "algos"))
+        _check_runs(f"{where} at scale {scale.name}", envs, run_algos, settings, algos)
         resources = at_scale.get("resources", {})
         experiments[name] = Experiment(
             paper=paper,
             name=name,
             description=spec["description"],
-            algos=tuple(algos),
+            algos=tuple(run_algos),
             envs=tuple(resolve_env(env, workflow_config["backend"]) for env in envs),
             seeds=tuple(range(seeds)),
             scale=scale.name,
@@ -200,14 +212,36 @@ def plan_paper(
     return experiments
 
 
-def _subset(where: str, key: str, at_scale: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
-    """A scale's subset of an experiment's ``envs`` or ``algos`` (all of them when not given)."""
-    chosen = at_scale.get(key, spec[key])
-    unknown = sorted(set(chosen) - set(spec[key]))
-    if unknown:
-        raise ConfigError(f"{where}.{key}: {unknown} are not {key} of the experiment; its {key}: "
-                          f"{', '.join(spec[key])}")
-    return chosen
+def _check_names(
+    where: str, spec: Mapping[str, Any], known_scales: Collection[str], algos: Mapping[str, Any]
+) -> None:
+    """The experiment's algorithms, envs and scale names exist; each scale's subsets are its own."""
+    for i, algo in enumerate(spec["algos"]):
+        if algo not in algos:
+            raise ConfigError(f"{unknown_choice(f'{where}.algos[{i}]', algo, algos, 'algorithm')} (config/algos/)")
+    for i, env in enumerate(spec["envs"]):
+        check_env_name(env, f"{where}.envs[{i}]")
+    for at, block in spec["scales"].items():
+        if at not in known_scales:
+            raise ConfigError(f"{unknown_choice(f'{where}.scales.{at}', at, known_scales, 'scale')} (config/scales/)")
+        for key in ("envs", "algos"):
+            for i, item in enumerate(block.get(key, [])):
+                if item not in spec[key]:
+                    raise ConfigError(
+                        f"{where}.scales.{at}.{key}[{i}]: {item!r} is not one of the experiment's {key}"
+                        f"{did_you_mean(item, spec[key])}; its {key}: {', '.join(spec[key])}"
+                    )
+
+
+def _check_runs(
+    where: str, envs: list[str], run_algos: list[str], settings: Mapping[str, Any], algos: Mapping[str, Any]
+) -> None:
+    """Check the train config of every (env, algo) run: algo file, then ``settings``, then the env."""
+    nested = unflatten(settings)
+    for env in envs:
+        for algo in run_algos:
+            with located(f"{where} ({algo} on {env})"):
+                check_run_settings(algos[algo], nested, {"env": {"name": env}})
 
 
 def resolve_env(env: str, backend: str) -> str:
@@ -220,7 +254,9 @@ def resolve_env(env: str, backend: str) -> str:
 
 
 def _check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Flatten nested settings to dotted keys, rejecting the keys the workflow sets itself."""
+    """Flatten nested settings to dotted keys, after checking their keys and types, and rejecting
+    the keys the workflow sets itself."""
+    check_settings(f"{where}.", settings)
     flat = flatten(settings)
     for key in flat:
         if key in WORKFLOW_KEYS or key.startswith(WORKFLOW_PREFIXES):

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from marlrepro.env_catalog import check_options, split_env_name
 from marlrepro.envs.base import BatchedEnv, EnvSpec
 from marlrepro.errors import ConfigError, unknown_choice
 
@@ -23,20 +24,6 @@ BACKEND_MODULES = {
     "smax_stock": "marlrepro.envs.smax_stock",
     "sc2": "marlrepro.envs.sc2",
 }
-# backends whose Env offers ``fused_rollout`` (whole episode batches in one compiled call)
-FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock"})
-
-
-def _split(name: str) -> tuple[str, str]:
-    if not isinstance(name, str) or ":" not in name:
-        raise ConfigError(
-            f"env.name: expected 'backend:scenario' (e.g. smax:3m), got {name!r}; "
-            f"backends: {', '.join(sorted(BACKEND_MODULES))}"
-        )
-    backend, scenario = name.split(":", 1)
-    if backend not in BACKEND_MODULES:
-        raise unknown_choice("env.name (backend)", backend, BACKEND_MODULES)
-    return backend, scenario
 
 
 def _backend(backend: str):
@@ -49,12 +36,10 @@ def validate_env(name: str, options: Mapping[str, Any] | None = None) -> tuple[E
     Returns the task's static :class:`EnvSpec` and the options completed with defaults.
     Raises :class:`ConfigError` naming the bad field and the valid choices.
     """
-    backend, scenario = _split(name)
+    backend, scenario = split_env_name(name)
     module = _backend(backend)
     if scenario not in module.SCENARIOS:
-        raise unknown_choice(f"env.name (scenario of {backend})", scenario, module.SCENARIOS)
-    from marlrepro.envs.options import check_options
-
+        raise unknown_choice("env.name", scenario, module.SCENARIOS, what=f"{backend} scenario")
     resolved = check_options(name, dict(options or {}), module.OPTIONS)
     return module.spec(scenario, **resolved), resolved
 
@@ -70,5 +55,5 @@ def make(
     if not isinstance(num_envs, int) or num_envs < 1:
         raise ConfigError(f"env.num_envs: expected a positive int, got {num_envs!r}")
     _, resolved = validate_env(name, options)
-    backend, scenario = _split(name)
+    backend, scenario = split_env_name(name)
     return _backend(backend).Env(scenario, num_envs=num_envs, seed=seed, device=torch.device(device), **resolved)
