@@ -87,22 +87,18 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
     from pathlib import Path
 
     import pandas as pd
-    import yaml
-    from snakemake.utils import validate
 
-    from marlrepro.config import load_config
+    from marlrepro.config import load_config, read_settings
+    from marlrepro.config_schema import load_checked
     from marlrepro.experiments import format_value, plan_paper, resolve_env, scale_from_dict
     from marlrepro.train import Trainer
 
-    def validated(path: str, schema: str) -> dict[str, Any]:
-        data = yaml.safe_load(Path(path).read_text())
-        validate(data, f"workflow/schemas/{schema}")  # fills the schema's defaults
-        return data
-
     scales = [path.stem for path in Path("config/scales").glob("*.yaml")]
-    plan = plan_paper(paper, validated(f"config/{paper}.yaml", "paper.schema.yaml"),
-                      scale_from_dict(scale, validated(f"config/scales/{scale}.yaml", "scale.schema.yaml")),
-                      {"seeds": 1, "device": device, "backend": "smax"}, scales)
+    algos = {path.stem: read_settings(path) for path in Path("config/algos").glob("*.yaml")}
+    plan = plan_paper(paper, load_checked(f"config/{paper}.yaml", "workflow/schemas/paper.schema.yaml"),
+                      scale_from_dict(scale, load_checked(f"config/scales/{scale}.yaml",
+                                                          "workflow/schemas/scale.schema.yaml")),
+                      {"seeds": 1, "device": device, "backend": "smax"}, scales, algos)
     if experiment not in plan:
         raise ConfigError(f"bench run: no experiment {experiment!r} in config/{paper}.yaml; "
                           f"valid choices: {', '.join(plan)}")
