@@ -24,7 +24,7 @@ from marlrepro.experiments import plan_paper, scale_from_dict
 
 SCHEMAS = REPO / "workflow" / "schemas"
 ALGOS = {path.stem: read_settings(path) for path in (REPO / "config" / "algos").glob("*.yaml")}
-SCALES = ("paper", "smoke")
+SCALES = tuple(sorted(path.stem for path in (REPO / "config" / "scales").glob("*.yaml")))
 WORKFLOW = {"scale": "smoke", "seeds": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
 SMOKE = scale_from_dict("smoke", yaml.safe_load((REPO / "config/scales/smoke.yaml").read_text()))
 

@@ -150,7 +150,7 @@ def test_matrix_game_runs_use_the_published_setting(dry_run):
 def test_unknown_scale_stops_the_workflow_with_the_choices(workdir):
     result = snakemake(workdir, "-n", "--config", "scale=huge")
     assert result.returncode != 0
-    assert "scale: unknown scale 'huge'; valid choices are: paper, smoke" in result.stdout, result.stdout
+    assert "scale: unknown scale 'huge'; valid choices are: paper, smoke, validation" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(
