@@ -133,10 +133,10 @@ def test_runs_are_deterministic_and_independent_of_the_other_seeds():
 
 def test_snakemake_script_writes_table_figure_and_log(tmp_path, monkeypatch):
     """workflow/scripts/igm_da_fig6.py run in-process with a stand-in ``snakemake`` object (no Snakemake)."""
-    outputs = {ext: str(tmp_path / f"igm_da_fig6.{ext}") for ext in ("csv", "md", "png", "pdf")}
+    outputs = {ext: str(tmp_path / f"igm_da_fig6.{ext}") for ext in ("csv", "md", "html", "png", "pdf")}
     log = str(tmp_path / "igm_da_fig6.log")
     smk = SimpleNamespace(
-        params=SimpleNamespace(seeds=[0, 1], episodes=200, scale="smoke"),
+        params=SimpleNamespace(seeds=[0, 1], episodes=200, scale="smoke", scale_description="SMOKE: tiny"),
         output=_Named(**outputs),
         log=[log],
     )
@@ -147,7 +147,10 @@ def test_snakemake_script_writes_table_figure_and_log(tmp_path, monkeypatch):
     assert all(Path(path).stat().st_size > 0 for path in [*outputs.values(), log])
     markdown = Path(outputs["md"]).read_text()
     assert "**Scale: smoke**" in markdown and "DAgger Q-table" in markdown
-    assert list(pd.read_csv(outputs["csv"])["method"]) == ["Q-table", "DAgger Q-table", "BC Q-table"]
+    assert "| DAgger Q-table | Prop. 5 reading |" in markdown and "| reaches the goal |" in markdown
+    table = pd.read_csv(outputs["csv"])
+    assert list(table["method"]) == ["Q-table", "DAgger Q-table", "BC Q-table"]
+    assert set(table["backend"]) == {"tabular (gymnasium FrozenLake-v1)"}
 
 
 class _Named(list):

@@ -28,6 +28,7 @@ from marlrepro.report.igm_da import (
     table1_report,
 )
 from marlrepro.report.runs import RunDataError
+from marlrepro.report.style import METHOD_COLOURS
 
 PUBLISHED = {
     "source": "Hong, Jin, Tang: Rethinking Individual Global Max in Cooperative MARL, Table 1 (published)",
@@ -88,19 +89,21 @@ def published(tmp_path) -> Path:
 def figures(monkeypatch) -> list[Figure]:
     """Every figure a builder saves (still saved to its paths)."""
     saved, save = [], igm_da.save_figure
-    monkeypatch.setattr(igm_da, "save_figure", lambda fig, paths: (saved.append(fig), save(fig, paths)))
+    monkeypatch.setattr(igm_da, "save_figure", lambda fig, *args: (saved.append(fig), save(fig, *args)))
     return saved
 
 
-def outputs(root: Path, name: str) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
-    return (root / f"{name}.csv", root / f"{name}.md"), (root / f"{name}.png", root / f"{name}.pdf")
+def outputs(root: Path, name: str) -> tuple[tuple[Path, Path, Path], tuple[Path, Path]]:
+    return (root / f"{name}.csv", root / f"{name}.md", root / f"{name}.html"), (root / f"{name}.png", root / f"{name}.pdf")
 
 
-def assert_written(tables: tuple[Path, Path], figs: tuple[Path, Path]) -> str:
-    """The four files exist and are non-empty (real png and pdf); returns the markdown."""
-    csv, md = tables
+def assert_written(tables: tuple[Path, Path, Path], figs: tuple[Path, Path]) -> str:
+    """The five files exist and are non-empty (real png and pdf, the HTML table marked as below paper
+    scale); returns the markdown."""
+    csv, md, page = tables
     png, pdf = figs
     assert len(pd.read_csv(csv)) > 0
+    assert "SMOKE SCALE — not comparable with the paper" in page.read_text() and "<table>" in page.read_text()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
     return md.read_text()
@@ -161,17 +164,19 @@ def test_table1_beside_the_published_table(tmp_path, published, figures):
     assert set(table["scale"]) == {"smoke"} and set(table["backend"]) == {"smax"}
 
     md = assert_written(tables, figs)
-    assert "**Scale: smoke** (SMOKE: tiny budget)" in md and "Backend: smax" in md
+    assert "**Scale: smoke** (SMOKE: tiny budget). Backend: smax." in md
+    assert "> **SMOKE SCALE — not comparable with the paper.**" in md
     assert (
-        "| qmix: ours (3 seeds) | 90.0 [85.0, 95.0] |  |  | 80.0 [70.0, 90.0] |  |  | 85.0 (2 of 6 maps) |"
+        "| qmix | ours (3 seeds) | 90.0 [85.0, 95.0] |  |  | 80.0 [70.0, 90.0] |  |  | 85.0 (2 of 6 maps) |"
         in md
     )
-    assert "| qmix: published | 90.2 | 36.4 | 26.2 | 98.3 | 1.9 | 33.9 | 47.8 (94.2 on our 2 maps) |" in md
-    assert "| qmix: ours - published | -0.2 |  |  | -18.3 |  |  | -9.2 |" in md
-    assert (
-        "| qplex: published | 87.0 | 5.0 | 0.0 | 98.7 | 18.9 | 36.2 | 41.0 |" in md
-        and "qplex: ours" not in md
-    )
+    assert "| qmix | published | 90.2 | 36.4 | 26.2 | 98.3 | 1.9 | 33.9 | 47.8 (94.2 on our 2 maps) |" in md
+    assert "| qmix | ours − published | -0.2 |  |  | -18.3 |  |  | -9.2 |" in md
+    assert "| qplex | published | 87.0 | 5.0 | 0.0 | 98.7 | 18.9 | 36.2 | 41.0 |" in md
+    assert "| qplex | ours" not in md
+    page = tables[2].read_text()  # one block per method, cells coloured by what they hold
+    assert page.count("<tbody>") == 3 and '<th class="group" rowspan="3">qmix</th>' in page
+    assert '<td class="ours">90.0 [85.0, 95.0]</td>' in page and '<td class="published">26.2</td>' in page
     tidy = pd.read_csv(tables[0])
     assert {"method", "map", "win_rate_median", "published_win_rate", "difference", "scale"} <= set(
         tidy.columns
@@ -183,7 +188,7 @@ def test_table1_beside_the_published_table(tmp_path, published, figures):
 def test_table1_refuses_runs_not_at_sight_zero(tmp_path, published):
     run = make_run(tmp_path, "qmix", "8m", 0, 0.5, sight=None)  # null: per-type sight, i.e. 9
     with pytest.raises(RunDataError, match="sight range 0.*: 9"):
-        table1_report([run], published, "smoke", "", outputs(tmp_path, "t")[0], outputs(tmp_path, "t")[1])
+        table1_report([run], published, "smoke", "", *outputs(tmp_path, "t"))
 
 
 @pytest.mark.parametrize(
@@ -216,14 +221,14 @@ def test_moving_average_is_trailing_per_series():
     np.testing.assert_allclose(smoothed["median"][10:], [3.0, 4.5, 6.0])
 
 
-def test_curves_report_smooths_the_median_and_tables_final_values(tmp_path, figures):
+def test_curves_report_smooths_the_median_and_tables_final_values(tmp_path, published, figures):
     runs = []
     for map_name in ("3s5z", "8m"):
         for seed, won in enumerate([0.2, 0.4, 0.6]):
             runs.append(make_run(tmp_path / "runs", "qmix", map_name, seed, won, curve=STEP_CURVE * won))
             runs.append(make_run(tmp_path / "runs", "qmix_da", map_name, seed, won + 0.3))
     tables, figs = outputs(tmp_path / "out", "fig4")
-    table = curves_report(runs, "smoke", "SMOKE", "IGM-DA Fig. 4 at sight 0", tables, figs)
+    table = curves_report(runs, published, "smoke", "SMOKE", "IGM-DA Fig. 4 at sight 0", tables, figs)
 
     assert list(zip(table["map"], table["algo"], strict=True)) == [
         ("3s5z", "qmix"), ("3s5z", "qmix_da"), ("8m", "qmix"), ("8m", "qmix_da")
@@ -231,27 +236,41 @@ def test_curves_report_smooths_the_median_and_tables_final_values(tmp_path, figu
     np.testing.assert_allclose(table["win_rate_median"], [40.0, 70.0, 40.0, 70.0])
     np.testing.assert_allclose(table["win_rate_q25"], [30.0, 60.0, 30.0, 60.0])
     np.testing.assert_allclose(table["win_rate_q75"], [50.0, 80.0, 50.0, 80.0])
+    # the paper's numbers for Figure 4 are Table 1's (same method, map and sight range 0)
+    np.testing.assert_allclose(table["published_win_rate"], [90.2, 93.3, 98.3, 99.2])
+    np.testing.assert_allclose(table["difference"], [40.0 - 90.2, 70.0 - 93.3, 40.0 - 98.3, 70.0 - 99.2])
     (fig,) = figures
     # the median step 0 -> 40 % over seeds, smoothed by the trailing window of 5
     np.testing.assert_allclose(line(fig, "qmix"), 40.0 * np.array([0, 0, 0, 0, 0, 0.2, 0.4, 0.6, 0.8, 1.0]))
+    assert fig.axes[0].title.get_fontweight() == "bold"  # drawn in the report style (marlrepro.report.style)
+    assert tuple(fig.axes[0].get_lines()[0].get_color()[:3]) == METHOD_COLOURS["qmix"]
     md = assert_written(tables, figs)
     assert "**Scale: smoke**" in md and "moving average over 5 evaluations" in md
 
 
-def test_curves_report_labels_sight_ranges_when_runs_mix_them(tmp_path, figures):
+def test_curves_report_labels_sight_ranges_when_runs_mix_them(tmp_path, published, figures):
     series = (("qmix", None), ("qmix_da", None), ("qmix_da", 0.0))
     runs = [
         make_run(tmp_path, algo, "5m_vs_6m", s, 0.5, sight=sight) for algo, sight in series for s in range(2)
     ]
     table = curves_report(
-        runs, "paper", "PAPER", "Fig. 7", *outputs(tmp_path / "out", "fig7"), smooth_window=1
+        runs, published, "paper", "PAPER", "Fig. 7", *outputs(tmp_path / "out", "fig7"), smooth_window=1
     )
     assert list(table["algo"]) == ["qmix (sight 9)", "qmix_da (sight 0)", "qmix_da (sight 9)"]
-    assert "**Scale: paper**" in (tmp_path / "out" / "fig7.md").read_text()
+    # Table 1 has 5m_vs_6m at sight 0 only: the sight-9 rows have no published value and say so
+    assert table["published_win_rate"].isna().tolist() == [True, False, True]
+    assert table["published_source"].tolist()[::2] == ["not printed", "not printed"]
+    md = (tmp_path / "out" / "fig7.md").read_text()
+    assert "**Scale: paper**" in md and "SCALE — not comparable" not in md
+    assert "| 5m_vs_6m | qmix (sight 9) | 50.0 [50.0, 50.0] | 2 | not printed |  |" in md
+    # one method at two sight ranges: one colour, two line styles
+    lines = {ln.get_label(): ln for ln in figures[0].axes[0].get_lines()}
+    assert lines["qmix_da (sight 0)"].get_color() == lines["qmix_da (sight 9)"].get_color()
+    assert lines["qmix_da (sight 0)"].get_linestyle() != lines["qmix_da (sight 9)"].get_linestyle()
 
 
 # -------------------------------------------------------------------------------- sight sweep
-def test_sight_sweep_groups_runs_by_their_sight_range(tmp_path):
+def test_sight_sweep_groups_runs_by_their_sight_range(tmp_path, published):
     runs = []
     for algo, base in (("qmix", 0.1), ("qmix_da", 0.5)):
         for sight, bonus in ((0.0, 0.0), (3.0, 0.2), (None, 0.4)):
@@ -260,18 +279,21 @@ def test_sight_sweep_groups_runs_by_their_sight_range(tmp_path):
                     make_run(tmp_path / "runs", algo, "3s5z", seed, base + bonus + 0.1 * seed, sight=sight)
                 )
     tables, figs = outputs(tmp_path / "out", "fig5c")
-    table = sight_sweep_report(runs, "smoke", "SMOKE", tables, figs)
+    table = sight_sweep_report(runs, published, "smoke", "SMOKE", tables, figs)
 
     assert list(table["algo"]) == ["qmix"] * 3 + ["qmix_da"] * 3
     assert list(table["sight_range"]) == [0.0, 3.0, 9.0] * 2  # null sight reads as 9
     np.testing.assert_allclose(table["win_rate_median"], [20, 40, 60, 60, 80, 100])
     np.testing.assert_allclose(table["win_rate_q25"], [15, 35, 55, 55, 75, 95])
     assert (table["n_seeds"] == 3).all()
+    # Table 1 is at sight range 0 only
+    np.testing.assert_allclose(table["published_win_rate"], [90.2, np.nan, np.nan, 93.3, np.nan, np.nan])
+    assert table["difference"].iloc[3] == pytest.approx(60.0 - 93.3)
     assert "**Scale: smoke**" in assert_written(tables, figs)
 
 
 # -------------------------------------------------------------------------- lossy decomposition
-def test_lossy_decomposition_draws_the_expert_curve_and_value_distributions(tmp_path, figures):
+def test_lossy_decomposition_draws_the_expert_curve_and_value_distributions(tmp_path, published, figures):
     ramp = np.linspace(0.0, 1.0, len(STEPS))
     expert_levels = {(9.0, 0): 0.6, (9.0, 1): 0.8, (9.0, 2): 1.0, (0.0, 0): 0.7, (0.0, 1): 0.9, (0.0, 2): 0.5}
     runs = []
@@ -291,7 +313,7 @@ def test_lossy_decomposition_draws_the_expert_curve_and_value_distributions(tmp_
             )
         )
     tables, figs = outputs(tmp_path / "out", "fig3")
-    table = lossy_decomposition_report(runs, "smoke", "SMOKE", tables, figs).set_index("series")
+    table = lossy_decomposition_report(runs, published, "smoke", "SMOKE", tables, figs).set_index("series")
 
     assert list(table.index) == ["sight view 0", "sight view 9", "target_mean"]
     assert table["win_rate_median"].tolist() == pytest.approx([10.0, 60.0, 75.0])  # experts: last of 0.5..1.0
@@ -301,6 +323,9 @@ def test_lossy_decomposition_draws_the_expert_curve_and_value_distributions(tmp_
     assert table["sight_range"].iloc[:2].tolist() == [0.0, 9.0]
     assert table["action_value_mean"].tolist() == pytest.approx([1.5, 10.5, 11.0])
     assert table["n_action_values"].tolist() == [6, 6, 12] and table["n_runs"].tolist() == [3, 3, 6]
+    # the sight-0 learners are Table 1's qmix-DA cell; the experts have no published value
+    assert table.loc["sight view 0", "published_win_rate"] == 93.3
+    assert table.loc[["sight view 9", "target_mean"], "published_win_rate"].isna().all()
     (fig,) = figures
     expected = (
         pd.Series(100.0 * np.mean(list(expert_levels.values())) * ramp).rolling(5, min_periods=1).mean()
@@ -312,7 +337,7 @@ def test_lossy_decomposition_draws_the_expert_curve_and_value_distributions(tmp_
     assert "**Scale: smoke**" in md and "target_mean" in md
 
 
-def test_lossy_decomposition_needs_the_action_values(tmp_path):
+def test_lossy_decomposition_needs_the_action_values(tmp_path, published):
     run = make_run(tmp_path, "qmix_da", "3s5z", 0, 0.5, expert=np.ones(len(STEPS)))
     with pytest.raises(RunDataError, match="action_values.parquet: missing"):
-        lossy_decomposition_report([run], "smoke", "", *outputs(tmp_path, "x"))
+        lossy_decomposition_report([run], published, "smoke", "", *outputs(tmp_path, "x"))

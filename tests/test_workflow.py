@@ -330,24 +330,32 @@ def test_published_files_are_checked(tmp_path, text, words):
 def test_matrix_game_table_beside_the_published_row(tmp_path):
     q0 = np.array([[-8.0, -8.0, -8.0], [-8.0, 0.1, 0.3], [-8.0, 0.2, 0.1]])
     q1 = np.array([[6.0, -10.0, -10.0], [-10.0, 0.0, 0.0], [-10.0, 0.0, 0.0]])
-    runs = [synthetic_matrix_run(tmp_path, 1, q1, [0, 0]), synthetic_matrix_run(tmp_path, 0, q0, [1, 2])]
+    q2 = np.array([[-9.0, -9.0, -9.0], [-9.0, 0.5, 0.4], [-9.0, 0.3, 0.2]])
+    runs = [synthetic_matrix_run(tmp_path, 1, q1, [0, 0]), synthetic_matrix_run(tmp_path, 0, q0, [1, 2]),
+            synthetic_matrix_run(tmp_path, 2, q2, [1, 1])]  # fmt: skip
     out = tmp_path / "out"
-    paths = [out / "t.csv", out / "t.md", out / "f.png", out / "f.pdf"]
-    table = matrix_game_report(runs, PUBLISHED_ME_IGM, "table1", "qmix", "smoke", "SMOKE: tiny", paths[:2], paths[2:])
+    paths = [out / "t.csv", out / "t.md", out / "t.html", out / "f.png", out / "f.pdf"]
+    table = matrix_game_report(runs, PUBLISHED_ME_IGM, "table1", "qmix", "smoke", "SMOKE: tiny", paths[:3], paths[3:])
 
-    assert list(table["row"]) == ["seed 0", "seed 1", "mean over 2 seeds", "published (ME-IGM Table 1)"]
-    assert list(table["greedy_joint_action"]) == ["(B, C)", "(A, A)", "", "(B, B)"]
-    assert list(table["greedy_payoff"]) == [0.0, 8.0, 4.0, 0.0]
-    assert list(table["greedy_is_optimal"]) == [0.0, 1.0, 0.5, 0.0]
-    assert list(table["scale"]) == ["smoke", "smoke", "smoke", ""]
-    assert table.loc[2, "Q(A,A)"] == pytest.approx(-1.0) and table.loc[0, "Q(B,C)"] == pytest.approx(0.3)
-    assert table.loc[3, "Q(B,B)"] == pytest.approx(0.2) and table.loc[3, "backend"] == ""
-    assert (table["optimal_payoff"] == 8.0).all()
+    table = table.set_index("quantity")
+    assert list(table.index) == [f"Q_tot({a}, {b})" for a in "ABC" for b in "ABC"] + ["greedy payoff"]
+    # Q_tot(A, A) over seeds 0, 1, 2: -8, 6, -9 -> median -8, quartiles -8.5 / -1
+    assert table.loc["Q_tot(A, A)", ["value_median", "value_q25", "value_q75"]].tolist() == [-8.0, -8.5, -1.0]
+    assert table.loc["Q_tot(A, A)", "published_value"] == -8.5
+    assert table.loc["Q_tot(A, A)", "difference"] == pytest.approx(0.5)
+    assert table.loc["Q_tot(B, C)", "per_seed"] == "0.30, 0.00, 0.40"  # seed order
+    greedy = table.loc["greedy payoff"]
+    assert greedy["per_seed"] == "(B, C) 0, (A, A) 8, (B, B) 0"
+    assert (greedy["value_median"], greedy["value_q75"], greedy["published_value"]) == (0.0, 4.0, 0.0)
+    assert (table["n_seeds"] == 3).all() and set(table["scale"]) == {"smoke"} and set(table["backend"]) == {"matrix"}
     csv = pd.read_csv(paths[0])
-    assert csv["row"].iloc[-1] == "published (ME-IGM Table 1)" and len(csv) == 4
+    assert {"value_median", "published_value", "difference"} <= set(csv.columns) and len(csv) == 10
     md = paths[1].read_text()
-    assert "**Scale: smoke** (SMOKE: tiny)" in md and "| published (ME-IGM Table 1) |" in md
-    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[3].read_bytes()[:5] == b"%PDF-"
+    assert "**Scale: smoke** (SMOKE: tiny). Backend: matrix." in md and "> **SMOKE SCALE" in md
+    assert "| Q_tot(A, A) | -8.00 [-8.50, -1.00] | 3 | -8.50 | +0.50 | -8.00, 6.00, -9.00 |" in md
+    assert "| greedy payoff | 0.00 [0.00, 4.00] | 3 | 0.00 (B, B) | +0.00 |" in md
+    assert "published (ME-IGM Table 1)" in paths[2].read_text()
+    assert paths[3].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[4].read_bytes()[:5] == b"%PDF-"
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
@@ -419,5 +427,8 @@ def test_learning_curve_report_on_synthetic_runs(tmp_path):
     np.testing.assert_allclose(table["test_won_mean_q25"], [0.15, 0.55])
     np.testing.assert_allclose(table["test_won_mean_q75"], [0.25, 0.65])
     assert list(table["t_env_min"]) == [2000, 2000] and set(table["scale"]) == {"smoke"}
-    assert "**Scale: smoke**" in (out / "c.md").read_text()
+    # no paper publishes the foundation experiment: the table says so instead of comparing
+    assert table["published_test_won_mean"].isna().all() and table["difference"].isna().all()
+    md = (out / "c.md").read_text()
+    assert "**Scale: smoke**" in md and "| iql | 2000 | 0.20 [0.15, 0.25] | 3 | none: not a paper's result |  |" in md
     assert all((out / name).stat().st_size > 1000 for name in ("c.png", "c.pdf"))

@@ -24,40 +24,36 @@ _frozenlake = yaml.safe_load(Path("config/igm_da.yaml").read_text())["x-frozenla
 IGM_DA_FROZENLAKE = {**_frozenlake, **_frozenlake.get("scales", {}).get(SCALE.name, {})}
 
 
-def igm_da_finals(*experiments: str, maps=None, algos=None) -> list[str]:
-    """final.json of the IGM-DA runs of ``experiments``, optionally only some maps and algorithms."""
+def igm_da_runs(*experiments: str, maps=None, algos=None) -> list:
+    """The IGM-DA runs of ``experiments``, optionally only some maps and algorithms."""
     return [
-        f"{run.run_dir}/final.json"
+        run
         for name in experiments
         for run in experiment("igm_da", name).runs()
         if (maps is None or run.env.split(":", 1)[1] in maps) and (algos is None or run.algo in algos)
     ]
 
 
-def igm_da_outputs(target: str, subcategory: str) -> dict:
-    """The four files of one IGM-DA target, the table and figure registered in the report."""
-    def item(path):
-        return report(path, caption=f"../report/{target}.rst", category="IGM-DA", subcategory=subcategory)
+def igm_da_finals(*experiments: str, maps=None, algos=None) -> list[str]:
+    """final.json of :func:`igm_da_runs`."""
+    return [f"{run.run_dir}/final.json" for run in igm_da_runs(*experiments, maps=maps, algos=algos)]
 
-    return {
-        "csv": item(f"results/tables/{target}.csv"),
-        "md": f"results/tables/{target}.md",
-        "png": item(f"results/figures/{target}.png"),
-        "pdf": f"results/figures/{target}.pdf",
-    }
+
+IGM_DA_PUBLISHED = "config/published/igm_da.yaml"
 
 
 rule igm_da_table1:
     """Table 1: win rate at sight 0 on six maps, per method, with Avg.Score, beside the paper's."""
     input:
         finals=igm_da_finals("sight0"),
-        published="config/published/igm_da.yaml",
+        published=IGM_DA_PUBLISHED,
     output:
-        **igm_da_outputs("igm_da_table1", "Table 1: sight range 0"),
+        **report_outputs("igm_da", "igm_da_table1", "Table 1"),
     params:
         kind="table1",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(igm_da_runs("sight0")),
     log:
         "results/logs/report/igm_da_table1.log",
     conda:
@@ -70,13 +66,15 @@ rule igm_da_fig4:
     """Figure 4: the learning curves behind Table 1 (median, 25-75 % band, window-5 moving average)."""
     input:
         finals=igm_da_finals("sight0"),
+        published=IGM_DA_PUBLISHED,
     output:
-        **igm_da_outputs("igm_da_fig4", "Figure 4: learning curves at sight range 0"),
+        **report_outputs("igm_da", "igm_da_fig4", "Figure 4"),
     params:
         kind="curves",
-        title="Test win rate at sight range 0 (Figure 4)",
+        title="IGM-DA Fig. 4: test win rate at sight range 0",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(igm_da_runs("sight0")),
     log:
         "results/logs/report/igm_da_fig4.log",
     conda:
@@ -89,13 +87,15 @@ rule igm_da_fig5ab:
     """Figure 5(a, b): behaviour cloning (experts collect) against DAgger (learners collect)."""
     input:
         finals=igm_da_finals("bc") + igm_da_finals("sight0", maps=("MMM2", "5m_vs_6m"), algos=("qmix_da",)),
+        published=IGM_DA_PUBLISHED,
     output:
-        **igm_da_outputs("igm_da_fig5ab", "Figure 5(a, b): BC against DAgger"),
+        **report_outputs("igm_da", "igm_da_fig5ab", "Figure 5(a, b)"),
     params:
         kind="curves",
-        title="Behaviour cloning against DAgger at sight range 0 (Figure 5a, b)",
+        title="IGM-DA Fig. 5(a, b): behaviour cloning against DAgger at sight range 0",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(igm_da_runs("bc") + igm_da_runs("sight0", maps=("MMM2", "5m_vs_6m"), algos=("qmix_da",))),
     log:
         "results/logs/report/igm_da_fig5ab.log",
     conda:
@@ -108,12 +108,14 @@ rule igm_da_fig5c:
     """Figure 5(c): final win rate against the allies' sight range, qmix against qmix-DA."""
     input:
         finals=igm_da_finals(*IGM_DA_SIGHTS, maps=(IGM_DA_SWEEP_MAP,), algos=("qmix", "qmix_da")),
+        published=IGM_DA_PUBLISHED,
     output:
-        **igm_da_outputs("igm_da_fig5c", "Figure 5(c): sight range"),
+        **report_outputs("igm_da", "igm_da_fig5c", "Figure 5(c)"),
     params:
         kind="sight_sweep",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(igm_da_runs(*IGM_DA_SIGHTS, maps=(IGM_DA_SWEEP_MAP,), algos=("qmix", "qmix_da"))),
     log:
         "results/logs/report/igm_da_fig5c.log",
     conda:
@@ -127,12 +129,14 @@ rule igm_da_fig3:
     target_mean), and the distributions of their action values."""
     input:
         finals=igm_da_finals("sight0", "sight9", maps=(IGM_DA_SWEEP_MAP,), algos=("qmix_da",)),
+        published=IGM_DA_PUBLISHED,
     output:
-        **igm_da_outputs("igm_da_fig3", "Figure 3: lossy decomposition"),
+        **report_outputs("igm_da", "igm_da_fig3", "Figure 3"),
     params:
         kind="lossy_decomposition",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(igm_da_runs("sight0", "sight9", maps=(IGM_DA_SWEEP_MAP,), algos=("qmix_da",))),
     log:
         "results/logs/report/igm_da_fig3.log",
     conda:
@@ -145,13 +149,15 @@ rule igm_da_fig7:
     """Figure 7 (appendix F): sight range 9, original against -DA."""
     input:
         finals=igm_da_finals("sight9"),
+        published=IGM_DA_PUBLISHED,
     output:
-        **igm_da_outputs("igm_da_fig7", "Figure 7: sight range 9"),
+        **report_outputs("igm_da", "igm_da_fig7", "Figure 7"),
     params:
         kind="curves",
-        title="Test win rate at sight range 9 (Figure 7)",
+        title="IGM-DA Fig. 7: test win rate at sight range 9, original against -DA",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(igm_da_runs("sight9")),
     log:
         "results/logs/report/igm_da_fig7.log",
     conda:
@@ -163,11 +169,12 @@ rule igm_da_fig7:
 rule igm_da_fig6:
     """Figure 6 (appendix E): FrozenLake with block observations, Q-table against the DAgger Q-table."""
     output:
-        **igm_da_outputs("igm_da_fig6", "Figure 6: FrozenLake"),
+        **report_outputs("igm_da", "igm_da_fig6", "Figure 6"),
     params:
         seeds=list(range(config["seeds"] or IGM_DA_FROZENLAKE["seeds"])),
         episodes=IGM_DA_FROZENLAKE["episodes"],
         scale=SCALE.name,
+        scale_description=SCALE.description,
     log:
         "results/logs/report/igm_da_fig6.log",
     conda:

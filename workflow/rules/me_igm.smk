@@ -11,25 +11,15 @@ rule me_igm_table1_qmix:
         finals=run_outputs("me_igm", "table1_qmix"),
         published="config/published/me_igm.yaml",
     output:
-        csv=report(
-            "results/tables/me_igm_table1_qmix.csv",
-            caption="../report/me_igm_table1_qmix.rst",
-            category="ME-IGM",
-            subcategory="Table 1: matrix game",
+        **report_outputs(
+            "me_igm", "me_igm_table1_qmix", "Table 1 (QMIX row)", "me_igm_table1_qmix_figure"
         ),
-        md="results/tables/me_igm_table1_qmix.md",
-        png=report(
-            "results/figures/me_igm_table1_qmix.png",
-            caption="../report/me_igm_table1_qmix_figure.rst",
-            category="ME-IGM",
-            subcategory="Table 1: matrix game",
-        ),
-        pdf="results/figures/me_igm_table1_qmix.pdf",
     params:
         table="table1",
         method="qmix",
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(experiment("me_igm", "table1_qmix").runs()),
     log:
         "results/logs/report/me_igm_table1_qmix.log",
     conda:

@@ -1,5 +1,41 @@
-"""What `snakemake --report report.html` shows: the workflow description below, then every rule
-output wrapped in report(...) with its caption from workflow/report/<output name>.rst."""
+"""What `snakemake --report results/report.html` shows: the workflow description (workflow.rst), then
+the results, one category per paper (REPORT_CATEGORIES) and one subcategory per table or figure.
+
+Each result puts two files in the report (report_outputs): its table as a standalone HTML page
+(ours, published and the difference side by side; Snakemake shows HTML inline but only offers a
+csv for download) and its figure (png). The captions, workflow/report/<target>.rst, are Jinja
+templates over the rule's job: they read params.scale (a smoke result carries a banner),
+params.scale_description and params.setting (run_setting: the runs behind the result).
+"""
+
+from marlrepro.report.captions import run_setting
 
 
 report: "../report/workflow.rst"
+
+
+REPORT_CATEGORIES = {
+    "me_igm": "ME-IGM — maximum-entropy IGM (Table 1)",
+    "vd": "Foundation — value decomposition on SMAX",
+    "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
+}
+
+
+def report_outputs(paper: str, target: str, subcategory: str, figure_caption: str | None = None) -> dict:
+    """The outputs of a table-and-figure target: results/tables/<target>.{csv,md,html} and
+    results/figures/<target>.{png,pdf}, the html and png registered in the report under ``paper``'s
+    category. Both use workflow/report/<target>.rst unless the figure has ``figure_caption``."""
+
+    def item(path: str, caption: str, what: str) -> str:
+        return report(
+            path, caption=f"../report/{caption}.rst", category=REPORT_CATEGORIES[paper], subcategory=subcategory,
+            labels={"result": f"{subcategory}: {what}"},
+        )
+
+    return {
+        "csv": f"results/tables/{target}.csv",
+        "md": f"results/tables/{target}.md",
+        "html": item(f"results/tables/{target}.html", target, "table, ours beside the paper"),
+        "png": item(f"results/figures/{target}.png", figure_caption or target, "figure"),
+        "pdf": f"results/figures/{target}.pdf",
+    }

@@ -12,25 +12,14 @@ rule vd_smax_curves:
         metrics=run_outputs("vd", "smax_curves", "metrics.parquet"),
         configs=run_outputs("vd", "smax_curves", "config.yaml"),
     output:
-        png=report(
-            "results/figures/vd_smax_curves.png",
-            caption="../report/vd_smax_curves_figure.rst",
-            category="Value decomposition (foundation)",
-            subcategory="SMAX 3m",
-        ),
-        pdf="results/figures/vd_smax_curves.pdf",
-        csv=report(
-            "results/tables/vd_smax_curves.csv",
-            caption="../report/vd_smax_curves.rst",
-            category="Value decomposition (foundation)",
-            subcategory="SMAX 3m",
-        ),
-        md="results/tables/vd_smax_curves.md",
+        **report_outputs("vd", "vd_smax_curves", "SMAX 3m curves", "vd_smax_curves_figure"),
     params:
         metric="test_won_mean",
         label="test win rate",
+        limits=[0.0, 1.0],
         scale=SCALE.name,
         scale_description=SCALE.description,
+        setting=run_setting(experiment("vd", "smax_curves").runs()),
     log:
         "results/logs/report/vd_smax_curves.log",
     conda:

@@ -1,7 +1,8 @@
 """Snakemake script: IGM-DA Figure 6 (appendix E), the plain Q-table against the DAgger Q-table on FrozenLake.
 
-Params ``seeds`` (list of ints), ``episodes`` (training episodes per run), ``scale`` (its name);
-outputs ``csv``, ``md``, ``png``, ``pdf``; one log file. No inputs: the tabular experiment runs here.
+Params ``seeds`` (list of ints), ``episodes`` (training episodes per run), ``scale`` (its name) and
+``scale_description``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file. No inputs:
+the tabular experiment runs here.
 """
 
 import logging
@@ -14,7 +15,8 @@ table = frozenlake_report(
     seeds=[int(seed) for seed in smk.params.seeds],
     episodes=int(smk.params.episodes),
     scale=smk.params.scale,
-    table_paths=(smk.output.csv, smk.output.md),
+    scale_description=smk.params.scale_description,
+    table_paths=(smk.output.csv, smk.output.md, smk.output.html),
     figure_paths=(smk.output.png, smk.output.pdf),
 )
 logging.info("wrote %s rows to %s\n%s", len(table), list(smk.output), table.to_string())

@@ -1,9 +1,9 @@
 """Snakemake script: an IGM-DA report item (Table 1, Figs. 3, 4, 5(a, b), 5(c), 7) from the runs' outputs.
 
-Input ``finals`` (the runs' final.json; metrics.parquet, config.yaml and action_values.parquet sit
-beside them) and, for ``kind=table1``, ``published`` (config/published/igm_da.yaml); params
-``kind`` (table1, curves, sight_sweep or lossy_decomposition), ``scale``, ``scale_description``
-and, for ``kind=curves``, ``title``; outputs ``csv``, ``md``, ``png``, ``pdf``; one log file.
+Inputs ``finals`` (the runs' final.json; metrics.parquet, config.yaml and action_values.parquet sit
+beside them) and ``published`` (config/published/igm_da.yaml); params ``kind`` (table1, curves,
+sight_sweep or lossy_decomposition), ``scale``, ``scale_description`` and, for ``kind=curves``,
+``title``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file.
 """
 
 import logging
@@ -16,13 +16,14 @@ smk = snakemake  # noqa: F821 -- injected by Snakemake
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 common = {
     "run_dirs": [Path(final).parent for final in smk.input.finals],
+    "published_path": smk.input.published,
     "scale": smk.params.scale,
     "scale_description": smk.params.scale_description,
-    "table_paths": (smk.output.csv, smk.output.md),
+    "table_paths": (smk.output.csv, smk.output.md, smk.output.html),
     "figure_paths": (smk.output.png, smk.output.pdf),
 }
 builders = {
-    "table1": lambda: igm_da.table1_report(published_path=smk.input.published, **common),
+    "table1": lambda: igm_da.table1_report(**common),
     "curves": lambda: igm_da.curves_report(title=smk.params.title, **common),
     "sight_sweep": lambda: igm_da.sight_sweep_report(**common),
     "lossy_decomposition": lambda: igm_da.lossy_decomposition_report(**common),

@@ -1,7 +1,8 @@
 """Snakemake script: learning curves (median, 25-75 % band over seeds) and final values per algorithm.
 
 Input ``finals`` (the runs' final.json; metrics.parquet and config.yaml sit beside them); params
-``metric``, ``label``, ``scale``, ``scale_description``; outputs ``csv``, ``md``, ``png``, ``pdf``.
+``metric``, ``label``, ``limits`` (the metric's range), ``scale``, ``scale_description``; outputs
+``csv``, ``md``, ``html``, ``png``, ``pdf``.
 """
 
 import logging
@@ -17,7 +18,8 @@ table = learning_curve_report(
     label=smk.params.label,
     scale=smk.params.scale,
     scale_description=smk.params.scale_description,
-    table_paths=(smk.output.csv, smk.output.md),
+    table_paths=(smk.output.csv, smk.output.md, smk.output.html),
     figure_paths=(smk.output.png, smk.output.pdf),
+    limits=tuple(smk.params.limits),
 )
 logging.info("wrote %s rows to %s", len(table), list(smk.output))

@@ -1,7 +1,7 @@
 """Snakemake script: a method's learned Q_tot on a matrix game beside the paper's table.
 
 Inputs ``finals`` (the runs' final.json) and ``published``; params ``table``, ``method``, ``scale``,
-``scale_description``; outputs ``csv``, ``md``, ``png``, ``pdf``; one log file.
+``scale_description``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file.
 """
 
 import logging
@@ -18,7 +18,7 @@ table = matrix_game_report(
     method=smk.params.method,
     scale=smk.params.scale,
     scale_description=smk.params.scale_description,
-    table_paths=(smk.output.csv, smk.output.md),
+    table_paths=(smk.output.csv, smk.output.md, smk.output.html),
     figure_paths=(smk.output.png, smk.output.pdf),
 )
 logging.info("wrote %s rows to %s", len(table), list(smk.output))

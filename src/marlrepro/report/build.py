@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,14 +19,16 @@ from marlrepro.report.runs import (
     read_run_config,
     single_value,
 )
+from marlrepro.report.style import styled
 from marlrepro.report.tables import (
+    comparison,
     final_metric_summary,
     matrix_game_table,
-    scale_note,
     write_table,
 )
 
 
+@styled
 def matrix_game_report(
     run_dirs: Sequence[str | Path],
     published_path: str | Path,
@@ -33,54 +36,74 @@ def matrix_game_report(
     method: str,
     scale: str,
     scale_description: str,
-    table_paths: tuple[str | Path, str | Path],
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
 ) -> pd.DataFrame:
-    """Table (csv, md) and heatmaps of ``method``'s learned Q_tot beside a published matrix game.
+    """Table (csv, md, html) and heatmaps of ``method``'s learned Q_tot beside a published matrix game.
 
-    The heatmaps show the payoff, the mean learned Q_tot over the runs, and the published Q_tot.
-    Returns the table.
+    The table is :func:`~marlrepro.report.tables.matrix_game_table`; the heatmaps show the payoff,
+    the mean learned Q_tot over the runs, and the published Q_tot. Returns the table.
     """
     published = matrix_game(published_path, table_key)
     finals = [read_final(run_dir, MATRIX_KEYS) for run_dir in run_dirs]
     table = matrix_game_table(finals, published, method, scale)
-    label = published.methods[method].label
+    pub = published.methods[method]
+    label = pub.label
+    source = f"published ({published.cite})"
+    display = comparison(
+        table, "value", {"quantity": "quantity"}, source, missing="not printed", fmt=".2f"
+    ).assign(**{"ours per seed": table["per_seed"]})
+    if pub.greedy_joint_action is not None:  # the published greedy payoff is that of this joint action
+        greedy = display["quantity"] == "greedy payoff"
+        display.loc[greedy, source] += " " + "(" + ", ".join(pub.greedy_joint_action) + ")"
     notes = [
-        scale_note(scale, scale_description),
-        f"Backend: {single_value(finals, 'backend')}. Rows 'seed k' and the mean are our runs; the last row "
-        f"is transcribed from {published.source}. Greedy joint action: the agents' decentralised argmax, "
-        f"rows = agent 1.",
+        (
+        f"{label}'s learned Q_tot of every joint action (agent 1's action first) and the payoff of the greedy "
+        f"joint action the agents execute (each agent's argmax of its own Q_i); median and 25/75 % quantiles "
+        f"over {len(finals)} seeds, every seed's value, the value transcribed from {published.source}, and the "
+        f"difference (our median minus published). The game's optimal payoff is {published.optimal_payoff:g}."
+        ),
     ]
-    csv, md = table_paths
-    write_table(table, csv, md, f"{published.cite}: {label}, our runs beside the published numbers", notes)
+    write_table(
+        table, table_paths, f"{published.cite}: {label}, our runs beside the published numbers",
+        scale=scale, scale_description=scale_description, backend=single_value(finals, "backend"),
+        notes=notes, display=display,
+    )  # fmt: skip
     mean_q = np.mean([final["joint_q"] for final in finals], axis=0)
     fig = matrix_heatmaps(
         [
             ("payoff", published.payoff),
-            (f"{label} Q_tot, mean of {len(finals)} runs ({scale})", mean_q),
-            (f"{label} Q_tot, published", published.methods[method].q_tot),
+            (f"{label} Q_tot, ours: mean of {len(finals)} seeds", mean_q),
+            (f"{label} Q_tot, published", pub.q_tot),
         ],
         published.actions,
-        f"{published.cite}: {label} (scale: {scale})",
+        f"{published.cite}: {label} (scale: {scale}, backend: {single_value(finals, 'backend')})",
     )
-    save_figure(fig, figure_paths)
+    save_figure(fig, figure_paths, scale)
     return table
 
 
+NO_PUBLISHED = "none: not a paper's result"  # the published cell of a table no paper reports
+
+
+@styled
 def learning_curve_report(
     run_dirs: Sequence[str | Path],
     metric: str,
     label: str,
     scale: str,
     scale_description: str,
-    table_paths: tuple[str | Path, str | Path],
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
+    limits: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Curves (median, 25-75 % band over seeds) of ``metric`` per algorithm, and its final values.
 
+    For experiments no paper reports (the foundation experiment): the table's ``published_<metric>``
+    and ``difference`` are empty and its published column says :data:`NO_PUBLISHED`.
     ``metric`` is a ``metrics.parquet`` column that ``final.json`` also holds (e.g.
-    ``test_won_mean``); ``label`` names it on the axis. Curves are aligned on the runs'
-    ``run.eval_interval`` grid. Returns the table of final values.
+    ``test_won_mean``); ``label`` names it on the axis and ``limits`` is its range, if bounded.
+    Curves are aligned on the runs' ``run.eval_interval`` grid. Returns the table of final values.
     """
     finals = [read_final(run_dir) for run_dir in run_dirs]
     step = single_value([read_run_config(run_dir)["run"] for run_dir in run_dirs], "eval_interval")
@@ -92,16 +115,26 @@ def learning_curve_report(
         ignore_index=True,
     )
     band = curve_band(align_curves(curves, step))
-    table = final_metric_summary(finals, metric, scale)
+    table = final_metric_summary(finals, metric, scale).assign(
+        **{f"published_{metric}": math.nan, "difference": math.nan, "published_source": NO_PUBLISHED}
+    )
     env, backend = single_value(finals, "env"), single_value(finals, "backend")
+    display = comparison(
+        table, metric, {"algo": "method", "t_env_min": "steps (fewest)"}, "published",
+        missing=NO_PUBLISHED, fmt=".2f",
+    )  # fmt: skip
     notes = [
-        scale_note(scale, scale_description),
-        f"{env} (backend {backend}): {label} of each run's final evaluation (final.json); median and "
-        f"25/75 % quantiles over seeds.",
+        (
+        f"{env}: {label} of each run's final evaluation (final.json); median and 25/75 % quantiles over seeds. "
+        f"No paper publishes this experiment (it checks the shared value-decomposition core), so there is "
+        f"nothing to compare with: the published and difference columns are empty on purpose."
+        ),
     ]
-    csv, md = table_paths
-    write_table(table, csv, md, f"{env}: final {label}", notes)
+    write_table(
+        table, table_paths, f"{env}: final {label} (foundation experiment, no published numbers)",
+        scale=scale, scale_description=scale_description, backend=backend, notes=notes, display=display,
+    )  # fmt: skip
     order = list(table["algo"])
-    fig = learning_curves(band, order, label, f"{env} ({backend}), scale: {scale}")
-    save_figure(fig, figure_paths)
+    fig = learning_curves(band, order, label, f"{env}: {label} (scale: {scale}, backend: {backend})", limits)
+    save_figure(fig, figure_paths, scale)
     return table

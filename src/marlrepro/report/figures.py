@@ -1,7 +1,8 @@
 """Seaborn figures: matrix-game heatmaps and learning curves with a seed band, saved atomically.
 
 Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state), so they work in
-any process without a display and never leak between calls.
+any process without a display and never leak between calls. Their look comes from
+:mod:`~marlrepro.report.style`, applied by the report functions that draw and save them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.transforms import offset_copy
 
 from marlrepro.io_utils import atomic_write
+from marlrepro.report.style import BANNER_COLOUR, DPI, series_styles
+from marlrepro.report.tables import scale_banner
 
 
 def matrix_heatmaps(panels: Sequence[tuple[str, np.ndarray]], actions: Sequence[str], title: str) -> Figure:
@@ -36,22 +40,39 @@ def matrix_heatmaps(panels: Sequence[tuple[str, np.ndarray]], actions: Sequence[
     return fig
 
 
-def learning_curves(band: pd.DataFrame, order: Sequence[str], ylabel: str, title: str) -> Figure:
-    """Median line and 25-75 % band per algorithm from a :func:`~marlrepro.report.curves.curve_band` result."""
-    palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+def learning_curves(
+    band: pd.DataFrame, order: Sequence[str], ylabel: str, title: str, limits: tuple[float, float] | None = None
+) -> Figure:
+    """Median line and 25-75 % band per algorithm from a :func:`~marlrepro.report.curves.curve_band` result.
+
+    ``limits``: the metric's range (e.g. 0 and 1 for a win rate), shown whole on the y axis.
+    """
+    styles = series_styles(order)
+    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
     ax = fig.subplots()
     for algo in order:
         part = band[band["algo"] == algo]
-        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=palette[algo], alpha=0.25, linewidth=0)
-    sns.lineplot(data=band, x="t_env", y="median", hue="algo", hue_order=list(order), palette=palette, errorbar=None, ax=ax)
+        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=styles[algo]["color"], alpha=0.2, linewidth=0)
+        ax.plot(part["t_env"], part["median"], label=algo, linewidth=2.0, **styles[algo])
     ax.set(xlabel="environment steps", ylabel=ylabel, title=title)
-    ax.legend(title="median, 25-75 % band")
+    if limits is not None:
+        pad = 0.02 * (limits[1] - limits[0])
+        ax.set_ylim(limits[0] - pad, limits[1] + pad)
+    ax.legend(title="median, 25-75 % band over seeds")
     return fig
 
 
-def save_figure(fig: Figure, paths: Iterable[str | Path]) -> None:
-    """Save ``fig`` to every path (format from the suffix: png, pdf, ...), each atomically."""
+def save_figure(fig: Figure, paths: Iterable[str | Path], scale: str) -> None:
+    """Save ``fig`` to every path (format from the suffix: png, pdf, ...), each atomically.
+
+    Below paper scale the figure first gets :func:`~marlrepro.report.tables.scale_banner` above
+    everything else, so a smoke figure cannot pass for a result either.
+    """
+    banner = scale_banner(scale)
+    if banner:
+        above = offset_copy(fig.transFigure, fig=fig, y=14, units="points")  # clear of the title
+        fig.text(0.5, 1.0, banner, transform=above, ha="center", va="bottom", color=BANNER_COLOUR, fontweight="bold",
+                 fontsize="large", bbox={"facecolor": "#fff4e5", "edgecolor": BANNER_COLOUR, "pad": 6})  # fmt: skip
     for path in paths:
         fmt = Path(path).suffix.lstrip(".")
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight"))
+        atomic_write(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight"))

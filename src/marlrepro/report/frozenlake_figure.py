@@ -30,9 +30,12 @@ from marlrepro.frozenlake import (
 )
 from marlrepro.report.curves import curve_band
 from marlrepro.report.figures import save_figure
-from marlrepro.report.tables import scale_note, write_table
+from marlrepro.report.style import series_colours, styled
+from marlrepro.report.tables import spread, write_table
 
 PAPER_CLAIM = {"qtable": "fails", "dagger": "reaches the goal"}  # appendix E, Figure 6(b); BC is not in it
+NOT_IN_FIGURE = "not in the paper's figure"
+BACKEND = "tabular (gymnasium FrozenLake-v1)"
 _STEP = {0: (-1, 0), 1: (0, 1), 2: (1, 0), 3: (0, -1)}  # action -> (d column, d row) on the drawn map
 _BLOCK_COLOURS = ("#d9f0d3", "#a6dba0", "#c7e9c0", "#74c476")  # four shades of the paper's green boxes
 _HOLE, _GOAL = "#253494", "#fec44f"
@@ -58,7 +61,7 @@ def _draw_lake(ax: Axes, lake: Lake) -> None:
     ax.imshow(codes.reshape(n_rows, n_cols), cmap=ListedColormap(colours), vmin=-0.5, vmax=len(colours) - 0.5)
     for cell, letter in enumerate(letters):
         row, col = divmod(cell, n_cols)
-        ax.text(col - 0.42, row - 0.42, letter, ha="left", va="top", fontsize=8, fontweight="bold",
+        ax.text(col - 0.42, row - 0.42, letter, ha="left", va="top", fontsize="small", fontweight="bold",
                 color="white" if letter == "H" else "black")  # fmt: skip
     ax.set_xticks(np.arange(-0.5, n_cols), minor=True)
     ax.set_yticks(np.arange(-0.5, n_rows), minor=True)
@@ -98,7 +101,7 @@ def _policy_panel(ax: Axes, lake: Lake, cell_table: np.ndarray, policy: str, tit
     _draw_policy(ax, lake, policy_probabilities(cell_table, policy), "#444444")
     path, outcome = greedy_path(lake, np.argmax(cell_table, axis=-1))
     _draw_path(ax, lake, path, outcome, colour)
-    ax.set_title(f"{title}\ngreedy walk: {outcome}", fontsize=9)
+    ax.set_title(f"{title}\ngreedy walk: {outcome}", fontsize="medium")
 
 
 def _curve_band(result: FrozenLakeResult, policy: str) -> pd.DataFrame:
@@ -122,8 +125,8 @@ def _curves_panel(
     sns.lineplot(data=band, x="t_env", y="median", hue="algo", hue_order=list(palette), palette=palette,
                  errorbar=None, ax=ax)  # fmt: skip
     ax.set(xlabel="training episodes", ylabel="P(reach G within 100 steps)", ylim=(-0.03, 1.03))
-    ax.set_title(title, fontsize=10)
-    ax.legend(title="median, 25-75 % band", fontsize=8, title_fontsize=8)
+    ax.set_title(title, fontsize="medium")
+    ax.legend(title="median, 25-75 % band over seeds", fontsize="small", title_fontsize="small")
 
 
 def frozenlake_figure(result: FrozenLakeResult, scale: str) -> Figure:
@@ -136,15 +139,15 @@ def frozenlake_figure(result: FrozenLakeResult, scale: str) -> Figure:
     """
     lake = make_lake()
     methods = list(result.tables)
-    colours = sns.color_palette("colorblind", len(methods))
-    palette = {METHOD_LABELS[m]: colour for m, colour in zip(methods, colours, strict=True)}
+    palette = series_colours([METHOD_LABELS[m] for m in methods])
+    colours = list(palette.values())
     columns = len(methods) + 1
-    fig = Figure(figsize=(3.1 * columns, 10.6), layout="constrained")
+    fig = Figure(figsize=(3.9 * columns, 11.5), layout="constrained")
     grid = fig.add_gridspec(3, columns, height_ratios=[1.0, 0.75, 1.0])
     ax_map = fig.add_subplot(grid[0, 0])
     _draw_lake(ax_map, lake)
-    ax_map.set_title("(a) FrozenLake, 4x4, deterministic:\neach green box is one observation", fontsize=9)
-    ax_map.set_xlabel("arrows: pi(a | o); line: greedy walk\n(star: goal, X: hole, o: loops)", fontsize=8)
+    ax_map.set_title("(a) FrozenLake, 4x4, deterministic:\neach green box is one observation", fontsize="medium")
+    ax_map.set_xlabel("arrows: pi(a | o); line: greedy walk\n(star: goal, X: hole, o: loops)", fontsize="small")
     expert_method = next((m for m in ("dagger", "bc") if m in result.experts), None)
     ax_expert = fig.add_subplot(grid[1, 0])
     if expert_method is None:
@@ -165,17 +168,17 @@ def frozenlake_figure(result: FrozenLakeResult, scale: str) -> Figure:
         _policy_panel(ax_policy, lake, table[lake.observation], "proportional", title, colour)
         ax_table = fig.add_subplot(grid[1, column])
         sns.heatmap(
-            table, ax=ax_table, annot=True, fmt=".2f", cmap="Greens", cbar=False, annot_kws={"fontsize": 7},
+            table, ax=ax_table, annot=True, fmt=".2f", cmap="Greens", cbar=False, annot_kws={"fontsize": "small"},
             xticklabels=list(ACTIONS), yticklabels=[f"box {o}" for o in range(lake.n_observations)],
         )  # fmt: skip
-        ax_table.set_title(f"{'Q' if method == 'qtable' else 'q'}(o, a), {METHOD_LABELS[method]}", fontsize=9)
-        ax_table.tick_params(labelsize=7)
+        ax_table.set_title(f"{'Q' if method == 'qtable' else 'q'}(o, a), {METHOD_LABELS[method]}", fontsize="medium")
+        ax_table.tick_params(labelsize="small")
     split = columns // 2
     ax_greedy = fig.add_subplot(grid[2, :split])
     _curves_panel(ax_greedy, result, "greedy", palette, "(c) greedy policy (argmax)")
     ax_greedy.text(
         0.5, 0.5, "no deterministic policy on the 4 boxes reaches G:\nevery greedy curve is 0",
-        transform=ax_greedy.transAxes, ha="center", va="center", fontsize=9, color="#555555",
+        transform=ax_greedy.transAxes, ha="center", va="center", fontsize="medium", color="#555555",
     )  # fmt: skip
     _curves_panel(fig.add_subplot(grid[2, split:]), result, "proportional", palette,
                   "(c) Prop. 5 reading: pi(a|o) = q(o, a) / sum q(o, .)")  # fmt: skip
@@ -187,26 +190,32 @@ def frozenlake_figure(result: FrozenLakeResult, scale: str) -> Figure:
 
 
 def frozenlake_table(result: FrozenLakeResult, scale: str) -> pd.DataFrame:
-    """:func:`~marlrepro.frozenlake.final_summary` with the scale and the paper's claim beside each method."""
+    """:func:`~marlrepro.frozenlake.final_summary` with the scale, the backend and the paper's claim per method."""
     table = final_summary(result)
     claims = {METHOD_LABELS[m]: claim for m, claim in PAPER_CLAIM.items()}
-    return table.assign(scale=scale, paper=table["method"].map(claims).fillna(""))
+    return table.assign(scale=scale, backend=BACKEND, paper=table["method"].map(claims).fillna(""))
 
 
+@styled
 def frozenlake_report(
     seeds: Sequence[int],
     episodes: int,
     scale: str,
-    table_paths: tuple[str | Path, str | Path],
+    scale_description: str,
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
     settings: Settings | None = None,
 ) -> pd.DataFrame:
-    """Run the FrozenLake experiment, write its table (csv, md) and Figure 6 (png, pdf); returns the table."""
+    """Run the FrozenLake experiment, write its table (csv, md, html) and Figure 6 (png, pdf); returns the table.
+
+    The paper's Figure 6 is qualitative, so the published column holds its claim per method
+    (:data:`PAPER_CLAIM`) and there is no difference column.
+    """
     settings = settings or Settings()
     result = run_frozenlake(list(seeds), episodes, settings=settings)
     table = frozenlake_table(result, scale)
     notes = [
-        scale_note(scale, f"{episodes} training episodes per run, seeds {list(result.seeds)}, tabular, CPU"),
+        f"{episodes} training episodes per run, seeds {list(result.seeds)}; tabular, on the CPU.",
         (
             "gymnasium FrozenLake-v1, is_slippery=False, map SFFF/FHFH/FHFH/HFFG; the agent observes only its "
             "2x2 block. Success = exact probability of reaching G within gymnasium's 100-step limit, at the last "
@@ -221,10 +230,32 @@ def frozenlake_report(
         (
             f"Settings: gamma {settings.gamma}, Q-learning step {settings.td_lr}, imitation step "
             f"{settings.imitation_lr}, epsilon {settings.epsilon_start} -> {settings.epsilon_end} over the first "
-            f"{settings.epsilon_fraction:.0%} of the episodes. 'paper' is the claim of appendix E (Figure 6(b))."
+            f"{settings.epsilon_fraction:.0%} of the episodes."
+        ),
+        (
+            "published: the claim of appendix E (Figure 6(b)). The paper prints no success rates for this "
+            "experiment, only the claim, so there is no difference to compute."
         ),
     ]
-    csv, md = table_paths
-    write_table(table, csv, md, "IGM-DA Figure 6: FrozenLake, Q-table vs DAgger Q-table", notes)
-    save_figure(frozenlake_figure(result, scale), figure_paths)
+    write_table(
+        table, table_paths, "IGM-DA Figure 6: FrozenLake, Q-table vs DAgger Q-table", scale=scale,
+        scale_description=scale_description, backend=BACKEND, notes=notes, display=frozenlake_display(table),
+        group="method",
+    )  # fmt: skip
+    save_figure(frozenlake_figure(result, scale), figure_paths, scale)
     return table
+
+
+def frozenlake_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The readable form of :func:`frozenlake_table`: per method and policy reading, ours beside the paper's claim."""
+    rows = []
+    for _, row in table.iterrows():
+        for policy, reading in (("greedy", "greedy (argmax)"), ("proportional", "Prop. 5 reading")):
+            stats = (row[f"{policy}_success_{s}"] for s in ("median", "q25", "q75"))
+            rows.append({
+                "method": row["method"], "policy": reading,
+                "ours: P(reach G) median [25 %, 75 %]": spread(*stats, fmt=".2f"),
+                "ours: seeds reaching G": row[f"{policy}_reaches_goal"],
+                "published claim (Fig. 6(b))": row["paper"] or NOT_IN_FIGURE,
+            })  # fmt: skip
+    return pd.DataFrame(rows)

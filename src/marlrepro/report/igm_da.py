@@ -26,9 +26,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from marlrepro.errors import ConfigError
-from marlrepro.io_utils import atomic_write
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.figures import save_figure
+from marlrepro.report.html_table import DIFFERENCE
 from marlrepro.report.published import _mapping, _strings, load_published
 from marlrepro.report.runs import (
     RunDataError,
@@ -37,10 +37,17 @@ from marlrepro.report.runs import (
     read_run_config,
     single_value,
 )
+from marlrepro.report.style import (
+    REFERENCE_COLOUR,
+    series_colours,
+    series_styles,
+    styled,
+)
 from marlrepro.report.tables import (
+    comparison,
     final_metric_summary,
-    scale_note,
-    to_markdown,
+    number,
+    spread,
     write_table,
 )
 
@@ -252,17 +259,60 @@ def _smoothed_band(runs: Sequence[IgmRun], label: Callable[[IgmRun], str], windo
     return moving_average(band, BAND_STATS, window)
 
 
-def _notes(scale: str, scale_description: str, runs: Sequence[IgmRun], *more: str) -> list[str]:
+def _notes(runs: Sequence[IgmRun], *more: str) -> list[str]:
     sights = ", ".join(f"{s:g}" for s in sorted({run.sight for run in runs}))
-    backend = single_value([run.final for run in runs], "backend")
     return [
-        scale_note(scale, scale_description),
         (
-            f"Backend: {backend}. Allies' sight range: {sights}. Win rates in %, median and 25-75 % range "
-            f"over seeds of each run's final evaluation (final.json)."
+            f"Allies' sight range: {sights}. Win rates in %, median and 25-75 % range over seeds of each "
+            f"run's final evaluation (final.json)."
         ),
         *more,
     ]
+
+
+def _backend(runs: Sequence[IgmRun]) -> str:
+    return str(single_value([run.final for run in runs], "backend"))
+
+
+# ---------------------------------------------------------------------- beside the paper's Table 1
+NOT_PRINTED = "not printed"  # a published cell the paper has no number for
+
+
+def _published_note(published: PublishedTable1) -> str:
+    return (
+        f"published: the value of {published.source} for the same method and map at sight range 0 (\"The "
+        f"detailed results of Figure 4 are listed in Table 1\", §4.2); '{NOT_PRINTED}' where the paper has no "
+        f"number (any other sight range, BC, the experts): its figures are plots only. {DIFFERENCE}: our median "
+        f"minus the published value, in percentage points."
+    )
+
+
+def beside_table1(
+    table: pd.DataFrame, published: PublishedTable1, cells: Sequence[tuple[str, str, float] | None]
+) -> pd.DataFrame:
+    """``table`` (one row per entry of ``cells``) with Table 1's value where the paper printed one.
+
+    ``cells`` gives each row's ``(method, map, sight range)``, or None for a row the paper cannot
+    have (the experts). Adds ``published_win_rate`` (NaN unless the sight range is Table 1's 0
+    and Table 1 has the method and map), ``difference`` (our median minus it) and
+    ``published_source``.
+    """
+    paper = [
+        published.win_rate(method, name) if sight == TABLE1_SIGHT else math.nan
+        for method, name, sight in (cell or ("", "", math.nan) for cell in cells)
+    ]
+    source = [f"{published.source}, sight range 0" if not math.isnan(p) else NOT_PRINTED for p in paper]
+    return table.assign(
+        **{f"published_{WIN}": paper, "difference": table[f"{WIN}_median"].to_numpy() - np.asarray(paper),
+           "published_source": source}
+    )  # fmt: skip
+
+
+def _comparison(
+    table: pd.DataFrame, keys: Mapping[str, str], published: PublishedTable1, **kwargs: Any
+) -> pd.DataFrame:
+    """:func:`~marlrepro.report.tables.comparison` of the win rate, beside Table 1."""
+    return comparison(table, WIN, keys, "published (Table 1)", NOT_PRINTED, **kwargs)
 
 
 def _smoothing_note(window: int) -> str:
@@ -285,19 +335,15 @@ def _facets(n: int, ncols: int, panel: tuple[float, float] = (4.2, 3.3)) -> tupl
     return fig, axes[:n]
 
 
-def _palette(order: Sequence[str]) -> dict[str, Any]:
-    return dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
-
-
-def _draw_bands(ax: Axes, band: pd.DataFrame, palette: Mapping[str, Any]) -> None:
+def _draw_bands(ax: Axes, band: pd.DataFrame, styles: Mapping[str, Mapping[str, Any]]) -> None:
     """Median line and 25-75 % band per series; IGM-DA and BC series drawn coarse, as in the paper."""
-    for series, colour in palette.items():
+    for series, style in styles.items():
         part = band[band["algo"] == series]
         if part.empty:
             continue
-        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=colour, alpha=0.2, linewidth=0)
+        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=style["color"], alpha=0.2, linewidth=0)
         width = _IMITATION_WIDTH if _is_imitation(series) else _PLAIN_WIDTH
-        ax.plot(part["t_env"], part["median"], color=colour, linewidth=width, label=series)
+        ax.plot(part["t_env"], part["median"], linewidth=width, label=series, **style)
 
 
 def _finish(fig: Figure, axes: Sequence[Axes], title: str, legend_title: str) -> Figure:
@@ -317,12 +363,13 @@ def _figure_title(title: str, scale: str, runs: Sequence[IgmRun]) -> str:
 
 
 # -------------------------------------------------------------------------------------- Table 1
+@styled
 def table1_report(
     run_dirs: Sequence[str | Path],
     published_path: str | Path,
     scale: str,
     scale_description: str,
-    table_paths: tuple[str | Path, str | Path],
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
 ) -> pd.DataFrame:
     """IGM-DA Table 1: final win rate (%) at sight range 0 per method and map, beside the published table.
@@ -331,10 +378,10 @@ def table1_report(
     median, 25/75 % quantiles and seed count, the published value and the difference (ours minus
     published). Our Avg.Score is the mean of our per-map medians over the paper's maps that the
     method ran, as the paper averages its maps; where that is fewer than all of them, the published
-    value it is compared with is the paper's mean over the same maps. The markdown is the paper's
-    wide table with our rows, the published rows and the differences interleaved; methods we did
-    not run keep their published row. The figure: one panel per map plus Avg.Score, bars per method,
-    ours (median, 25-75 % whiskers) beside published (hatched). Returns the tidy table.
+    value it is compared with is the paper's mean over the same maps. The markdown and HTML are the
+    paper's wide table (:func:`table1_wide`); methods we did not run keep their published row. The
+    figure: one panel per map plus Avg.Score, bars per method, ours (median, 25-75 % whiskers)
+    beside published (hatched). Returns the tidy table.
     """
     published = published_table1(published_path)
     runs = read_runs(run_dirs)
@@ -345,17 +392,17 @@ def table1_report(
         )
     table = table1_table(runs, published, scale)
     notes = _notes(
-        scale, scale_description, runs,
-        f"Rows 'published' are transcribed from {published.source} ({published.metric}). Difference = ours - "
-        f"published, in percentage points. Avg.Score: mean over the maps, as the paper; where we ran fewer "
-        f"maps, ours averages those and is compared with the paper's mean over the same maps.",
+        runs,
+        f"Rows 'published' are transcribed from {published.source} ({published.metric}). {DIFFERENCE}: our "
+        f"median minus published, in percentage points. Avg.Score: mean over the maps, as the paper; where we "
+        f"ran fewer maps, ours averages those and is compared with the paper's mean over the same maps.",
     )  # fmt: skip
     title = f"{published.cite}: Table 1, win rate (%) at sight range 0, our runs beside the published numbers"
-    csv, md = table_paths
-    markdown = to_markdown(table1_wide(table, published), title, notes)
-    atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
-    atomic_write(md, lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
-    save_figure(table1_figure(table, published, _figure_title(title, scale, runs)), figure_paths)
+    write_table(
+        table, table_paths, title, scale=scale, scale_description=scale_description, backend=_backend(runs),
+        notes=notes, display=table1_wide(table, published), group="method",
+    )  # fmt: skip
+    save_figure(table1_figure(table, published, _figure_title(title, scale, runs)), figure_paths, scale)
     return table
 
 
@@ -418,7 +465,9 @@ def _avg_row(
 
 
 def table1_wide(table: pd.DataFrame, published: PublishedTable1) -> pd.DataFrame:
-    """The paper's layout of a :func:`table1_table`: per method our row, the published row and the difference.
+    """The paper's layout of a :func:`table1_table`: per method (column ``method``, its label) our
+    row, the published row and the difference (the unnamed second column says which), one column
+    per map.
 
     Our cells read ``median [25 %, 75 %]``; methods we did not run show only their published row.
     """
@@ -436,7 +485,7 @@ def table1_wide(table: pd.DataFrame, published: PublishedTable1) -> pd.DataFrame
             subset = f" ({avg['n_maps']} of {every} maps)" if avg["n_maps"] < every else ""
             cells = {name: _ours_cell(part, name) for name in maps}
             rows.append(
-                {"method": f"{label}: ours ({n} seeds)", **cells, AVG: _number(avg[f"{WIN}_median"]) + subset}
+                {"method": label, "": f"ours ({n} seeds)", **cells, AVG: number(avg[f"{WIN}_median"]) + subset}
             )
         if method in published.methods:
             printed = published.methods[method].avg
@@ -445,23 +494,19 @@ def table1_wide(table: pd.DataFrame, published: PublishedTable1) -> pd.DataFrame
                 if 0 < avg["n_maps"] < every
                 else ""
             )
-            cells = {name: _number(part[f"published_{WIN}"].get(name, math.nan)) for name in maps}
-            rows.append({"method": f"{label}: published", **cells, AVG: f"{printed:.1f}{same}"})
+            cells = {name: number(part[f"published_{WIN}"].get(name, math.nan)) for name in maps}
+            rows.append({"method": label, "": "published", **cells, AVG: f"{printed:.1f}{same}"})
         if ran and method in published.methods:
-            cells = {name: _number(part["difference"].get(name, math.nan), "+.1f") for name in [*maps, AVG]}
-            rows.append({"method": f"{label}: ours - published", **cells})
-    return pd.DataFrame(rows, columns=["method", *maps, AVG]).fillna("")
+            cells = {name: number(part["difference"].get(name, math.nan), "+.1f") for name in [*maps, AVG]}
+            rows.append({"method": label, "": DIFFERENCE, **cells})
+    return pd.DataFrame(rows, columns=["method", "", *maps, AVG]).fillna("")
 
 
 def _ours_cell(part: pd.DataFrame, name: str) -> str:
-    if name not in part.index or pd.isna(part.loc[name, f"{WIN}_median"]):
+    if name not in part.index:
         return ""
     row = part.loc[name]
-    return f"{row[f'{WIN}_median']:.1f} [{row[f'{WIN}_q25']:.1f}, {row[f'{WIN}_q75']:.1f}]"
-
-
-def _number(value: float, fmt: str = ".1f") -> str:
-    return "" if pd.isna(value) else format(value, fmt)
+    return spread(row[f"{WIN}_median"], row[f"{WIN}_q25"], row[f"{WIN}_q75"])
 
 
 def table1_figure(table: pd.DataFrame, published: PublishedTable1, title: str) -> Figure:
@@ -470,7 +515,7 @@ def table1_figure(table: pd.DataFrame, published: PublishedTable1, title: str) -
     panels = [*[p for p in panels if p != AVG], AVG]
     methods = list(dict.fromkeys(table["method"]))
     labels = dict(zip(table["method"], table["label"], strict=True))
-    palette = _palette(methods)
+    palette = series_colours(methods)
     fig, axes = _facets(len(panels), ncols=4)
     width = 0.4
     for ax, panel in zip(axes, panels, strict=True):
@@ -483,7 +528,8 @@ def table1_figure(table: pd.DataFrame, published: PublishedTable1, title: str) -
                 median = row[f"{WIN}_median"]
                 spread = [[median - row[f"{WIN}_q25"]], [row[f"{WIN}_q75"] - median]]
                 errors = spread if pd.notna(row[f"{WIN}_q25"]) else None
-                ax.bar(i - width / 2, median, width, color=colour, yerr=errors, capsize=3, ecolor="black")
+                ax.bar(i - width / 2, median, width, color=colour)
+                ax.errorbar(i - width / 2, median, yerr=errors, fmt="o", color="black", markersize=4, capsize=3)
             if pd.notna(row[f"published_{WIN}"]):
                 ax.bar(i + width / 2, row[f"published_{WIN}"], width, color=colour, alpha=0.4, hatch="//",
                        edgecolor=colour)  # fmt: skip
@@ -499,12 +545,14 @@ def table1_figure(table: pd.DataFrame, published: PublishedTable1, title: str) -
 
 
 # ------------------------------------------------------------------------- Figs. 4, 5(a, b), 7
+@styled
 def curves_report(
     run_dirs: Sequence[str | Path],
+    published_path: str | Path,
     scale: str,
     scale_description: str,
     title: str,
-    table_paths: tuple[str | Path, str | Path],
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
     smooth_window: int = SMOOTH_WINDOW,
 ) -> pd.DataFrame:
@@ -513,38 +561,50 @@ def curves_report(
     One panel per map, one curve per algorithm (per algorithm and sight range where the runs mix
     sight ranges): test win rate (%) against environment steps, median and 25-75 % band over seeds,
     smoothed by a trailing moving average of ``smooth_window`` evaluations. The table holds the
-    final win rates per map and series (column ``algo``). Returns the table.
+    final win rates per map and series (column ``algo``), beside Table 1 where it has the cell
+    (:func:`beside_table1`). Returns the table.
     """
+    published = published_table1(published_path)
     runs = read_runs(run_dirs)
     label = _series_labels(runs)
+    series = {label(run): (run.algo, run.sight) for run in runs}
     maps = _group(runs, lambda run: run.map)
     table = pd.concat([_final_summary(group, label, scale).assign(map=name) for name, group in maps.items()])
     table = _columns_first(table, ["map"]).reset_index(drop=True)
-    csv, md = table_paths
-    write_table(table, csv, md, title, _notes(scale, scale_description, runs, _smoothing_note(smooth_window)))
-    palette = _palette(list(dict.fromkeys(label(run) for run in runs)))
+    cells = [(series[algo][0], name, series[algo][1]) for algo, name in zip(table["algo"], table["map"], strict=True)]
+    table = beside_table1(table, published, cells)
+    write_table(
+        table, table_paths, title, scale=scale, scale_description=scale_description, backend=_backend(runs),
+        notes=_notes(runs, _published_note(published), _smoothing_note(smooth_window)),
+        display=_comparison(table, {"map": "map", "algo": "method"}, published), group="map",
+    )  # fmt: skip
+    styles = series_styles(list(series))
     fig, axes = _facets(len(maps), ncols=3)
     for ax, (name, group) in zip(axes, maps.items(), strict=True):
-        _draw_bands(ax, _smoothed_band(group, label, smooth_window), palette)
+        _draw_bands(ax, _smoothed_band(group, label, smooth_window), styles)
         ax.set(title=name, xlabel="environment steps", ylabel="test win rate (%)", ylim=(-2, 102))
     legend = f"median, 25-75 % band over seeds, moving average of {smooth_window}"
-    save_figure(_finish(fig, axes, _figure_title(title, scale, runs), legend), figure_paths)
+    save_figure(_finish(fig, axes, _figure_title(title, scale, runs), legend), figure_paths, scale)
     return table
 
 
 # ------------------------------------------------------------------------------------ Fig. 5(c)
+@styled
 def sight_sweep_report(
     run_dirs: Sequence[str | Path],
+    published_path: str | Path,
     scale: str,
     scale_description: str,
-    table_paths: tuple[str | Path, str | Path],
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
 ) -> pd.DataFrame:
     """IGM-DA Fig. 5(c): final win rate (%) against the allies' sight range, one line per algorithm.
 
     Runs are grouped by map, algorithm and sight range (from each run's config.yaml); points are
-    medians over seeds with 25-75 % error bars, one panel per map. Returns the table.
+    medians over seeds with 25-75 % error bars, one panel per map. The table's sight-0 rows sit
+    beside Table 1 (:func:`beside_table1`). Returns the table.
     """
+    published = published_table1(published_path)
     runs = read_runs(run_dirs)
     groups = _group(runs, lambda run: (run.map, run.sight))
     table = pd.concat(
@@ -555,22 +615,27 @@ def sight_sweep_report(
         drop=True
     )
     table = _columns_first(table, ["map", "algo", "sight_range"])
+    cells = list(zip(table["algo"], table["map"], table["sight_range"], strict=True))
+    table = beside_table1(table, published, cells)
     title = "IGM-DA Fig. 5(c): final win rate against the allies' sight range"
-    csv, md = table_paths
-    write_table(table, csv, md, title, _notes(scale, scale_description, runs))
+    keys = {"map": "map", "algo": "method", "sight_range": "sight range"}
+    write_table(
+        table, table_paths, title, scale=scale, scale_description=scale_description, backend=_backend(runs),
+        notes=_notes(runs, _published_note(published)), display=_comparison(table, keys, published), group="map",
+    )  # fmt: skip
     maps = list(dict.fromkeys(table["map"]))
-    palette = _palette(list(dict.fromkeys(table["algo"])))
+    styles = series_styles(list(dict.fromkeys(table["algo"])))
     fig, axes = _facets(len(maps), ncols=3)
     for ax, name in zip(axes, maps, strict=True):
-        for algo, colour in palette.items():
+        for algo, style in styles.items():
             part = table[(table["map"] == name) & (table["algo"] == algo)]
-            spread = [part[f"{WIN}_median"] - part[f"{WIN}_q25"], part[f"{WIN}_q75"] - part[f"{WIN}_median"]]
+            error = [part[f"{WIN}_median"] - part[f"{WIN}_q25"], part[f"{WIN}_q75"] - part[f"{WIN}_median"]]
             width = _IMITATION_WIDTH if _is_imitation(algo) else _PLAIN_WIDTH
-            ax.errorbar(part["sight_range"], part[f"{WIN}_median"], yerr=spread, color=colour, marker="o",
-                        linewidth=width, capsize=3, label=algo)  # fmt: skip
+            ax.errorbar(part["sight_range"], part[f"{WIN}_median"], yerr=error, marker="o", linewidth=width,
+                        capsize=3, label=algo, **style)  # fmt: skip
         ax.set(title=name, xlabel="allies' sight range", ylabel="final test win rate (%)", ylim=(-2, 102))
     save_figure(
-        _finish(fig, axes, _figure_title(title, scale, runs), "median, 25-75 % over seeds"), figure_paths
+        _finish(fig, axes, _figure_title(title, scale, runs), "median, 25-75 % over seeds"), figure_paths, scale
     )
     return table
 
@@ -580,11 +645,13 @@ def _sort_key(column: pd.Series) -> pd.Series:
 
 
 # -------------------------------------------------------------------------------------- Fig. 3
+@styled
 def lossy_decomposition_report(
     run_dirs: Sequence[str | Path],
+    published_path: str | Path,
     scale: str,
     scale_description: str,
-    table_paths: tuple[str | Path, str | Path],
+    table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
     smooth_window: int = SMOOTH_WINDOW,
 ) -> pd.DataFrame:
@@ -595,8 +662,10 @@ def lossy_decomposition_report(
     all smoothed by a trailing moving average of ``smooth_window`` evaluations. (b) The distributions
     of the greedy actions' Q-values in greedy evaluation (``action_values.parquet``): learners per
     sight range, and the experts pooled. The runs must share one algorithm and map. The table holds,
-    per series, the final win rate and the action values' summary. Returns the table.
+    per series, the final win rate (the learners' beside Table 1 at sight 0, :func:`beside_table1`)
+    and the action values' summary. Returns the table.
     """
+    published = published_table1(published_path)
     runs = read_runs(run_dirs)
     finals = [run.final for run in runs]
     algo, env = single_value(finals, "algo"), single_value(finals, "env")
@@ -604,18 +673,30 @@ def lossy_decomposition_report(
     expert = moving_average(_mean_curve(runs), ["mean"], smooth_window)
     values = pd.concat([_action_values(run) for run in runs], ignore_index=True)
     table = _lossy_table(runs, values, scale)
+    name = single_value([{"map": run.map} for run in runs], "map")
+    cells = [
+        None if agents == "expert" else (algo, name, sight)
+        for agents, sight in zip(table["agents"], table["sight_range"], strict=True)
+    ]
+    table = beside_table1(table, published, cells)
     title = f"IGM-DA Fig. 3: lossy decomposition, {algo} learners imitating full-sight experts on {env}"
     notes = _notes(
-        scale, scale_description, runs, _smoothing_note(smooth_window),
+        runs, _published_note(published), _smoothing_note(smooth_window),
         f"{TARGET}: the experts' own greedy win rate (their last evaluation for the table; the curve is the "
         f"mean over all runs). Action values: Q of the greedy available action at every step of greedy "
         f"evaluation episodes; the experts' pooled over all runs.",
     )  # fmt: skip
-    csv, md = table_paths
-    write_table(table, csv, md, title, notes)
+    values_stats = table[["action_value_median", "action_value_q25", "action_value_q75"]].to_numpy(dtype=float)
+    display = _comparison(table, {"series": "series", "agents": "agents"}, published, count="n_runs").assign(
+        **{"action value: median [25 %, 75 %]": [spread(*row, fmt=".2f") for row in values_stats]}
+    )
+    write_table(
+        table, table_paths, title, scale=scale, scale_description=scale_description, backend=_backend(runs),
+        notes=notes, display=display,
+    )  # fmt: skip
     order = [*dict.fromkeys(_learner_series(run) for run in runs), TARGET]
     save_figure(
-        _lossy_figure(learners, expert, values, order, _figure_title(title, scale, runs)), figure_paths
+        _lossy_figure(learners, expert, values, order, _figure_title(title, scale, runs)), figure_paths, scale
     )
     return table
 
@@ -675,11 +756,11 @@ def _lossy_table(runs: Sequence[IgmRun], values: pd.DataFrame, scale: str) -> pd
 def _lossy_figure(
     learners: pd.DataFrame, expert: pd.DataFrame, values: pd.DataFrame, order: list[str], title: str
 ) -> Figure:
-    palette = _palette(order)
-    palette[TARGET] = "black"
-    fig, (curves, dists) = _facets(2, ncols=2, panel=(5.2, 3.8))
-    _draw_bands(curves, learners, {s: c for s, c in palette.items() if s != TARGET})
-    line = {"color": "black", "linestyle": "--", "linewidth": _IMITATION_WIDTH}
+    styles = series_styles([s for s in order if s != TARGET])
+    palette = {**{s: style["color"] for s, style in styles.items()}, TARGET: REFERENCE_COLOUR}
+    fig, (curves, dists) = _facets(2, ncols=2, panel=(5.6, 4.0))
+    _draw_bands(curves, learners, styles)
+    line = {"color": REFERENCE_COLOUR, "linestyle": "--", "linewidth": _IMITATION_WIDTH}
     curves.plot(expert["t_env"], expert["mean"], label=TARGET, **line)
     curves.set(title="(a) learners' win rate vs the experts' (target_mean)", xlabel="environment steps",
                ylabel="test win rate (%)", ylim=(-2, 102))  # fmt: skip

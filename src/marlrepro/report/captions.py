@@ -1,0 +1,54 @@
+"""What a report caption says about the runs behind a result: environments, methods, sight range,
+steps and seeds, as planned at the chosen scale.
+
+The rules pass :func:`run_setting` of a result's runs as the ``setting`` param, and the captions in
+``workflow/report/`` show it with ``{{ snakemake.params.setting }}``, so a caption states the
+setting the pipeline ran, at paper and at smoke scale alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from marlrepro.experiments import Run
+
+SMAC_BACKENDS = ("smax", "smacv2", "smax_stock", "sc2")  # env prefixes whose allies have a sight range
+DEFAULT_SIGHT = "each unit type's own (SMAC: 9)"  # env.options.sight_range unset or null
+
+
+def run_setting(runs: Sequence[Run]) -> str:
+    """One line such as ``smax:MMM2; qmix, qmix_da; allies' sight range 0; 400 environment steps
+    per run; 2 seeds (0-1)``, listing each distinct value once, in the runs' order.
+
+    The sight range is stated only for StarCraft-like environments (:data:`SMAC_BACKENDS`).
+    """
+    if not runs:
+        raise ValueError("run_setting: no runs")
+    envs = _distinct(run.env for run in runs)
+    parts = [", ".join(envs), ", ".join(_distinct(run.algo for run in runs))]
+    if any(env.split(":", 1)[0] in SMAC_BACKENDS for env in envs):
+        sights = _distinct(run.settings.get("env.options.sight_range") for run in runs)
+        parts.append("allies' sight range " + ", ".join(DEFAULT_SIGHT if s is None else f"{s:g}" for s in sights))
+    steps = _distinct(run.settings.get("run.t_max") for run in runs)
+    parts.append(
+        " / ".join("the algorithm's default" if t is None else f"{t:,}" for t in steps) + " environment steps per run"
+    )
+    counts = sorted(set(Counter((run.experiment, run.env, run.algo) for run in runs).values()))
+    seeds = sorted({run.seed for run in runs})
+    parts.append(f"{' or '.join(map(str, counts))} seeds per method and environment ({_span(seeds)})")
+    return "; ".join(parts)
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+def _span(seeds: Sequence[int]) -> str:
+    """``[0, 1, 2]`` -> ``'seeds 0-2'``; ``[0]`` -> ``'seed 0'``; gaps listed: ``'seeds 0, 2'``."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
