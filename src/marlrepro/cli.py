@@ -21,7 +21,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
             "--set key=value override (dotted keys, YAML values), e.g. --set learner.lr=5e-4 "
             "--set env.name=smax:3m. Writes config.yaml, metrics.parquet and final.json to --out, "
             "checkpoints to --out/checkpoint, and logs the finished run to MLflow when "
-            "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes."
+            "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes. "
+            "On SIGTERM or Ctrl-C it checkpoints at the end of the current rollout and exits with "
+            "status 128 + the signal number (143, 130)."
         ),
     )
     parser.add_argument("--config", action="append", default=[], metavar="YAML",
@@ -34,10 +36,14 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from marlrepro.config import load_config
-    from marlrepro.train import train
+    from marlrepro.train import Interrupted, train
 
     config = load_config(args.config, args.overrides)
-    final = train(config, args.out)
+    try:
+        final = train(config, args.out)
+    except Interrupted as err:
+        print(f"marlrepro: {err}", file=sys.stderr)
+        return 128 + err.signum
     log.info("done: t_env=%d test_return=%.3f win_rate=%.3f", final["t_env"],
              final["test_return_mean"], final["test_won_mean"])
     return 0
