@@ -4,7 +4,7 @@ Loop (pymarl's ``run_sequential``): collect one episode per parallel environment
 take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored, evaluate
 greedily every ``eval_interval`` environment steps. Outputs in the run directory, each written
 atomically: ``config.yaml``, ``metrics.parquet``, ``final.json`` (written last: it marks a finished
-run).
+run), then the run is logged to MLflow (:mod:`marlrepro.tracking`).
 
 Preemption. A checkpoint is written at the first rollout boundary after every
 ``checkpoint_interval`` updates. On SIGTERM (what Slurm sends before it kills a job) or SIGINT one
@@ -334,7 +334,7 @@ class Trainer:
             "t_env": p.t_env, "episodes": p.episode, "updates": p.updates,
             "test_return_mean": last["test_return_mean"], "test_won_mean": last["test_won_mean"],
             "wall_time_s": p.wall_time_s, "env_steps_per_s": p.t_env / max(p.wall_time_s, 1e-9),
-            "device": str(self.device), "tags": dict(cfg.tracking.tags),
+            "device": str(self.device), "tags": dict(cfg.tracking.tags), "git_commit": tracking.git_commit(),
         }
         if backend == "matrix":
             from marlrepro.matrix_analysis import joint_q_table
@@ -343,13 +343,9 @@ class Trainer:
             final.update(joint_q_table(self.learner, first.obs[0], first.state[0], self.env.payoff))
         if isinstance(self.learner, IGMDALearner):
             self._write_action_values()
-        metrics = pd.DataFrame(p.rows)
-        run_name = cfg.tracking.run_name or f"{final['algo']}-{cfg.env.name}-seed{cfg.run.seed}"
-        tracking.log_run(cfg.tracking.uri, cfg.tracking.experiment, run_name, self.run_dir,
-                         flatten(to_dict(cfg)), metrics, final,
-                         {"algo": final["algo"], "env": cfg.env.name, "seed": str(cfg.run.seed), **cfg.tracking.tags})
         write_json(self.run_dir / "final.json", final)
         self.env.close()
+        tracking.log_run(cfg.tracking.uri, self.run_dir)
         return final
 
 
