@@ -1,56 +1,165 @@
-"""A killed ``marlrepro train`` resumes from its checkpoint when re-run with the same command."""
+"""A killed ``marlrepro train`` resumes from its checkpoint and ends exactly where an uninterrupted
+run with the same seed ends.
+
+Tolerance: none. On CPU, with the same thread count, the resumed run's ``metrics.parquet`` and
+``final.json`` equal the uninterrupted run's bit for bit, except the wall-clock fields
+(``wall_time_s``, ``env_steps_per_s``). ``updates_per_rollout=2`` makes the test sensitive to where
+checkpoints are taken: one written between the two updates of a rollout would resume without the
+second. The uninterrupted reference runs beside the first interrupted run (2 cores).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from marlrepro.config import load_config
 from marlrepro.errors import ConfigError
-from marlrepro.train import Trainer
+from marlrepro.train import Interrupted, Trainer
 
+REPO = Path(__file__).resolve().parents[1]
+T_MAX = 4000
 ARGS = [
-    "--set", "env.name=matrix:me_igm", "--set", "run.device=cpu", "--set", "run.t_max=6000",
-    "--set", "run.checkpoint_interval=20", "--set", "run.eval_interval=500",
-    "--set", "run.eval_episodes=8", "--set", "learner.batch_size=16", "--set", "run.progress=false",
+    "--set", "env.name=matrix:me_igm", "--set", "run.device=cpu", "--set", f"run.t_max={T_MAX}",
+    "--set", "run.checkpoint_interval=20", "--set", "run.eval_interval=500", "--set", "run.eval_episodes=8",
+    "--set", "learner.batch_size=16", "--set", "learner.updates_per_rollout=2", "--set", "run.progress=false",
 ]
+WALL_CLOCK = ("wall_time_s", "env_steps_per_s")
 
 
-def _command(out):
-    return [sys.executable, "-m", "marlrepro.cli", "train", *ARGS, "--out", str(out)]
+def subprocess_env() -> dict[str, str]:
+    """This checkout first on the path, one thread (the same arithmetic in every process), no MLflow."""
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def start(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "marlrepro.cli", "train", *ARGS, "--out", str(out)],
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"ended before {path} appeared:\n{proc.communicate()[0][-3000:]}"
+        assert time.time() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.05)
+
+
+def assert_same_run(resumed: Path, uninterrupted: Path) -> None:
+    """Equal outputs, except the wall clock."""
+    pd.testing.assert_frame_equal(pd.read_parquet(resumed / "metrics.parquet").drop(columns="wall_time_s"),
+                                  pd.read_parquet(uninterrupted / "metrics.parquet").drop(columns="wall_time_s"),
+                                  check_exact=True)
+    finals = [json.loads((run / "final.json").read_text()) for run in (resumed, uninterrupted)]
+    for final in finals:
+        for key in WALL_CLOCK:
+            final.pop(key)
+    assert finals[0] == finals[1]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Started at once, awaited by the first test that needs its outputs."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    proc = start(out)
+
+    def result() -> Path:
+        text, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, text[-3000:]
+        return out
+
+    yield result
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def resume(out: Path) -> int:
+    """Re-run the same command; returns the t_env it says it resumed at."""
+    second = subprocess.run([sys.executable, "-m", "marlrepro.cli", "train", *ARGS, "--out", str(out)],
+                            env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "will not match" not in second.stderr
+    return int(re.search(r"resumed .* at t_env=(\d+)", second.stderr).group(1))
 
 
 @pytest.mark.slow
-def test_killed_run_resumes(tmp_path):
+def test_sigterm_checkpoints_and_the_rerun_matches_an_uninterrupted_run(tmp_path, uninterrupted):
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(_command(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    checkpoint = out / "checkpoint" / "state.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline and not checkpoint.exists():
-        time.sleep(0.2)
-    time.sleep(1.0)  # let it get a few checkpoints further
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists(), proc.stdout.read().decode()
+    proc = start(out)
+    wait_for(out / "checkpoint" / "state.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, text[-3000:]
+    stopped_at = int(re.search(r"stopped by SIGTERM at t_env=(\d+); checkpoint written", text).group(1))
+    assert 0 < stopped_at < T_MAX
     assert not (out / "final.json").exists()
 
-    second = subprocess.run(_command(out), env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-    assert "resumed" in second.stderr
-    resumed_at = int(second.stderr.split("at t_env=")[1].split(",")[0])
-    assert 0 < resumed_at < 6000
+    assert resume(out) == stopped_at  # the checkpoint was taken when the signal was handled
+    assert_same_run(out, uninterrupted())
 
-    metrics = pd.read_parquet(out / "metrics.parquet")
-    assert metrics["t_env"].is_monotonic_increasing
-    assert metrics["t_env"].iloc[0] == 0 and metrics["t_env"].iloc[-1] >= 6000
-    assert (out / "final.json").exists()
+
+@pytest.mark.slow
+def test_sigkill_resumes_from_the_last_checkpoint_and_matches(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for(out / "checkpoint" / "state.pt", proc)
+    time.sleep(1.0)  # a few periodic checkpoints further
+    proc.kill()
+    proc.communicate()
+    assert not (out / "final.json").exists()
+
+    assert 0 < resume(out) < T_MAX
+    assert_same_run(out, uninterrupted())
+
+
+@pytest.mark.slow
+def test_snakemake_rerun_incomplete_resumes_a_job_killed_with_the_workflow(tmp_path):
+    """The real workflow, one ME-IGM run at smoke scale with a longer budget: Snakemake and its
+    job are killed (as when a node dies); ``--rerun-incomplete`` finishes from the checkpoint,
+    which is not a rule output and so survives."""
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    paper = tmp_path / "config" / "me_igm.yaml"
+    grid = yaml.safe_load(paper.read_text())
+    grid["experiments"]["table1_qmix"]["scales"]["smoke"]["settings"]["run"] = {"t_max": 6000, "eval_interval": 500}
+    paper.write_text(yaml.safe_dump(grid, sort_keys=False))
+    run_dir = "results/runs/me_igm/table1_qmix/matrix-me_igm/qmix/seed0"
+    snakemake = [sys.executable, "-m", "snakemake", f"{run_dir}/final.json", "--cores", "1",
+                 "--config", "scale=smoke", "seeds=1", "tracking_uri="]
+
+    first = subprocess.Popen(snakemake, cwd=tmp_path, env=subprocess_env(), start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(tmp_path / run_dir / "checkpoint" / "state.pt", first)
+    os.killpg(first.pid, signal.SIGKILL)  # Snakemake and the training job with it
+    first.communicate()
+
+    unlock = subprocess.run(snakemake + ["--unlock"], cwd=tmp_path, env=subprocess_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    second = subprocess.run(snakemake + ["--rerun-incomplete"], cwd=tmp_path, env=subprocess_env(),
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    log = (tmp_path / "results/logs/train/me_igm/table1_qmix/matrix-me_igm/qmix/seed0.log").read_text()
+    resumed_at = int(re.search(r"resumed .* at t_env=(\d+)", log).group(1))
+    assert 0 < resumed_at < 6000
+    assert json.loads((tmp_path / run_dir / "final.json").read_text())["t_env"] >= 6000
 
 
 def test_resume_refuses_a_different_config(tmp_path):
@@ -59,3 +168,35 @@ def test_resume_refuses_a_different_config(tmp_path):
     Trainer(load_config(overrides=base), tmp_path).run()
     with pytest.raises(ConfigError, match="learner.lr"):
         Trainer(load_config(overrides=base + ["learner.lr=0.5"]), tmp_path)
+
+
+@pytest.mark.slow
+def test_a_smax_run_resumed_after_sigterm_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    """SMAX draws its battles and the fused rollouts' exploration from the env's PRNG key: the
+    checkpoint carries it, so the resumed run sees the same battles. (In process: the SIGTERM is
+    sent by the run to itself after its 6th training step.)"""
+    config = load_config(["config/algos/qmix.yaml"], [
+        "env.name=smax_stock:3m", "env.options.episode_limit=20", "env.num_envs=2", "run.t_max=300",
+        "run.eval_interval=100", "run.eval_episodes=2", "learner.batch_size=2", "run.checkpoint_interval=4",
+        "learner.updates_per_rollout=2", "run.device=cpu", "run.progress=false", "tracking.uri=",
+    ])
+    Trainer(config, tmp_path / "uninterrupted").run()
+
+    train_step, steps = Trainer._train_step, []
+
+    def train_step_then_sigterm(self):
+        train_step(self)
+        steps.append(self.progress.t_env)
+        if len(steps) == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Trainer, "_train_step", train_step_then_sigterm)
+    with pytest.raises(Interrupted) as stopped:
+        Trainer(config, tmp_path / "resumed").run()
+    assert f"stopped by SIGTERM at t_env={steps[5]};" in str(stopped.value)
+    monkeypatch.undo()
+    assert not (tmp_path / "resumed" / "final.json").exists()
+    resumed = Trainer(config, tmp_path / "resumed")
+    assert resumed.progress.t_env == steps[5] < 300
+    resumed.run()
+    assert_same_run(tmp_path / "resumed", tmp_path / "uninterrupted")

@@ -21,7 +21,10 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
             "--set key=value override (dotted keys, YAML values), e.g. --set learner.lr=5e-4 "
             "--set env.name=smax:3m. Writes config.yaml, metrics.parquet and final.json to --out, "
             "checkpoints to --out/checkpoint, and logs the finished run to MLflow when "
-            "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes."
+            "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes. "
+            "On SIGTERM or Ctrl-C it checkpoints at the end of the current rollout and exits with "
+            "status 128 + the signal number (143, 130); status 1 means the run finished but could "
+            "not be logged to MLflow."
         ),
     )
     parser.add_argument("--config", action="append", default=[], metavar="YAML",
@@ -34,12 +37,62 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from marlrepro.config import load_config
-    from marlrepro.train import train
+    from marlrepro.tracking import TrackingError
+    from marlrepro.train import Interrupted, train
 
     config = load_config(args.config, args.overrides)
-    final = train(config, args.out)
+    try:
+        final = train(config, args.out)
+    except Interrupted as err:
+        print(f"marlrepro: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except TrackingError as err:
+        print(f"marlrepro: error: {err}", file=sys.stderr)
+        return 1
     log.info("done: t_env=%d test_return=%.3f win_rate=%.3f", final["t_env"],
              final["test_return_mean"], final["test_won_mean"])
+    return 0
+
+
+def _add_track(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "track",
+        help="log finished run directories to MLflow from this one process (idempotent)",
+        description=(
+            "Log every finished run directory (one holding final.json) under each PATH to MLflow, "
+            "exactly as `marlrepro train` logs it when it ends. A run already logged with the same "
+            "files is left as it is; a changed one replaces its earlier MLflow run. Use it to fill "
+            "a store after jobs that ran without tracking (e.g. on a cluster with no MLflow server)."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="a run directory, or a folder searched for them")
+    parser.add_argument("--uri", default="", help="tracking URI (default: MLFLOW_TRACKING_URI), "
+                        "e.g. sqlite:///results/mlflow.db or http://host:5000")
+    parser.set_defaults(handler=_run_track)
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from marlrepro.tracking import TrackingError, log_run, resolve_uri
+
+    if not resolve_uri(args.uri):
+        raise ConfigError("track: no tracking URI; pass --uri or set MLFLOW_TRACKING_URI")
+    run_dirs = []
+    for path in map(Path, args.paths):
+        if not path.is_dir():
+            raise ConfigError(f"track: {path}: no such directory")
+        found = sorted(final.parent for final in path.rglob("final.json"))
+        if not found:
+            raise ConfigError(f"track: {path}: holds no finished run (no final.json)")
+        run_dirs += found
+    try:
+        for run_dir in run_dirs:
+            log_run(args.uri, run_dir)
+    except TrackingError as err:
+        print(f"marlrepro: error: {err}", file=sys.stderr)
+        return 1
+    log.info("%d run directories are in MLflow", len(run_dirs))
     return 0
 
 
@@ -51,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
+    _add_track(commands)
     from marlrepro.bench import add_bench_parser
 
     add_bench_parser(commands)

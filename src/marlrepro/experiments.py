@@ -14,7 +14,7 @@ The settings of one run are applied in this order, later wins:
 3. the scale's ``settings`` (scale-wide, e.g. fewer evaluation episodes),
 4. the experiment's ``scales.<scale>.settings`` (e.g. a tiny ``run.t_max``),
 5. the keys the workflow owns (:data:`WORKFLOW_KEYS`): environment, seed, device, progress bar,
-   MLflow run name and tags.
+   MLflow experiment (the paper), run name and tags.
 
 Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
 ``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
@@ -86,9 +86,13 @@ class Run:
             "run.seed": self.seed,
             "run.device": self.device,
             "run.progress": False,  # tqdm bars would fill the rule's log file
+            # one MLflow experiment per paper; a run's target is the experiment it feeds
+            # (docs/tracking.md lists the tags)
+            "tracking.experiment": self.paper,
             "tracking.run_name": self.run_dir.removeprefix("results/runs/"),
             "tracking.tags.paper": self.paper,
             "tracking.tags.experiment": self.experiment,
+            "tracking.tags.target": f"{self.paper}/{self.experiment}",
             "tracking.tags.scale": self.scale,
         }
 

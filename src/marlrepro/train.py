@@ -2,8 +2,22 @@
 
 Loop (pymarl's ``run_sequential``): collect one episode per parallel environment, store them,
 take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored, evaluate
-greedily every ``eval_interval`` environment steps, checkpoint every ``checkpoint_interval``
-updates. Outputs in the run directory: ``config.yaml``, ``metrics.parquet``, ``final.json``.
+greedily every ``eval_interval`` environment steps. Outputs in the run directory, each written
+atomically: ``config.yaml``, ``metrics.parquet``, ``final.json`` (written last: it marks a finished
+run), then the run is logged to MLflow (:mod:`marlrepro.tracking`).
+
+Preemption. A checkpoint is written at the first rollout boundary after every
+``checkpoint_interval`` updates. On SIGTERM (what Slurm sends before it kills a job) or SIGINT one
+is written at the next rollout boundary, and the run stops with :class:`Interrupted` (the command
+line exits with status 128 + the signal number) so that Slurm or Snakemake restarts it; after a
+SIGKILL the run resumes from the last periodic checkpoint. At a rollout boundary the whole state of
+the run is: the networks and optimiser, the replay buffer, the counters and metric rows, the
+training-episode sums since the last evaluation, the last loss, and the python, numpy, torch and
+environment random states. A run that resumes from such a checkpoint continues exactly as an
+uninterrupted one would (on CPU its metrics and final summary are equal, except the wall-clock
+fields), unless the replay buffer was too large to save (:data:`BUFFER_CHECKPOINT_LIMIT_BYTES`) or
+the backend cannot save its random state (sc2): then it refills the buffer or reseeds the
+environments, and says so.
 """
 
 from __future__ import annotations
@@ -11,6 +25,8 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +86,43 @@ class Progress:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+class Interrupted(Exception):
+    """Training stopped on a signal, after writing a checkpoint at a rollout boundary."""
+
+    def __init__(self, signum: int, run_dir: Path, t_env: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name} at t_env={t_env}; checkpoint written "
+                         f"to {run_dir / 'checkpoint'}; run the same command again to resume")
+
+
+class StopSignals:
+    """While active, SIGTERM and SIGINT only record a request to stop (the training loop checks it
+    at each rollout boundary). The handler then steps aside, so a second signal of the same kind
+    acts as it did before (SIGTERM kills, Ctrl-C raises KeyboardInterrupt). Signal handlers can only
+    be installed from the main thread; elsewhere the signals keep their usual effect."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        signal.signal(signum, self._previous[signum])
+        log.warning("%s received: checkpointing at the end of this rollout, then exiting",
+                    signal.Signals(signum).name)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 class RunningMeans:
     """Training-episode statistics accumulated on the device between evaluations."""
 
@@ -111,8 +164,11 @@ class Trainer:
                     f"{self.run_dir}: holds a checkpoint of a different config (changed: "
                     f"{', '.join(changed)}); use another --out or delete the directory"
                 )
-        # A resumed run reseeds its environments so it does not replay the episodes it saw.
-        env_seed = config.run.seed + (self.checkpoint["progress"]["episode"] if self.checkpoint else 0)
+        # Environments resume from their saved random state; a backend that cannot save it is
+        # reseeded instead, so that the resumed run does not replay the episodes it has seen.
+        env_seed = config.run.seed
+        if self.checkpoint is not None and self.checkpoint.get("env_rng") is None:
+            env_seed += self.checkpoint["progress"]["episode"]
         self.env = make(config.env.name, config.env.num_envs, env_seed, self.device, **config.env.options)
         self.spec = self.env.spec
         self.learner = build_learner(self.spec, config, self.device)
@@ -125,7 +181,7 @@ class Trainer:
                               if self.learner.eval_controller is not self.learner.controller else None)
         self.epsilon = LinearEpsilon.from_config(config.exploration)
         self.train_means = RunningMeans(self.device)
-        self.last_update = None
+        self.last_loss: torch.Tensor | None = None  # of the latest update, read at evaluations
         if self.checkpoint is not None:
             self._restore(self.checkpoint)
 
@@ -138,19 +194,43 @@ class Trainer:
             "progress": vars(self.progress).copy(),
             "learner": self.learner.state_dict(),
             "buffer": self.buffer.state_dict() if keep_buffer else None,
+            "train_means": self.train_means.sums.clone(),
+            "last_loss": self.last_loss,
+            "python_rng": random.getstate(),
+            "numpy_rng": np.random.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "env_rng": self.env.rng_state(),
         }
 
+    def _save(self) -> None:
+        save_checkpoint(self.run_dir, self._state())
+
     def _restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``. Checkpoints of earlier marlrepro versions lack the keys read
+        with ``get``: such a run resumes, but not exactly."""
         self.progress = Progress(**state["progress"])
         self.learner.load_state_dict(state["learner"])
         if state["buffer"] is not None:
             self.buffer.load_state_dict(state["buffer"])
+        if state.get("train_means") is not None:
+            self.train_means.sums = state["train_means"].to(self.device)
+        self.last_loss = state.get("last_loss")
+        if state.get("python_rng") is not None:
+            random.setstate(state["python_rng"])
+            np.random.set_state(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state.get("env_rng") is not None:
+            self.env.set_rng_state(state["env_rng"])
         log.info("resumed %s at t_env=%d, update %d", self.run_dir, self.progress.t_env, self.progress.updates)
+        inexact = [reason for missing, reason in (
+            (state["buffer"] is None, "the replay buffer was too large to save and is refilled"),
+            (state.get("env_rng") is None, "the environments' random state was not saved; they are reseeded"),
+        ) if missing]
+        if inexact:
+            log.warning("this resume will not match an uninterrupted run: %s", "; ".join(inexact))
 
     def _runner_for(self, controller: AgentController) -> EpisodeRunner:
         """The training runner when ``controller`` is the one acting, else a runner of its own."""
@@ -177,7 +257,7 @@ class Trainer:
         test_return, test_won = self.evaluate()
         train_return, train_won = self.train_means.means()
         self.train_means.reset()
-        loss = float(self.last_update.loss) if self.last_update is not None else math.nan
+        loss = float(self.last_loss) if self.last_loss is not None else math.nan
         p.rows.append({
             "t_env": p.t_env, "episode": p.episode, "update": p.updates,
             "epsilon": self.epsilon(p.t_env), "loss": loss,
@@ -206,36 +286,44 @@ class Trainer:
         cfg, p = self.config, self.progress
         for _ in range(cfg.learner.updates_per_rollout):
             batch = self.buffer.sample(cfg.learner.batch_size)
-            self.last_update = self.learner.update(batch, p.episode)
+            self.last_loss = self.learner.update(batch, p.episode).loss
             p.updates += 1
-            if p.updates % cfg.run.checkpoint_interval == 0:
-                save_checkpoint(self.run_dir, self._state())
 
     def run(self) -> dict[str, Any]:
-        """Train to ``t_max`` environment steps and write the run's outputs."""
+        """Train to ``t_max`` environment steps and write the run's outputs.
+
+        Raises :class:`Interrupted` after checkpointing when SIGTERM or SIGINT arrives."""
         cfg, p = self.config, self.progress
         write_yaml(self.run_dir / "config.yaml", to_dict(cfg))
         bar = tqdm(total=cfg.run.t_max, initial=min(p.t_env, cfg.run.t_max), unit="step",
                    desc=f"{cfg.algo} {cfg.env.name} s{cfg.run.seed}", disable=not cfg.run.progress,
                    mininterval=2.0, dynamic_ncols=True)
         start = time.perf_counter() - p.wall_time_s
-        while p.t_env < cfg.run.t_max:
-            if p.t_env - p.last_eval_t >= cfg.run.eval_interval:
-                self._record_eval(bar)
-            episodes, stats = self.runner.run(self.epsilon(p.t_env))
-            self.buffer.insert(episodes)
-            self.train_means.add(stats)
-            steps = int(stats.lengths.sum())  # one host sync per rollout
-            p.t_env += steps
-            p.episode += self.env.num_envs
-            if self.buffer.can_sample(cfg.learner.batch_size):
-                self._train_step()
-            p.wall_time_s = time.perf_counter() - start
-            bar.update(min(steps, cfg.run.t_max - bar.n))
+        with StopSignals() as stop:
+            while p.t_env < cfg.run.t_max:
+                if p.t_env - p.last_eval_t >= cfg.run.eval_interval:
+                    self._record_eval(bar)
+                episodes, stats = self.runner.run(self.epsilon(p.t_env))
+                self.buffer.insert(episodes)
+                self.train_means.add(stats)
+                steps = int(stats.lengths.sum())  # one host sync per rollout
+                p.t_env += steps
+                p.episode += self.env.num_envs
+                updates_before = p.updates
+                if self.buffer.can_sample(cfg.learner.batch_size):
+                    self._train_step()
+                p.wall_time_s = time.perf_counter() - start
+                bar.update(min(steps, cfg.run.t_max - bar.n))
+                # a rollout boundary: the only place where the state of the run is complete
+                if stop.received is not None:
+                    self._save()
+                    raise Interrupted(stop.received, self.run_dir, p.t_env)
+                if p.updates // cfg.run.checkpoint_interval > updates_before // cfg.run.checkpoint_interval:
+                    self._save()
         if p.last_eval_t != p.t_env:
             self._record_eval(bar)
         bar.close()
-        save_checkpoint(self.run_dir, self._state())
+        self._save()
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
@@ -247,7 +335,7 @@ class Trainer:
             "t_env": p.t_env, "episodes": p.episode, "updates": p.updates,
             "test_return_mean": last["test_return_mean"], "test_won_mean": last["test_won_mean"],
             "wall_time_s": p.wall_time_s, "env_steps_per_s": p.t_env / max(p.wall_time_s, 1e-9),
-            "device": str(self.device), "tags": dict(cfg.tracking.tags),
+            "device": str(self.device), "tags": dict(cfg.tracking.tags), "git_commit": tracking.git_commit(),
         }
         if backend == "matrix":
             from marlrepro.matrix_analysis import joint_q_table
@@ -256,13 +344,9 @@ class Trainer:
             final.update(joint_q_table(self.learner, first.obs[0], first.state[0], self.env.payoff))
         if isinstance(self.learner, IGMDALearner):
             self._write_action_values()
-        metrics = pd.DataFrame(p.rows)
-        run_name = cfg.tracking.run_name or f"{final['algo']}-{cfg.env.name}-seed{cfg.run.seed}"
-        tracking.log_run(cfg.tracking.uri, cfg.tracking.experiment, run_name, self.run_dir,
-                         flatten(to_dict(cfg)), metrics, final,
-                         {"algo": final["algo"], "env": cfg.env.name, "seed": str(cfg.run.seed), **cfg.tracking.tags})
         write_json(self.run_dir / "final.json", final)
         self.env.close()
+        tracking.log_run(cfg.tracking.uri, self.run_dir)
         return final
 
 

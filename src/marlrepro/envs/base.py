@@ -8,7 +8,7 @@ reward and flags, and the observations of the *next* episode's first step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -65,4 +65,14 @@ class BatchedEnv(Protocol):
 
     def close(self) -> None:
         """Release worker processes or devices, if any."""
+        ...
+
+    def rng_state(self) -> Any:
+        """The environments' random state between rollouts, as a picklable snapshot, for
+        checkpoints; None where the backend cannot capture it (StarCraft II keeps its randomness
+        inside the game processes). A deterministic backend returns an empty snapshot."""
+        ...
+
+    def set_rng_state(self, state: Any) -> None:
+        """Continue from a snapshot of :meth:`rng_state` (taken from an env of the same task)."""
         ...

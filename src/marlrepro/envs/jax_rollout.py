@@ -126,8 +126,8 @@ class FusedRollout:
     Same semantics as :meth:`EpisodeRunner.run`: every environment is reset, all run in
     lock-step, a finished environment's auto-reset episode is masked out, and the loop stops when
     all have finished or at the episode limit. Exploration randomness comes from the
-    environment's key stream (a ``fold_in`` of it), so a resumed run that reseeds its
-    environments also gets fresh exploration.
+    environment's key stream (a ``fold_in`` of it), so the key that a checkpoint saves
+    (:meth:`SMAXBatch.rng_state`) carries the exploration's random state too.
     """
 
     def __init__(self, env: SMAXBatch, controller: AgentController) -> None:

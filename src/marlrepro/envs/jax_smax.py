@@ -31,6 +31,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import torch
 
 from marlrepro.envs.base import EnvBatch, EnvSpec
@@ -227,6 +228,15 @@ class SMAXBatch:
         jax_actions = jax.dlpack.from_dlpack(actions.to(torch.int32).contiguous())
         self._states, self.key, outputs = self._step_fn(self._states, self.key, jax_actions)
         return self._to_torch(outputs)
+
+    def rng_state(self) -> np.ndarray:
+        """The raw data of the PRNG key (every rollout starts with a reset, so the key is the
+        only state that crosses rollouts)."""
+        return np.asarray(jax.random.key_data(self.key))
+
+    def set_rng_state(self, state: np.ndarray) -> None:
+        """Continue from a key saved by :meth:`rng_state`."""
+        self.key = jax.device_put(jax.random.wrap_key_data(jnp.asarray(state)), self._jax_device)
 
     def close(self) -> None:
         """Drop the device state."""

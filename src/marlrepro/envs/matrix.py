@@ -135,3 +135,10 @@ class Env:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def rng_state(self) -> dict:
+        """Deterministic game: nothing to save."""
+        return {}
+
+    def set_rng_state(self, state: dict) -> None:
+        """Deterministic game: nothing to restore."""

@@ -167,6 +167,15 @@ class Env:
             host[b, s:] = (reward, terminated, truncated)
         return self._to_batch(host)
 
+    def rng_state(self) -> list[dict]:
+        """Each environment's numpy generator state (it draws every reset's positions)."""
+        return [env.unwrapped.np_random.bit_generator.state for env in self._envs]
+
+    def set_rng_state(self, state: list[dict]) -> None:
+        """Continue each environment's generator from :meth:`rng_state`."""
+        for env, generator_state in zip(self._envs, state, strict=True):
+            env.unwrapped.np_random.bit_generator.state = generator_state
+
     def close(self) -> None:
         """Close every environment."""
         for env in self._envs:

@@ -208,6 +208,15 @@ class Env:
         results = [conn.recv() for conn in self._conns]
         return self._batch([r[0] for r in results], [r[1:] for r in results])
 
+    def rng_state(self) -> None:
+        """None: each game's randomness lives in its StarCraft II process and cannot be saved, so a
+        resumed run reseeds the games instead (:class:`marlrepro.train.Trainer`)."""
+        return None
+
+    def set_rng_state(self, state: None) -> None:
+        """Never called: :meth:`rng_state` has nothing to restore."""
+        raise NotImplementedError("sc2: the games' random state cannot be restored")
+
     def close(self) -> None:
         """Stop every game and worker."""
         for conn in self._conns:
