@@ -211,7 +211,7 @@ class Env:
     def rng_state(self) -> None:
         """None: each game's randomness lives in its StarCraft II process and cannot be saved, so a
         resumed run reseeds the games instead (:class:`marlrepro.train.Trainer`)."""
-        return None
+        return
 
     def set_rng_state(self, state: None) -> None:
         """Never called: :meth:`rng_state` has nothing to restore."""
