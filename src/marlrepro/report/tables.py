@@ -219,19 +219,19 @@ def write_table(
         *([f"> **{banner}.** {scale_description.strip()}"] if banner else []),
         f"{scale_note(scale, scale_description)}. Backend: {backend}.",
     ]
-    writers = {
-        ".csv": lambda tmp: table.to_csv(tmp, index=False),
-        ".md": lambda tmp: tmp.write_text(to_markdown(display, title, [*header, *notes]), encoding="utf-8"),
-        ".html": lambda tmp: tmp.write_text(
-            table_html(
-                display, title, [("Scale", scale), ("Backend", backend)], notes,
-                (banner, scale_description.strip()) if banner else None, group,
-            ),
-            encoding="utf-8",
+    texts = {  # the readable forms, as text
+        ".md": lambda: to_markdown(display, title, [*header, *notes]),
+        ".html": lambda: table_html(
+            display, title, [("Scale", scale), ("Backend", backend)], notes,
+            (banner, scale_description.strip()) if banner else None, group,
         ),
     }  # fmt: skip
     for path in paths:
         suffix = Path(path).suffix
-        if suffix not in writers:
-            raise ValueError(f"{path}: tables are written as {', '.join(writers)}, not {suffix!r}")
-        atomic_write(path, writers[suffix])
+        if suffix == ".csv":
+            atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+        elif suffix in texts:
+            text = texts[suffix]()
+            atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        else:
+            raise ValueError(f"{path}: tables are written as .csv, {', '.join(texts)}, not {suffix!r}")
