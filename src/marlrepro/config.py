@@ -321,12 +321,11 @@ def check_config(config: TrainConfig) -> None:
         value = getattr(config.learner, key)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"learner.{key}: must lie in [0, 1], got {value}")
-    if config.algo == "dmix":
-        if config.learner.td_lambda > 0:
-            raise ConfigError(
-                f"learner.td_lambda: dmix learns from one-step quantile targets r + γ Z'_tot (DFAC); "
-                f"set learner.td_lambda=0 (got {config.learner.td_lambda})"
-            )
+    if config.algo == "dmix" and config.learner.td_lambda > 0:
+        raise ConfigError(
+            f"learner.td_lambda: dmix learns from one-step quantile targets r + γ Z'_tot (DFAC); "
+            f"set learner.td_lambda=0 (got {config.learner.td_lambda})"
+        )
     imitation = config.imitation
     if imitation.mode != "none" and imitation.expert_input == "full_obs" \
             and not config.env.options.get("full_sight_obs", False):

@@ -66,7 +66,10 @@ def resolve_uri(uri: str) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI", "")
 
 
-def git_commit(where: Path = Path(__file__).resolve().parent) -> str:
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def git_commit(where: Path = PACKAGE_DIR) -> str:
     """The commit of the git checkout holding ``where`` (by default this package's source, the code
     that trains), suffixed ``-dirty`` when tracked files differ from it; ``unknown`` when git is
     missing or ``where`` is not inside a checkout (an installed wheel)."""

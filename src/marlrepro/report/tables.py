@@ -232,6 +232,6 @@ def write_table(
             atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
         elif suffix in texts:
             text = texts[suffix]()
-            atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
         else:
             raise ValueError(f"{path}: tables are written as .csv, {', '.join(texts)}, not {suffix!r}")
