@@ -3,7 +3,8 @@
 The backends themselves (:mod:`marlrepro.envs`) import torch, JAX and the simulators, which takes
 seconds; this module imports nothing heavy, so that the Snakemake workflow can check the env name
 and options of every planned run while it parses, before any job starts. It mirrors the
-``SCENARIOS`` and ``OPTIONS`` of the backend modules (``tests/test_envs.py`` checks that they agree).
+``SCENARIOS`` of the backend modules, which come from the simulators themselves
+(``tests/test_envs.py`` checks that they agree); the backends take their ``OPTIONS`` from here.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ SCENARIOS: dict[str, frozenset[str]] = {
 
 # backend -> option name -> (type, default); a default of None makes the option optional
 _SMAX_OPTIONS: dict[str, tuple[type, Any]] = {
-    "episode_limit": (int, None),
-    "reward": (str, "smac"),
-    "reward_scale": (float, 1.0),
-    "sight_range": (float, None),
-    "full_sight_obs": (bool, False),
-    "see_enemy_actions": (bool, True),
-    "walls_cause_death": (bool, True),
-    "attack_mode": (str, "closest"),
+    "episode_limit": (int, None),  # None: the map's SMAC (or SMACv2) limit
+    "reward": (str, "smac"),  # smac: SMAC's normalised reward (max 20); smax: SMAX's own (max ~2)
+    "reward_scale": (float, 1.0),  # multiplies the team reward (10 puts SMAX's reward near SMAC's)
+    "sight_range": (float, None),  # allies' sight for their observations; None: per unit type
+    "full_sight_obs": (bool, False),  # also return each ally's per-type-sight obs (the expert view)
+    "see_enemy_actions": (bool, True),  # SMAX default
+    "walls_cause_death": (bool, True),  # SMAX default
+    "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
 }
 OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
     "matrix": {"payoff": (list, [])},
@@ -52,13 +53,16 @@ OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
     "smax": _SMAX_OPTIONS,
     "smacv2": _SMAX_OPTIONS,
     "smax_stock": {
-        "episode_limit": (int, 100),
+        "episode_limit": (int, 100),  # SMAX's default max_steps
         "reward_scale": (float, 1.0),
-        "see_enemy_actions": (bool, True),
-        "walls_cause_death": (bool, True),
-        "attack_mode": (str, "closest"),
+        "see_enemy_actions": (bool, True),  # SMAX default
+        "walls_cause_death": (bool, True),  # SMAX default
+        "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
     },
-    "sc2": {"sight_range": (float, None), "reward_scale": (float, 1.0)},
+    "sc2": {
+        "sight_range": (float, None),  # allies' sight for their observations; None: SMAC's 9
+        "reward_scale": (float, 1.0),  # multiplies SMAC's reward (already normalised to max 20)
+    },
 }
 
 # backends whose Env offers ``fused_rollout`` (whole episode batches in one compiled call)

@@ -33,10 +33,9 @@ action counts; ``n_actions`` is the largest and the extra actions are marked una
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from marlrepro import env_catalog
 from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.errors import ConfigError
 
@@ -47,7 +46,7 @@ PAYOFFS: dict[str, list[list[float]]] = {
 SCENARIOS = frozenset(PAYOFFS)
 # An empty ``payoff`` list (the default) means "the scenario's own matrix". The option checker
 # requires the default to be an instance of the option's type, so ``None`` cannot be used.
-OPTIONS: dict[str, tuple[type, Any]] = {"payoff": (list, [])}
+OPTIONS = env_catalog.OPTIONS["matrix"]  # option -> (type, default)
 
 
 def payoff_tensor(scenario: str, payoff: list) -> torch.Tensor:

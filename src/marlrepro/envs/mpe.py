@@ -33,6 +33,7 @@ import torch
 from mpe2 import simple_reference_v3, simple_speaker_listener_v4, simple_spread_v3
 from pettingzoo import ParallelEnv
 
+from marlrepro import env_catalog
 from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.errors import ConfigError
 
@@ -43,10 +44,7 @@ _MODULES: dict[str, tuple[ModuleType, bool]] = {
     "simple_speaker_listener": (simple_speaker_listener_v4, False),
 }
 SCENARIOS = frozenset(_MODULES)
-OPTIONS: dict[str, tuple[type, Any]] = {
-    "max_cycles": (int, 25),
-    "shared_reward": (bool, False),
-}
+OPTIONS = env_catalog.OPTIONS["mpe"]  # option -> (type, default)
 
 
 def _make_one(scenario: str, max_cycles: int, shared_reward: bool) -> ParallelEnv:

@@ -27,15 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from marlrepro import env_catalog
 from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.envs.smacx import SMAC_MAPS, SMACV2_SCENARIOS
 from marlrepro.errors import ConfigError
 
 SCENARIOS = SMAC_MAPS | SMACV2_SCENARIOS
-OPTIONS: dict[str, tuple[type, Any]] = {
-    "sight_range": (float, None),  # allies' sight for their observations; None: SMAC's 9
-    "reward_scale": (float, 1.0),  # multiplies SMAC's reward (already normalised to max 20)
-}
+OPTIONS = env_catalog.OPTIONS["sc2"]  # option -> (type, default)
 
 # SMACv2's race configurations (smacv2/examples/configs/sc2_gen_*.yaml): unit types, weights,
 # the exception type that may never be a whole team, and the map each race is played on.

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from marlrepro import env_catalog
 from marlrepro.envs.base import EnvSpec
 from marlrepro.envs.jax_smax import SMAXBatch, spec_of
 from marlrepro.envs.smacx import (
@@ -24,16 +25,7 @@ from marlrepro.envs.smacx import (
 )
 
 SCENARIOS = SMAC_MAPS
-OPTIONS: dict[str, tuple[type, Any]] = {
-    "episode_limit": (int, None),  # None: the map's SMAC (or SMACv2) limit
-    "reward": (str, "smac"),  # smac: SMAC's normalised reward (max 20); smax: SMAX's own (max ~2)
-    "reward_scale": (float, 1.0),  # multiplies the team reward (10 puts SMAX's reward near SMAC's)
-    "sight_range": (float, None),  # allies' sight for their observations; None: per unit type
-    "full_sight_obs": (bool, False),  # also return each ally's per-type-sight obs (the expert view)
-    "see_enemy_actions": (bool, True),  # SMAX default
-    "walls_cause_death": (bool, True),  # SMAX default
-    "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
-}
+OPTIONS = env_catalog.OPTIONS["smax"]  # option -> (type, default)
 
 
 def build_env(scenario: str, *, reward_scale: float, **options: Any) -> ExtendedSMAX:

@@ -25,6 +25,7 @@ from typing import Any
 import jax
 import torch
 
+from marlrepro import env_catalog
 from marlrepro.envs.base import EnvSpec
 from marlrepro.envs.jax_smax import SMAXBatch, spec_of
 from marlrepro.errors import ConfigError, unknown_choice
@@ -54,13 +55,7 @@ with _quiet_jaxmarl_import():
 
 SCENARIOS = frozenset(MAP_NAME_TO_SCENARIO)
 ATTACK_MODES = ("closest", "random")
-OPTIONS: dict[str, tuple[type, Any]] = {
-    "episode_limit": (int, 100),  # SMAX's default max_steps
-    "reward_scale": (float, 1.0),
-    "see_enemy_actions": (bool, True),  # SMAX default
-    "walls_cause_death": (bool, True),  # SMAX default
-    "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
-}
+OPTIONS = env_catalog.OPTIONS["smax_stock"]  # option -> (type, default)
 
 
 def build_env(
