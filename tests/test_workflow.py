@@ -44,11 +44,14 @@ PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
 PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # Training jobs the DAG holds (maps x algos x seeds per experiment):
 # ME-IGM table1_qmix (1 x 1 x seeds) + vd smax_curves (1 x 3 x seeds) + IGM-DA's sight0, bc, sight3,
-# sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds).
+# sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation
+# runs sight0's qmix pair on three maps with 3 seeds, the rest as at paper scale).
 IGM_DA_JOBS = {"smoke": 2 * 3 * 2 + 1 * 1 * 2 + 1 * 2 * 1 + 1 * 2 * 1 + 1 * 2 * 2,
-               "paper": 6 * 6 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
+               "paper": 6 * 6 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5,
+               "validation": 3 * 2 * 3 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
-TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 * 5 + IGM_DA_JOBS["paper"]}
+TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 * 5 + IGM_DA_JOBS["paper"],
+              "validation": 1 * 5 + 3 * 5 + IGM_DA_JOBS["validation"]}
 
 
 # ----------------------------------------------------------------------------------- snakemake
@@ -92,7 +95,7 @@ def train_commands(output: str) -> list[list[str]]:
     return commands
 
 
-@pytest.fixture(scope="module", params=["smoke", "paper"])
+@pytest.fixture(scope="module", params=["smoke", "paper", "validation"])
 def dry_run(request, workdir) -> tuple[str, str]:
     """(scale, output) of ``snakemake -n -p --config scale=<scale>``."""
     result = snakemake(workdir, "-n", "-p", "--config", f"scale={request.param}")
@@ -100,7 +103,7 @@ def dry_run(request, workdir) -> tuple[str, str]:
     return request.param, result.stdout
 
 
-def test_dry_run_lists_every_rule_at_both_scales(dry_run):
+def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     scale, output = dry_run
     counts = job_counts(output)
     assert counts["train"] == TRAIN_JOBS[scale]
@@ -135,6 +138,21 @@ def test_train_commands_have_the_contract_shape_and_load(dry_run):
             f"{config.env.name.replace(':', '-')}/{Path(tokens[1]).stem}/seed{config.run.seed}"
         )
         assert config.run.device == ("cpu" if scale == "smoke" else "auto")
+
+
+def test_validation_scale_trains_the_documented_igm_da_runs(dry_run):
+    """docs/validation.md's runs: sight0's qmix pair on 8m, 5m_vs_6m, 8m_vs_9m, 3 seeds, 300k steps,
+    appendix D otherwise, float16 buffers; the paper-scale sight0 runs keep 2M steps and float32."""
+    scale, output = dry_run
+    configs = [load_config([REPO / t[1]], t[2:-2][1::2]) for t in train_commands(output)]
+    sight0 = [c for c in configs if c.tracking.tags["experiment"] == "sight0"]
+    if scale == "validation":
+        assert {(c.env.name, c.algo if c.imitation.mode == "none" else "qmix_da", c.run.seed) for c in sight0} == {
+            (f"smax:{m}", a, s) for m in ("8m", "5m_vs_6m", "8m_vs_9m") for a in ("qmix", "qmix_da") for s in range(3)}
+        assert {(c.run.t_max, c.learner.buffer_dtype, c.learner.batch_size, c.learner.lr) for c in sight0} == {
+            (300_000, "float16", 32, 0.0005)}
+    elif scale == "paper":
+        assert {(c.run.t_max, c.learner.buffer_dtype) for c in sight0} == {(2_000_000, "float32")}
 
 
 def test_matrix_game_runs_use_the_published_setting(dry_run):
