@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from marlrepro.config import load_config, parse_override
 from marlrepro.errors import ConfigError
+from marlrepro.learners.value_decomposition import build_optimizer
 
 
 def test_overrides_are_typed_and_dotted():
@@ -24,6 +26,11 @@ def test_overrides_are_typed_and_dotted():
     ("env.name=smax:9zz", ["9zz", "3m", "3s5z"]),
     ("env.name=starcraft:3m", ["starcraft", "matrix", "mpe", "smax"]),
     ("learner.td_lambda=1.5", ["learner.td_lambda", "[0, 1]"]),
+    ("mixer.adv_hypernet_layers=4", ["mixer.adv_hypernet_layers", "unknown value 4", "1, 2, 3"]),
+    ("mixer.hypernet_layers=3", ["mixer.hypernet_layers", "unknown value 3", "1, 2"]),
+    ("mixer.num_kernel=0", ["mixer.num_kernel", ">= 1"]),
+    ("learner.optim_eps=0", ["learner.optim_eps", "> 0"]),
+    ("learner.optim_eps=tiny", ["learner.optim_eps", "a number"]),
 ])
 def test_bad_values_name_the_field_and_choices(override, words):
     base = [] if override.startswith("env.") else ["env.name=matrix:me_igm"]
@@ -50,3 +57,17 @@ def test_override_syntax():
     assert parse_override("a.b=1") == {"a": {"b": 1}}
     with pytest.raises(ConfigError, match="key=value"):
         parse_override("learner.lr")
+
+
+@pytest.mark.parametrize(("files", "overrides", "optimizer", "eps"), [
+    (["config/algos/qmix.yaml"], [], torch.optim.Adam, 1e-8),  # pymarl2 passes no eps: torch's default
+    (["config/algos/qmix.yaml"], ["learner.optim_eps=1e-3"], torch.optim.Adam, 1e-3),
+    (["config/algos/dmix.yaml"], [], torch.optim.Adam, 1e-5),  # DFAC passes its optim_eps to Adam
+    ([], [], torch.optim.Adam, 1e-8),  # unset: the optimiser's reference default
+    ([], ["learner.optimizer=rmsprop"], torch.optim.RMSprop, 1e-5),
+    ([], ["learner.optimizer=rmsprop", "learner.optim_eps=1e-3"], torch.optim.RMSprop, 1e-3),
+])
+def test_optim_eps_reaches_the_optimiser(files, overrides, optimizer, eps):
+    config = load_config(files, ["env.name=matrix:me_igm", *overrides])
+    built = build_optimizer([torch.nn.Parameter(torch.zeros(2))], config.learner)
+    assert type(built) is optimizer and built.param_groups[0]["eps"] == pytest.approx(eps)

@@ -49,19 +49,25 @@ def test_jax_agent_matches_torch_agent(with_avail):
     assert torch.allclose(torch.tensor(jax.device_get(h_jax)), h_torch[0], atol=1e-5)
 
 
-def test_jax_iqn_agent_matches_torch_agent():
-    """DMIX's acting values: the mean of Z over fractions shared by each environment's agents."""
+@pytest.mark.parametrize("with_avail", [False, True])
+def test_jax_iqn_agent_matches_torch_agent(with_avail):
+    """DMIX's acting values: the mean of Z over fractions shared by each environment's agents, from
+    the same agent input (with the available-actions mask: the authors' IQN controller)."""
     spec = make(ENV, 1, 0, "cpu").spec
     torch.manual_seed(2)
-    controller = DistributionalController(spec, AgentConfig())
+    controller = DistributionalController(spec, AgentConfig(obs_avail_actions=with_avail))
     b, n, k = 5, spec.n_agents, 8
-    rows = controller.step_rows(torch.randn(b, n, spec.obs_dim), torch.randint(-1, spec.n_actions, (b, n)), None)
+    obs, last = torch.randn(b, n, spec.obs_dim), torch.randint(-1, spec.n_actions, (b, n))
+    avail = torch.rand(b, n, spec.n_actions) < 0.6
+    rows = controller.step_rows(obs, last, avail)
     hidden = torch.randn(1, b * n, controller.config.hidden_dim)
     taus = torch.rand(b, k)
     z_torch, h_torch = controller.agent.step(rows, hidden, taus)
 
     params = {name: jnp.asarray(v.detach().numpy()) for name, v in controller.agent.named_parameters()}
-    q_jax, h_jax = iqn_agent_step(params, jnp.asarray(rows.numpy()), jnp.asarray(hidden[0].numpy()),
+    inputs = agent_inputs(jnp.asarray(obs.numpy()), jnp.asarray(last.numpy()), jnp.asarray(avail.numpy()),
+                          spec.n_actions, last_action=True, agent_id=True, avail_actions=with_avail)
+    q_jax, h_jax = iqn_agent_step(params, inputs.reshape(b * n, -1), jnp.asarray(hidden[0].numpy()),
                                   jnp.asarray(taus.numpy()))
     assert torch.allclose(torch.tensor(jax.device_get(q_jax)), z_torch.mean(dim=-2), atol=1e-5)
     assert torch.allclose(torch.tensor(jax.device_get(h_jax)), h_torch[0], atol=1e-5)
@@ -94,10 +100,11 @@ def test_fused_greedy_rollout_equals_stepwise(source, avail):
         assert torch.equal(getattr(fused_stats, field), getattr(step_stats, field)), field
 
 
-@pytest.mark.parametrize(("limit", "controller_class"),
-                         [(5, AgentController), (40, AgentController), (40, DistributionalController)])
-def test_fused_exploring_rollout_is_consistent(limit, controller_class):
-    episodes, stats = _collect("fused", 0.7, episode_limit=limit, controller_class=controller_class)
+@pytest.mark.parametrize(("limit", "controller_class", "avail"),
+                         [(5, AgentController, False), (40, AgentController, True),
+                          (40, DistributionalController, False), (40, DistributionalController, True)])
+def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
+    episodes, stats = _collect("fused", 0.7, episode_limit=limit, controller_class=controller_class, avail=avail)
     filled = episodes["filled"]
     assert torch.equal(stats.lengths, filled.sum(dim=1))
     assert torch.allclose(stats.returns, episodes["reward"].sum(dim=1))

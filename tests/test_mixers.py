@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from marlrepro.config import MixerConfig
+from marlrepro.errors import ConfigError
 from marlrepro.nets.mixers import QMixer, VDNMixer, build_mixer
+from marlrepro.nets.qplex import QPLEXMixer
 
 
 def test_vdn_is_the_sum():
@@ -45,3 +48,13 @@ def test_qmix_greedy_local_actions_maximise_q_tot():
 
 def test_iql_has_no_mixer():
     assert build_mixer("iql", 3, 4, 5, MixerConfig()) is None
+
+
+def test_hypernetwork_depths_outside_the_references_are_config_errors():
+    """pymarl's QMixer has 1 or 2 hypernetwork layers; QPLEX's attention heads 1 to 3."""
+    with pytest.raises(ConfigError, match=r"mixer.hypernet_layers: unknown value 3; valid choices are: 1, 2"):
+        QMixer(3, 5, MixerConfig(hypernet_layers=3))
+    with pytest.raises(ConfigError, match=r"mixer.adv_hypernet_layers: unknown value 4; valid choices are: 1, 2, 3"):
+        QPLEXMixer(3, 4, 5, MixerConfig(), adv_hypernet_layers=4)
+    with pytest.raises(ConfigError, match="mixer.num_kernel: must be >= 1"):
+        QPLEXMixer(3, 4, 5, MixerConfig(), num_kernel=0)

@@ -54,14 +54,18 @@ def _igm_gap(mixer: QPLEXMixer, q: torch.Tensor, avail: torch.Tensor, states: to
 
 
 @pytest.mark.parametrize(("minus_one", "weighted_head"), [(True, True), (False, True), (True, False)])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_qplex_greedy_available_actions_maximise_q_tot(seed, minus_one, weighted_head):
+@pytest.mark.parametrize(("seed", "layers", "kernels"), [(0, 2, 4), (1, 2, 4), (2, 1, 4), (0, 3, 10), (1, 3, 10)])
+def test_qplex_greedy_available_actions_maximise_q_tot(seed, layers, kernels, minus_one, weighted_head):
     """IGM: each agent's greedy AVAILABLE action forms the argmax of Q_tot over all available joint
-    actions, for the initial weights and for far-from-init ones."""
+    actions, for the initial weights and for far-from-init ones; with pymarl2's attention (2 layers,
+    4 heads), a 1-layer one, and the IGM-DA authors' (3 layers, 10 heads)."""
     torch.manual_seed(seed)
     mixer = QPLEXMixer(
-        N_AGENTS, N_ACTIONS, STATE_DIM, MixerConfig(), minus_one=minus_one, weighted_head=weighted_head
+        N_AGENTS, N_ACTIONS, STATE_DIM, MixerConfig(), minus_one=minus_one, weighted_head=weighted_head,
+        adv_hypernet_layers=layers, num_kernel=kernels,
     )
+    assert len(mixer.keys) == kernels
+    assert sum(isinstance(m, torch.nn.Linear) for m in mixer.action_heads[0].modules()) == layers
     with torch.no_grad():
         for std in (None, 0.3, 1.0):
             if std is not None:

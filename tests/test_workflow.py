@@ -45,10 +45,10 @@ PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # Training jobs the DAG holds (maps x algos x seeds per experiment):
 # ME-IGM table1_qmix (1 x 1 x seeds) + vd smax_curves (1 x 3 x seeds) + IGM-DA's sight0, bc, sight3,
 # sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation
-# runs sight0's qmix pair on three maps with 3 seeds, the rest as at paper scale).
+# runs sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
 IGM_DA_JOBS = {"smoke": 2 * 3 * 2 + 1 * 1 * 2 + 1 * 2 * 1 + 1 * 2 * 1 + 1 * 2 * 2,
                "paper": 6 * 6 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5,
-               "validation": 3 * 2 * 3 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
+               "validation": 4 * 2 * 3 + 1 * 1 * 3 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
 TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 * 5 + IGM_DA_JOBS["paper"],
               "validation": 1 * 5 + 3 * 5 + IGM_DA_JOBS["validation"]}
@@ -141,16 +141,21 @@ def test_train_commands_have_the_contract_shape_and_load(dry_run):
 
 
 def test_validation_scale_trains_the_documented_igm_da_runs(dry_run):
-    """docs/validation.md's runs: sight0's qmix pair on 8m, 5m_vs_6m, 8m_vs_9m, 3 seeds, 300k steps,
-    appendix D otherwise, float16 buffers; the paper-scale sight0 runs keep 2M steps and float32."""
+    """docs/validation.md's runs: sight0's qmix pair on 8m, 5m_vs_6m, 8m_vs_9m and MMM2, and bc
+    (Fig. 5a's BC beside sight0's DAgger) on MMM2, 3 seeds, 300k steps, appendix D otherwise (both
+    methods' agents read the available actions), float16 buffers; the paper-scale sight0 runs keep
+    2M steps and float32."""
     scale, output = dry_run
     configs = [load_config([REPO / t[1]], t[2:-2][1::2]) for t in train_commands(output)]
     sight0 = [c for c in configs if c.tracking.tags["experiment"] == "sight0"]
+    bc = [c for c in configs if c.tracking.tags["experiment"] == "bc"]
     if scale == "validation":
         assert {(c.env.name, c.algo if c.imitation.mode == "none" else "qmix_da", c.run.seed) for c in sight0} == {
-            (f"smax:{m}", a, s) for m in ("8m", "5m_vs_6m", "8m_vs_9m") for a in ("qmix", "qmix_da") for s in range(3)}
-        assert {(c.run.t_max, c.learner.buffer_dtype, c.learner.batch_size, c.learner.lr) for c in sight0} == {
-            (300_000, "float16", 32, 0.0005)}
+            (f"smax:{m}", a, s) for m in ("8m", "5m_vs_6m", "8m_vs_9m", "MMM2") for a in ("qmix", "qmix_da")
+            for s in range(3)}
+        assert {(c.env.name, c.imitation.mode, c.run.seed) for c in bc} == {("smax:MMM2", "bc", s) for s in range(3)}
+        assert {(c.run.t_max, c.learner.buffer_dtype, c.learner.batch_size, c.learner.lr, c.agent.obs_avail_actions)
+                for c in sight0 + bc} == {(300_000, "float16", 32, 0.0005, True)}
     elif scale == "paper":
         assert {(c.run.t_max, c.learner.buffer_dtype) for c in sight0} == {(2_000_000, "float32")}
 

@@ -12,6 +12,7 @@ Defaults are pymarl2's QMIX settings (Hu et al. 2021, "Rethinking the implementa
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,33 +55,61 @@ class AgentConfig:
     hidden_dim: int = 64
     obs_last_action: bool = True
     obs_agent_id: bool = True
-    obs_avail_actions: bool = False  # append the available-actions mask (IGM-DA's learner agents)
+    obs_avail_actions: bool = False
+    """Append the available-actions mask to the decentralised agents' input (the IGM-DA authors'
+    ``mac: basic_mac_avalible_action``, used by their baselines and their -DA learners alike);
+    IGM-DA's experts never get it (the authors' ``upper_mac: basic_mac_all``). pymarl2: off."""
     n_quantiles: int = 8  # N
     n_target_quantiles: int = 8  # N'
     n_greedy_quantiles: int = 32  # N̂
     quantile_embed_dim: int = 64
 
 
+HYPERNET_LAYERS = (1, 2)  # pymarl's QMixer (and QPLEX's transformation) hypernetworks
+ADV_HYPERNET_LAYERS = (1, 2, 3)  # QPLEX's attention heads (``DMAQ_SI_Weight``)
+
+
 @dataclass
 class MixerConfig:
-    """Mixer sizes: QMIX's hypernetworks, and QPLEX's (ignored by IQL and VDN)."""
+    """Mixer sizes: QMIX's hypernetworks, and QPLEX's (ignored by IQL and VDN).
+
+    ``hypernet_layers`` ∈ {1, 2} (pymarl's QMixer); QPLEX's attention heads have
+    ``adv_hypernet_layers`` ∈ {1, 2, 3} layers of width ``adv_hypernet_embed``, ``num_kernel`` of
+    them (QPLEX's ``DMAQ_SI_Weight``; pymarl2's dmaq defaults 2 and 4, the IGM-DA authors' 3 and 10).
+    """
 
     embed_dim: int = 32
     hypernet_embed: int = 64
     hypernet_layers: int = 2
-    adv_hypernet_layers: int = 2  # QPLEX attention heads (pymarl2 dmaq defaults)
+    adv_hypernet_layers: int = 2
     adv_hypernet_embed: int = 64
     num_kernel: int = 4
 
 
+ADAM_EPS = 1e-8  # torch's Adam default, which pymarl2 keeps (it passes no eps)
+RMSPROP_EPS = 1e-5  # pymarl's optim_eps
+
+
 @dataclass
 class LearnerConfig:
-    """TD learning: optimiser, targets and replay."""
+    """TD learning: optimiser, targets and replay.
+
+    ``optim_eps``: the optimiser's epsilon, Adam's and RMSProp's alike; unset (null) means the
+    reference default of the chosen optimiser: :data:`ADAM_EPS` for Adam (pymarl2, which passes
+    none to torch), :data:`RMSPROP_EPS` for RMSProp (pymarl's ``optim_eps``). DFAC passes its
+    ``optim_eps`` (1e-5) to Adam too. ``optim_alpha`` is RMSProp's smoothing constant.
+
+    ``td_weight``: the weight of the mean squared TD error in the loss: 0.5 for pymarl2's learners
+    (``0.5 * td_error ** 2``), 1 for pymarl's and the IGM-DA authors' (``td_error ** 2``; their
+    imitation term is added at weight 1). DMIX's quantile Huber loss ignores it (it has its own
+    scale, as DFAC's).
+    """
 
     optimizer: Optimizer = "adam"
     lr: float = 1e-3
     optim_alpha: float = 0.99
-    optim_eps: float = 1e-5
+    optim_eps: float | None = None
+    td_weight: float = 0.5
     grad_clip: float = 10.0
     gamma: float = 0.99
     td_lambda: float = 0.6
@@ -114,12 +143,12 @@ class ImitationConfig:
     label: IGM-DA) or ``bc`` (the experts act: the behaviour-cloning ablation of Fig. 5).
     ``expert_input``: what the experts see: ``full_obs`` (each ally's full-sight observation, as
     the authors' SMAC fork; needs ``env.options.full_sight_obs=true``) or ``state``.
-    ``learner_avail_actions``: the learners' input appends the available-actions mask (authors' code).
+    The learners are the decentralised agents of ``agent`` (``agent.obs_avail_actions`` appends
+    the mask to their input); the experts never see the mask, as the authors' ``basic_mac_all``.
     """
 
     mode: ImitationMode = "none"
     expert_input: ExpertInput = "full_obs"
-    learner_avail_actions: bool = True
 
 
 @dataclass
@@ -165,8 +194,14 @@ class TrainConfig:
 
 
 def _check_value(key: str, value: Any, hint: Any) -> Any:
-    """Coerce ``value`` to the annotated type ``hint`` or raise a ConfigError naming ``key``."""
+    """Coerce ``value`` to the annotated type ``hint`` or raise a ConfigError naming ``key``
+    (``X | None`` accepts null, else checks ``X``)."""
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        if value is None:
+            return None
+        (inner,) = (arg for arg in typing.get_args(hint) if arg is not type(None))
+        return _check_value(key, value, inner)
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
@@ -302,6 +337,10 @@ def check_config(config: TrainConfig) -> None:
         "agent.n_target_quantiles": config.agent.n_target_quantiles,
         "agent.n_greedy_quantiles": config.agent.n_greedy_quantiles,
         "agent.quantile_embed_dim": config.agent.quantile_embed_dim,
+        "mixer.embed_dim": config.mixer.embed_dim,
+        "mixer.hypernet_embed": config.mixer.hypernet_embed,
+        "mixer.adv_hypernet_embed": config.mixer.adv_hypernet_embed,
+        "mixer.num_kernel": config.mixer.num_kernel,
         "learner.batch_size": config.learner.batch_size,
         "learner.buffer_size": config.learner.buffer_size,
         "learner.target_update_interval": config.learner.target_update_interval,
@@ -321,6 +360,13 @@ def check_config(config: TrainConfig) -> None:
         value = getattr(config.learner, key)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"learner.{key}: must lie in [0, 1], got {value}")
+    for key in ("optim_eps", "td_weight"):
+        value = getattr(config.learner, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"learner.{key}: must be > 0, got {value}")
+    for key, choices in (("hypernet_layers", HYPERNET_LAYERS), ("adv_hypernet_layers", ADV_HYPERNET_LAYERS)):
+        if getattr(config.mixer, key) not in choices:
+            raise unknown_choice(f"mixer.{key}", getattr(config.mixer, key), choices)
     if config.algo == "dmix" and config.learner.td_lambda > 0:
         raise ConfigError(
             f"learner.td_lambda: dmix learns from one-step quantile targets r + γ Z'_tot (DFAC); "

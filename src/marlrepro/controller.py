@@ -26,10 +26,12 @@ class Observed(Protocol):
 class AgentController(nn.Module):
     """Runs one shared :class:`RNNAgent` for ``N`` agents of ``B`` environments at once.
 
-    The input of agent ``i`` at step ``t`` is ``[x_i^t, onehot(u_i^{t-1}), onehot(i), avail_i^t]``
-    (pymarl's ``obs_last_action`` and ``obs_agent_id``; the available-actions mask only with
-    ``obs_avail_actions``), where ``x_i`` is picked by ``source``: the agent's own observation
-    (decentralised agents), its full-sight observation, or the global state (IGM-DA's experts).
+    The input of agent ``i`` at step ``t`` is ``[x_i^t, onehot(u_i^{t-1}), avail_i^t, onehot(i)]``
+    (pymarl's ``obs_last_action`` and ``obs_agent_id``; the available-actions mask of step ``t``
+    only with ``obs_avail_actions``, placed between them as the IGM-DA authors'
+    ``basic_mac_avalible_action`` and its IQN twin do), where ``x_i`` is picked by ``source``: the
+    agent's own observation (decentralised agents), its full-sight observation, or the global
+    state (IGM-DA's experts).
     """
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
@@ -39,8 +41,8 @@ class AgentController(nn.Module):
         self.source = source
         input_dim = {"obs": spec.obs_dim, "full_obs": spec.full_obs_dim, "state": spec.state_dim}[source]
         input_dim += spec.n_actions if config.obs_last_action else 0
-        input_dim += spec.n_agents if config.obs_agent_id else 0
         input_dim += spec.n_actions if config.obs_avail_actions else 0
+        input_dim += spec.n_agents if config.obs_agent_id else 0
         self.agent = self.make_agent(input_dim)
         self.register_buffer("agent_ids", torch.eye(spec.n_agents), persistent=False)
 
@@ -68,13 +70,13 @@ class AgentController(nn.Module):
         if self.config.obs_last_action:
             onehot = nn.functional.one_hot(last_actions.clamp(min=0), self.spec.n_actions).to(obs.dtype)
             parts.append(onehot * (last_actions >= 0).unsqueeze(-1).to(obs.dtype))
-        if self.config.obs_agent_id:
-            b, t, n = obs.shape[:3]
-            parts.append(self.agent_ids.expand(b, t, n, n))
         if self.config.obs_avail_actions:
             if avail is None:
                 raise ValueError("this controller's agents read the available actions; pass avail")
             parts.append(avail.to(obs.dtype))
+        if self.config.obs_agent_id:
+            b, t, n = obs.shape[:3]
+            parts.append(self.agent_ids.expand(b, t, n, n))
         return torch.cat(parts, dim=-1)
 
     def initial_hidden(self, batch: int) -> torch.Tensor:

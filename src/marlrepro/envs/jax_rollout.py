@@ -79,7 +79,7 @@ def agent_inputs(
     obs: jax.Array, last_actions: jax.Array, avail: jax.Array, n_actions: int, *,
     last_action: bool, agent_id: bool, avail_actions: bool,
 ) -> jax.Array:
-    """:meth:`AgentController.build_inputs` for one step: ``[x_i, onehot(u_i^{t-1}), onehot(i), avail_i]``.
+    """:meth:`AgentController.build_inputs` for one step: ``[x_i, onehot(u_i^{t-1}), avail_i, onehot(i)]``.
 
     ``obs`` [B, N, dim], ``last_actions`` [B, N] (-1 = none; its one-hot is all zeros), ``avail``
     [B, N, A] bool (an input only with ``avail_actions``).
@@ -88,10 +88,10 @@ def agent_inputs(
     parts = [obs]
     if last_action:
         parts.append(jax.nn.one_hot(last_actions, n_actions, dtype=obs.dtype))  # -1 -> zeros
-    if agent_id:
-        parts.append(jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (b, n, n)))
     if avail_actions:
         parts.append(avail.astype(obs.dtype))
+    if agent_id:
+        parts.append(jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (b, n, n)))
     return jnp.concatenate(parts, axis=-1)
 
 

@@ -43,8 +43,8 @@ class DistributionalLearner(ValueDecompositionLearner):
     :class:`~marlrepro.nets.dmix.DMixer` into ``Z_tot(τ)`` [B, T, N]. The target samples are
     ``r + γ (1 − d) Z'_tot(τ')`` at ``N'`` independent fractions ``τ'``, from the target networks
     at the bootstrap action: the greedy available action by the mean over quantiles, of the
-    target's own quantiles or, with double Q, of the online ones (IGM-DA passes its learners'
-    values). The loss is the quantile Huber loss (κ = 1, mean over ``N'``, sum over ``N``) over
+    target's own quantiles or, with double Q, of the online ones (IGM-DA's DAgger passes its
+    learners' values). The loss is the quantile Huber loss (κ = 1, mean over ``N'``, sum over ``N``) over
     real steps. Targets are one-step (DFAC); the config rejects ``td_lambda > 0``.
     """
 

@@ -4,13 +4,18 @@ experts on global information, decentralised learners imitate them (§3, Algorit
 * Experts ``Q_i(s, u_i)`` (here: each ally's full-sight observation or the state) are mixed by the
   value-decomposition method (QMIX, VDN, …) and trained by its TD(λ) loss (eq. 8): no lossy
   decomposition enters the Bellman iteration.
-* Learners ``q_i(τ_i, u_i)`` see only the local observation (plus the available actions, as the
-  authors' code) and regress their whole Q-vector to the one-hot of the expert's greedy available
-  action (Proposition 5: the minimiser is the expert's action frequency given the observation).
+* Learners ``q_i(τ_i, u_i)`` are the decentralised agents of ``config.agent``: the local
+  observation (plus the available actions with ``agent.obs_avail_actions``, as the authors'
+  ``basic_mac_avalible_action``; the experts never see them, as the authors' ``basic_mac_all``).
+  They regress their whole Q-vector to the one-hot of the expert's greedy available action
+  (Proposition 5: the minimiser is the expert's action frequency given the observation).
 * DAgger: the learners collect the episodes (epsilon-greedy), the experts label them; the double-Q
-  bootstrap action comes from the learners. BC (the ablation of Fig. 5): the experts collect.
-* Both losses are summed and minimised by one optimiser over all parameters (authors' code);
-  evaluation runs the learners alone, decentralised.
+  bootstrap action comes from the learners (the authors' ``q_learner_teach``). BC (the ablation of
+  Fig. 5): the experts collect, and the bootstrap action comes from the experts' online values
+  (the authors' ``q_learner_teach_bijiao``).
+* The loss is ``td_weight · TD + imitation`` (the authors: ``Σ m δ² / Σ m + Σ m (q − onehot)² /
+  Σ m``, i.e. ``td_weight = 1``, the imitation term at weight 1), minimised by one optimiser over
+  all parameters (authors' code); evaluation runs the learners alone, decentralised.
 * Around DMIX the experts are the implicit-quantile agents and learn by DMIX's quantile loss;
   the learners stay Q-vector agents and regress to the one-hot of the experts' greedy action by
   the mean over quantiles. (The authors broadcast the one-hot over a quantile learner's quantiles:
@@ -41,7 +46,9 @@ def imitation_loss(learner_q: torch.Tensor, expert_q: torch.Tensor, avail: torch
     """Proposition 5's regression: ``mean (q_i(τ_i, ·) − onehot(argmax_avail Q_i(s, ·)))²``.
 
     ``learner_q``, ``expert_q`` [B, T, N, A]; ``avail`` [B, T, N, A] bool; ``mask`` [B, T]. The
-    mean runs over real steps × agents × actions; the expert's values are not trained by it.
+    mean runs over real steps × agents × actions, every action's value included (the authors'
+    ``Σ (m (q − onehot))² / Σ m`` with the mask broadcast over agents and actions); the expert's
+    values are not trained by it.
     """
     greedy = masked_greedy(expert_q.detach(), avail)
     target = nn.functional.one_hot(greedy, learner_q.shape[-1]).to(learner_q.dtype)
@@ -53,11 +60,10 @@ class IGMDALearner(ValueDecompositionLearner):
     """A value-decomposition learner on expert inputs, plus imitating decentralised learners."""
 
     def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device) -> None:
-        imitation = config.imitation
-        super().__init__(spec, config, device, source=imitation.expert_input)
-        learner_agent = dataclasses.replace(config.agent, obs_avail_actions=imitation.learner_avail_actions)
-        self.learners = AgentController(spec, learner_agent, "obs").to(device)
-        self.mode = imitation.mode
+        experts = dataclasses.replace(config, agent=dataclasses.replace(config.agent, obs_avail_actions=False))
+        super().__init__(spec, experts, device, source=config.imitation.expert_input)
+        self.learners = AgentController(spec, config.agent, "obs").to(device)
+        self.mode = config.imitation.mode
         self.params += list(self.learners.parameters())
         self.optimizer = build_optimizer(self.params, self.config)
 
@@ -71,12 +77,14 @@ class IGMDALearner(ValueDecompositionLearner):
         return self.learners
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """TD loss of the experts (bootstrap actions from the learners) + the imitation loss of the
-        learners (to the experts' greedy actions by their expected values)."""
+        """TD loss of the experts + the imitation loss of the learners (to the experts' greedy
+        actions by their expected values). The double-Q bootstrap action comes from the agents
+        that act: the learners' values under DAgger, the experts' under BC."""
         expert = self.agent_outputs(batch)
         expert_q = self.expected_values(expert)
         learner_q = self.learners.sequence(batch.obs, batch.actions, batch.avail_actions)
-        td, q_mean, target_mean = self.td_loss(batch, expert, learner_q.detach())
+        selector = learner_q if self.mode == "dagger" else expert_q
+        td, q_mean, target_mean = self.td_loss(batch, expert, selector.detach())
         teach = imitation_loss(learner_q[:, :-1], expert_q[:, :-1], batch.avail_actions[:, :-1], batch.filled)
         return td + teach, q_mean, target_mean
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from marlrepro.buffer import Episodes
-from marlrepro.config import LearnerConfig, TrainConfig
+from marlrepro.config import ADAM_EPS, RMSPROP_EPS, LearnerConfig, TrainConfig
 from marlrepro.controller import AgentController, ObsSource, build_controller
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.targets import td_lambda_targets
@@ -28,16 +28,21 @@ class UpdateStats:
 
 
 def build_optimizer(params, config: LearnerConfig) -> torch.optim.Optimizer:
-    """Adam (pymarl2) or RMSProp (pymarl, IGM-DA) with the configured constants."""
+    """Adam (pymarl2, DFAC) or RMSProp (pymarl, IGM-DA) with the configured constants; an unset
+    ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`)."""
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr)
-    return torch.optim.RMSprop(params, lr=config.lr, alpha=config.optim_alpha, eps=config.optim_eps)
+        eps = ADAM_EPS if config.optim_eps is None else config.optim_eps
+        return torch.optim.Adam(params, lr=config.lr, eps=eps)
+    eps = RMSPROP_EPS if config.optim_eps is None else config.optim_eps
+    return torch.optim.RMSprop(params, lr=config.lr, alpha=config.optim_alpha, eps=eps)
 
 
 class ValueDecompositionLearner:
     """Q-learning of a factored joint action-value.
 
-    The loss is ``½ E[(Q_tot(τ, u; s) − sg[G^λ])²]`` over real (unpadded) steps, where
+    The loss is ``w · E[(Q_tot(τ, u; s) − sg[G^λ])²]``, the mean over real (unpadded) steps
+    (and over agents for IQL), with ``w = td_weight``: ½ in pymarl2's learners, 1 in pymarl's
+    and the IGM-DA authors'. Here
     ``Q_tot = f(Q_1(τ_1, u_1), …, Q_N(τ_N, u_N); s)`` with ``f`` the mixer (sum for VDN, QMIX's
     monotone hypernetwork, none for IQL, which regresses each agent to the team reward), and
     ``G^λ`` the TD(λ) return bootstrapped from target networks. With double Q the bootstrap
@@ -118,7 +123,7 @@ class ValueDecompositionLearner:
         """TD(λ) loss of the online agent values ``q`` [B, T+1, N, A] through the mixer.
 
         With double Q, the bootstrap action is the greedy available action of ``selector_q``
-        (the online values themselves; IGM-DA passes its learners' values), evaluated by the
+        (the online values themselves; IGM-DA's DAgger passes its learners' values), evaluated by the
         target networks; without, the target networks' own greedy available action.
         Returns (loss, mean Q taken, mean target).
         """
@@ -138,7 +143,7 @@ class ValueDecompositionLearner:
         q_tot = self.joint_value(self.mixer, q[:, :-1], batch.actions, avail[:, :-1], batch.state[:, :-1])
         td_error = (q_tot - targets) * mask
         denom = mask.sum() * q_tot.shape[-1]
-        loss = 0.5 * td_error.pow(2).sum() / denom
+        loss = cfg.td_weight * td_error.pow(2).sum() / denom
         return loss, (q_tot * mask).sum() / denom, (targets * mask).sum() / denom
 
     def update(self, batch: Episodes, episode: int) -> UpdateStats:

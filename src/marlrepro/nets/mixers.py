@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from marlrepro.config import MixerConfig
+from marlrepro.config import HYPERNET_LAYERS, MixerConfig
+from marlrepro.errors import unknown_choice
 
 
 class VDNMixer(nn.Module):
@@ -17,11 +18,15 @@ class VDNMixer(nn.Module):
 
 
 def _hypernet(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Module:
-    if layers == 1:
-        return nn.Linear(in_dim, out_dim)
-    if layers == 2:
-        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
-    raise ValueError(f"mixer.hypernet_layers: expected 1 or 2, got {layers}")
+    """``layers`` linear layers ``in_dim -> hidden -> … -> out_dim`` with ReLU between them
+    (pymarl's hypernetworks: 1 or 2 layers; QPLEX's attention heads: up to 3)."""
+    if layers < 1:
+        raise ValueError(f"hypernetwork: expected at least 1 layer, got {layers}")
+    dims = [in_dim, *[hidden] * (layers - 1), out_dim]
+    modules: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        modules += [nn.ReLU(), nn.Linear(a, b)] if i else [nn.Linear(a, b)]
+    return modules[0] if layers == 1 else nn.Sequential(*modules)
 
 
 class QMixer(nn.Module):
@@ -37,6 +42,8 @@ class QMixer(nn.Module):
         self.n_agents = n_agents
         self.embed_dim = config.embed_dim
         e, h, layers = config.embed_dim, config.hypernet_embed, config.hypernet_layers
+        if layers not in HYPERNET_LAYERS:
+            raise unknown_choice("mixer.hypernet_layers", layers, HYPERNET_LAYERS)
         self.hyper_w1 = _hypernet(state_dim, h, e * n_agents, layers)
         self.hyper_w2 = _hypernet(state_dim, h, e, layers)
         self.hyper_b1 = nn.Linear(state_dim, e)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from marlrepro.config import MixerConfig
+from marlrepro.config import ADV_HYPERNET_LAYERS, HYPERNET_LAYERS, MixerConfig
+from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.nets.mixers import _hypernet
 
 _EPS = 1e-10  # keeps w_i and the head keys strictly positive, as in the authors' code
@@ -30,8 +31,9 @@ class QPLEXMixer(nn.Module):
 
     The transformation hypernetworks ``w(s)``, ``v(s)`` use ``config.hypernet_embed`` and
     ``config.hypernet_layers`` (pymarl2: 64 and 2); ``config.embed_dim`` (pymarl2's
-    ``mixing_embed_dim``) is not used by this mixer. The attention heads have
-    ``adv_hypernet_layers`` layers of width ``adv_hypernet_embed``.
+    ``mixing_embed_dim``) is not used by this mixer. The ``num_kernel`` attention heads have
+    ``adv_hypernet_layers`` ∈ {1, 2, 3} layers of width ``adv_hypernet_embed``, as QPLEX's
+    ``DMAQ_SI_Weight`` (pymarl2: 2 layers, 4 heads; the IGM-DA authors: 3 layers, 10 heads).
 
     Flags (pymarl2 names in brackets, all True by default):
 
@@ -63,10 +65,12 @@ class QPLEXMixer(nn.Module):
         stop_gradient: bool = True,
     ) -> None:
         super().__init__()
-        if adv_hypernet_layers not in (1, 2):
-            raise ValueError(f"QPLEX adv_hypernet_layers: expected 1 or 2, got {adv_hypernet_layers}")
+        if adv_hypernet_layers not in ADV_HYPERNET_LAYERS:
+            raise unknown_choice("mixer.adv_hypernet_layers", adv_hypernet_layers, ADV_HYPERNET_LAYERS)
+        if config.hypernet_layers not in HYPERNET_LAYERS:
+            raise unknown_choice("mixer.hypernet_layers", config.hypernet_layers, HYPERNET_LAYERS)
         if num_kernel < 1:
-            raise ValueError(f"QPLEX num_kernel: expected >= 1, got {num_kernel}")
+            raise ConfigError(f"mixer.num_kernel: must be >= 1, got {num_kernel}")
         self.n_agents = n_agents
         self.n_actions = n_actions
         self.minus_one = minus_one
