@@ -13,9 +13,10 @@ experts on global information, decentralised learners imitate them (§3, Algorit
   bootstrap action comes from the learners (the authors' ``q_learner_teach``). BC (the ablation of
   Fig. 5): the experts collect, and the bootstrap action comes from the experts' online values
   (the authors' ``q_learner_teach_bijiao``).
-* The loss is ``td_weight · TD + imitation`` (the authors: ``Σ m δ² / Σ m + Σ m (q − onehot)² /
-  Σ m``, i.e. ``td_weight = 1``, the imitation term at weight 1), minimised by one optimiser over
-  all parameters (authors' code); evaluation runs the learners alone, decentralised.
+* The loss is ``td_weight · TD + imitation`` (the authors: ``Σ_t m_t δ_t² / Σ_t m_t +
+  Σ_{t,i,u} m_t (q_i(u) − onehot_i(u))² / Σ_{t,i,u} m_t``, i.e. ``td_weight = 1`` and the
+  imitation term at weight 1), minimised by one optimiser over all parameters (authors' code);
+  evaluation runs the learners alone, decentralised.
 * Around DMIX the experts are the implicit-quantile agents and learn by DMIX's quantile loss;
   the learners stay Q-vector agents and regress to the one-hot of the experts' greedy action by
   the mean over quantiles. (The authors broadcast the one-hot over a quantile learner's quantiles:

@@ -20,8 +20,6 @@ class VDNMixer(nn.Module):
 def _hypernet(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Module:
     """``layers`` linear layers ``in_dim -> hidden -> … -> out_dim`` with ReLU between them
     (pymarl's hypernetworks: 1 or 2 layers; QPLEX's attention heads: up to 3)."""
-    if layers < 1:
-        raise ValueError(f"hypernetwork: expected at least 1 layer, got {layers}")
     dims = [in_dim, *[hidden] * (layers - 1), out_dim]
     modules: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
