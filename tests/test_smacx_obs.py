@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from marlrepro.envs.smacx import EnvState, ExtendedSMAX, UnitState, make_extended_smax
+from marlrepro.envs.smacx import SCENARIOS, EnvState, ExtendedSMAX, UnitState, make_extended_smax
 from marlrepro.envs.smacx.observations import ally_observations, smac_action_ids, world_state
 from marlrepro.envs.smacx.units import COLOSSUS, MARAUDER, MARINE, MEDIVAC, STALKER, ZEALOT
 
@@ -79,6 +79,21 @@ REFERENCE = {
     "protoss_5_vs_5": (5, 5, 1, 1, 3, True, 92, 130),
     "terran_10_vs_11": (10, 11, 0, 0, 3, True, 170, 306),
 }
+
+
+# get_obs_size(), get_state_size() of SMAC's StarCraft2Env (v1 maps, default flags) and SMACv2's
+# (10gen_<race> with capability_config n_units/n_enemies and team_gen observe, obs_own_pos,
+# use_unit_ranges, min_attack_range 2), evaluated from their source for every scenario we serve.
+SMAC_WIDTHS = {
+    "3m": (30, 48), "8m": (80, 168), "5m_vs_6m": (55, 98), "8m_vs_9m": (85, 179), "3s5z": (128, 216),
+    "3s_vs_5z": (48, 68), "MMM2": (176, 322),
+    "protoss_5_vs_5": (92, 130), "protoss_10_vs_10": (182, 310), "protoss_10_vs_11": (191, 327),
+    "protoss_20_vs_20": (362, 820), "protoss_20_vs_23": (389, 901),
+    "terran_5_vs_5": (82, 120), "terran_10_vs_10": (162, 290), "terran_10_vs_11": (170, 306),
+    "terran_20_vs_20": (322, 780), "terran_20_vs_23": (346, 858),
+    "zerg_5_vs_5": (82, 120), "zerg_10_vs_10": (162, 290), "zerg_10_vs_11": (170, 306),
+    "zerg_20_vs_20": (322, 780), "zerg_20_vs_23": (346, 858),
+}  # fmt: skip
 
 
 def units_of(env: ExtendedSMAX, positions: Any, types: Any = None, alive: Any = None, **fields: Any) -> UnitState:
@@ -141,6 +156,14 @@ def test_obs_and_state_follow_smacs_feature_lists(name):
     assert (env.obs_size, env.state_size) == (obs_size, state_size)
     obs, state, _ = observe(env, units_of(env, cluster(env)))
     assert obs.shape == (n, obs_size) and state.shape == (state_size,)
+
+
+def test_every_scenario_has_smacs_obs_and_state_widths():
+    assert set(SMAC_WIDTHS) == SCENARIOS
+    for name, widths in SMAC_WIDTHS.items():
+        env = make_extended_smax(name)
+        assert (env.obs_size, env.state_size) == widths, name
+        assert (len(env.obs_feature_names), len(env.state_feature_names)) == widths, name
 
 
 def test_no_enemy_last_action_no_enemy_cooldown_and_no_own_position_on_smac_maps():
