@@ -114,8 +114,8 @@ def scripted(env: ExtendedSMAX, positions: Any, *, alive: Any = None, types: Any
 
 
 def other_unit_features(env: ExtendedSMAX, obs: jax.Array) -> jax.Array:
-    """The other-unit blocks of observations ``[..., obs_size]`` (the own block dropped)."""
-    return obs[..., : (env.num_units - 1) * env.view.unit_block]
+    """The enemy and ally blocks of observations ``[..., obs_size]`` (move and own features dropped)."""
+    return obs[..., env.view.other_units]
 
 
 # ---- scenarios, limits, options ------------------------------------------------------------------
@@ -153,15 +153,6 @@ def test_bad_options_raise_config_errors():
         make_extended_smax("3m", sight_range=-1)
     with pytest.raises(ConfigError, match="episode_limit"):
         make_extended_smax("3m", episode_limit=0)
-
-
-def test_obs_layout_widens_types_and_adds_shields_for_protoss():
-    terran, protoss = env_of("3m"), env_of("3s5z")
-    assert terran.view.unit_block == 7 + len(UNIT_TYPES)
-    assert protoss.view.unit_block == 8 + len(UNIT_TYPES)  # shield fraction
-    assert terran.obs_size == 5 * terran.view.unit_block + 4 + len(UNIT_TYPES)
-    assert len(protoss.unit_features) == protoss.view.unit_block
-    assert protoss.state_size == 16 * (5 + len(UNIT_TYPES)) + 8 * protoss.num_ally_actions
 
 
 # ---- every scenario builds, steps under jit + vmap, and reports won -----------------------------
@@ -246,7 +237,7 @@ def test_full_sight_view_is_the_default_sight_observation():
     obs, _ = reset_of(blind)(jax.random.key(7))
     full = obs[FULL_SIGHT_KEY]
     assert bool(jnp.any(other_unit_features(blind, full))), "allies start within sight of each other"
-    own_block = slice((blind.num_units - 1) * blind.view.unit_block, None)
+    own_block = slice(blind.view.other_units.stop, None)
     for i, agent in enumerate(blind.agents):
         np.testing.assert_array_equal(full[i, own_block], obs[agent][own_block])
     default = env_of("3m")

@@ -43,7 +43,6 @@ _SMAX_OPTIONS: dict[str, tuple[type, Any]] = {
     "reward_scale": (float, 1.0),  # multiplies the team reward (10 puts SMAX's reward near SMAC's)
     "sight_range": (float, None),  # allies' sight for their observations; None: per unit type
     "full_sight_obs": (bool, False),  # also return each ally's per-type-sight obs (the expert view)
-    "see_enemy_actions": (bool, True),  # SMAX default
     "walls_cause_death": (bool, True),  # SMAX default
     "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
 }

@@ -6,7 +6,10 @@ Scenarios are the SMAC maps (``sc2:3s5z``, ``sc2:MMM2``, ...) served by ``smac``
 Each of the ``num_envs`` games runs in its own worker process (StarCraft II is one OS process per
 game); the workers step in parallel and auto-reset finished episodes. ``sight_range`` limits
 what the allies observe, as IGM-DA's SMAC fork does, by overriding SMAC's per-agent
-``unit_sight_range``.
+``unit_sight_range``. SMAC runs with its default flags (those of pymarl's ``sc2.yaml``), SMACv2
+with the flags of its ``sc2_gen_*.yaml`` configs (:data:`SMACV2_FLAGS`), so observation and state
+widths equal the ``smax:``/``smacv2:`` backends' for the same scenario; the action space has
+SMAC's extra no-op (``n_actions`` one larger).
 
 Nothing is replaced silently: without the packages or the game, building this backend raises a
 :class:`~marlrepro.errors.ConfigError` that says what to install and how to set ``SC2PATH``.
@@ -44,6 +47,10 @@ SMACV2_RACES = {
 }
 SMACV2_WEIGHTS = (0.45, 0.45, 0.1)
 SMACV2_MAP_SIZE = 32
+# The observation and range flags of those configs that differ from StarCraft2Env's defaults (the
+# other flags, and SMAC v1's with pymarl's sc2.yaml, are the defaults). With them the games' obs
+# and state have the widths and feature order of the ``smax:``/``smacv2:`` backends.
+SMACV2_FLAGS = {"obs_own_pos": True, "use_unit_ranges": True, "min_attack_range": 2}
 
 _INSTALL_HELP = (
     "install StarCraft II (Linux: the 4.10 package from https://github.com/Blizzard/s2client-proto#downloads) "
@@ -104,7 +111,8 @@ class GameFactory:
             wrapper = importlib.import_module("smacv2.env.starcraft2.wrapper")
             map_name, capabilities = _smacv2_capabilities(self.scenario)
             game = wrapper.StarCraftCapabilityEnvWrapper(
-                capability_config=capabilities, map_name=map_name, seed=self.seed, **self.kwargs)
+                capability_config=capabilities, map_name=map_name, seed=self.seed,
+                **(SMACV2_FLAGS | self.kwargs))
             inner = game.env
         else:
             game = importlib.import_module("smac.env").StarCraft2Env(

@@ -5,7 +5,8 @@
 return 20) and an ally-only ``sight_range`` (IGM-DA's zero-sight view is ``sight_range=0``). The
 SMACv2 race scenarios live in :mod:`marlrepro.envs.smacv2`; JaxMARL's unmodified env in
 :mod:`marlrepro.envs.smax_stock`. Battle ends and wins follow SMAC's rules as the env implements
-them (e.g. a team of only Medivacs has lost).
+them (e.g. a team of only Medivacs has lost). Observations and state have SMAC's features, order
+and widths (:mod:`marlrepro.envs.smacx.observations`), as the ``sc2:`` backend for the same map.
 """
 
 from __future__ import annotations

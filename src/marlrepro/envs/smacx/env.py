@@ -39,7 +39,7 @@ from marlrepro.envs.smacx.heuristic import (
     enemy_actions,
     initial_heuristic_state,
 )
-from marlrepro.envs.smacx.observations import View, ally_observations, world_state
+from marlrepro.envs.smacx.observations import View, ally_observations, smac_action_ids, world_state
 from marlrepro.envs.smacx.reward import REWARDS, outcome, smac_reward, smax_reward
 from marlrepro.envs.smacx.sampling import (
     keep_inside,
@@ -79,7 +79,6 @@ class ExtendedSMAX(SMAX):
         full_sight_obs: bool,
         reward: str,
         episode_limit: int,
-        see_enemy_actions: bool,
         walls_cause_death: bool,
         attack_mode: str,
         enemy_shoots: bool,
@@ -97,7 +96,6 @@ class ExtendedSMAX(SMAX):
             unit_type_radiuses=self.table.radius,
             unit_type_health=self.table.health,
             unit_type_weapon_cooldowns=self.table.cooldown,
-            see_enemy_actions=see_enemy_actions,
             walls_cause_death=walls_cause_death,
             max_steps=episode_limit,
             smacv2_position_generation=scenario.race is not None,
@@ -111,29 +109,16 @@ class ExtendedSMAX(SMAX):
         self.enemy_shoots = enemy_shoots
         self.rules = mechanics_for(scenario.possible_types, self.table)
         self.map_size = jnp.array([self.map_width, self.map_height], dtype=jnp.float32)
-        self.view = View(
-            num_allies=self.num_allies,
-            num_enemies=self.num_enemies,
-            num_ally_actions=self.num_ally_actions,
-            num_enemy_actions=self.num_enemy_actions,
-            shields=self.rules.shields,
-            see_enemy_actions=see_enemy_actions,
-            map_size=(float(self.map_width), float(self.map_height)),
+        self.view = View.of(
+            scenario, self.table, self.num_ally_actions, (float(self.map_width), float(self.map_height))
         )
-        shield = ["shield"] if self.rules.shields else []
-        type_bits = [f"unit_type_bit_{i}" for i in range(self.unit_type_bits)]
-        self.unit_features = [
-            "health",
-            "relative_x",
-            "relative_y",
-            "last_movement_x",
-            "last_movement_y",
-            "last_targeted",
-            "weapon_cooldown",
-            *shield,
-            *type_bits,
-        ]
-        self.own_features = ["health", "position_x", "position_y", "weapon_cooldown", *shield, *type_bits]
+        self.obs_feature_names = self.view.obs_feature_names()
+        self.state_feature_names = self.view.state_feature_names()
+        # SMAX's layout attributes, redefined for SMAC's layout (enemy and ally blocks differ, so
+        # SMAX's single per-unit list has no counterpart)
+        self.own_features = self.obs_feature_names[self.view.other_units.stop :]
+        self.unit_type_bits = self.view.type_bits
+        del self.unit_features, self.see_enemy_actions
         self.obs_size = self.view.obs_size
         self.state_size = self.view.state_size
         self.num_units = self.num_allies + self.num_enemies
@@ -247,7 +232,7 @@ class ExtendedSMAX(SMAX):
             done=done,
             prev_movement_actions=intents.move,
             prev_attack_actions=jnp.concatenate([ally_code, enemy_code]).astype(jnp.int32),
-            ally_last_actions=ally_actions,
+            ally_last_actions=smac_action_ids(ally_actions, units.unit_alive[: self.num_allies]),
         )
         reward_fn = smac_reward if self.reward_scheme == "smac" else smax_reward
         reward = reward_fn(self.table, units, after, won, self.num_allies)
@@ -264,15 +249,22 @@ class ExtendedSMAX(SMAX):
         return self.table.sight[units.unit_types[: self.num_allies]]
 
     def get_obs(self, state: EnvState) -> Arrays:
-        """Ally observations (one entry per ally), ``"world_state"``, and, if enabled, the full-sight view."""
+        """Ally observations (one entry per ally), ``"world_state"``, and, if enabled, the full-sight view.
+
+        SMAC's layout (:mod:`marlrepro.envs.smacx.observations`; names in ``obs_feature_names`` and
+        ``state_feature_names``): the move and available-to-attack bits come from the allies'
+        available-action mask, distances and offsets are over each ally's sight (``sight_range``,
+        else :meth:`_ally_sight`); the full-sight view uses :meth:`_ally_sight`.
+        """
         units = state.state
+        avail = self._ally_avail(units)
         per_type = self._ally_sight(units)
         sight = per_type if self.sight_range is None else jnp.full(self.num_allies, self.sight_range)
-        obs_array = ally_observations(self.table, units, self.view, sight)
+        obs_array = ally_observations(self.table, units, self.view, sight, avail)
         obs = {agent: obs_array[i] for i, agent in enumerate(self.agents)}
         obs["world_state"] = world_state(self.table, units, self.view)
         if self.full_sight_obs:
-            obs[FULL_SIGHT_KEY] = ally_observations(self.table, units, self.view, per_type)
+            obs[FULL_SIGHT_KEY] = ally_observations(self.table, units, self.view, per_type, avail)
         return obs
 
     def get_world_state(self, state: EnvState) -> jax.Array:
@@ -282,8 +274,12 @@ class ExtendedSMAX(SMAX):
     @partial(jax.jit, static_argnums=(0,))
     def get_avail_actions(self, state: EnvState) -> Arrays:
         """Available actions per ally, uint8 ``[num_ally_actions]`` each."""
-        masks = ally_avail_actions(self.table, self.rules, state.state, self.num_allies, self.num_enemies)
+        masks = self._ally_avail(state.state)
         return {agent: masks[i] for i, agent in enumerate(self.agents)}
+
+    def _ally_avail(self, units: UnitState) -> jax.Array:
+        """The allies' available-action mask ``[A, num_ally_actions]`` (uint8)."""
+        return ally_avail_actions(self.table, self.rules, units, self.num_allies, self.num_enemies)
 
     def _outcome(self, units: UnitState) -> tuple[jax.Array, jax.Array]:
         """(won, battle over) by SMAC's end rules (:func:`marlrepro.envs.smacx.reward.outcome`)."""
@@ -309,7 +305,6 @@ def make_extended_smax(
     full_sight_obs: bool = False,
     reward: str = "smac",
     episode_limit: int | None = None,
-    see_enemy_actions: bool = True,
     walls_cause_death: bool = True,
     attack_mode: str = "closest",
     enemy_shoots: bool = True,
@@ -326,7 +321,7 @@ def make_extended_smax(
             :data:`FULL_SIGHT_KEY`.
         reward: ``"smac"`` (SMAC's default, maximum episode return 20) or ``"smax"`` (SMAX's).
         episode_limit: steps per episode; None uses the scenario's SMAC/SMACv2 limit.
-        see_enemy_actions, walls_cause_death: SMAX's options (defaults as SMAX).
+        walls_cause_death: SMAX's option (default as SMAX).
         attack_mode: the heuristic enemy's target choice, ``"closest"`` or ``"random"``.
         enemy_shoots: False makes the enemy move but never attack (tests, curricula).
     """
@@ -346,7 +341,6 @@ def make_extended_smax(
         full_sight_obs=full_sight_obs,
         reward=reward,
         episode_limit=int(limit),
-        see_enemy_actions=see_enemy_actions,
         walls_cause_death=walls_cause_death,
         attack_mode=attack_mode,
         enemy_shoots=enemy_shoots,

@@ -20,7 +20,7 @@ class UnitState(SMAXState):
     unit_shields: jax.Array  # [N] float, Protoss plasma shields
     unit_energy: jax.Array  # [N] float, Medivac energy
     time_since_damage: jax.Array  # [N] float seconds, for shield regeneration
-    ally_last_actions: jax.Array  # [num_allies] int32, last action of each ally (world state)
+    ally_last_actions: jax.Array  # [num_allies] int32, SMAC's id of each ally's last action, -1: none yet
 
 
 @struct.dataclass
