@@ -406,7 +406,8 @@ def test_the_map_edge_stops_units_and_blocks_moves_into_it():
     units = state.state
     assert bool(jnp.all(units.unit_alive[:5])), "walking into the edge kills no one"
     r = UNIT_TYPES[STALKER].radius
-    np.testing.assert_allclose(units.unit_positions[:4], [[r, 8], [8, 32 - r], [24, r], [32 - r, 24]], atol=1e-5)
+    stopped = [[r, 8], [8, 32 - r], [24, r], [32 - r, 24]]  # the body touches the edge
+    np.testing.assert_allclose(units.unit_positions[:4], stopped, atol=1e-5)
     masks = avail(state)
     for agent, d in into.items():
         assert int(masks[agent][d]) == 0 and int(masks[agent][(d + 2) % 4]) == 1, agent
@@ -511,11 +512,12 @@ def test_heuristic_enemy_sees_9_on_smac_maps():
         positions = np.full((env.num_units, 2), 30.0)
         positions[8], positions[0] = [16.0, 16.0], [16.0, 16.0 + distance]
         state = scripted(env, positions, alive=alive)
-        memory = state.enemy_policy_state
-        state = state.replace(enemy_policy_state=memory.replace(default_target=jnp.full_like(memory.default_target, 2.0)))
+        memory = state.enemy_policy_state  # without a visible ally: head for (2, 2), south-west
+        south = memory.replace(default_target=jnp.full_like(memory.default_target, 2.0))
+        state = state.replace(enemy_policy_state=south)
         _, after, _, _, _ = step_of(env)(jax.random.key(60), state, stop_all(env))
         moved_north = float(after.state.unit_positions[8, 1]) > 16.0
-        assert moved_north == chases, f"ally {distance} away: chased {moved_north}, not its default point south"
+        assert moved_north == chases, f"ally {distance} away: chased it {moved_north}"
 
 
 def test_an_attack_order_beyond_weapon_range_closes_in_then_hits():
@@ -547,8 +549,8 @@ def test_one_step_is_8_game_loops_at_faster_speed():
     positions = np.full((env.num_units, 2), 28.0)
     positions[0] = [6.0, 16.0]
     state = scripted(env, positions, alive=alive)
-    units = state.state
-    state = state.replace(state=units.replace(unit_weapon_cooldowns=units.unit_weapon_cooldowns.at[0].set(1.0)))
+    cooldowns = state.state.unit_weapon_cooldowns.at[0].set(1.0)
+    state = state.replace(state=state.state.replace(unit_weapon_cooldowns=cooldowns))
     _, after, _, _, _ = step_of(env)(jax.random.key(80), state, stop_all(env, ally_0=EAST))
     marine = UNIT_TYPES[MARINE]
     np.testing.assert_allclose(after.state.unit_positions[0], [6.0 + marine.speed * STEP_S, 16.0], rtol=1e-5)

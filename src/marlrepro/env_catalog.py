@@ -55,7 +55,7 @@ OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
         "episode_limit": (int, 100),  # SMAX's default max_steps
         "reward_scale": (float, 1.0),
         "see_enemy_actions": (bool, True),  # SMAX default
-        "walls_cause_death": (bool, True),  # SMAX default: touching the map edge kills (smax/smacv2: it stops)
+        "walls_cause_death": (bool, True),  # SMAX default: the map edge kills (smax/smacv2: it stops units)
         "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
     },
     "sc2": {

@@ -2,9 +2,10 @@
 
 Actions of an ally: 0-3 move north (+y), east (+x), south (-y), west (-x), 4 stop, ``5 + k`` act on
 slot ``k`` (``num_enemies`` slots). SMAC numbers them differently (0 no-op, 1 stop, 2 north (+y),
-3 south (-y), 4 east (+x), 5 west (-x), ``6 + k`` act on slot ``k``); the directions are the same. For every unit but the Medivac, slot ``k`` is enemy ``k`` (attack). For a
-Medivac, slot ``k`` is ally ``k`` (heal), as SMAC's ``get_avail_agent_actions`` and
-``get_agent_action`` do on its MMM maps and SMACv2 on terran: a Medivac cannot attack.
+3 south (-y), 4 east (+x), 5 west (-x), ``6 + k`` act on slot ``k``); the directions are the same.
+For every unit but the Medivac, slot ``k`` is enemy ``k`` (attack). For a Medivac, slot ``k`` is
+ally ``k`` (heal), as SMAC's ``get_avail_agent_actions`` and ``get_agent_action`` do on its MMM
+maps and SMACv2 on terran: a Medivac cannot attack.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ def ally_avail_actions(
     """Available actions ``[num_allies, 5 + num_enemies]`` (uint8), SMAC's rules plus SC2 targeting.
 
     An alive ally may stop; it may move in a direction when SMAC's ``can_move`` holds: the point
-    half of SMAC's ``move_amount`` (2) away in that direction, i.e. 1 unit, lies in a map cell
-    (``0 <= floor(coordinate) < map size``; our open map has no unpathable cell inside; SMAC truncates
-    towards zero, which also accepts points up to 1 unit beyond the lower edge, where SMAC's maps are
-    unpathable anyway). Slot ``k`` is available when its unit is alive and within the actor's
+    half of SMAC's ``move_amount`` (2) away in that direction, i.e. 1 unit, lies in a pathable map
+    cell. Our open map is pathable everywhere, so that is ``0 <= floor(coordinate) < map size``
+    (SMAC's ``int`` truncates towards zero and so also accepts a point less than 1 unit below the
+    lower edges; ``floor`` treats both edges alike). Slot ``k`` is available when its unit is alive and within the actor's
     attack-order range ``shoot_range[type]`` (SMAC's ``unit_shoot_range``, ``distance <= range``,
     heals included), and the actor can affect it: anti-air weapons for air targets, friendly
     Biological units other than itself for a Medivac. Dead allies may only stop (SMAX's

@@ -138,7 +138,8 @@ def world_step(
     ready = ordered & (distance < table.attack_range[types])
     closing = ordered & ~ready
     heading = jnp.where(closing[:, None], offset / jnp.maximum(distance, 1e-6)[:, None], intents.move)
-    moved = on_map(table, types, state.unit_positions + heading * (table.speed[types] * dt)[:, None], map_size)
+    step = heading * (table.speed[types] * dt)[:, None]
+    moved = on_map(table, types, state.unit_positions + step, map_size)
     positions = jnp.where(alive[:, None], moved, state.unit_positions)
 
     fires = ready & (state.unit_weapon_cooldowns <= 0.0)

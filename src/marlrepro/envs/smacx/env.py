@@ -201,7 +201,7 @@ class ExtendedSMAX(SMAX):
     # ---- stepping ---------------------------------------------------------------------------
 
     def _advance(self, units: UnitState, intents: Intents, noise: jax.Array) -> UnitState:
-        """SMAX's ``world_steps_per_env_step`` world steps of ``time_per_step`` seconds each.
+        """``world_steps_per_env_step`` (8) world steps of ``time_per_step`` (one game loop) each.
 
         ``noise`` ``[world steps, N]`` (uniform in [0, 1)) becomes SMAX's pysc2-like cooldown
         jitter, uniform in ``[-dt, 2 dt]``.
