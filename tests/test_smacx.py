@@ -30,6 +30,9 @@ from marlrepro.envs.smacx.units import (
     BANELING,
     COLOSSUS,
     HYDRALISK,
+    MARAUDER,
+    MARINE,
+    MEDIVAC,
     SHIELD_REGEN_DELAY_S,
     SHIELD_REGEN_PER_S,
     STALKER,
@@ -41,6 +44,10 @@ from marlrepro.errors import ConfigError
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 STOP = 4
+NORTH, EAST, SOUTH, WEST = range(4)
+# SMAC's clock: one env step is step_mul = 8 game loops, at 22.4 game loops per second ("faster").
+GAME_LOOP_S = 1 / 22.4
+STEP_S = 8 * GAME_LOOP_S
 SMAC_LIMITS = {
     "3m": 60,
     "8m": 120,
@@ -259,9 +266,9 @@ def test_medivacs_heal_damaged_friends_on_both_sides():
     avail = avail_of(env)(state)["ally_9"]
     assert avail[5 + 1] == 1 and avail[5 + 9] == 0, "a medivac's slots are allies in heal range, not itself"
     _, after, _, _, _ = step_of(env)(jax.random.key(8), state, stop_all(env, ally_9=5 + 1))
-    heal = 12.6 * 0.5  # SC2 heal rate x one step
+    heal = 12.6 * STEP_S  # SC2 heal rate x one step
     np.testing.assert_allclose(after.state.unit_health[1], 50.0 + heal, rtol=1e-5)
-    np.testing.assert_allclose(after.state.unit_energy[9], 50.0 - heal / 3 + 0.7875 * 0.5, rtol=1e-5)
+    np.testing.assert_allclose(after.state.unit_energy[9], 50.0 - heal / 3 + 0.7875 * STEP_S, rtol=1e-5)
     assert float(after.state.unit_health[10]) > 60.0, "the heuristic enemy's medivac heals too"
 
 
@@ -290,7 +297,7 @@ def test_shields_absorb_damage_first_and_regenerate_after_the_delay():
     assert float(state.state.unit_shields[11]) == 0.0
     assert float(state.state.unit_health[11]) == zealot.health - (UNIT_TYPES[STALKER].damage - 5.0)
 
-    quiet_steps = math.floor(SHIELD_REGEN_DELAY_S / 0.5) - 1  # still inside the delay
+    quiet_steps = math.floor(SHIELD_REGEN_DELAY_S / STEP_S) - 1  # still inside the delay
     for i in range(quiet_steps):
         _, state, _, _, _ = step(jax.random.fold_in(jax.random.key(11), i), state, stop_all(env))
     assert float(state.state.unit_shields[11]) == 0.0, "no regeneration within the delay"
@@ -299,7 +306,7 @@ def test_shields_absorb_damage_first_and_regenerate_after_the_delay():
     regenerating = float(state.state.time_since_damage[11]) - SHIELD_REGEN_DELAY_S
     assert regenerating > 0
     np.testing.assert_allclose(
-        state.state.unit_shields[11], SHIELD_REGEN_PER_S * regenerating, atol=SHIELD_REGEN_PER_S / 16
+        state.state.unit_shields[11], SHIELD_REGEN_PER_S * regenerating, atol=SHIELD_REGEN_PER_S * GAME_LOOP_S
     )
     assert float(state.state.unit_health[11]) == zealot.health - 8.0, "health does not regenerate"
 
@@ -336,6 +343,210 @@ def test_colossus_splash_hits_enemies_around_its_target():
     shields = after.state.unit_shields[5:9]
     light_hit = colossus.damage + colossus.bonus_vs_light  # zealots are Light, stalkers not
     np.testing.assert_allclose(shields, [50 - light_hit, 50 - light_hit, 80 - colossus.damage, 50.0])
+
+
+# ---- battle end with Medivacs -------------------------------------------------------------------
+
+
+def lined_up(env: ExtendedSMAX) -> np.ndarray:
+    """Start positions with the allies in a column at x = 3 and the enemies at x = 29."""
+    allies = [[3.0, 2.0 + 1.4 * i] for i in range(env.num_allies)]
+    enemies = [[29.0, 2.0 + 1.4 * i] for i in range(env.num_enemies)]
+    return np.array(allies + enemies)
+
+
+def test_only_enemy_medivacs_left_is_a_win_on_terran_and_mmm2():
+    terran = env_of("terran_5_vs_5")
+    types = [MARINE, MARINE, MARAUDER, MARAUDER, MEDIVAC, MARINE, MARAUDER, MARINE, MEDIVAC, MEDIVAC]
+    alive = np.ones(10, dtype=bool)
+    alive[5:8] = False  # only the two enemy Medivacs are left (SMACv2's only_medivac_left)
+    state = scripted(terran, lined_up(terran), alive=alive, types=types)
+    _, _, _, dones, infos = step_of(terran)(jax.random.key(40), state, stop_all(terran))
+    assert bool(infos["won"]) and bool(dones["__all__"])
+    alive[7] = True  # an enemy marine still fights
+    state = scripted(terran, lined_up(terran), alive=alive, types=types)
+    _, _, _, dones, infos = step_of(terran)(jax.random.key(40), state, stop_all(terran))
+    assert not bool(infos["won"]) and not bool(dones["__all__"])
+
+    mmm2 = env_of("MMM2")  # allies 0-8 fight, 9 is the Medivac; enemies 10-20 fight, 21 is the Medivac
+    alive = np.zeros(22, dtype=bool)
+    alive[[0, 21]] = True
+    state = scripted(mmm2, lined_up(mmm2), alive=alive)
+    assert bool(mmm2.won(state)) and bool(mmm2.battle_over(state)), "MMM2: only the enemy Medivac left"
+    alive = np.zeros(22, dtype=bool)
+    alive[[9, 10]] = True
+    state = scripted(mmm2, lined_up(mmm2), alive=alive)
+    assert bool(mmm2.battle_over(state)) and not bool(mmm2.won(state)), "only the ally Medivac left: lost"
+
+
+# ---- the map edge -------------------------------------------------------------------------------
+
+
+def test_the_map_edge_stops_units_and_blocks_moves_into_it():
+    env = env_of("protoss_5_vs_5", enemy_shoots=False)
+    types = [STALKER] * 5 + [ZEALOT] * 5
+    alive = np.zeros(10, dtype=bool)
+    alive[[0, 1, 2, 3, 4, 9]] = True
+    walls = [[1.5, 8.0], [8.0, 30.5], [24.0, 1.5], [30.5, 24.0]]  # allies 0-3, 1.5 from an edge
+    state = scripted(env, [*walls, [16.0, 16.0], *[[16.0, 16.0]] * 4, [24.0, 12.0]], alive=alive, types=types)
+    into = {"ally_0": WEST, "ally_1": NORTH, "ally_2": SOUTH, "ally_3": EAST}
+    avail = avail_of(env)
+    assert all(int(avail(state)[agent][d]) == 1 for agent, d in into.items()), "1.5 from the edge: may move"
+    for i in range(3):
+        _, state, _, _, _ = step_of(env)(jax.random.key(41 + i), state, stop_all(env, **into))
+    units = state.state
+    assert bool(jnp.all(units.unit_alive[:5])), "walking into the edge kills no one"
+    r = UNIT_TYPES[STALKER].radius
+    stopped = [[r, 8], [8, 32 - r], [24, r], [32 - r, 24]]  # the body touches the edge
+    np.testing.assert_allclose(units.unit_positions[:4], stopped, atol=1e-5)
+    masks = avail(state)
+    for agent, d in into.items():
+        assert int(masks[agent][d]) == 0 and int(masks[agent][(d + 2) % 4]) == 1, agent
+    np.testing.assert_array_equal(masks["ally_4"][:4], [1, 1, 1, 1])
+
+
+def test_allies_walking_into_the_edge_do_not_die():
+    env = env_of("protoss_5_vs_5", enemy_shoots=False)
+    walk = {agent: jnp.array(i % 4, dtype=jnp.int32) for i, agent in enumerate(env.agents)}
+    for seed in range(4):
+        _, state = reset_of(env)(jax.random.key(50 + seed))
+        for t in range(40):  # 40 steps x at least 1.1 map units: every ally reaches its edge
+            _, state, _, _, _ = step_of(env)(jax.random.fold_in(jax.random.key(seed), t), state, walk)
+        units = state.state
+        assert bool(jnp.all(units.unit_alive[: env.num_allies])), f"seed {seed}: an ally died walking"
+        assert bool(jnp.all((units.unit_positions >= 0) & (units.unit_positions <= 32)))
+
+
+# ---- ranges, attack orders, time base -----------------------------------------------------------
+
+# SMACv2 (use_unit_ranges=True, min_attack_range=2): unit_shoot_range and unit_sight_range per type.
+SMACV2_SHOOT = {STALKER: 6, ZEALOT: 2, COLOSSUS: 7, ZERGLING: 2, BANELING: 2, HYDRALISK: 5, MARINE: 5,
+                MARAUDER: 6, MEDIVAC: 4}  # fmt: skip
+SMACV2_SIGHT = {STALKER: 10, ZEALOT: 9, COLOSSUS: 10, ZERGLING: 8, BANELING: 8, HYDRALISK: 9, MARINE: 9,
+                MARAUDER: 10, MEDIVAC: 11}  # fmt: skip
+
+
+def _slot_mask(env: ExtendedSMAX, types: list[int], actor: int, near: int, far: int, reach: float) -> tuple:
+    """Availability of the slots of units ``near`` (at ``reach - 0.1`` from ally ``actor``) and ``far``
+    (at ``reach + 0.1``), every other unit dead; ``near``/``far`` are allies (heal) or enemies."""
+    positions = np.full((env.num_units, 2), 30.0)
+    positions[actor] = [10.0, 16.0]
+    positions[near] = [10.0 + reach - 0.1, 16.0]
+    positions[far] = [10.0, 16.0 - reach - 0.1]
+    alive = np.zeros(env.num_units, dtype=bool)
+    alive[[actor, near, far]] = True
+    mask = avail_of(env)(scripted(env, positions, alive=alive, types=types))[env.agents[actor]]
+    slot = (lambda unit: unit) if near < env.num_allies else (lambda unit: unit - env.num_allies)
+    return int(mask[5 + slot(near)]), int(mask[5 + slot(far)])
+
+
+def test_attack_orders_reach_6_on_smac_maps_and_each_types_range_on_smacv2():
+    s3z5 = env_of("3s5z")  # allies 0-2 stalkers, 3-7 zealots; enemies from 8
+    mmm2 = env_of("MMM2")  # allies 0-1 marauders, 2-8 marines, 9 Medivac (heals allies)
+    v1 = [(s3z5, 0, 8, 9), (s3z5, 3, 8, 9), (mmm2, 0, 10, 11), (mmm2, 2, 10, 11), (mmm2, 9, 1, 3)]
+    for env, actor, near, far in v1:
+        types = list(np.asarray(_state_of(env).state.unit_types))
+        assert _slot_mask(env, types, actor, near, far, 6.0) == (1, 0), (env.scenario_spec.name, actor)
+    for name in sorted(SMAC_MAPS):
+        env = env_of(name)
+        units = _state_of(env).state
+        np.testing.assert_array_equal(env.unit_shoot_range(units), 6.0, err_msg=name)
+        np.testing.assert_array_equal(env.unit_sight_range(units), 9.0, err_msg=name)
+
+    teams = {
+        "terran_5_vs_5": [MARINE, MARAUDER, MEDIVAC, MARINE, MARINE] + [MARINE] * 5,
+        "protoss_5_vs_5": [STALKER, ZEALOT, COLOSSUS, STALKER, STALKER] + [ZEALOT] * 5,
+        "zerg_5_vs_5": [ZERGLING, HYDRALISK, BANELING, ZERGLING, ZERGLING] + [ZERGLING] * 5,
+    }
+    for name, types in teams.items():
+        env = env_of(name)
+        units = scripted(env, lined_up(env), types=types).state
+        np.testing.assert_array_equal(env.unit_shoot_range(units), [SMACV2_SHOOT[t] for t in types])
+        np.testing.assert_array_equal(env.unit_sight_range(units), [SMACV2_SIGHT[t] for t in types])
+        for actor in range(3):
+            near, far = (3, 4) if types[actor] == MEDIVAC else (5, 6)
+            reach = float(SMACV2_SHOOT[types[actor]])
+            assert _slot_mask(env, types, actor, near, far, reach) == (1, 0), (name, actor)
+
+
+@functools.cache
+def obs_of(env: ExtendedSMAX) -> Any:
+    """``env.get_obs``, compiled."""
+    return compiled(env.get_obs, _state_of(env))
+
+
+def _sees(env: ExtendedSMAX, distance: float) -> bool:
+    """Whether ally 0's observation changes when enemy ``num_allies`` (alone with it) moves from
+    ``distance`` north of it to the far corner: i.e. whether ally 0 sees that enemy."""
+    alive = np.zeros(env.num_units, dtype=bool)
+    alive[[0, env.num_allies]] = True
+    positions = np.full((env.num_units, 2), 30.0)
+    positions[0] = [16.0, 10.0]
+    types = [STALKER] * env.num_units
+    near = positions.copy()
+    near[env.num_allies] = [16.0, 10.0 + distance]
+    obs = [obs_of(env)(scripted(env, p, alive=alive, types=types))["ally_0"] for p in (near, positions)]
+    return not bool(jnp.array_equal(obs[0], obs[1]))
+
+
+def test_stalkers_see_9_on_smac_maps_and_10_on_smacv2():
+    smac, smacv2 = env_of("3s5z"), env_of("protoss_5_vs_5")
+    assert _sees(smac, 8.5) and not _sees(smac, 9.5)
+    assert _sees(smacv2, 9.5) and not _sees(smacv2, 10.5)
+
+
+def test_heuristic_enemy_sees_9_on_smac_maps():
+    env = env_of("3s5z")  # enemy 8 is a stalker (per-type sight 10)
+    alive = np.zeros(env.num_units, dtype=bool)
+    alive[[0, 8]] = True
+    for distance, chases in ((8.5, True), (9.5, False)):
+        positions = np.full((env.num_units, 2), 30.0)
+        positions[8], positions[0] = [16.0, 16.0], [16.0, 16.0 + distance]
+        state = scripted(env, positions, alive=alive)
+        memory = state.enemy_policy_state  # without a visible ally: head for (2, 2), south-west
+        south = memory.replace(default_target=jnp.full_like(memory.default_target, 2.0))
+        state = state.replace(enemy_policy_state=south)
+        _, after, _, _, _ = step_of(env)(jax.random.key(60), state, stop_all(env))
+        moved_north = float(after.state.unit_positions[8, 1]) > 16.0
+        assert moved_north == chases, f"ally {distance} away: chased it {moved_north}"
+
+
+def test_an_attack_order_beyond_weapon_range_closes_in_then_hits():
+    env = env_of("3s5z")  # ally 0 stalker (decoy), ally 3 zealot (range 2); enemy 8 stalker
+    alive = np.zeros(env.num_units, dtype=bool)
+    alive[[0, 3, 8]] = True
+    positions = np.full((env.num_units, 2), 30.0)
+    positions[8], positions[0], positions[3] = [16.0, 16.0], [16.0, 12.0], [10.5, 16.0]
+    state = scripted(env, positions, alive=alive)  # the enemy shoots the closer decoy and stands
+    assert int(avail_of(env)(state)["ally_3"][5]) == 1, "5.5 away: within SMAC's attack-order range 6"
+    attack = stop_all(env, ally_3=5)  # slot 0: enemy 8
+    zealot = UNIT_TYPES[ZEALOT]
+    shields = UNIT_TYPES[STALKER].shields
+    x = [10.5]
+    for i in range(4):
+        _, state, _, _, _ = step_of(env)(jax.random.key(70 + i), state, attack)
+        x.append(float(state.state.unit_positions[3, 0]))
+        if i < 3:  # 3 steps walk 3.375 of the 3.5 needed to come within 2
+            assert float(state.state.unit_shields[8]) == shields, f"no hit out of weapon range (step {i})"
+    np.testing.assert_allclose(np.diff(x[:4]), zealot.speed * STEP_S, rtol=1e-4)
+    assert float(state.state.unit_shields[8]) == shields - zealot.damage, "in range: the zealot hits"
+    assert 16.0 - x[-1] < zealot.attack_range
+
+
+def test_one_step_is_8_game_loops_at_faster_speed():
+    env = env_of("3m")
+    alive = np.zeros(env.num_units, dtype=bool)
+    alive[[0, 3]] = True
+    positions = np.full((env.num_units, 2), 28.0)
+    positions[0] = [6.0, 16.0]
+    state = scripted(env, positions, alive=alive)
+    cooldowns = state.state.unit_weapon_cooldowns.at[0].set(1.0)
+    state = state.replace(state=state.state.replace(unit_weapon_cooldowns=cooldowns))
+    _, after, _, _, _ = step_of(env)(jax.random.key(80), state, stop_all(env, ally_0=EAST))
+    marine = UNIT_TYPES[MARINE]
+    np.testing.assert_allclose(after.state.unit_positions[0], [6.0 + marine.speed * STEP_S, 16.0], rtol=1e-5)
+    np.testing.assert_allclose(after.state.unit_weapon_cooldowns[0], 1.0 - STEP_S, rtol=1e-5)
+    assert env.time_per_step * env.world_steps_per_env_step == pytest.approx(STEP_S)
 
 
 # ---- SMACv2 team and start-position sampling ----------------------------------------------------

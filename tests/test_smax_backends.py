@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,24 +18,35 @@ OTHERS = make_extended_smax("MMM2").view.other_units  # the enemy and ally block
 
 @pytest.fixture(scope="module")
 def mmm2_blind() -> tuple:
-    """20 steps of 4 MMM2 battles, allies at sight 0 with the full-sight view requested, all stopping."""
+    """20 steps of 4 MMM2 battles, allies at sight 0 with the full-sight view requested, all stopping.
+
+    Returns the spec, the batches and the allies' summed health per battle ``[21, 4]`` after each
+    reset or step (read from the simulator's state; MMM2 has no shields).
+    """
     env = make("smax:MMM2", 4, 0, "cpu", sight_range=0.0, full_sight_obs=True)
+    n = env.spec.n_agents
+
+    def ally_health() -> np.ndarray:
+        return np.asarray(env._states.state.unit_health[:, :n]).sum(axis=1)
+
     batches = [env.reset()]
-    stop = torch.full((4, env.spec.n_agents), 4)
+    health = [ally_health()]
+    stop = torch.full((4, n), 4)
     for _ in range(20):
         batches.append(env.step(stop))
+        health.append(ally_health())
     env.close()
-    return env.spec, batches
+    return env.spec, batches, np.stack(health)
 
 
 def test_mmm2_spec_uses_smac_limits_and_unit_counts(mmm2_blind):
-    spec, _ = mmm2_blind
+    spec, _, _ = mmm2_blind
     assert (spec.name, spec.n_agents, spec.episode_limit) == ("smax:MMM2", 10, 180)
     assert spec.n_actions == 5 + 12  # 4 moves, stop, one target slot per enemy (SMAX has no no-op)
 
 
 def test_zero_sight_hides_others_but_the_expert_view_sees_them(mmm2_blind):
-    spec, batches = mmm2_blind
+    spec, batches, _ = mmm2_blind
     obs = torch.stack([b.obs for b in batches])
     full = torch.stack([b.full_obs for b in batches])
     assert full.shape == obs.shape and spec.full_obs_dim == spec.obs_dim
@@ -46,11 +58,13 @@ def test_zero_sight_hides_others_but_the_expert_view_sees_them(mmm2_blind):
 
 
 def test_blind_allies_still_get_shot(mmm2_blind):
-    _, batches = mmm2_blind
+    _, batches, health = mmm2_blind
     reward = torch.stack([b.reward for b in batches])
+    done = torch.stack([b.terminated | b.truncated for b in batches])
+    assert not done.any(), "no battle ends (nor auto-resets) within these 20 steps"
     assert (reward == 0).all(), "standing still, allies deal no damage"
-    first, later = batches[0].state, batches[-1].state
-    assert not torch.equal(first, later), "the enemy moves and fights"
+    assert np.all(np.diff(health, axis=0) <= 0), "nothing heals the allies above their start"
+    assert np.all(health[-1] < health[0]), "the enemy finds the blind allies and shoots them in every battle"
 
 
 def test_full_obs_is_absent_unless_requested():

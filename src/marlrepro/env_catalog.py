@@ -41,9 +41,8 @@ _SMAX_OPTIONS: dict[str, tuple[type, Any]] = {
     "episode_limit": (int, None),  # None: the map's SMAC (or SMACv2) limit
     "reward": (str, "smac"),  # smac: SMAC's normalised reward (max 20); smax: SMAX's own (max ~2)
     "reward_scale": (float, 1.0),  # multiplies the team reward (10 puts SMAX's reward near SMAC's)
-    "sight_range": (float, None),  # allies' sight for their observations; None: per unit type
-    "full_sight_obs": (bool, False),  # also return each ally's per-type-sight obs (the expert view)
-    "walls_cause_death": (bool, True),  # SMAX default
+    "sight_range": (float, None),  # allies' sight for their observations; None: SMAC's (9; SMACv2 per type)
+    "full_sight_obs": (bool, False),  # also return each ally's obs at SMAC's sight (the expert view)
     "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
 }
 OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
@@ -55,7 +54,7 @@ OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
         "episode_limit": (int, 100),  # SMAX's default max_steps
         "reward_scale": (float, 1.0),
         "see_enemy_actions": (bool, True),  # SMAX default
-        "walls_cause_death": (bool, True),  # SMAX default
+        "walls_cause_death": (bool, True),  # SMAX default: the map edge kills (smax/smacv2: it stops units)
         "attack_mode": (str, "closest"),  # heuristic enemy's target choice; SMAX default
     },
     "sc2": {

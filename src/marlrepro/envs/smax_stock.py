@@ -12,6 +12,10 @@ source:
 * Time limit: SMAX checks ``step >= max_steps`` *before* incrementing the step counter, so its
   own episodes last ``max_steps + 1`` steps. The batch wrapper ends episodes itself after exactly
   ``episode_limit`` steps (``truncated``), so SMAX's own time-out never fires first.
+* Map edge: SMAX kills a unit that touches it (``walls_cause_death``, on by default as in SMAX;
+  the option turns it off). The extended env (``smax:``/``smacv2:``) stops units at the edge
+  instead, as StarCraft II does.
+* Clock: 0.5 s per step (8 world steps of 1/16 s); the extended env uses SMAC's 8/22.4 s.
 """
 
 from __future__ import annotations

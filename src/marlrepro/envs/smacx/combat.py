@@ -1,13 +1,18 @@
-"""One SMAX world step (1/16 s) with the SC2 rules SMAX lacks, vectorised over units.
+"""One world step (one SC2 game loop, 1/22.4 s) of the SMAX physics with SC2's rules, vectorised over units.
 
 Rules kept from SMAX (``SMAX._world_step`` and the steps around it): units move by their speed
-along the chosen direction, clipped to the map; an attack lands when the target is alive, within
-range (centre to centre) and the weapon is off cooldown; the cooldown is then reset to the unit's
+along the chosen direction; an attack lands when the target is alive, within the weapon's range
+(centre to centre) and the weapon is off cooldown; the cooldown is then reset to the unit's
 cooldown plus pysc2-like uniform jitter in ``[-dt, 2 dt]``; all attacks of a world step resolve
-simultaneously; units touching a wall die (when enabled); overlapping units are pushed apart.
+simultaneously; overlapping units are pushed apart.
 
-Rules added here (SC2, see :mod:`marlrepro.envs.smacx.units` for the numbers):
+Rules added or changed here (SC2, see :mod:`marlrepro.envs.smacx.units` for the numbers):
 
+* the map edge stops a unit, as SC2's pathing does: a unit's centre stays at least its radius
+  inside the map (SMAX instead kills units that touch the edge);
+* an attack (heal) order on a unit beyond the weapon's (heal) range makes the attacker walk
+  straight towards its target until the target is in range, then attack, as an SC2 attack order
+  does (SMAX's attack does nothing out of range);
 * only units with an anti-air weapon can hit air units (the Medivac);
 * damage hits Protoss shields first, then health; shields regenerate after a delay without damage;
 * splash attackers (Colossus, Baneling) also hit every enemy ground unit whose body reaches into a
@@ -62,16 +67,14 @@ def mechanics_for(types: frozenset[int], table: UnitTable) -> Mechanics:
     )
 
 
-def engaged(table: UnitTable, rules: Mechanics, state: UnitState, target: jax.Array) -> jax.Array:
-    """Units whose attack (or heal) order is valid now, cooldown aside: alive, target alive and in
-    range, an enemy it can hit (SC2: air units need an anti-air weapon) or, for a healer, another
+def _order_valid(table: UnitTable, rules: Mechanics, state: UnitState, target: jax.Array) -> jax.Array:
+    """Units whose attack (or heal) order can be carried out, range and cooldown aside: alive, target
+    alive, an enemy it can hit (SC2: air units need an anti-air weapon) or, for a healer, another
     friendly Biological unit."""
     types, teams = state.unit_types, state.unit_teams
     index = jnp.arange(types.shape[0])
     safe = jnp.maximum(target, 0)
-    distance = jnp.linalg.norm(state.unit_positions[safe] - state.unit_positions, axis=-1)
     valid = (target >= 0) & state.unit_alive & state.unit_alive[safe]
-    valid &= distance < table.attack_range[types]
     hostile = teams[safe] != teams
     if rules.air:
         hostile &= ~table.air[types[safe]] | table.hits_air[types]
@@ -79,6 +82,12 @@ def engaged(table: UnitTable, rules: Mechanics, state: UnitState, target: jax.Ar
         return valid & hostile
     healable = ~hostile & table.healable[types[safe]] & (safe != index)
     return valid & jnp.where(table.healer[types], healable, hostile)
+
+
+def on_map(table: UnitTable, types: jax.Array, positions: jax.Array, map_size: jax.Array) -> jax.Array:
+    """Positions ``[N, 2]`` clamped so that each unit's body stays on the map (SC2's pathing edge)."""
+    radius = table.radius[types][:, None]
+    return jnp.clip(positions, radius, map_size - radius)
 
 
 def _damage_taken(
@@ -117,13 +126,22 @@ def world_step(
 ) -> UnitState:
     """Advance every unit by one world step of ``dt`` seconds (movement, attacks, heals, shields).
 
-    ``jitter`` ``[N]`` (uniform in ``[-dt, 2 dt]``) is added to the cooldown of units that fire.
+    A unit with a valid attack (heal) order whose target is within its weapon's range (centre to
+    centre, strictly) stands and fires when off cooldown; beyond it, the unit moves ``speed * dt``
+    straight towards the target instead of along ``intents.move``. ``jitter`` ``[N]`` (uniform in
+    ``[-dt, 2 dt]``) is added to the cooldown of units that fire.
     """
     types, alive = state.unit_types, state.unit_alive
-    moved = jnp.clip(state.unit_positions + intents.move * (table.speed[types] * dt)[:, None], 0.0, map_size)
+    offset = state.unit_positions[jnp.maximum(intents.target, 0)] - state.unit_positions
+    distance = jnp.linalg.norm(offset, axis=-1)
+    ordered = _order_valid(table, rules, state, intents.target)
+    ready = ordered & (distance < table.attack_range[types])
+    closing = ordered & ~ready
+    heading = jnp.where(closing[:, None], offset / jnp.maximum(distance, 1e-6)[:, None], intents.move)
+    step = heading * (table.speed[types] * dt)[:, None]
+    moved = on_map(table, types, state.unit_positions + step, map_size)
     positions = jnp.where(alive[:, None], moved, state.unit_positions)
 
-    ready = engaged(table, rules, state, intents.target)
     fires = ready & (state.unit_weapon_cooldowns <= 0.0)
     if rules.healers:
         fires &= ~table.healer[types]
@@ -180,21 +198,18 @@ def _heal(
     return health, energy
 
 
-def settle(table: UnitTable, state: UnitState, map_size: jax.Array, walls_cause_death: bool) -> UnitState:
-    """SMAX's end of a world step: wall deaths (optional), deaths at zero health (shields and energy
-    cleared), then one collision push (SMAX's ``_push_units_away``) within each collision layer."""
-    health = state.unit_health
-    if walls_cause_death:
-        touching = jnp.any((state.unit_positions <= 0.0) | (state.unit_positions >= map_size), axis=-1)
-        health = jnp.where(touching, 0.0, health)
-    alive = health > 0
+def settle(table: UnitTable, state: UnitState, map_size: jax.Array) -> UnitState:
+    """SMAX's end of a world step without its wall deaths: deaths at zero health (shields and energy
+    cleared), then one collision push (SMAX's ``_push_units_away``) within each collision layer,
+    after which the map edge stops the pushed units (:func:`on_map`)."""
+    alive = state.unit_health > 0
     state = state.replace(
-        unit_health=health,
         unit_alive=alive,
         unit_shields=jnp.where(alive, state.unit_shields, 0.0),
         unit_energy=jnp.where(alive, state.unit_energy, 0.0),
     )
-    return push_apart(table, state)
+    state = push_apart(table, state)
+    return state.replace(unit_positions=on_map(table, state.unit_types, state.unit_positions, map_size))
 
 
 def push_apart(table: UnitTable, state: UnitState) -> UnitState:

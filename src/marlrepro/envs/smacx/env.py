@@ -12,6 +12,7 @@ are set.
 
 Episodes end (``dones["__all__"]``) when the battle is over or after exactly ``max_steps`` steps
 (SMAC's ``episode_limit``; stock SMAX runs one step more). ``step`` auto-resets; ``step_env`` does not.
+One step is SMAC's: 8 world steps of one SC2 game loop (1/22.4 s) each, 8/22.4 s in all.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ from marlrepro.envs.smacx.sampling import (
 )
 from marlrepro.envs.smacx.scenarios import Scenario, get_scenario
 from marlrepro.envs.smacx.state import EnvState, UnitState
-from marlrepro.envs.smacx.units import UNIT_TYPES, unit_table
+from marlrepro.envs.smacx.units import GAME_LOOP_S, GAME_LOOPS_PER_STEP, UNIT_TYPES, unit_table
 from marlrepro.errors import ConfigError, unknown_choice
 
-FULL_SIGHT_KEY = "full_sight_obs"  # obs entry [num_allies, obs_size]: every ally's per-type sight
+FULL_SIGHT_KEY = "full_sight_obs"  # obs entry [num_allies, obs_size]: every ally at the scenario's sight
 
 Arrays = dict[str, jax.Array]
 StepOutput = tuple[Arrays, EnvState, Arrays, Arrays, Arrays]  # obs, state, rewards, dones, infos
@@ -65,10 +66,13 @@ StepOutput = tuple[Arrays, EnvState, Arrays, Arrays, Arrays]  # obs, state, rewa
 class ExtendedSMAX(SMAX):
     """SMAC/SMACv2 scenarios on SMAX with SC2's Medivac, Colossus, Baneling, shields and SMAC's reward.
 
-    Build it with :func:`make_extended_smax`. ``sight_range`` (None: each unit type's own sight) is
-    the allies' sight for their observations; the enemy always uses per-type sight. With
-    ``full_sight_obs`` the observation dict also holds :data:`FULL_SIGHT_KEY`, the allies'
-    observations at per-type sight (the "expert view" of IGM-DA).
+    Build it with :func:`make_extended_smax`. Every unit's sight and attack-order range are the
+    scenario's (SMAC's ``unit_sight_range``/``unit_shoot_range``: 9 and 6 on SMAC maps, per type on
+    SMACv2; :meth:`unit_sight_range`, :meth:`unit_shoot_range`). ``sight_range`` (None: the
+    scenario's) overrides the allies' sight for their observations only; the enemy always sees at
+    the scenario's sight. With ``full_sight_obs`` the observation dict also holds
+    :data:`FULL_SIGHT_KEY`, the allies' observations at the scenario's sight (the "expert view" of
+    IGM-DA).
     """
 
     def __init__(
@@ -79,7 +83,6 @@ class ExtendedSMAX(SMAX):
         full_sight_obs: bool,
         reward: str,
         episode_limit: int,
-        walls_cause_death: bool,
         attack_mode: str,
         enemy_shoots: bool,
     ) -> None:
@@ -96,7 +99,9 @@ class ExtendedSMAX(SMAX):
             unit_type_radiuses=self.table.radius,
             unit_type_health=self.table.health,
             unit_type_weapon_cooldowns=self.table.cooldown,
-            walls_cause_death=walls_cause_death,
+            walls_cause_death=False,  # not used: the map edge stops units (combat.on_map)
+            world_steps_per_env_step=GAME_LOOPS_PER_STEP,
+            time_per_step=GAME_LOOP_S,
             max_steps=episode_limit,
             smacv2_position_generation=scenario.race is not None,
             smacv2_unit_type_generation=scenario.race is not None,
@@ -108,6 +113,8 @@ class ExtendedSMAX(SMAX):
         self.attack_mode = attack_mode
         self.enemy_shoots = enemy_shoots
         self.rules = mechanics_for(scenario.possible_types, self.table)
+        # [num unit types] each: SMAC's unit_sight_range and unit_shoot_range (attack-order range)
+        self.sight_by_type, self.shoot_range_by_type = scenario.unit_ranges(self.table)
         self.map_size = jnp.array([self.map_width, self.map_height], dtype=jnp.float32)
         self.view = View.of(
             scenario, self.table, self.num_ally_actions, (float(self.map_width), float(self.map_height))
@@ -179,7 +186,7 @@ class ExtendedSMAX(SMAX):
     # ---- stepping ---------------------------------------------------------------------------
 
     def _advance(self, units: UnitState, intents: Intents, noise: jax.Array) -> UnitState:
-        """SMAX's ``world_steps_per_env_step`` world steps of ``time_per_step`` seconds each.
+        """``world_steps_per_env_step`` (8) world steps of ``time_per_step`` (one game loop) each.
 
         ``noise`` ``[world steps, N]`` (uniform in [0, 1)) becomes SMAX's pysc2-like cooldown
         jitter, uniform in ``[-dt, 2 dt]``.
@@ -188,7 +195,7 @@ class ExtendedSMAX(SMAX):
 
         def world(units: UnitState, jitter: jax.Array) -> tuple[UnitState, None]:
             units = world_step(self.table, self.rules, units, intents, jitter, dt, self.map_size)
-            return settle(self.table, units, self.map_size, self.walls_cause_death), None
+            return settle(self.table, units, self.map_size), None
 
         return jax.lax.scan(world, units, 3 * dt * noise - dt)[0]
 
@@ -210,6 +217,7 @@ class ExtendedSMAX(SMAX):
             self.table,
             self.rules,
             units,
+            self.sight_by_type,
             state.enemy_policy_state,
             noise["enemy"],
             self.num_allies,
@@ -244,9 +252,20 @@ class ExtendedSMAX(SMAX):
 
     # ---- views of a state -------------------------------------------------------------------
 
+    def unit_sight_range(self, units: UnitState) -> jax.Array:
+        """Sight range of every unit ``[N]`` (SMAC's ``unit_sight_range``: 9 on SMAC maps, the unit
+        type's on SMACv2), before any ``sight_range`` override of the allies' observations."""
+        return self.sight_by_type[units.unit_types]
+
+    def unit_shoot_range(self, units: UnitState) -> jax.Array:
+        """Attack-order (and heal-order) range of every unit ``[N]``, the available-action mask's
+        (SMAC's ``unit_shoot_range``: 6 on SMAC maps, ``max(weapon range, 2)`` on SMACv2). The
+        weapon's own range (``table.attack_range``) decides when the attack lands."""
+        return self.shoot_range_by_type[units.unit_types]
+
     def _ally_sight(self, units: UnitState) -> jax.Array:
-        """Per-type sight of each ally ``[A]``."""
-        return self.table.sight[units.unit_types[: self.num_allies]]
+        """The scenario's sight of each ally ``[A]``."""
+        return self.unit_sight_range(units)[: self.num_allies]
 
     def get_obs(self, state: EnvState) -> Arrays:
         """Ally observations (one entry per ally), ``"world_state"``, and, if enabled, the full-sight view.
@@ -279,11 +298,13 @@ class ExtendedSMAX(SMAX):
 
     def _ally_avail(self, units: UnitState) -> jax.Array:
         """The allies' available-action mask ``[A, num_ally_actions]`` (uint8)."""
-        return ally_avail_actions(self.table, self.rules, units, self.num_allies, self.num_enemies)
+        return ally_avail_actions(
+            self.table, self.rules, units, self.shoot_range_by_type, self.map_size, self.num_allies, self.num_enemies
+        )
 
     def _outcome(self, units: UnitState) -> tuple[jax.Array, jax.Array]:
         """(won, battle over) by SMAC's end rules (:func:`marlrepro.envs.smacx.reward.outcome`)."""
-        return outcome(self.table, units, self.num_allies, self.scenario_spec.enemy_healers_alone_lose)
+        return outcome(self.table, units, self.num_allies)
 
     def won(self, state: EnvState) -> jax.Array:
         """True when the allies have won the battle in ``state`` (SMAC's end code 1)."""
@@ -305,7 +326,6 @@ def make_extended_smax(
     full_sight_obs: bool = False,
     reward: str = "smac",
     episode_limit: int | None = None,
-    walls_cause_death: bool = True,
     attack_mode: str = "closest",
     enemy_shoots: bool = True,
 ) -> ExtendedSMAX:
@@ -316,14 +336,17 @@ def make_extended_smax(
             ``MMM2``) or a SMACv2 scenario ``{protoss,terran,zerg}_{5_vs_5,10_vs_10,10_vs_11,
             20_vs_20,20_vs_23}``.
         sight_range: the allies' sight range for their observations (e.g. 0 for IGM-DA's zero
-            sight view, 9 for SMAC's); None keeps each unit type's sight. The enemy is unaffected.
-        full_sight_obs: also return every ally's observation at per-type sight under
+            sight view); None keeps the scenario's (SMAC's 9 on SMAC maps, each unit type's on
+            SMACv2). The enemy, the attack-order ranges and the weapons are unaffected.
+        full_sight_obs: also return every ally's observation at the scenario's sight under
             :data:`FULL_SIGHT_KEY`.
         reward: ``"smac"`` (SMAC's default, maximum episode return 20) or ``"smax"`` (SMAX's).
         episode_limit: steps per episode; None uses the scenario's SMAC/SMACv2 limit.
-        walls_cause_death: SMAX's option (default as SMAX).
         attack_mode: the heuristic enemy's target choice, ``"closest"`` or ``"random"``.
         enemy_shoots: False makes the enemy move but never attack (tests, curricula).
+
+    SMAX's ``walls_cause_death`` and ``see_enemy_actions`` are not offered: the map edge stops units,
+    as in SC2, and no observation shows last actions (SMAC's layout).
     """
     spec = get_scenario(scenario)
     if reward not in REWARDS:
@@ -341,7 +364,6 @@ def make_extended_smax(
         full_sight_obs=full_sight_obs,
         reward=reward,
         episode_limit=int(limit),
-        walls_cause_death=walls_cause_death,
         attack_mode=attack_mode,
         enemy_shoots=enemy_shoots,
     )

@@ -2,8 +2,9 @@
 
 The fighting rule is that of ``jaxmarl.environments.smax.heuristic_enemy`` (jaxmarl 0.2.0), which
 reads each enemy's own observation; this version reads the same facts (what lies strictly within
-the enemy's per-type sight range) from the state, so the enemy keeps its normal sight whatever the
-allies' sight range is:
+the enemy's sight range, the scenario's: SMAC's 9 on SMAC maps, per type on SMACv2) from the
+state, so the enemy keeps its normal sight whatever the allies' sight range is. Attacks use the
+weapon's range:
 
 * if an ally it can hit is in attack range: keep attacking last step's target while it stays
   hittable, else attack the closest such ally (``attack_mode="closest"``) or a uniformly random one
@@ -48,6 +49,7 @@ def enemy_actions(
     table: UnitTable,
     rules: Mechanics,
     state: UnitState,
+    sight_range: jax.Array,
     memory: HeuristicState,
     noise: jax.Array,
     num_allies: int,
@@ -57,8 +59,9 @@ def enemy_actions(
     """Actions of every enemy: (move direction ``[E, 2]``, target unit index ``[E]`` or -1,
     SMAX-style attack code ``[E]`` (0 when not attacking) for the observations, new memory).
 
-    ``noise`` ``[2, E, A]`` is uniform in [0, 1): Gumbel noise for the random attack target and
-    for the random visible ally to chase.
+    ``sight_range`` ``[num unit types]`` is the scenario's sight per type. ``noise`` ``[2, E, A]``
+    is uniform in [0, 1): Gumbel noise for the random attack target and for the random visible
+    ally to chase.
     """
     a = num_allies
     types, alive, positions = state.unit_types, state.unit_alive, state.unit_positions
@@ -66,7 +69,7 @@ def enemy_actions(
     me = positions[a:]
     to_ally = positions[None, :a] - me[:, None]
     ally_distance = jnp.linalg.norm(to_ally, axis=-1)
-    sight = table.sight[enemy_types][:, None]
+    sight = sight_range[enemy_types][:, None]
     visible = alive[a:, None] & alive[None, :a] & (ally_distance < sight)
     hittable = visible & (ally_distance < table.attack_range[enemy_types][:, None])
     if rules.air:
@@ -90,7 +93,7 @@ def enemy_actions(
     target = jnp.where(attacks, attack_target, -1)
     code = jnp.where(attacks, NUM_MOVEMENT_ACTIONS + a - 1 - attack_target, 0)
     if rules.healers:
-        move_action, target, code = _healer_actions(table, state, a, move_action, target, code)
+        move_action, target, code = _healer_actions(table, state, sight, a, move_action, target, code)
     new_memory = memory.replace(last_target=jnp.where(attacks, attack_target, -1).astype(jnp.int32))
     acting = target >= 0
     move = jnp.where(acting[:, None], 0.0, MOVE_VECTORS[move_action])
@@ -100,12 +103,14 @@ def enemy_actions(
 def _healer_actions(
     table: UnitTable,
     state: UnitState,
+    sight: jax.Array,
     num_allies: int,
     move_action: jax.Array,
     target: jax.Array,
     code: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Replace the fighting rule's choice by the healer rule for enemy healers (module docstring)."""
+    """Replace the fighting rule's choice by the healer rule for enemy healers (module docstring);
+    ``sight`` ``[E, 1]`` is each enemy's sight range."""
     a = num_allies
     n = state.unit_types.shape[0]
     types, alive, positions = state.unit_types, state.unit_alive, state.unit_positions
@@ -115,7 +120,7 @@ def _healer_actions(
     fraction = state.unit_health[a:] / table.health[enemy_types]
     friends = alive[a:, None] & alive[None, a:] & table.healable[enemy_types][None, :]
     friends &= ~jnp.eye(n - a, dtype=bool)
-    seen = friends & (distance < table.sight[enemy_types][:, None])
+    seen = friends & (distance < sight)
     damaged = fraction[None, :] < 1.0
     reach = table.attack_range[enemy_types][:, None]
     in_reach = seen & damaged & (distance < reach)

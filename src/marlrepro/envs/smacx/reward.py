@@ -17,22 +17,20 @@ SMAC_SCALE_RATE = 20.0
 SMAX_WIN_BONUS = 1.0  # SMAX's won_battle_bonus
 
 
-def outcome(
-    table: UnitTable, state: UnitState, num_allies: int, enemy_healers_alone_lose: bool
-) -> tuple[jax.Array, jax.Array]:
-    """SMAC's ``update_units`` end codes as (won, battle over) booleans.
+def outcome(table: UnitTable, state: UnitState, num_allies: int) -> tuple[jax.Array, jax.Array]:
+    """SMAC's ``update_units`` end codes as (won, battle over) booleans, with Medivacs not counted.
 
-    Lost: no ally left that is not a healer (SMAC's ``only_medivac_left(ally=True)``; on maps
-    without healers: every ally dead). Won: not lost and every enemy dead, or, with
-    ``enemy_healers_alone_lose`` (SMAC's MMM maps), only enemy healers left. Both teams gone in the
-    same step is a draw: over, not won.
+    Lost: no ally left that is not a healer. Won: not lost and no enemy left that is not a healer.
+    This is SMACv2's ``only_medivac_left`` (MMM and ``terran_gen`` maps, both sides); on maps
+    without Medivacs it is "every ally (enemy) dead". SMAC v1 runs it on MMM maps only, and on the
+    enemy side only when exactly one enemy is left and it is a Medivac: the same on MMM2, whose
+    enemy has one Medivac. Both sides out in the same step is over, not won (SMAC: a loss on
+    Medivac maps, a draw elsewhere; neither is a win).
     """
-    types, alive = state.unit_types, state.unit_alive
-    fighters = alive & ~table.healer[types]
+    fighters = state.unit_alive & ~table.healer[state.unit_types]
     allies_fight = jnp.any(fighters[:num_allies])
-    enemies = fighters[num_allies:] if enemy_healers_alone_lose else alive[num_allies:]
-    enemies_left = jnp.any(enemies)
-    return allies_fight & ~enemies_left, ~allies_fight | ~enemies_left
+    enemies_fight = jnp.any(fighters[num_allies:])
+    return allies_fight & ~enemies_fight, ~allies_fight | ~enemies_fight
 
 
 def _enemy_total(state: UnitState, num_allies: int) -> jax.Array:

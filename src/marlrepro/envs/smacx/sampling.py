@@ -19,8 +19,9 @@ from marlrepro.envs.smacx.scenarios import Race
 _DIAGONAL_OFFSET = 2.0
 _DIAGONAL_SIGNS = jnp.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
 # Approximation of SC2's spreading of units spawned on one point: uniform jitter of +-1 per axis
-# (SMAX's collision push then separates them). Spawns are kept 1 unit inside the map edge, since
-# SMAX kills units that touch it and SMACv2's diagonals end in the corners.
+# (SMAX's collision push then separates them). Spawns are kept 1 unit (the largest unit radius)
+# inside the map edge, as SC2 places units on pathable ground, and SMACv2's diagonals end in the
+# corners.
 _SPAWN_JITTER = 1.0
 _EDGE_MARGIN = 1.0
 # Candidate teams drawn at once for SMACv2's rejection rule; the first valid one is used. A team
@@ -110,7 +111,7 @@ def smacv2_start_positions(
 
 
 def keep_inside(positions: jax.Array, size: jax.Array) -> jax.Array:
-    """Spawn positions clipped to 1 unit inside the map edge (SMAX kills units touching it)."""
+    """Spawn positions clipped to 1 unit inside the map edge (every unit's body on the map)."""
     return jnp.clip(positions, _EDGE_MARGIN, size - _EDGE_MARGIN)
 
 

@@ -10,11 +10,23 @@ SMACv2 scenarios (MIFQ, ME-IGM) are ``{race}_{n}_vs_{m}``. Their teams are sampl
 ``sc2_gen_{race}.yaml`` configs), start positions are "surrounded" or "reflect" with probability 0.5
 each (``surrounded_and_reflect``, ``p: 0.5``, 32 x 32 map), and the episode limit is the ``limit``
 of the ``10gen_{race}`` map entries, 200 steps for every team size.
+
+Ranges (SMAC's ``unit_sight_range`` and ``unit_shoot_range``): on SMAC maps every unit sees 9 and
+may be ordered to attack (or heal) within 6, whatever its type; its weapon keeps its own range
+(an attack order on a unit beyond it makes the unit close in, see :mod:`marlrepro.envs.smacx.combat`).
+SMACv2's configs set ``use_unit_ranges: True`` and ``min_attack_range: 2``: sight is the unit
+type's (stalker 10, zealot 9, colossus 10, zergling 8, baneling 8, hydralisk 9, marine 9,
+marauder 10, medivac 11) and the order range is ``max(weapon range, 2)`` (stalker 6, colossus 7,
+hydralisk 5, marine 5, marauder 6, medivac 4; zealot, zergling and baneling 2), which are the
+``sight`` and ``attack_range`` columns of :mod:`marlrepro.envs.smacx.units`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
 
 from marlrepro.envs.smacx.units import (
     BANELING,
@@ -26,6 +38,7 @@ from marlrepro.envs.smacx.units import (
     STALKER,
     ZEALOT,
     ZERGLING,
+    UnitTable,
 )
 from marlrepro.errors import unknown_choice
 
@@ -53,11 +66,10 @@ RACES = {
 
 @dataclass(frozen=True)
 class Scenario:
-    """One map: team sizes, episode limit, and either fixed teams (SMAC) or a race (SMACv2).
+    """One map: team sizes, episode limit, either fixed teams (SMAC) or a race (SMACv2), and ranges.
 
-    ``enemy_healers_alone_lose`` is SMAC's ``only_medivac_left(ally=False)`` rule: on SMAC's MMM
-    maps the allies win once only the enemy Medivac is left. In SMACv2 that check never fires (its
-    filter removes the Medivacs it then looks for), so there the last Medivac must be shot down.
+    ``sight_range`` and ``shoot_range`` are SMAC's uniform ``unit_sight_range`` and
+    ``unit_shoot_range``; None means SMACv2's per-type ranges (module docstring).
     """
 
     name: str
@@ -67,7 +79,8 @@ class Scenario:
     ally_types: tuple[int, ...] = ()
     enemy_types: tuple[int, ...] = ()
     race: Race | None = None
-    enemy_healers_alone_lose: bool = False
+    sight_range: float | None = None
+    shoot_range: float | None = None
 
     @property
     def possible_types(self) -> frozenset[int]:
@@ -76,9 +89,21 @@ class Scenario:
             return frozenset(self.race.unit_types)
         return frozenset(self.ally_types + self.enemy_types)
 
+    def unit_ranges(self, table: UnitTable) -> tuple[jax.Array, jax.Array]:
+        """(sight range, attack-order range) per unit type, each ``[num unit types]`` float32."""
+        sight = table.sight if self.sight_range is None else jnp.full_like(table.sight, self.sight_range)
+        uniform = self.shoot_range is not None
+        shoot = jnp.full_like(table.attack_range, self.shoot_range) if uniform else table.attack_range
+        return sight, shoot
+
+
+# SMAC's StarCraft2Env.unit_sight_range and unit_shoot_range (every unit, every SMAC map).
+SMAC_SIGHT_RANGE = 9.0
+SMAC_SHOOT_RANGE = 6.0
+
 
 def _smac(name: str, allies: tuple[int, ...], enemies: tuple[int, ...], limit: int) -> Scenario:
-    """A SMAC map with fixed teams; SMAC's MMM rule applies when the enemy has a Medivac."""
+    """A SMAC map with fixed teams and SMAC's uniform ranges."""
     return Scenario(
         name=name,
         num_allies=len(allies),
@@ -86,7 +111,8 @@ def _smac(name: str, allies: tuple[int, ...], enemies: tuple[int, ...], limit: i
         episode_limit=limit,
         ally_types=allies,
         enemy_types=enemies,
-        enemy_healers_alone_lose=MEDIVAC in enemies,
+        sight_range=SMAC_SIGHT_RANGE,
+        shoot_range=SMAC_SHOOT_RANGE,
     )
 
 

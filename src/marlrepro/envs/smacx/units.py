@@ -9,9 +9,13 @@ unit pages, no upgrades).
 
 Conventions, inherited from SMAX:
 
-* Time. SMAX advances ``1/16`` s per world step and 8 world steps per environment step, and most of
-  its rates (speeds, cooldowns) are SC2's values for the "Faster" game speed, i.e. per real-time
-  second. New rates use the same "Faster" convention (Liquipedia lists both; Faster = Normal x 1.4).
+* Time. Most of SMAX's rates (speeds, cooldowns) are SC2's values for the "Faster" game speed, i.e.
+  per real-time second; new rates use the same convention (Liquipedia lists both; Faster = Normal
+  x 1.4). At Faster, SC2 runs 22.4 game loops per second, and SMAC's environment step is
+  ``step_mul = 8`` game loops, 8/22.4 = 0.357 s. The extended SMAX advances one game loop
+  (:data:`GAME_LOOP_S`) per world step and :data:`GAME_LOOPS_PER_STEP` world steps per environment
+  step, so every rate (movement, cooldowns, shields, heals, energy) runs on SMAC's clock. (Stock
+  SMAX uses 1/16 s per world step, 0.5 s per environment step.)
 * Ranges are centre-to-centre distances, as SMAX compares them with the distance between unit
   centres; SMAX models melee reach as 2 (zealot, zergling), which the baneling also uses.
 * Damage is one number per attack (SC2's armour, upgrades and most attribute bonuses are not
@@ -26,6 +30,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+# SC2's game loop at the "Faster" speed (22.4 loops per real second) and SMAC's step_mul (game loops
+# per environment step; StarCraft2Env(step_mul=8) in SMAC and SMACv2).
+GAME_LOOP_S = 1.0 / 22.4
+GAME_LOOPS_PER_STEP = 8
 
 # SC2 plasma shields: 2 shield points per game second after 10 game seconds without taking damage
 # (Liquipedia "Plasma Shield"; "Normal" speed). In this table's Faster convention: x 1.4 and / 1.4.
