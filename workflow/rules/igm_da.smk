@@ -168,6 +168,8 @@ rule igm_da_fig7:
 
 rule igm_da_fig6:
     """Figure 6 (appendix E): FrozenLake with block observations, Q-table against the DAgger Q-table."""
+    input:
+        published=IGM_DA_PUBLISHED,
     output:
         **report_outputs("igm_da", "igm_da_fig6", "Figure 6"),
     params:
