@@ -137,6 +137,7 @@ def test_snakemake_script_writes_table_figure_and_log(tmp_path, monkeypatch):
     log = str(tmp_path / "igm_da_fig6.log")
     smk = SimpleNamespace(
         params=SimpleNamespace(seeds=[0, 1], episodes=200, scale="smoke", scale_description="SMOKE: tiny"),
+        input=SimpleNamespace(published=str(ROOT / "config/published/igm_da.yaml")),
         output=_Named(**outputs),
         log=[log],
     )

@@ -8,6 +8,7 @@ import torch
 from test_config_errors import ALGOS, SCALES, SCHEMAS, WORKFLOW
 from test_dmix import _episodes
 from test_workflow import REPO
+from training_checks import run_and_check_training
 
 from marlrepro.checkpoint import load_checkpoint
 from marlrepro.config import AgentConfig, load_config
@@ -19,7 +20,7 @@ from marlrepro.experiments import Run, format_value, plan_paper, scale_from_dict
 from marlrepro.learners.igm_da import IGMDALearner, build_learner, imitation_loss
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 from marlrepro.nets.qplex import QPLEXMixer
-from marlrepro.train import train
+from marlrepro.train import Trainer
 
 BLIND_3M = ["env.name=smax:3m", "env.options.sight_range=0", "env.options.full_sight_obs=true"]
 QUIET = ["run.device=cpu", "run.progress=false", "tracking.uri="]
@@ -106,8 +107,7 @@ def test_igm_da_training_smoke_run(tmp_path):
     config = _config("imitation.mode=dagger", "learner.optimizer=rmsprop", "learner.batch_size=4",
                      "env.num_envs=4", "env.options.episode_limit=30", "run.t_max=600",
                      "run.eval_interval=300", "run.eval_episodes=4", "run.checkpoint_interval=2")
-    final = train(config, tmp_path)
-    assert final["updates"] > 0 and 0.0 <= final["test_won_mean"] <= 1.0
+    run_and_check_training(Trainer(config, tmp_path))  # the experts and the learners trained
     assert "learners" in load_checkpoint(tmp_path)["learner"]  # a resumed run restores the learners too
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
     assert metrics["test_expert_won_mean"].between(0, 1).all()  # the experts' target_mean

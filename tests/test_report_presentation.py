@@ -1,14 +1,27 @@
-"""How report items look: the figure style, the HTML tables with their scale banner, and the setting
-line of the captions. No run directories involved (synthetic frames and planned runs only)."""
+"""How report items look: the figure style, the HTML tables with their scale banner, the setting
+line of the captions, and the paper's numbers reaching captions and tables only from
+config/published/. No run directories involved (synthetic frames and planned runs only)."""
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jinja2
 import matplotlib as mpl
 import pandas as pd
 import pytest
+import yaml
 
+from marlrepro.errors import ConfigError
 from marlrepro.experiments import Run
-from marlrepro.report.captions import run_setting
+from marlrepro.frozenlake import METHOD_LABELS, run_frozenlake
+from marlrepro.report.captions import matrix_game_published, run_setting
+from marlrepro.report.frozenlake_figure import frozenlake_table
+from marlrepro.report.published import figure_claims
 from marlrepro.report.html_table import DIFFERENCE, table_html
 from marlrepro.report.style import (
     METHOD_COLOURS,
@@ -101,3 +114,80 @@ def test_run_setting_states_maps_methods_sight_steps_and_seeds():
     assert run_setting([run("matrix:me_igm", "qmix", s) for s in (0, 2)]) == (
         "matrix:me_igm; qmix; 400 environment steps per run; 2 seeds per method and environment (seeds 0, 2)"
     )
+
+
+# ------------------------------------------------------------------- published numbers: config only
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = sorted((ROOT / "config/published").glob("*.yaml"))
+ME_IGM_CAPTIONS = ["me_igm_table1_qmix.rst", "me_igm_table1_qmix_figure.rst"]
+
+
+def _leaves(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [leaf for value in node.values() for leaf in _leaves(value)]
+    if isinstance(node, list):
+        return [leaf for value in node for leaf in _leaves(value)]
+    return [node]
+
+
+def render_caption(name: str, **params: Any) -> str:
+    """``workflow/report/NAME`` rendered as Snakemake's report renders it (Jinja over ``snakemake``)."""
+    params = {"scale": "paper", "scale_description": "d", "setting": "s", **params}
+    template = jinja2.Template((ROOT / "workflow/report" / name).read_text())
+    return template.render(snakemake=SimpleNamespace(params=SimpleNamespace(**params)))
+
+
+def test_me_igm_captions_take_the_published_numbers_from_config(tmp_path):
+    """Rendered from a published file whose numbers differ from the paper's, the captions show
+    those numbers and none of the paper's: a caption that hard-codes them fails here."""
+    data = yaml.safe_load((ROOT / "config/published/me_igm.yaml").read_text())
+    table = data["tables"]["table1"]
+    table["payoff"][2][2] = 9  # the optimum moves to (C, C)
+    table["methods"]["qmix"].update(q_tot=[[-7.25] * 3, [-7.25, 1.75, 1.75], [-7.25, 1.75, 1.75]],
+                                    greedy_joint_action=["C", "B"], greedy_payoff=3)  # fmt: skip
+    fake = tmp_path / "me_igm.yaml"
+    fake.write_text(yaml.safe_dump(data))
+    real = matrix_game_published(ROOT / "config/published/me_igm.yaml", "table1", "qmix")
+    assert real["optimum"] == "optimal payoff 8 at (A, A)" and "[-8.5, 0.2, 0.2]" in real["q_tot"]
+    published = matrix_game_published(fake, "table1", "qmix")
+    for name in ME_IGM_CAPTIONS:
+        caption = render_caption(name, published=published)
+        assert "optimal payoff 9 at (C, C)" in caption and "[-7.25, 1.75, 1.75]" in caption, name
+        for printed in ("-8.5", "0.2", "payoff 8", "(A, A)", "(B, B)"):
+            assert printed not in caption, f"{name} hard-codes {printed!r}"
+        assert "[-8.5, 0.2, 0.2]" in render_caption(name, published=real)
+    with pytest.raises(ConfigError, match="has no 'vdn'; valid choices: fop, me_qmix, qmix"):
+        matrix_game_published(fake, "table1", "vdn")
+
+
+def test_no_caption_or_report_code_holds_a_published_value():
+    """Every decimal number of config/published/ is absent from the captions and report scripts,
+    and no string literal of the report code is a published claim (IGM-DA Figure 6)."""
+    values = [leaf for path in PUBLISHED for leaf in _leaves(yaml.safe_load(path.read_text()))]
+    decimals = {f"{v:g}" for v in values if isinstance(v, float) and not v.is_integer()}
+    claims = {c for c in figure_claims(ROOT / "config/published/igm_da.yaml", "fig6").claims.values()}
+    assert "-8.5" in decimals and "98.3" in decimals and "reaches the goal" in claims
+    for path in [*(ROOT / "workflow/report").glob("*.rst"), *(ROOT / "workflow/scripts").glob("*.py")]:
+        text = path.read_text()
+        found = [d for d in decimals if re.search(rf"(?<![\w.]){re.escape(d)}(?![\w.])", text)]
+        assert not found, f"{path.name} holds published numbers {found}"
+    for path in [*(ROOT / "src/marlrepro/report").glob("*.py"), *(ROOT / "workflow/scripts").glob("*.py")]:
+        literals = {node.value for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Constant) and isinstance(node.value, str)}  # fmt: skip
+        assert not literals & claims, f"{path.name} holds published claims {literals & claims}"
+
+
+def test_frozenlake_table_shows_the_claims_of_the_published_file(tmp_path):
+    data = yaml.safe_load((ROOT / "config/published/igm_da.yaml").read_text())
+    data["fig6"]["claims"] = {"qtable": "claim one", "dagger": "claim two"}
+    fake = tmp_path / "igm_da.yaml"
+    fake.write_text(yaml.safe_dump(data))
+    result = run_frozenlake([0], 20)
+    table = frozenlake_table(result, "smoke", figure_claims(fake, "fig6"))
+    claims = dict(zip(table["method"], table["paper"], strict=True))
+    assert claims[METHOD_LABELS["qtable"]] == "claim one" and claims[METHOD_LABELS["dagger"]] == "claim two"
+    assert claims[METHOD_LABELS["bc"]] == ""  # not in the paper's figure
+    data["fig6"]["claims"]["nosuch"] = "x"
+    fake.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="unknown methods \\['nosuch'\\]; valid choices"):
+        frozenlake_table(result, "smoke", figure_claims(fake, "fig6"))

@@ -106,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_track(commands)
     from marlrepro.bench import add_bench_parser
+    from marlrepro.report.validation import add_validation_parser
 
     add_bench_parser(commands)
+    add_validation_parser(commands)
     return parser
 
 

@@ -168,6 +168,8 @@ rule igm_da_fig7:
 
 rule igm_da_fig6:
     """Figure 6 (appendix E): FrozenLake with block observations, Q-table against the DAgger Q-table."""
+    input:
+        published=IGM_DA_PUBLISHED,
     output:
         **report_outputs("igm_da", "igm_da_fig6", "Figure 6"),
     params:
@@ -181,6 +183,34 @@ rule igm_da_fig6:
         "../../envs/report.yaml"
     script:
         "../scripts/igm_da_fig6.py"
+
+
+# docs/validation.md's table: only at the validation scale, from whatever runs that scale plans for
+# sight0 (qmix against qmix-DA per map) and bc (qmix-BC beside sight0's qmix-DA). At any other scale
+# the rule does not exist, so it can never mix runs of another budget into the validation table.
+if SCALE.name == "validation":
+
+    localrules:
+        igm_da_validation,
+
+    rule igm_da_validation:
+        """The validation table: final, last-5 mean, best and experts' final evaluations, steps
+        reached, Table 1's number and the -DA direction per map (marlrepro.report.validation)."""
+        input:
+            finals=igm_da_finals("sight0", "bc"),
+            published=IGM_DA_PUBLISHED,
+        output:
+            csv="results/tables/igm_da_validation.csv",
+            md="results/tables/igm_da_validation.md",
+        params:
+            scale=SCALE.name,
+            scale_description=SCALE.description,
+        log:
+            "results/logs/report/igm_da_validation.log",
+        conda:
+            "../../envs/report.yaml"
+        script:
+            "../scripts/igm_da_validation.py"
 
 
 rule igm_da:

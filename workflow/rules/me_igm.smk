@@ -20,6 +20,7 @@ rule me_igm_table1_qmix:
         scale=SCALE.name,
         scale_description=SCALE.description,
         setting=run_setting(experiment("me_igm", "table1_qmix").runs()),
+        published=matrix_game_published("config/published/me_igm.yaml", "table1", "qmix"),
     log:
         "results/logs/report/me_igm_table1_qmix.log",
     conda:

@@ -5,10 +5,12 @@ Each result puts two files in the report (report_outputs): its table as a standa
 (ours, published and the difference side by side; Snakemake shows HTML inline but only offers a
 csv for download) and its figure (png). The captions, workflow/report/<target>.rst, are Jinja
 templates over the rule's job: they read params.scale (a smoke result carries a banner),
-params.scale_description and params.setting (run_setting: the runs behind the result).
+params.scale_description and params.setting (run_setting: the runs behind the result), and the
+paper's numbers only through params read from config/published/ (e.g. matrix_game_published), never
+written into the caption.
 """
 
-from marlrepro.report.captions import run_setting
+from marlrepro.report.captions import matrix_game_published, run_setting
 
 
 report: "../report/workflow.rst"

@@ -1,8 +1,8 @@
 """Snakemake script: IGM-DA Figure 6 (appendix E), the plain Q-table against the DAgger Q-table on FrozenLake.
 
 Params ``seeds`` (list of ints), ``episodes`` (training episodes per run), ``scale`` (its name) and
-``scale_description``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file. No inputs:
-the tabular experiment runs here.
+``scale_description``; input ``published`` (config/published/igm_da.yaml: the paper's claims);
+outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file. The tabular experiment runs here.
 """
 
 import logging
@@ -18,5 +18,6 @@ table = frozenlake_report(
     scale_description=smk.params.scale_description,
     table_paths=(smk.output.csv, smk.output.md, smk.output.html),
     figure_paths=(smk.output.png, smk.output.pdf),
+    published_path=smk.input.published,
 )
 logging.info("wrote %s rows to %s\n%s", len(table), list(smk.output), table.to_string())

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
+from marlrepro.errors import ConfigError
 from marlrepro.frozenlake import (
     ACTIONS,
     METHOD_LABELS,
@@ -30,10 +31,10 @@ from marlrepro.frozenlake import (
 )
 from marlrepro.report.curves import curve_band
 from marlrepro.report.figures import save_figure
+from marlrepro.report.published import PublishedClaims, figure_claims
 from marlrepro.report.style import series_colours, styled
 from marlrepro.report.tables import spread, write_table
 
-PAPER_CLAIM = {"qtable": "fails", "dagger": "reaches the goal"}  # appendix E, Figure 6(b); BC is not in it
 NOT_IN_FIGURE = "not in the paper's figure"
 BACKEND = "tabular (gymnasium FrozenLake-v1)"
 _STEP = {0: (-1, 0), 1: (0, 1), 2: (1, 0), 3: (0, -1)}  # action -> (d column, d row) on the drawn map
@@ -189,10 +190,15 @@ def frozenlake_figure(result: FrozenLakeResult, scale: str) -> Figure:
     return fig
 
 
-def frozenlake_table(result: FrozenLakeResult, scale: str) -> pd.DataFrame:
-    """:func:`~marlrepro.frozenlake.final_summary` with the scale, the backend and the paper's claim per method."""
+def frozenlake_table(result: FrozenLakeResult, scale: str, published: PublishedClaims) -> pd.DataFrame:
+    """:func:`~marlrepro.frozenlake.final_summary` with the scale, the backend and the paper's claim
+    per method (``published``: ``fig6`` of ``config/published/igm_da.yaml``)."""
     table = final_summary(result)
-    claims = {METHOD_LABELS[m]: claim for m, claim in PAPER_CLAIM.items()}
+    unknown = sorted(set(published.claims) - set(METHOD_LABELS))
+    if unknown:
+        raise ConfigError(f"{published.cite}: claims about unknown methods {unknown}; valid choices: "
+                          f"{', '.join(METHOD_LABELS)}")
+    claims = {METHOD_LABELS[m]: claim for m, claim in published.claims.items()}
     return table.assign(scale=scale, backend=BACKEND, paper=table["method"].map(claims).fillna(""))
 
 
@@ -204,16 +210,18 @@ def frozenlake_report(
     scale_description: str,
     table_paths: Sequence[str | Path],
     figure_paths: Sequence[str | Path],
+    published_path: str | Path,
     settings: Settings | None = None,
 ) -> pd.DataFrame:
     """Run the FrozenLake experiment, write its table (csv, md, html) and Figure 6 (png, pdf); returns the table.
 
     The paper's Figure 6 is qualitative, so the published column holds its claim per method
-    (:data:`PAPER_CLAIM`) and there is no difference column.
+    (``fig6`` of the published file ``published_path``) and there is no difference column.
     """
     settings = settings or Settings()
+    published = figure_claims(published_path, "fig6")
     result = run_frozenlake(list(seeds), episodes, settings=settings)
-    table = frozenlake_table(result, scale)
+    table = frozenlake_table(result, scale, published)
     notes = [
         f"{episodes} training episodes per run, seeds {list(result.seeds)}; tabular, on the CPU.",
         (
@@ -233,7 +241,7 @@ def frozenlake_report(
             f"{settings.epsilon_fraction:.0%} of the episodes."
         ),
         (
-            "published: the claim of appendix E (Figure 6(b)). The paper prints no success rates for this "
+            f"published: the claim of {published.cite}. The paper prints no success rates for this "
             "experiment, only the claim, so there is no difference to compute."
         ),
     ]

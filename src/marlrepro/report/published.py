@@ -84,6 +84,30 @@ def matrix_game(path: str | Path, table: str) -> PublishedMatrixGame:
     )
 
 
+@dataclass(frozen=True)
+class PublishedClaims:
+    """A figure the paper makes a claim about per method, in words, without numbers."""
+
+    source: str
+    cite: str
+    claims: dict[str, str]
+
+
+def figure_claims(path: str | Path, figure: str) -> PublishedClaims:
+    """Load the per-method claims of ``figure`` (a top-level key such as ``fig6``) from ``path``."""
+    data = load_published(path)
+    where = f"{path}: {figure}"
+    spec = _mapping(where, data.get(figure))
+    cite = spec.get("cite")
+    if not isinstance(cite, str) or not cite:
+        raise ConfigError(f"{where}.cite: expected a short citation such as 'IGM-DA Figure 6(b)', got {cite!r}")
+    claims = _mapping(f"{where}.claims", spec.get("claims"))
+    for method, claim in claims.items():
+        if not isinstance(claim, str) or not claim:
+            raise ConfigError(f"{where}.claims.{method}: expected the paper's words as a string, got {claim!r}")
+    return PublishedClaims(source=data["source"], cite=cite, claims=dict(claims))
+
+
 def _method(where: str, spec: Any, actions: tuple[str, ...]) -> PublishedMatrixMethod:
     spec = _mapping(where, spec)
     joint = spec.get("greedy_joint_action")

@@ -1,0 +1,60 @@
+"""What every training test checks besides its own claim: that training happened.
+
+A run that takes no gradient step, or whose steps change nothing, still writes a final summary
+with a win rate in [0, 1]; these checks tell such a run from one that trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from marlrepro.checkpoint import load_checkpoint
+from marlrepro.train import Trainer
+
+# The networks a learner trains (its target copies only follow them): the agents, the mixer,
+# and, for IGM-DA, the decentralised learners.
+TRAINED = ("controller", "mixer", "learners")
+
+
+def trained_weights(learner_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Copies of the trained networks' floating-point tensors, keyed ``network.parameter``."""
+    return {
+        f"{network}.{name}": value.detach().clone().cpu()
+        for network in TRAINED if learner_state.get(network) is not None
+        for name, value in _tensors(learner_state[network])
+        if value.is_floating_point()
+    }  # fmt: skip
+
+
+def _tensors(state: dict[str, Any], prefix: str = ""):
+    """The tensors of a (possibly nested) state dict, with dotted names."""
+    for key, value in state.items():
+        if isinstance(value, dict):
+            yield from _tensors(value, f"{prefix}{key}.")
+        elif isinstance(value, torch.Tensor):
+            yield f"{prefix}{key}", value
+
+
+def run_and_check_training(trainer: Trainer) -> dict[str, Any]:
+    """Run ``trainer`` to its end and assert that it trained; return the final summary.
+
+    Trained means: at least one update; every loss logged after the first update is finite; and
+    every trained network (agents, mixer, IGM-DA's learners) saved in the final checkpoint differs
+    from its initial weights.
+    """
+    initial = trained_weights(trainer.learner.state_dict())
+    final = trainer.run()
+    assert final["updates"] > 0, "no gradient step was taken"
+    metrics = pd.read_parquet(trainer.run_dir / "metrics.parquet")
+    losses = metrics.loc[metrics["update"] > 0, "loss"].to_numpy()
+    assert losses.size > 0 and np.isfinite(losses).all(), f"losses after the first update: {losses}"
+    saved = trained_weights(load_checkpoint(trainer.run_dir)["learner"])
+    assert saved.keys() == initial.keys()
+    for network in {name.split(".", 1)[0] for name in initial}:
+        names = [name for name in initial if name.startswith(f"{network}.")]
+        assert any(not torch.equal(initial[name], saved[name]) for name in names), f"{network}: weights did not move"
+    return final
