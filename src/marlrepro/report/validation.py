@@ -166,10 +166,13 @@ def validation_report(
     return table
 
 
-def planned_run_dirs(runs_root: str | Path, paper: str, experiments: Sequence[str], scale: str) -> list[Path]:
+def planned_run_dirs(
+    runs_root: str | Path, paper: str, experiments: Sequence[str], scale: str, envs: Sequence[str] | None = None
+) -> list[Path]:
     """The run directories under ``runs_root`` of ``experiments`` of ``config/<paper>.yaml`` as
     ``scale`` plans them (with ``config/config.yaml``'s seeds, device and backend), read from the
-    current directory as Snakemake reads them."""
+    current directory as Snakemake reads them; only the runs on ``envs`` when given (a table of the
+    maps that were run, when the GPU time did not cover the whole plan)."""
     from marlrepro.config import read_settings
     from marlrepro.config_schema import load_checked
     from marlrepro.experiments import RUN_DIR, plan_paper, scale_from_dict
@@ -185,8 +188,16 @@ def planned_run_dirs(runs_root: str | Path, paper: str, experiments: Sequence[st
     unknown = [name for name in experiments if name not in plan]
     if unknown:
         raise ConfigError(f"--experiments: {unknown} not in config/{paper}.yaml; valid choices: {', '.join(plan)}")
+    runs = [run for name in experiments for run in plan[name].runs()]
+    if envs is not None:
+        planned = sorted({run.env for run in runs})
+        unplanned = [env for env in envs if env not in planned]
+        if unplanned:
+            raise ConfigError(f"--envs: {unplanned} not planned for {', '.join(experiments)} at scale {scale}; "
+                              f"valid choices: {', '.join(planned)}")  # fmt: skip
+        runs = [run for run in runs if run.env in envs]
     prefix = RUN_DIR.split("{", 1)[0]  # results/runs/
-    return [Path(runs_root) / run.run_dir.removeprefix(prefix) for name in experiments for run in plan[name].runs()]
+    return [Path(runs_root) / run.run_dir.removeprefix(prefix) for run in runs]
 
 
 def add_validation_parser(commands: argparse._SubParsersAction) -> None:
@@ -202,6 +213,8 @@ def add_validation_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("runs_root", help="the runs' root directory, e.g. results/runs")
     parser.add_argument("--paper", default="igm_da", help="config/PAPER.yaml (default igm_da)")
     parser.add_argument("--experiments", nargs="+", default=["sight0", "bc"], help="default: sight0 bc")
+    parser.add_argument("--envs", nargs="+", default=None, metavar="ENV",
+                        help="only the runs on these envs (e.g. smax:8m); default: every planned env")
     parser.add_argument("--scale", default="validation", help="the scale the runs were made at (default validation)")
     parser.add_argument("--published", default="config/published/igm_da.yaml", help="the paper's numbers")
     parser.add_argument("--out", default="results/tables/igm_da_validation",
@@ -212,7 +225,7 @@ def add_validation_parser(commands: argparse._SubParsersAction) -> None:
 def _run_validation(args: argparse.Namespace) -> int:
     from marlrepro.config_schema import load_checked
 
-    run_dirs = planned_run_dirs(args.runs_root, args.paper, args.experiments, args.scale)
+    run_dirs = planned_run_dirs(args.runs_root, args.paper, args.experiments, args.scale, args.envs)
     description = load_checked(f"config/scales/{args.scale}.yaml", "workflow/schemas/scale.schema.yaml")["description"]
     try:
         table = validation_report(run_dirs, args.published, args.scale, description,
