@@ -110,7 +110,7 @@ def test_run_setting_states_maps_methods_sight_steps_and_seeds():
         "smax:MMM2, smax:8m; qmix, qmix_da; allies' sight range 0, 3; 400 environment steps per run; "
         "1 or 2 seeds per method and environment (seeds 0-1)"
     )
-    assert "sight range each unit type's own" in run_setting([run("smax:3m", "vdn", 0)])
+    assert "sight range SMAC's (9; SMACv2: each unit type's own)" in run_setting([run("smax:3m", "vdn", 0)])
     assert run_setting([run("matrix:me_igm", "qmix", s) for s in (0, 2)]) == (
         "matrix:me_igm; qmix; 400 environment steps per run; 2 seeds per method and environment (seeds 0, 2)"
     )

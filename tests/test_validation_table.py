@@ -12,7 +12,7 @@ import pytest
 from marlrepro.cli import main
 from marlrepro.io_utils import write_json, write_yaml
 from marlrepro.report.runs import RunDataError
-from marlrepro.report.validation import validation_report
+from marlrepro.report.validation import planned_run_dirs, validation_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "config/published/igm_da.yaml"
@@ -110,3 +110,16 @@ def test_the_command_reads_the_runs_the_scale_plans(tmp_path, monkeypatch, capsy
     assert str(tmp_path / "igm_da/sight0/smax-8m/qmix/seed0") in err  # a run the validation scale plans
     assert main(["validation-table", str(tmp_path), "--experiments", "nosuch"]) == 2
     assert "valid choices: " in capsys.readouterr().err
+
+
+def test_envs_restrict_the_table_to_the_maps_that_were_run(tmp_path, monkeypatch, capsys):
+    """``--envs`` keeps only the planned runs on those maps; a map the scale does not plan is
+    refused with the valid choices."""
+    monkeypatch.chdir(ROOT)
+    all_runs = planned_run_dirs(tmp_path, "igm_da", ["sight0", "bc"], "validation")
+    some = planned_run_dirs(tmp_path, "igm_da", ["sight0", "bc"], "validation", ["smax:8m", "smax:8m_vs_9m"])
+    assert some and set(some) < set(all_runs)
+    assert {d.parts[-3] for d in some} == {"smax-8m", "smax-8m_vs_9m"}
+    assert main(["validation-table", str(tmp_path), "--envs", "smax:3m"]) == 2
+    err = capsys.readouterr().err
+    assert "--envs" in err and "smax:8m_vs_9m" in err

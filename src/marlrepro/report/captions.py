@@ -20,7 +20,7 @@ from marlrepro.experiments import Run
 from marlrepro.report.published import matrix_game
 
 SMAC_BACKENDS = ("smax", "smacv2", "smax_stock", "sc2")  # env prefixes whose allies have a sight range
-DEFAULT_SIGHT = "each unit type's own (SMAC: 9)"  # env.options.sight_range unset or null
+DEFAULT_SIGHT = "SMAC's (9; SMACv2: each unit type's own)"  # env.options.sight_range unset or null
 
 
 def run_setting(runs: Sequence[Run]) -> str:

@@ -6,7 +6,7 @@ Each builder reads run directories (see :mod:`~marlrepro.report.runs`; IGM-DA ru
 "final" means a run's last evaluation (``final.json``). Over seeds we report the median and the
 25-75 % range, as the paper does (§4); curves are aligned on the runs' evaluation grid and smoothed
 by a trailing moving average of :data:`SMOOTH_WINDOW` evaluations, as the paper's are. A run's
-sight range is its ``env.options.sight_range``; null (each unit type's own sight) reads as
+sight range is its ``env.options.sight_range``; null (the env's default sight, 9 on the SMAC maps) reads as
 :data:`DEFAULT_SIGHT`, SMAC's sight.
 """
 
