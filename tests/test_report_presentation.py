@@ -21,8 +21,8 @@ from marlrepro.experiments import Run
 from marlrepro.frozenlake import METHOD_LABELS, run_frozenlake
 from marlrepro.report.captions import matrix_game_published, run_setting
 from marlrepro.report.frozenlake_figure import frozenlake_table
-from marlrepro.report.published import figure_claims
 from marlrepro.report.html_table import DIFFERENCE, table_html
+from marlrepro.report.published import figure_claims
 from marlrepro.report.style import (
     METHOD_COLOURS,
     RC,

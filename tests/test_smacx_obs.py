@@ -20,9 +20,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from marlrepro.envs.smacx import SCENARIOS, EnvState, ExtendedSMAX, UnitState, make_extended_smax
-from marlrepro.envs.smacx.observations import ally_observations, smac_action_ids, world_state
-from marlrepro.envs.smacx.units import COLOSSUS, MARAUDER, MARINE, MEDIVAC, STALKER, ZEALOT
+from marlrepro.envs.smacx import (
+    SCENARIOS,
+    EnvState,
+    ExtendedSMAX,
+    UnitState,
+    make_extended_smax,
+)
+from marlrepro.envs.smacx.observations import (
+    ally_observations,
+    smac_action_ids,
+    world_state,
+)
+from marlrepro.envs.smacx.units import (
+    COLOSSUS,
+    MARAUDER,
+    MARINE,
+    MEDIVAC,
+    STALKER,
+    ZEALOT,
+)
 
 
 def smac_obs_names(n_agents: int, n_enemies: int, shield_ally: int, shield_enemy: int, type_bits: int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -22,7 +24,7 @@ def _hypernet(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Module:
     (pymarl's hypernetworks: 1 or 2 layers; QPLEX's attention heads: up to 3)."""
     dims = [in_dim, *[hidden] * (layers - 1), out_dim]
     modules: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (a, b) in enumerate(pairwise(dims)):
         modules += [nn.ReLU(), nn.Linear(a, b)] if i else [nn.Linear(a, b)]
     return modules[0] if layers == 1 else nn.Sequential(*modules)
 

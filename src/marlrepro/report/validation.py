@@ -33,7 +33,13 @@ from typing import Any
 import pandas as pd
 
 from marlrepro.errors import ConfigError
-from marlrepro.report.igm_da import TABLE1_SIGHT, IgmRun, PublishedTable1, published_table1, read_runs
+from marlrepro.report.igm_da import (
+    TABLE1_SIGHT,
+    IgmRun,
+    PublishedTable1,
+    published_table1,
+    read_runs,
+)
 from marlrepro.report.runs import RunDataError, read_metrics, single_value
 from marlrepro.report.tables import write_table
 
@@ -150,14 +156,18 @@ def validation_report(
     published = published_table1(published_path)
     table = validation_table(runs, published, scale)
     notes = [
-        f"Win rates in %, median [min, max] over seeds. final evaluation: each run's last evaluation; "
-        f"mean of the last {LAST_EVALUATIONS} evaluations: of each run's last {LAST_EVALUATIONS}; best "
-        "evaluation: each run's highest; experts' final: the -DA/-BC experts' own win rate at the last "
-        "evaluation (target_mean).",
+        (
+            f"Win rates in %, median [min, max] over seeds. final evaluation: each run's last evaluation; "
+            f"mean of the last {LAST_EVALUATIONS} evaluations: of each run's last {LAST_EVALUATIONS}; best "
+            "evaluation: each run's highest; experts' final: the -DA/-BC experts' own win rate at the last "
+            "evaluation (target_mean)."
+        ),
         f"published: {published.source}, {published.metric}, after the paper's own budget (not ours).",
-        "direction: on the mean of the last 5 evaluations, whether the -DA median lies above the "
-        "original method's (and behaviour cloning's, where run), and whether every -DA seed lies "
-        "above every seed of the other.",
+        (
+            "direction: on the mean of the last 5 evaluations, whether the -DA median lies above the "
+            "original method's (and behaviour cloning's, where run), and whether every -DA seed lies "
+            "above every seed of the other."
+        ),
     ]
     write_table(table, table_paths, "IGM-DA validation: ours at the validation scale beside Table 1",
                 scale=scale, scale_description=scale_description,

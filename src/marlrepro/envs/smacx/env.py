@@ -40,7 +40,12 @@ from marlrepro.envs.smacx.heuristic import (
     enemy_actions,
     initial_heuristic_state,
 )
-from marlrepro.envs.smacx.observations import View, ally_observations, smac_action_ids, world_state
+from marlrepro.envs.smacx.observations import (
+    View,
+    ally_observations,
+    smac_action_ids,
+    world_state,
+)
 from marlrepro.envs.smacx.reward import REWARDS, outcome, smac_reward, smax_reward
 from marlrepro.envs.smacx.sampling import (
     keep_inside,
@@ -54,7 +59,12 @@ from marlrepro.envs.smacx.sampling import (
 )
 from marlrepro.envs.smacx.scenarios import Scenario, get_scenario
 from marlrepro.envs.smacx.state import EnvState, UnitState
-from marlrepro.envs.smacx.units import GAME_LOOP_S, GAME_LOOPS_PER_STEP, UNIT_TYPES, unit_table
+from marlrepro.envs.smacx.units import (
+    GAME_LOOP_S,
+    GAME_LOOPS_PER_STEP,
+    UNIT_TYPES,
+    unit_table,
+)
 from marlrepro.errors import ConfigError, unknown_choice
 
 FULL_SIGHT_KEY = "full_sight_obs"  # obs entry [num_allies, obs_size]: every ally at the scenario's sight
