@@ -205,11 +205,14 @@ def _cells(criterion: Criterion) -> list[Cell]:
     return [criterion.per_seed]
 
 
-def parse_claims(paper: str, data: Mapping[str, Any], where: str, domains: Mapping[str, Any]) -> list[Claim]:
+def parse_claims(
+    paper: str, data: Mapping[str, Any], where: str, domains: Mapping[str, Any] | None = None
+) -> list[Claim]:
     """The claims of a published file's ``data`` (already checked against the schema), each checked
     against :data:`TABLE_FORMATS`: every table a criterion names is known and among the claim's
-    targets, every row names each key of the table with a value of its domain, every column exists.
-    Errors name the file (``where``), the claim and the key."""
+    targets, every row names each key of the table, with a value of its domain (:func:`domains`;
+    not checked where ``domains`` is None), every column exists. Errors name the file (``where``),
+    the claim and the key."""
     claims = []
     for claim_id, spec in data.get("claims", {}).items():
         at = f"{where}: claims.{claim_id}"
@@ -223,7 +226,7 @@ def parse_claims(paper: str, data: Mapping[str, Any], where: str, domains: Mappi
     return claims
 
 
-def _check_cell(at: str, cell: Cell, targets: Sequence[str], domains: Mapping[str, Any]) -> None:
+def _check_cell(at: str, cell: Cell, targets: Sequence[str], domains: Mapping[str, Any] | None) -> None:
     if cell.table not in TABLE_FORMATS:
         raise unknown_choice(f"{at}: table", cell.table, TABLE_FORMATS, "table")
     if cell.table not in targets:
@@ -234,6 +237,8 @@ def _check_cell(at: str, cell: Cell, targets: Sequence[str], domains: Mapping[st
     if set(cell.row) != set(fmt.keys):
         raise ConfigError(f"{at}: row {cell.row} of {cell.table} must name exactly its keys {list(fmt.keys)}")
     for key, value in cell.row.items():
+        if domains is None:
+            continue
         domain = domains[fmt.keys[key]]
         if domain is None:
             if not _is_number(value):
