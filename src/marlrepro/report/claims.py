@@ -444,9 +444,11 @@ def claims_report(
                  "reading": "how we read it"}
     )  # fmt: skip
     notes = [
+        (
         "Each claim is judged by a rule (marlrepro.report.claims) from the tidy csv of the tables it names: "
         "holds, does not hold, or not judged (a table not built, a smoke-scale table, or a scale below what "
-        "the claim needs). The criteria are in config/published/ under claims:; docs/claims.md explains them.",
+        "the claim needs). The criteria are in config/published/ under claims:; docs/claims.md explains them."
+        ),
     ]
     write_table(table, out_paths, title, scale=scale, scale_description=scale_description,
                 backend="the tables' own (see each)", notes=notes, display=display)  # fmt: skip
