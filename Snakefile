@@ -7,8 +7,8 @@ published numbers.
     snakemake --report report.html                      # every table and figure in one page
 
 A paper adds config/<paper>.yaml (its experiment grid), config/published/<paper>.yaml (its
-numbers), workflow/rules/<paper>.smk (its aggregate rules), and one line each to PAPERS, the
-includes and rule all below.
+numbers and, under claims:, its claims), workflow/rules/<paper>.smk (its aggregate rules), and one
+line each to PAPERS, the includes and rule all below (and CLAIM_PAPERS, workflow/rules/claims.smk).
 """
 
 import os
@@ -67,6 +67,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/me_igm.smk"
 include: "workflow/rules/vd.smk"
 include: "workflow/rules/igm_da.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:
@@ -75,3 +76,4 @@ rule all:
         rules.me_igm_table1_qmix.output,
         rules.vd_smax_curves.output,
         rules.igm_da.input,
+        rules.claims.input,

@@ -33,6 +33,8 @@ TARGETS = [
 ]
 CATEGORY = {"me_igm": "ME-IGM — maximum-entropy IGM (Table 1)", "vd": "Foundation — value decomposition on SMAX",
             "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)"}  # fmt: skip
+LEDGER = "Claim ledger — does each paper's claim hold here?"
+LEDGERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM"}  # paper -> its subcategory in the ledger
 SMOKE_BANNER = "SMOKE SCALE — not comparable with the paper"
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
 
@@ -90,10 +92,29 @@ def test_smoke_dag_builds_every_target(smoke_dag):
 
 
 @pytest.mark.slow
+def test_smoke_ledger_judges_nothing(smoke_dag):
+    for paper in LEDGERS:
+        ledger = pd.read_csv(smoke_dag / f"results/tables/{paper}_claims.csv")
+        assert len(ledger) > 0 and set(ledger["verdict"]) == {"not judged"}, ledger
+        built = ~ledger["evidence"].str.startswith("target not built")
+        assert ledger.loc[built, "evidence"].str.contains("smoke-scale table").all(), ledger
+    me_igm = pd.read_csv(smoke_dag / "results/tables/me_igm_claims.csv").set_index("claim")
+    assert me_igm.loc["table1_me_qmix_optimal", "evidence"].startswith("target not built: me_igm_table1_me_qmix")
+
+
+@pytest.mark.slow
 def test_report_shows_every_table_beside_the_paper_and_marks_smoke(smoke_report):
     report = smoke_report.read_text()
     results, categories = embedded(report, "results"), embedded(report, "categories")
-    assert set(categories) == set(CATEGORY.values())
+    assert set(categories) == {*CATEGORY.values(), LEDGER}
+    assert sorted(categories)[0] == LEDGER  # the report's menu sorts categories: the ledger comes first
+    for paper, subcategory in LEDGERS.items():
+        path = f"results/tables/{paper}_claims.html"
+        assert categories[LEDGER][subcategory] == [path]
+        page = html.unescape(decoded(results[path]))
+        assert SMOKE_BANNER in page and "not judged" in page and ">holds<" not in page, paper
+    caption = html.unescape(results["results/tables/igm_da_claims.html"]["caption"])
+    assert "table1_avg_gap" in caption and "showResultInfo" in caption and "igm_da_table1.html" in caption
     for table in TABLES:
         category = CATEGORY[next(paper for paper in CATEGORY if table.startswith(paper))]
         path = f"results/tables/{table}.html"

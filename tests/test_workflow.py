@@ -109,6 +109,7 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     assert counts["train"] == TRAIN_JOBS[scale]
     assert counts["me_igm_table1_qmix"] == 1 and counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
+    assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger
 
 
 def test_igm_da_target_lists_every_igm_da_result(workdir):

@@ -1,0 +1,257 @@
+"""The claim ledger (marlrepro.report.claims): each criterion kind on hand-made tables, the scale
+guard, the parse-time checks that name the claim, and the shipped claims."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from marlrepro.config_schema import check_schema, load_checked
+from marlrepro.errors import ConfigError
+from marlrepro.report.claims import (
+    FAILS,
+    HOLDS,
+    NOT_JUDGED,
+    claims_report,
+    domains,
+    judge,
+    parse_claims,
+    split_per_seed,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/published.schema.yaml"
+MAPS = ["3s5z", "5m_vs_6m", "MMM2", "8m", "3s_vs_5z", "8m_vs_9m"]
+DOMAINS = domains(["qmix", "qmix_da", "qmix_bc", "qplex", "qplex_da", "dmix", "dmix_da"], MAPS, ["A", "B", "C"])
+
+
+def cell(method: str, map_name: str, table: str = "igm_da_table1") -> dict:
+    return {"table": table, "row": {"method": method, "map": map_name}, "column": "win_rate_median"}
+
+
+def claim(*criteria: dict, targets=("igm_da_table1",), scales=("validation", "paper")) -> dict:
+    return {"statement": "s", "source": "Table 1", "targets": list(targets), "scales": list(scales),
+            "criteria": list(criteria)}  # fmt: skip
+
+
+def parsed(spec: dict, claim_id: str = "c") -> list:
+    data = check_schema({"source": "x (published)", "claims": {claim_id: spec}}, SCHEMA, "test.yaml")
+    return parse_claims("igm_da", data, "test.yaml", DOMAINS)
+
+
+def table1(rows: dict[tuple[str, str], float], scale: str = "paper") -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"method": m, "map": name, "win_rate_median": v, "scale": scale} for (m, name), v in rows.items()]
+    )
+
+
+GAP = {"kind": "compare", "left": cell("qmix_da", "Avg.Score"), "op": ">=", "right": cell("qmix", "Avg.Score"),
+       "margin": 15}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "verdict", "words"),
+    [
+        ({("qmix_da", "Avg.Score"): 70.0, ("qmix", "Avg.Score"): 50.0}, HOLDS, "is 20, >= 15: True"),
+        ({("qmix_da", "Avg.Score"): 60.0, ("qmix", "Avg.Score"): 50.0}, FAILS, "is 10, >= 15: False"),
+        ({("qmix_da", "Avg.Score"): 60.0, ("qmix", "Avg.Score"): math.nan}, NOT_JUDGED, "empty (not run)"),
+        ({("qmix_da", "Avg.Score"): 60.0}, NOT_JUDGED, "no such row"),
+    ],
+)
+def test_compare_cites_both_cells_and_the_margin(rows, verdict, words):
+    (c,) = parsed(claim(GAP))
+    result = judge(c, {"igm_da_table1": table1(rows)})
+    assert result.verdict == verdict and words in result.evidence
+    if verdict != NOT_JUDGED:
+        assert "igm_da_table1[method=qmix_da, map=Avg.Score].win_rate_median" in result.evidence
+
+
+def test_threshold_and_minus_operands():
+    fig5c = pd.DataFrame(
+        [{"map": "5m_vs_6m", "algo": a, "sight_range": s, "win_rate_median": v, "scale": "paper"}
+         for a, s, v in [("qmix_da", 0.0, 50.0), ("qmix", 0.0, 20.0), ("qmix_da", 9.0, 80.0), ("qmix", 9.0, 75.0)]]
+    )  # fmt: skip
+
+    def at(algo, sight):
+        return {"table": "igm_da_fig5c", "row": {"map": "5m_vs_6m", "algo": algo, "sight_range": sight},
+                "column": "win_rate_median"}  # fmt: skip
+
+    gain = {"minus": [at("qmix_da", 0), at("qmix", 0)]}
+    shrinks = {"kind": "compare", "left": gain, "op": ">", "right": {"minus": [at("qmix_da", 9), at("qmix", 9)]}}
+    (c,) = parsed(claim(shrinks, targets=["igm_da_fig5c"]))
+    result = judge(c, {"igm_da_fig5c": fig5c})
+    assert result.verdict == HOLDS and "(igm_da_fig5c[map=5m_vs_6m, algo=qmix_da, sight_range=0].win_rate_median = 50" in result.evidence
+    for than, verdict in ((25.0, HOLDS), (35.0, FAILS)):
+        (c,) = parsed(claim({"kind": "threshold", "value": gain, "op": ">=", "than": than}, targets=["igm_da_fig5c"]))
+        assert judge(c, {"igm_da_fig5c": fig5c}).verdict == verdict
+    (c,) = parsed(claim({"kind": "threshold", "value": at("qmix_da", 3), "op": ">=", "than": 0}, targets=["igm_da_fig5c"]))
+    assert judge(c, {"igm_da_fig5c": fig5c}).verdict == NOT_JUDGED  # no sight-3 row
+
+
+def direction(at_least) -> dict:
+    return {"kind": "count", "for_each": {"map": MAPS}, "at_least": at_least,
+            "criterion": {"kind": "compare", "op": ">", "left": {**cell("qmix_da", "x"), "row": {"method": "qmix_da"}},
+                          "right": {**cell("qmix", "x"), "row": {"method": "qmix"}}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("at_least", "da", "verdict"),
+    [
+        ("all", {"8m": 60, "MMM2": 30}, HOLDS),  # every map that ran (2 of 6)
+        ("all", {"8m": 60, "MMM2": 10}, FAILS),
+        ("all", {}, NOT_JUDGED),  # none ran
+        (2, {"8m": 60, "MMM2": 30}, HOLDS),
+        (3, {"8m": 60, "MMM2": 30}, NOT_JUDGED),  # the 4 maps not run could still make it
+        (6, {"8m": 60, "MMM2": 10}, FAILS),  # can no longer reach 6
+    ],
+)
+def test_count_over_maps(at_least, da, verdict):
+    rows = {("qmix", "8m"): 50.0, ("qmix", "MMM2"): 20.0, **{("qmix_da", m): float(v) for m, v in da.items()}}
+    (c,) = parsed(claim(direction(at_least)))
+    result = judge(c, {"igm_da_table1": table1(rows)})
+    assert result.verdict == verdict, result.evidence
+    if da:
+        assert "map=8m: holds" in result.evidence
+
+
+@pytest.mark.parametrize(
+    ("per_seed", "key", "verdict"),
+    [
+        ("(B, B) 0, (B, B) 0, (A, A) 8, (B, B) 0, (C, B) 0", "is_not", HOLDS),  # 4 of 5 not (A, A)
+        ("(B, B) 0, (A, A) 8, (A, A) 8, (B, B) 0, (C, B) 0", "is_not", FAILS),  # 3 of 5
+        ("(A, A) 8, (A, A) 8, (A, A) 8, (A, A) 8, (B, B) 0", "is", HOLDS),
+        ("(A, A) 8, (A, A) 8, (A, A) 8, (B, B) 0, (B, B) 0", "is", FAILS),
+    ],
+)
+def test_seeds_counts_each_seeds_joint_action(per_seed, key, verdict):
+    spec = {"kind": "seeds", "per_seed": {"table": "me_igm_table1_qmix", "row": {"quantity": "greedy payoff"},
+                                          "column": "per_seed"}, key: "(A, A)", "at_least": 0.8}  # fmt: skip
+    (c,) = parsed(claim(spec, targets=["me_igm_table1_qmix"]))
+    table = pd.DataFrame([{"quantity": "greedy payoff", "per_seed": per_seed, "scale": "paper"}])
+    result = judge(c, {"me_igm_table1_qmix": table})
+    assert result.verdict == verdict and "of 5 seeds" in result.evidence
+
+
+def test_split_per_seed_keeps_joint_actions_whole():
+    assert split_per_seed("(B, B) 0, (A, A) 8") == ["(B, B) 0", "(A, A) 8"]
+    assert split_per_seed("9.4, 3.8") == ["9.4", "3.8"]
+
+
+def test_smoke_tables_are_never_judged_and_scales_below_the_claim_are_not():
+    rows = {("qmix_da", "Avg.Score"): 70.0, ("qmix", "Avg.Score"): 50.0}  # would hold
+    (any_scale,) = parsed(claim(GAP))
+    smoke = judge(any_scale, {"igm_da_table1": table1(rows, "smoke")})
+    assert smoke.verdict == NOT_JUDGED and "smoke-scale table" in smoke.evidence
+    (paper_only,) = parsed(claim(GAP, scales=["paper"]))
+    low = judge(paper_only, {"igm_da_table1": table1(rows, "validation")})
+    assert low.verdict == NOT_JUDGED and "scale below what the claim needs" in low.evidence
+    assert judge(paper_only, {"igm_da_table1": table1(rows, "paper")}).verdict == HOLDS
+    gone = judge(paper_only, {"igm_da_table1": None})
+    assert gone.verdict == NOT_JUDGED and gone.evidence.startswith("target not built: igm_da_table1")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "words"),
+    [
+        (lambda c: c["criteria"][0]["left"].update(table="igm_da_tabel1"), "claims.gap.criteria[0]: table: unknown table 'igm_da_tabel1' (did you mean 'igm_da_table1'?)"),
+        (lambda c: c["criteria"][0]["left"].update(column="win_rate_mean"), "claims.gap.criteria[0]: column of igm_da_table1: unknown column 'win_rate_mean'"),
+        (lambda c: c["criteria"][0]["left"]["row"].update(map="MMM3"), "claims.gap.criteria[0]: row key map of igm_da_table1: unknown value 'MMM3'"),
+        (lambda c: c["criteria"][0]["left"]["row"].pop("map"), "claims.gap.criteria[0]: row {'method': 'qmix_da'} of igm_da_table1 must name exactly its keys"),
+        (lambda c: c.update(targets=["igm_da_fig4"]), "claims.gap.criteria[0]: table 'igm_da_table1' is not among the claim's targets"),
+    ],
+)  # fmt: skip
+def test_bad_criteria_name_the_claim_and_the_key(mutate, words):
+    spec = yaml.safe_load(yaml.safe_dump(claim(GAP)))
+    mutate(spec)
+    with pytest.raises(ConfigError) as err:
+        parsed(spec, "gap")
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "words"),
+    [
+        (lambda c: c["criteria"][0].update(op="=>"), "claims.gap.criteria[0]"),
+        (lambda c: c.update(scales=["smoke"]), "claims.gap.scales[0]"),
+        (lambda c: c["criteria"][0].update(kind="python", code="1 > 0"), "claims.gap.criteria[0]"),
+        (lambda c: c.pop("statement"), "claims.gap"),
+    ],
+)
+def test_schema_errors_name_the_claim(mutate, words):
+    spec = yaml.safe_load(yaml.safe_dump(claim(GAP)))
+    mutate(spec)
+    with pytest.raises(ConfigError) as err:
+        check_schema({"source": "x (published)", "claims": {"gap": spec}}, SCHEMA, "test.yaml")
+    assert words in str(err.value)
+
+
+def shipped() -> dict[str, list]:
+    return {paper: parse_claims(paper, load_checked(REPO / f"config/published/{paper}.yaml", SCHEMA), paper, DOMAINS)
+            for paper in ("igm_da", "me_igm")}  # fmt: skip
+
+
+def test_shipped_claims_cover_the_issue_and_me_qmix_is_not_built():
+    claims = shipped()
+    assert {c.id for c in claims["igm_da"]} >= {"table1_avg_gap", "table1_direction_qmix", "fig5_bc_below_dagger",
+                                                "fig5c_gain_shrinks_with_sight", "fig6_frozenlake"}  # fmt: skip
+    me_qmix = next(c for c in claims["me_igm"] if c.id == "table1_me_qmix_optimal")
+    qmix_table = pd.DataFrame([{"quantity": "greedy payoff", "per_seed": "(B, B) 0", "scale": "paper"}])
+    verdict = judge(me_qmix, {"me_igm_table1_qmix": qmix_table, "me_igm_table1_me_qmix": None})
+    assert verdict.verdict == NOT_JUDGED and verdict.evidence.startswith("target not built")
+
+
+def test_validation_ledger_agrees_with_docs_validation():
+    """docs/validation.md's table (final evaluation, median over seeds) as Table 1 at validation
+    scale: the direction holds on every map run, the gap's size is not judged at this scale."""
+    text = (REPO / "docs/validation.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"\| (\S+) \| (qmix|qmix_da) \| \d+ \| ([\d.]+) \[", line)
+        if match:
+            rows[(match[2], match[1])] = float(match[3])
+    assert len(rows) == 6, rows
+    claims = {c.id: c for c in shipped()["igm_da"]}
+    tables = {"igm_da_table1": table1(rows, "validation")}
+    assert "The direction holds on every map" in text
+    assert judge(claims["table1_direction_qmix"], tables).verdict == HOLDS
+    assert "cannot be judged at 15 % of the budget" in text
+    gap = judge(claims["table1_avg_gap"], tables)
+    assert gap.verdict == NOT_JUDGED and "scale below" in gap.evidence
+
+
+def test_claims_report_writes_the_ledger_with_the_smoke_banner(tmp_path):
+    claims = shipped()["igm_da"]
+    csv = tmp_path / "t1.csv"
+    table1({("qmix_da", "Avg.Score"): 70.0, ("qmix", "Avg.Score"): 50.0}, "smoke").to_csv(csv, index=False)
+    out = [tmp_path / f"igm_da_claims.{ext}" for ext in ("csv", "md", "html")]
+    claims_report(claims, {"igm_da_table1": csv}, "IGM-DA: claim ledger", "smoke", "SMOKE SCALE: tiny", out)
+    ledger = pd.read_csv(out[0])
+    assert list(ledger["claim"]) == [c.id for c in claims]
+    assert set(ledger["verdict"]) == {NOT_JUDGED}
+    assert ledger.set_index("claim").loc["table1_avg_gap", "evidence"].startswith("igm_da_table1 is a smoke-scale")
+    assert "target not built: igm_da_fig6" in ledger.set_index("claim").loc["fig6_frozenlake", "evidence"]
+    page = out[2].read_text()
+    assert "SMOKE SCALE — not comparable with the paper" in page and "table1_direction_qmix" in page
+
+
+def test_snakemake_stops_on_a_bad_claim_naming_it(tmp_path):
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    path = tmp_path / "config/published/igm_da.yaml"
+    path.write_text(path.read_text().replace("column: proportional_success_median}, op: \">=\"",
+                                             "column: proportional_succes_median}, op: \">=\""))  # fmt: skip
+    pythonpath = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "claims", "--config", "scale=smoke"], cwd=tmp_path, check=False,
+                         env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode != 0
+    assert "claims.fig6_frozenlake.criteria[0]: column of igm_da_fig6: unknown column 'proportional_succes_median'" in run.stderr + run.stdout
