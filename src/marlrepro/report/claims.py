@@ -38,6 +38,7 @@ verdict cites the numbers it used.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -53,9 +54,7 @@ from marlrepro.report.tables import write_table
 HOLDS, FAILS, NOT_JUDGED = "holds", "does not hold", "not judged"
 SMOKE = "smoke"
 NOT_BUILT = "target not built"
-OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-}  # fmt: skip
+OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 # ------------------------------------------------------------------------------ table formats
@@ -247,24 +246,24 @@ def _check_cell(at: str, cell: Cell, targets: Sequence[str], domains: Mapping[st
             raise unknown_choice(f"{at}: row key {key} of {cell.table}", value, domain, "value")
 
 
-def _operand(at: str, spec: Mapping[str, Any]) -> Operand:
+def _operand(spec: Mapping[str, Any]) -> Operand:
     if "minus" in spec:
-        left, right = (_cell(f"{at}.minus[{i}]", c) for i, c in enumerate(spec["minus"]))
+        left, right = (_cell(c) for c in spec["minus"])
         return Minus(left, right)
-    return _cell(at, spec)
+    return _cell(spec)
 
 
-def _cell(at: str, spec: Mapping[str, Any]) -> Cell:
+def _cell(spec: Mapping[str, Any]) -> Cell:
     return Cell(spec["table"], dict(spec["row"]), spec["column"])
 
 
 def _criterion(at: str, spec: Mapping[str, Any]) -> Criterion:
     kind = spec["kind"]
     if kind == "compare":
-        return Compare(_operand(f"{at}.left", spec["left"]), spec["op"], _operand(f"{at}.right", spec["right"]),
+        return Compare(_operand(spec["left"]), spec["op"], _operand(spec["right"]),
                        float(spec.get("margin", 0.0)))  # fmt: skip
     if kind == "threshold":
-        return Threshold(_operand(f"{at}.value", spec["value"]), spec["op"], float(spec["than"]))
+        return Threshold(_operand(spec["value"]), spec["op"], float(spec["than"]))
     if kind == "count":
         ((key, values),) = spec["for_each"].items()
         inner = _criterion(f"{at}.criterion", spec["criterion"])
@@ -276,7 +275,7 @@ def _criterion(at: str, spec: Mapping[str, Any]) -> Criterion:
         return Count(key, tuple(values), inner, at_least)
     if kind == "seeds":
         negate = "is_not" in spec
-        return Seeds(_cell(f"{at}.per_seed", spec["per_seed"]), spec["is_not" if negate else "is"], negate,
+        return Seeds(_cell(spec["per_seed"]), spec["is_not" if negate else "is"], negate,
                      float(spec["at_least"]))  # fmt: skip
     raise unknown_choice(f"{at}.kind", kind, ("compare", "threshold", "count", "seeds"), "kind")
 
@@ -443,13 +442,11 @@ def claims_report(
         columns={"statement": "the paper says", "evidence": "ours: numbers used, or why not judged",
                  "reading": "how we read it"}
     )  # fmt: skip
-    notes = [
-        (
+    note = (
         "Each claim is judged by a rule (marlrepro.report.claims) from the tidy csv of the tables it names: "
         "holds, does not hold, or not judged (a table not built, a smoke-scale table, or a scale below what "
         "the claim needs). The criteria are in config/published/ under claims:; docs/claims.md explains them."
-        ),
-    ]
+    )
     write_table(table, out_paths, title, scale=scale, scale_description=scale_description,
-                backend="the tables' own (see each)", notes=notes, display=display)  # fmt: skip
+                backend="the tables' own (see each)", notes=[note], display=display)  # fmt: skip
     return table

@@ -287,13 +287,13 @@ class ExtendedSMAX(SMAX):
         """
         units = state.state
         avail = self._ally_avail(units)
-        per_type = self._ally_sight(units)
-        sight = per_type if self.sight_range is None else jnp.full(self.num_allies, self.sight_range)
+        scenario_sight = self._ally_sight(units)
+        sight = scenario_sight if self.sight_range is None else jnp.full(self.num_allies, self.sight_range)
         obs_array = ally_observations(self.table, units, self.view, sight, avail)
         obs = {agent: obs_array[i] for i, agent in enumerate(self.agents)}
         obs["world_state"] = world_state(self.table, units, self.view)
         if self.full_sight_obs:
-            obs[FULL_SIGHT_KEY] = ally_observations(self.table, units, self.view, per_type, avail)
+            obs[FULL_SIGHT_KEY] = ally_observations(self.table, units, self.view, scenario_sight, avail)
         return obs
 
     def get_world_state(self, state: EnvState) -> jax.Array:

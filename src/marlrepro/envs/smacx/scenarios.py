@@ -92,8 +92,7 @@ class Scenario:
     def unit_ranges(self, table: UnitTable) -> tuple[jax.Array, jax.Array]:
         """(sight range, attack-order range) per unit type, each ``[num unit types]`` float32."""
         sight = table.sight if self.sight_range is None else jnp.full_like(table.sight, self.sight_range)
-        uniform = self.shoot_range is not None
-        shoot = jnp.full_like(table.attack_range, self.shoot_range) if uniform else table.attack_range
+        shoot = table.attack_range if self.shoot_range is None else jnp.full_like(table.attack_range, self.shoot_range)
         return sight, shoot
 
 
