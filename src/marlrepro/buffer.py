@@ -75,49 +75,72 @@ _OBSERVATION_SIZED = ("obs", "state", "full_obs")
 
 
 class EpisodeBuffer:
-    """A ring buffer of ``capacity`` episodes on ``device``; sampling never leaves the device.
-    ``obs_dtype`` stores observations, states and full observations at lower precision (float16);
-    samples come back in float32."""
+    """The replay buffers of the ``R`` runs of a pack: one ring of ``capacity`` episodes per run,
+    stacked on a leading run axis on ``device``, so sampling for all runs is one gather per field.
 
-    def __init__(self, capacity: int, spec: EnvSpec, device: torch.device,
+    Every run keeps its own ring position, fill level and sampling generator, so a run's samples
+    do not depend on the other runs of its pack. ``obs_dtype`` stores observations, states and
+    full observations at lower precision (float16); samples come back in float32, padded to the
+    episode limit (fixed shapes: the same arithmetic whatever the other runs' episode lengths)."""
+
+    def __init__(self, runs: int, capacity: int, spec: EnvSpec, device: torch.device,
                  obs_dtype: torch.dtype = torch.float32) -> None:
+        self.runs = runs
         self.capacity = capacity
-        self.storage = Episodes.empty(capacity, spec, device, obs_dtype)
+        flat = Episodes.empty(runs * capacity, spec, device, obs_dtype)
+        self.storage = Episodes(**{name: value.view(runs, capacity, *value.shape[1:])
+                                   for name, value in flat.tensors().items()})
         self.device = device
-        self.insert_at = 0
-        self.size = 0
+        self.insert_at = [0] * runs
+        self.size = [0] * runs
+        self._all_runs = torch.arange(runs, device=device)[:, None]
 
-    def insert(self, episodes: Episodes) -> None:
-        """Write a batch of episodes (padded to the buffer's length) at the ring position."""
-        b = episodes.actions.shape[0]
-        idx = (torch.arange(b, device=self.device) + self.insert_at) % self.capacity
+    def episode_bytes(self) -> int:
+        """Bytes of one stored episode (all fields)."""
+        return sum(t[0, 0].element_size() * t[0, 0].nelement() for t in self.storage.tensors().values())
+
+    def insert(self, episodes: Episodes, runs: list[int]) -> None:
+        """Write ``episodes`` [R, B, t, ...] of the listed ``runs`` at each run's ring position."""
+        b = episodes.actions.shape[1]
+        rows = torch.tensor(runs, device=self.device)
+        start = torch.tensor([self.insert_at[r] for r in runs], device=self.device)
+        pos = (torch.arange(b, device=self.device) + start[:, None]) % self.capacity  # [len(runs), B]
         for name, target in self.storage.tensors().items():
-            value = getattr(episodes, name)
-            target[idx] = 0
-            target[idx, : value.shape[1]] = value.to(target.dtype)
-        self.insert_at = (self.insert_at + b) % self.capacity
-        self.size = min(self.size + b, self.capacity)
+            value = getattr(episodes, name)[rows]
+            target[rows[:, None], pos] = 0
+            target[rows[:, None], pos, : value.shape[2]] = value.to(target.dtype)
+        for r in runs:
+            self.insert_at[r] = (self.insert_at[r] + b) % self.capacity
+            self.size[r] = min(self.size[r] + b, self.capacity)
 
-    def can_sample(self, batch_size: int) -> bool:
-        return self.size >= batch_size
+    def can_sample(self, batch_size: int) -> list[bool]:
+        """Per run: are at least ``batch_size`` episodes stored?"""
+        return [size >= batch_size for size in self.size]
 
-    def sample(self, batch_size: int) -> Episodes:
-        """Uniformly sample ``batch_size`` distinct episodes, trimmed to the longest one."""
-        idx = torch.randperm(self.size, device=self.device)[:batch_size]
-        batch = self.storage.index(idx)
-        return batch.trim(batch.max_length()).as_float32()
+    def sample(self, batch_size: int, generators: list[torch.Generator], runs: list[bool]) -> Episodes:
+        """``batch_size`` distinct episodes drawn uniformly for each run where ``runs[r]`` holds,
+        by that run's generator, as [R, B, T+1, ...] float32. Other runs get the first slots of
+        their ring (a placeholder their update mask discards) and their generators are not drawn
+        from."""
+        idx = [torch.randperm(self.size[r], generator=generators[r], device=self.device)[:batch_size]
+               if take else torch.arange(batch_size, device=self.device) % self.capacity
+               for r, take in enumerate(runs)]
+        index = torch.stack(idx)
+        return Episodes(**{name: value[self._all_runs, index]
+                           for name, value in self.storage.tensors().items()}).as_float32()
 
-    def state_dict(self) -> dict:
-        """The filled part of the buffer, for checkpoints of small tasks."""
+    def run_state(self, r: int) -> dict:
+        """Run ``r``'s filled part of the buffer, for its checkpoint."""
         return {
             # clone: a saved view would carry the whole ring buffer's storage with it
-            "episodes": {name: value[: self.size].cpu().clone() for name, value in self.storage.tensors().items()},
-            "insert_at": self.insert_at,
-            "size": self.size,
+            "episodes": {name: value[r, : self.size[r]].cpu().clone()
+                         for name, value in self.storage.tensors().items()},
+            "insert_at": self.insert_at[r],
+            "size": self.size[r],
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_run_state(self, r: int, state: dict) -> None:
         size = state["size"]
         for name, value in state["episodes"].items():
-            getattr(self.storage, name)[:size] = value.to(self.device)
-        self.insert_at, self.size = state["insert_at"], size
+            getattr(self.storage, name)[r, :size] = value.to(self.device)
+        self.insert_at[r], self.size[r] = state["insert_at"], size

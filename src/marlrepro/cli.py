@@ -38,7 +38,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from marlrepro.config import load_config
     from marlrepro.tracking import TrackingError
-    from marlrepro.train import Interrupted, train
+    from marlrepro.train import Diverged, Interrupted, train
 
     config = load_config(args.config, args.overrides)
     try:
@@ -46,7 +46,7 @@ def _run_train(args: argparse.Namespace) -> int:
     except Interrupted as err:
         print(f"marlrepro: {err}", file=sys.stderr)
         return 128 + err.signum
-    except TrackingError as err:
+    except (TrackingError, Diverged) as err:
         print(f"marlrepro: error: {err}", file=sys.stderr)
         return 1
     log.info("done: t_env=%d test_return=%.3f win_rate=%.3f", final["t_env"],

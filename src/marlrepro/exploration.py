@@ -31,8 +31,10 @@ def masked_greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     return q.masked_fill(~avail, float("-inf")).argmax(dim=-1)
 
 
-def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """With probability ``epsilon`` a uniformly random *available* action, else the greedy one.
+def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """With probability ``epsilon`` a uniformly random *available* action, else the greedy one;
+    the draws come from ``generator`` (default: torch's global one).
 
     Runs entirely on the device: no host synchronisation.
     """
@@ -41,7 +43,7 @@ def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float) -> torc
         return greedy
     # Uniform over available actions: the argmax of i.i.d. uniform scores, unavailable ones
     # pushed below every available score (cheaper than torch.multinomial, and sync-free).
-    scores = torch.rand(q.shape, device=q.device).masked_fill(~avail, -1.0)
+    scores = torch.rand(q.shape, device=q.device, generator=generator).masked_fill(~avail, -1.0)
     random = scores.argmax(dim=-1)
-    explore = torch.rand(greedy.shape, device=q.device) < epsilon
+    explore = torch.rand(greedy.shape, device=q.device, generator=generator) < epsilon
     return torch.where(explore, random, greedy)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from marlrepro.buffer import Episodes
+from marlrepro.core.stacked import StackedModules
 from marlrepro.controller import AgentController
 from marlrepro.envs.base import BatchedEnv, EnvBatch
 from marlrepro.errors import ConfigError
@@ -26,7 +27,7 @@ DONE_CHECK_EVERY = 16
 
 @dataclass
 class RolloutStats:
-    """Per-episode results of one rollout, as device tensors ([B] each)."""
+    """Per-episode results of one rollout, as device tensors ([R, B] each)."""
 
     returns: torch.Tensor
     won: torch.Tensor
@@ -43,63 +44,92 @@ def _store_observation(episodes: Episodes, t: int, step: EnvBatch) -> None:
 
 
 class EpisodeRunner:
-    """Runs one episode in each of the ``B`` environments in lock-step.
+    """Runs one episode in each of the ``B`` environments of every run of a pack, in lock-step,
+    with the agents of one controller of the pack's learners (``controller``: its attribute name).
 
     Every environment is reset at the start; a finished environment keeps stepping (its
     auto-reset episode is masked out) until all have finished or the episode limit is reached.
+    Fused: all runs in one compiled call over their stacked weights. Stepwise: one run at a time
+    through the environment's Python API, with that run's weights (:meth:`StackedModules.module_for`).
     """
 
-    def __init__(self, env: BatchedEnv, controller: AgentController, mode: str = "auto") -> None:
-        self.env = env
+    def __init__(self, envs: list[BatchedEnv], learners: StackedModules, controller: str,
+                 mode: str = "auto") -> None:
+        self.envs = envs
+        self.learners = learners
         self.controller = controller
-        make_fused = getattr(env, "fused_rollout", None)
-        if mode == "fused" and make_fused is None:
+        env = envs[0]
+        template = getattr(learners.template, controller)
+        fusable = hasattr(env, "fused_rollout")
+        if mode == "fused" and not fusable:
             raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
                               "valid choices here: auto, stepwise")
-        fused = make_fused is not None and mode != "stepwise"
-        self._fused = make_fused(controller) if fused else None
-        self.storage = Episodes.empty(env.num_envs, env.spec, env.device) if self._fused is None else None
+        self._fused = env.fused_rollout(template, envs) if fusable and mode != "stepwise" else None
+        self.storage = [Episodes.empty(env.num_envs, env.spec, env.device) for _ in envs] \
+            if self._fused is None else None
 
-    def run(self, epsilon: float) -> tuple[Episodes, RolloutStats]:
-        """Collect one batch of episodes with epsilon-greedy actions (``epsilon=0``: greedy)."""
+    def run(self, epsilons: list[float], active: list[bool],
+            generators: list[torch.Generator]) -> tuple[Episodes, RolloutStats]:
+        """Collect one batch of episodes per run with epsilon-greedy actions (``epsilon=0``:
+        greedy): episodes [R, B, t, ...] and per-episode stats [R, B]; rows of inactive runs are
+        zero. ``generators`` are the runs' own (stepwise exploration draws from them)."""
         if self._fused is not None:
-            episodes, returns, won, lengths = self._fused(epsilon)
+            episodes, returns, won, lengths = self._fused(
+                self.learners.weights(f"{self.controller}.agent."), epsilons, active)
             return episodes, RolloutStats(returns, won, lengths)
-        return self._run_stepwise(epsilon)
+        return self._run_stepwise(epsilons, active, generators)
 
-    @torch.no_grad()
-    def _run_stepwise(self, epsilon: float) -> tuple[Episodes, RolloutStats]:
-        """The Python loop: one batched environment step per iteration."""
-        env, ep = self.env, self.storage
-        b, n, limit = env.num_envs, env.spec.n_agents, env.spec.episode_limit
-        device = env.device
-        step = env.reset()
-        hidden = self.controller.initial_hidden(b)
-        last_actions = torch.full((b, n), -1, dtype=torch.int64, device=device)
-        active = torch.ones(b, dtype=torch.bool, device=device)
-        returns = torch.zeros(b, device=device)
-        won = torch.zeros(b, dtype=torch.bool, device=device)
-        lengths = torch.zeros(b, device=device)
-        steps = limit
-        for t in range(limit):
-            _store_observation(ep, t, step)
-            q, hidden = self.controller.step(self.controller.observe(step), last_actions, hidden,
-                                             step.avail_actions)
-            actions = epsilon_greedy(q, step.avail_actions, epsilon)
-            step = env.step(actions)
-            live = active.float()
-            done = step.terminated | step.truncated
-            ep.actions[:, t] = actions
-            ep.reward[:, t] = step.reward * live
-            ep.terminated[:, t] = (done & active).float()
-            ep.filled[:, t] = live
-            returns += step.reward * live
-            won |= step.won & active
-            lengths += live
-            active &= ~done
-            last_actions = actions
-            if (t + 1) % DONE_CHECK_EVERY == 0 and not bool(active.any()):
-                steps = t + 1
-                break
-        _store_observation(ep, steps, step)
-        return ep.trim(steps), RolloutStats(returns, won, lengths)
+    def _run_stepwise(self, epsilons: list[float], active: list[bool],
+                      generators: list[torch.Generator]) -> tuple[Episodes, RolloutStats]:
+        steps, won = [], []
+        for r, env in enumerate(self.envs):
+            if active[r]:
+                controller = getattr(self.learners.module_for(r), self.controller)
+                run_steps, run_won = _run_episodes(env, controller, self.storage[r], epsilons[r], generators[r])
+            else:
+                for transition in (self.storage[r].reward, self.storage[r].filled):
+                    transition.zero_()
+                run_steps, run_won = 0, torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+            steps.append(run_steps)
+            won.append(run_won)
+        t = max(steps)
+        episodes = Episodes(**{name: torch.stack([getattr(s.trim(t), name) for s in self.storage])
+                               for name in self.storage[0].tensors()})
+        stats = RolloutStats(episodes.reward.sum(dim=2), torch.stack(won), episodes.filled.sum(dim=2))
+        return episodes, stats
+
+
+@torch.no_grad()
+def _run_episodes(env: BatchedEnv, controller: AgentController, ep: Episodes, epsilon: float,
+                  generator: torch.Generator) -> tuple[int, torch.Tensor]:
+    """The Python loop: one batched environment step per iteration, written into ``ep``;
+    returns the number of steps taken and which episodes were won [B]."""
+    b, n, limit = env.num_envs, env.spec.n_agents, env.spec.episode_limit
+    device = env.device
+    for transition in (ep.actions, ep.reward, ep.terminated, ep.filled):
+        transition.zero_()
+    step = env.reset()
+    hidden = controller.initial_hidden(b)
+    last_actions = torch.full((b, n), -1, dtype=torch.int64, device=device)
+    active = torch.ones(b, dtype=torch.bool, device=device)
+    won = torch.zeros(b, dtype=torch.bool, device=device)
+    steps = limit
+    for t in range(limit):
+        _store_observation(ep, t, step)
+        q, hidden = controller.step(controller.observe(step), last_actions, hidden, step.avail_actions)
+        actions = epsilon_greedy(q, step.avail_actions, epsilon, generator)
+        step = env.step(actions)
+        live = active.float()
+        done = step.terminated | step.truncated
+        ep.actions[:, t] = actions
+        ep.reward[:, t] = step.reward * live
+        ep.terminated[:, t] = (done & active).float()
+        ep.filled[:, t] = live
+        won |= step.won & active
+        active &= ~done
+        last_actions = actions
+        if (t + 1) % DONE_CHECK_EVERY == 0 and not bool(active.any()):
+            steps = t + 1
+            break
+    _store_observation(ep, steps, step)
+    return steps, won

@@ -1,10 +1,20 @@
-"""``marlrepro train``: one value-decomposition training run, resumable, with file outputs.
+"""``marlrepro train``: a pack of training runs in one process, resumable, with file outputs.
 
-Loop (pymarl's ``run_sequential``): collect one episode per parallel environment, store them,
-take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored, evaluate
-greedily every ``eval_interval`` environment steps. Outputs in the run directory, each written
-atomically: ``config.yaml``, ``metrics.parquet``, ``final.json`` (written last: it marks a finished
-run), then the run is logged to MLflow (:mod:`marlrepro.tracking`).
+A pack is ``R ≥ 1`` runs of one cell (same env, algorithm and settings; they differ in seed, or
+in the learning rate). Their learners' weights are stacked (:class:`~marlrepro.core.stacked.
+StackedModules`): one vmapped call computes every run's loss, one optimiser step updates them,
+one fused JAX call collects every run's episodes. A run alone is a pack of one: there is one
+training loop, and a packed run equals the same run alone (``tests/test_pack.py``).
+
+Loop of each run (pymarl's ``run_sequential``): collect one episode per parallel environment,
+store them, take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored,
+evaluate greedily every ``eval_interval`` environment steps. A run depends on no other run of
+its pack: it has its own environments and key stream, replay buffer, sampling generator,
+counters, epsilon schedule, target-update cadence, evaluations and optimiser step count.
+Outputs in each run directory, each written atomically: ``config.yaml``, ``metrics.parquet``,
+``final.json`` (written last: it marks a finished run), then the run is logged to MLflow
+(:mod:`marlrepro.tracking`). A run whose loss becomes NaN or infinite stops alone (it writes
+``diverged.json``); the others go on, and the command then fails naming it.
 
 Preemption. A checkpoint is written at the first rollout boundary after every
 ``checkpoint_interval`` updates. On SIGTERM (what Slurm sends before it kills a job) or SIGINT one
@@ -12,8 +22,9 @@ is written at the next rollout boundary, and the run stops with :class:`Interrup
 line exits with status 128 + the signal number) so that Slurm or Snakemake restarts it; after a
 SIGKILL the run resumes from the last periodic checkpoint. At a rollout boundary the whole state of
 the run is: the networks and optimiser, the replay buffer, the counters and metric rows, the
-training-episode sums since the last evaluation, the last loss, and the python, numpy, torch and
-environment random states. A run that resumes from such a checkpoint continues exactly as an
+training-episode sums since the last evaluation, the last loss, its sampling generator, and the
+python, numpy, torch and environment random states. Each run of a pack checkpoints into its own
+directory. A run that resumes from such a checkpoint continues exactly as an
 uninterrupted one would (on CPU its metrics and final summary are equal, except the wall-clock
 fields), unless the replay buffer was too large to save (:data:`BUFFER_CHECKPOINT_LIMIT_BYTES`) or
 the backend cannot save its random state (sc2): then it refills the buffer or reseeds the
@@ -38,15 +49,17 @@ import torch
 from tqdm import tqdm
 
 from marlrepro import tracking
-from marlrepro.buffer import EpisodeBuffer
+from marlrepro.buffer import Episodes, EpisodeBuffer
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
 from marlrepro.config import TrainConfig, flatten, to_dict
-from marlrepro.controller import AgentController
+from marlrepro.core.optim import build_optimizer, clip_grad_norm_per_run
+from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import LinearEpsilon
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
-from marlrepro.learners.igm_da import IGMDALearner, build_learner
+from marlrepro.learners.base import Learner
+from marlrepro.learners.igm_da import build_learner
 from marlrepro.runner import EpisodeRunner, RolloutStats
 
 log = logging.getLogger(__name__)
@@ -123,211 +136,350 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-class RunningMeans:
-    """Training-episode statistics accumulated on the device between evaluations."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = torch.zeros(3, device=self.device)  # return, won, episodes
-
-    def add(self, stats: RolloutStats) -> None:
-        self.sums += torch.stack([stats.returns.sum(), stats.won.float().sum(),
-                                  torch.tensor(float(stats.returns.numel()), device=self.device)])
-
-    def means(self) -> tuple[float, float]:
-        ret, won, count = self.sums.tolist()
-        return (ret / count, won / count) if count else (math.nan, math.nan)
+class Diverged(Exception):
+    """Some runs of a pack stopped on a non-finite loss; the others finished."""
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flatten(config).items() if not k.startswith(RESUME_FREE_KEYS)}
+# Keys in which the runs of one pack may differ: the seed, the learning rate (a pack may sweep
+# it), and what only names or places a run.
+PACK_FREE_KEYS = ("run.seed", "learner.lr", "tracking.run_name", "tracking.tags.", "run.progress")
+
+
+@dataclass
+class PackMember:
+    """One run of a pack: its resolved config and its run directory."""
+
+    config: TrainConfig
+    run_dir: Path
+
+
+def _comparable(config: dict[str, Any], free: tuple[str, ...] = RESUME_FREE_KEYS) -> dict[str, Any]:
+    return {k: v for k, v in flatten(config).items() if not k.startswith(free)}
+
+
+def check_pack(members: list[PackMember]) -> None:
+    """Raise :class:`ConfigError` unless the runs can share one process: distinct directories,
+    and configs equal except in :data:`PACK_FREE_KEYS`."""
+    dirs = [Path(m.run_dir).resolve() for m in members]
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError(f"pack: two runs share a run directory: {sorted(map(str, dirs))}")
+    first = _comparable(to_dict(members[0].config), PACK_FREE_KEYS)
+    for member in members[1:]:
+        other = _comparable(to_dict(member.config), PACK_FREE_KEYS)
+        changed = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if changed:
+            raise ConfigError(f"pack: {member.run_dir} differs from {members[0].run_dir} in {', '.join(changed)}; "
+                              f"runs of one pack may differ only in {', '.join(PACK_FREE_KEYS)}")
+
+
+def _child_name(parent: torch.nn.Module, child: torch.nn.Module) -> str:
+    """The attribute name under which ``parent`` holds ``child``."""
+    return next(name for name, module in parent.named_children() if module is child)
+
+
+@dataclass
+class RunState:
+    """What the pack trainer keeps per run besides its slice of the stacked tensors."""
+
+    config: TrainConfig
+    run_dir: Path
+    generator: torch.Generator  # replay sampling and stepwise exploration
+    epsilon: LinearEpsilon
+    progress: Progress = field(default_factory=Progress)
+    last_target_update_episode: int = 0
+    final: dict[str, Any] | None = None  # the summary in final.json, once written
+    diverged: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.final is not None
 
 
 class Trainer:
-    """Owns the environment, learner, buffer and counters of one run directory."""
+    """Trains the runs of one pack (:class:`PackMember` s; one member: a run alone)."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path) -> None:
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.device = resolve_device(config.run.device)
-        seed_everything(config.run.seed)
-        self.progress = Progress()
-        self.checkpoint = load_checkpoint(self.run_dir)
-        if self.checkpoint is not None:
-            saved, now = _comparable(self.checkpoint["config"]), _comparable(to_dict(config))
+    def __init__(self, members: list[PackMember]) -> None:
+        check_pack(members)
+        first = members[0].config
+        self.config = first
+        self.device = resolve_device(first.run.device)
+        self.runs = [RunState(m.config, Path(m.run_dir), torch.Generator(self.device),
+                              LinearEpsilon.from_config(m.config.exploration)) for m in members]
+        checkpoints = [self._load_checkpoint(run) for run in self.runs]
+        learners: list[Learner] = []
+        self.envs = []
+        for run, checkpoint in zip(self.runs, checkpoints):
+            seed = run.config.run.seed
+            run.generator.manual_seed(seed)
+            # Environments resume from their saved random state; a backend that cannot save it is
+            # reseeded instead, so that the resumed run does not replay the episodes it has seen.
+            env_seed = seed + (checkpoint["progress"]["episode"]
+                               if checkpoint is not None and checkpoint.get("env_rng") is None else 0)
+            cfg = run.config
+            self.envs.append(make(cfg.env.name, cfg.env.num_envs, env_seed, self.device, **cfg.env.options))
+            seed_everything(seed)  # each run's initial weights are those of the run alone
+            learners.append(build_learner(self.envs[0].spec, cfg, self.device))
+        self.spec = self.envs[0].spec
+        self.learners = StackedModules(learners)
+        template = self.learners.template
+        lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
+        self.optimizer = build_optimizer(self.learners.trainable, first.learner, lr)
+        self._losses = self.learners.vmapped(lambda learner, batch: _loss_terms(learner, batch))
+        self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
+                                    getattr(torch, first.learner.buffer_dtype))
+        acting = _child_name(template, template.acting_controller)
+        self.eval_policies = {prefix: _child_name(template, c) for prefix, c in template.eval_controllers().items()}
+        self.runners = {name: EpisodeRunner(self.envs, self.learners, name, first.run.rollout)
+                        for name in {acting, *self.eval_policies.values()}}
+        self.runner = self.runners[acting]
+        self.train_sums = torch.zeros(len(self.runs), 3, device=self.device)  # return, won, episodes
+        self.last_loss = torch.full((len(self.runs),), math.nan, device=self.device)
+        for r, checkpoint in enumerate(checkpoints):
+            if checkpoint is not None:
+                self._restore(r, checkpoint, restore_global=r == 0)
+
+    @classmethod
+    def solo(cls, config: TrainConfig, run_dir: str | Path) -> Trainer:
+        """A pack of one run."""
+        return cls([PackMember(config, Path(run_dir))])
+
+    # ----------------------------------------------------------------------------- state
+    def _load_checkpoint(self, run: RunState) -> dict[str, Any] | None:
+        checkpoint = load_checkpoint(run.run_dir)
+        if checkpoint is not None:
+            saved, now = _comparable(checkpoint["config"]), _comparable(to_dict(run.config))
             changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
             if changed:
                 raise ConfigError(
-                    f"{self.run_dir}: holds a checkpoint of a different config (changed: "
+                    f"{run.run_dir}: holds a checkpoint of a different config (changed: "
                     f"{', '.join(changed)}); use another --out or delete the directory"
                 )
-        # Environments resume from their saved random state; a backend that cannot save it is
-        # reseeded instead, so that the resumed run does not replay the episodes it has seen.
-        env_seed = config.run.seed
-        if self.checkpoint is not None and self.checkpoint.get("env_rng") is None:
-            env_seed += self.checkpoint["progress"]["episode"]
-        self.env = make(config.env.name, config.env.num_envs, env_seed, self.device, **config.env.options)
-        self.spec = self.env.spec
-        self.learner = build_learner(self.spec, config, self.device)
-        self.buffer = EpisodeBuffer(config.learner.buffer_size, self.spec, self.device,
-                                    getattr(torch, config.learner.buffer_dtype))
-        self.runner = EpisodeRunner(self.env, self.learner.acting_controller, config.run.rollout)
-        self.eval_runner = self._runner_for(self.learner.eval_controller)  # IGM-DA: the learners
-        # IGM-DA's experts are evaluated too: their win rate is the paper's target_mean (Fig. 3a)
-        self.expert_runner = (self._runner_for(self.learner.controller)
-                              if self.learner.eval_controller is not self.learner.controller else None)
-        self.epsilon = LinearEpsilon.from_config(config.exploration)
-        self.train_means = RunningMeans(self.device)
-        self.last_loss: torch.Tensor | None = None  # of the latest update, read at evaluations
-        if self.checkpoint is not None:
-            self._restore(self.checkpoint)
+        return checkpoint
 
-    # ----------------------------------------------------------------------------- state
-    def _state(self) -> dict[str, Any]:
-        buffer_bytes = sum(t.element_size() * t.nelement() for t in self.buffer.storage.tensors().values())
-        keep_buffer = buffer_bytes * self.buffer.size / self.buffer.capacity <= BUFFER_CHECKPOINT_LIMIT_BYTES
+    def _state(self, r: int) -> dict[str, Any]:
+        run = self.runs[r]
+        stored = self.buffer.episode_bytes() * self.buffer.size[r]
         return {
-            "config": to_dict(self.config),
-            "progress": vars(self.progress).copy(),
-            "learner": self.learner.state_dict(),
-            "buffer": self.buffer.state_dict() if keep_buffer else None,
-            "train_means": self.train_means.sums.clone(),
-            "last_loss": self.last_loss,
+            "config": to_dict(run.config),
+            "progress": vars(run.progress).copy(),
+            "learner": self.learners.run_state(r),
+            "optimizer": self.optimizer.run_state(r),
+            "last_target_update_episode": run.last_target_update_episode,
+            "buffer": self.buffer.run_state(r) if stored <= BUFFER_CHECKPOINT_LIMIT_BYTES else None,
+            "train_means": self.train_sums[r].clone(),
+            "last_loss": self.last_loss[r].clone(),
+            "generator": run.generator.get_state(),
             "python_rng": random.getstate(),
             "numpy_rng": np.random.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "env_rng": self.env.rng_state(),
+            "env_rng": self.envs[r].rng_state(),
         }
 
-    def _save(self) -> None:
-        save_checkpoint(self.run_dir, self._state())
+    def _save(self, r: int) -> None:
+        save_checkpoint(self.runs[r].run_dir, self._state(r))
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``. Checkpoints of earlier marlrepro versions lack the keys read
-        with ``get``: such a run resumes, but not exactly."""
-        self.progress = Progress(**state["progress"])
-        self.learner.load_state_dict(state["learner"])
+    def _restore(self, r: int, state: dict[str, Any], restore_global: bool) -> None:
+        """Continue run ``r`` from ``state``; the process-wide random states come from the first
+        run's checkpoint."""
+        run = self.runs[r]
+        run.progress = Progress(**state["progress"])
+        self.learners.load_run_state(r, state["learner"])
+        self.optimizer.load_run_state(r, state["optimizer"])
+        run.last_target_update_episode = state["last_target_update_episode"]
         if state["buffer"] is not None:
-            self.buffer.load_state_dict(state["buffer"])
-        if state.get("train_means") is not None:
-            self.train_means.sums = state["train_means"].to(self.device)
-        self.last_loss = state.get("last_loss")
-        if state.get("python_rng") is not None:
+            self.buffer.load_run_state(r, state["buffer"])
+        self.train_sums[r] = state["train_means"].to(self.device)
+        self.last_loss[r] = state["last_loss"].to(self.device)
+        run.generator.set_state(state["generator"])
+        if restore_global:
             random.setstate(state["python_rng"])
             np.random.set_state(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        if state.get("env_rng") is not None:
-            self.env.set_rng_state(state["env_rng"])
-        log.info("resumed %s at t_env=%d, update %d", self.run_dir, self.progress.t_env, self.progress.updates)
+            torch.set_rng_state(state["torch_rng"])
+            if state["cuda_rng"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state["env_rng"] is not None:
+            self.envs[r].set_rng_state(state["env_rng"])
+        log.info("resumed %s at t_env=%d, update %d", run.run_dir, run.progress.t_env, run.progress.updates)
         inexact = [reason for missing, reason in (
             (state["buffer"] is None, "the replay buffer was too large to save and is refilled"),
-            (state.get("env_rng") is None, "the environments' random state was not saved; they are reseeded"),
+            (state["env_rng"] is None, "the environments' random state was not saved; they are reseeded"),
         ) if missing]
         if inexact:
-            log.warning("this resume will not match an uninterrupted run: %s", "; ".join(inexact))
-
-    def _runner_for(self, controller: AgentController) -> EpisodeRunner:
-        """The training runner when ``controller`` is the one acting, else a runner of its own."""
-        if controller is self.learner.acting_controller:
-            return self.runner
-        return EpisodeRunner(self.env, controller, self.config.run.rollout)
+            log.warning("%s: this resume will not match an uninterrupted run: %s", run.run_dir, "; ".join(inexact))
 
     # ------------------------------------------------------------------------- phases
-    def evaluate(self, runner: EpisodeRunner | None = None) -> tuple[float, float]:
-        """Greedy evaluation over ``eval_episodes`` episodes: (mean return, win rate); by default of
-        the decentralised agents."""
-        runner = runner or self.eval_runner
-        rounds = math.ceil(self.config.run.eval_episodes / self.env.num_envs)
+    def evaluate(self, runs: list[int], controller: str) -> dict[int, tuple[float, float]]:
+        """Greedy evaluation of ``controller`` over ``eval_episodes`` episodes for each of ``runs``:
+        run -> (mean return, win rate)."""
+        runner, n = self.runners[controller], self.config.run.eval_episodes
+        active = [r in runs for r in range(len(self.runs))]
         returns, won = [], []
-        for _ in range(rounds):
-            _, stats = runner.run(epsilon=0.0)
+        for _ in range(math.ceil(n / self.envs[0].num_envs)):
+            _, stats = runner.run([0.0] * len(self.runs), active, [run.generator for run in self.runs])
             returns.append(stats.returns)
             won.append(stats.won.float())
-        n = self.config.run.eval_episodes
-        return float(torch.cat(returns)[:n].mean()), float(torch.cat(won)[:n].mean())
+        means = torch.stack([torch.cat(returns, dim=1)[:, :n].mean(dim=1),
+                             torch.cat(won, dim=1)[:, :n].mean(dim=1)], dim=1).tolist()
+        return {r: tuple(means[r]) for r in runs}
 
-    def _record_eval(self, bar: tqdm) -> None:
-        p = self.progress
-        test_return, test_won = self.evaluate()
-        train_return, train_won = self.train_means.means()
-        self.train_means.reset()
-        loss = float(self.last_loss) if self.last_loss is not None else math.nan
-        p.rows.append({
-            "t_env": p.t_env, "episode": p.episode, "update": p.updates,
-            "epsilon": self.epsilon(p.t_env), "loss": loss,
-            "train_return_mean": train_return, "train_won_mean": train_won,
-            "test_return_mean": test_return, "test_won_mean": test_won,
-            "wall_time_s": p.wall_time_s,
-        })
-        if self.expert_runner is not None:
-            p.rows[-1]["test_expert_won_mean"] = self.evaluate(self.expert_runner)[1]
-        p.last_eval_t = p.t_env
-        bar.set_postfix(ret=f"{test_return:.2f}", win=f"{test_won:.2f}", eps=f"{self.epsilon(p.t_env):.2f}")
-        self._write_metrics()
+    def _record_evals(self, runs: list[int], bar: tqdm) -> None:
+        results = {prefix: self.evaluate(runs, controller) for prefix, controller in self.eval_policies.items()}
+        sums = self.train_sums[runs].tolist()
+        losses = self.last_loss[runs].tolist()
+        for i, r in enumerate(runs):
+            p, epsilon = self.runs[r].progress, self.runs[r].epsilon(self.runs[r].progress.t_env)
+            ret, won, count = sums[i]
+            test_return, test_won = results["test"][r]
+            p.rows.append({
+                "t_env": p.t_env, "episode": p.episode, "update": p.updates, "epsilon": epsilon,
+                "loss": losses[i] if p.updates else math.nan,
+                "train_return_mean": ret / count if count else math.nan,
+                "train_won_mean": won / count if count else math.nan,
+                "test_return_mean": test_return, "test_won_mean": test_won,
+                "wall_time_s": p.wall_time_s,
+            })
+            for prefix, values in results.items():
+                if prefix != "test":
+                    p.rows[-1][f"{prefix}_won_mean"] = values[r][1]
+            p.last_eval_t = p.t_env
+            self._write_metrics(r)
+        self.train_sums[runs] = 0.0
+        if len(self.runs) == 1:
+            bar.set_postfix(ret=f"{test_return:.2f}", win=f"{test_won:.2f}", eps=f"{epsilon:.2f}")
 
-    def _write_action_values(self) -> None:
-        """IGM-DA: the learners' and experts' greedy action values on greedy evaluation episodes."""
-        episodes, _ = self.eval_runner.run(epsilon=0.0)
-        frame = pd.concat([pd.DataFrame({"agents": name, "value": values.cpu().numpy()})
-                           for name, values in self.learner.greedy_action_values(episodes).items()])
-        atomic_write(self.run_dir / "action_values.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    def _write_metrics(self, r: int) -> None:
+        frame = pd.DataFrame(self.runs[r].progress.rows)
+        atomic_write(self.runs[r].run_dir / "metrics.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
 
-    def _write_metrics(self) -> None:
-        frame = pd.DataFrame(self.progress.rows)
-        atomic_write(self.run_dir / "metrics.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    def _train_step(self, runs: list[bool]) -> None:
+        """``updates_per_rollout`` gradient steps for the runs where ``runs`` holds; hard target
+        updates every ``target_update_interval`` episodes of each run."""
+        cfg = self.config.learner
+        mask = torch.tensor(runs, device=self.device)
+        generators = [run.generator for run in self.runs]
+        for _ in range(cfg.updates_per_rollout):
+            batch = self.buffer.sample(cfg.batch_size, generators, runs)
+            losses = self._losses(batch.tensors())
+            self.optimizer.zero_grad()
+            losses.sum().backward()
+            clip_grad_norm_per_run(self.learners.trainable, cfg.grad_clip)
+            self.optimizer.step(mask)
+            self.last_loss = torch.where(mask, losses.detach(), self.last_loss)
+            due = []
+            for r, (run, updated) in enumerate(zip(self.runs, runs)):
+                run.progress.updates += updated
+                due.append(updated and run.progress.episode - run.last_target_update_episode
+                           >= cfg.target_update_interval)
+                if due[-1]:
+                    run.last_target_update_episode = run.progress.episode
+            if any(due):
+                due_mask = torch.tensor(due, device=self.device)
+                for target, online in self.learners.template.target_pairs:
+                    self.learners.copy_runs(target, online, due_mask)
 
-    def _train_step(self) -> None:
-        cfg, p = self.config, self.progress
-        for _ in range(cfg.learner.updates_per_rollout):
-            batch = self.buffer.sample(cfg.learner.batch_size)
-            self.last_loss = self.learner.update(batch, p.episode).loss
-            p.updates += 1
+    def run(self) -> list[dict[str, Any]]:
+        """Train every run to its ``t_max`` environment steps and write its outputs; returns the
+        runs' final summaries.
 
-    def run(self) -> dict[str, Any]:
-        """Train to ``t_max`` environment steps and write the run's outputs.
-
-        Raises :class:`Interrupted` after checkpointing when SIGTERM or SIGINT arrives."""
-        cfg, p = self.config, self.progress
-        write_yaml(self.run_dir / "config.yaml", to_dict(cfg))
-        bar = tqdm(total=cfg.run.t_max, initial=min(p.t_env, cfg.run.t_max), unit="step",
-                   desc=f"{cfg.algo} {cfg.env.name} s{cfg.run.seed}", disable=not cfg.run.progress,
+        Raises :class:`Interrupted` after checkpointing every run when SIGTERM or SIGINT arrives,
+        and :class:`Diverged` at the end if a run stopped on a non-finite loss."""
+        cfg = self.config
+        for run in self.runs:
+            write_yaml(run.run_dir / "config.yaml", to_dict(run.config))
+        seeds = ",".join(str(run.config.run.seed) for run in self.runs)
+        total = sum(run.config.run.t_max for run in self.runs)
+        bar = tqdm(total=total, initial=sum(min(r.progress.t_env, r.config.run.t_max) for r in self.runs),
+                   unit="step", desc=f"{cfg.algo} {cfg.env.name} s{seeds}", disable=not cfg.run.progress,
                    mininterval=2.0, dynamic_ncols=True)
-        start = time.perf_counter() - p.wall_time_s
+        start = time.perf_counter()
+        started = [run.progress.wall_time_s for run in self.runs]
         with StopSignals() as stop:
-            while p.t_env < cfg.run.t_max:
-                if p.t_env - p.last_eval_t >= cfg.run.eval_interval:
-                    self._record_eval(bar)
-                episodes, stats = self.runner.run(self.epsilon(p.t_env))
-                self.buffer.insert(episodes)
-                self.train_means.add(stats)
-                steps = int(stats.lengths.sum())  # one host sync per rollout
-                p.t_env += steps
-                p.episode += self.env.num_envs
-                updates_before = p.updates
-                if self.buffer.can_sample(cfg.learner.batch_size):
-                    self._train_step()
-                p.wall_time_s = time.perf_counter() - start
-                bar.update(min(steps, cfg.run.t_max - bar.n))
-                # a rollout boundary: the only place where the state of the run is complete
+            while True:
+                for r, run in enumerate(self.runs):
+                    if not run.done and not run.diverged and run.progress.t_env >= run.config.run.t_max:
+                        self._complete(r, bar)
+                active = [not (run.done or run.diverged) for run in self.runs]
+                if not any(active):
+                    break
+                due = [r for r, run in enumerate(self.runs) if active[r]
+                       and run.progress.t_env - run.progress.last_eval_t >= run.config.run.eval_interval]
+                if due:
+                    self._record_evals(due, bar)
+                epsilons = [run.epsilon(run.progress.t_env) for run in self.runs]
+                episodes, stats = self.runner.run(epsilons, active, [run.generator for run in self.runs])
+                live = [r for r in range(len(self.runs)) if active[r]]
+                self.buffer.insert(episodes, live)
+                self._add_train_stats(stats, active)
+                # one host synchronisation per rollout: every run's steps and loss health
+                steps, finite = torch.stack([stats.lengths.sum(dim=1), torch.isfinite(self.last_loss)
+                                             | torch.isnan(self.last_loss) & self._never_updated()]).tolist()
+                updates_before = [run.progress.updates for run in self.runs]
+                for r in live:
+                    p = self.runs[r].progress
+                    bar.update(min(int(steps[r]), self.runs[r].config.run.t_max - p.t_env))
+                    p.t_env += int(steps[r])
+                    p.episode += self.envs[r].num_envs
+                can = self.buffer.can_sample(cfg.learner.batch_size)
+                trainable = [active[r] and can[r] for r in range(len(self.runs))]
+                if any(trainable):
+                    self._train_step(trainable)
+                elapsed = time.perf_counter() - start
+                for r in live:
+                    run = self.runs[r]
+                    run.progress.wall_time_s = started[r] + elapsed
+                    if not finite[r]:
+                        self._stop_diverged(r)
+                    # a rollout boundary: the only place where the state of a run is complete
+                    elif stop.received is None and (run.progress.updates // cfg.run.checkpoint_interval
+                                                    > updates_before[r] // cfg.run.checkpoint_interval):
+                        self._save(r)
                 if stop.received is not None:
-                    self._save()
-                    raise Interrupted(stop.received, self.run_dir, p.t_env)
-                if p.updates // cfg.run.checkpoint_interval > updates_before // cfg.run.checkpoint_interval:
-                    self._save()
-        if p.last_eval_t != p.t_env:
-            self._record_eval(bar)
+                    for r in live:
+                        if not self.runs[r].diverged:
+                            self._save(r)
+                    raise Interrupted(stop.received, self.runs[live[0]].run_dir, self.runs[live[0]].progress.t_env)
         bar.close()
-        self._save()
-        return self._finish()
+        for env in self.envs:
+            env.close()
+        diverged = [str(run.run_dir) for run in self.runs if run.diverged]
+        if diverged:
+            raise Diverged(f"non-finite loss, stopped: {', '.join(diverged)} (see diverged.json there); "
+                           "the pack's other runs finished")
+        return [run.final for run in self.runs]
 
-    def _finish(self) -> dict[str, Any]:
-        cfg, p = self.config, self.progress
+    def _never_updated(self) -> torch.Tensor:
+        """Runs that have taken no update yet (their last loss is NaN by construction)."""
+        return torch.tensor([run.progress.updates == 0 for run in self.runs], device=self.device)
+
+    def _add_train_stats(self, stats: RolloutStats, active: list[bool]) -> None:
+        mask = torch.tensor(active, device=self.device, dtype=torch.float32)
+        episodes = torch.full_like(mask, float(self.envs[0].num_envs))
+        self.train_sums += torch.stack([stats.returns.sum(dim=1), stats.won.float().sum(dim=1), episodes],
+                                       dim=1) * mask[:, None]
+
+    def _stop_diverged(self, r: int) -> None:
+        run = self.runs[r]
+        run.diverged = True
+        p = run.progress
+        log.error("%s: non-finite loss at t_env=%d (update %d); this run stops, its pack goes on",
+                  run.run_dir, p.t_env, p.updates)
+        write_json(run.run_dir / "diverged.json", {"t_env": p.t_env, "update": p.updates,
+                                                    "loss": float(self.last_loss[r])})
+
+    def _complete(self, r: int, bar: tqdm) -> None:
+        """The end of run ``r``: its last evaluation, checkpoint and outputs (also when it resumes
+        from a checkpoint that had reached ``t_max``: every output is rewritten from it)."""
+        run = self.runs[r]
+        if run.progress.last_eval_t != run.progress.t_env:
+            self._record_evals([r], bar)
+        self._save(r)
+        self._write_metrics(r)
+        self._finish(r)
+
+    def _finish(self, r: int) -> None:
+        run = self.runs[r]
+        cfg, p = run.config, run.progress
         last = p.rows[-1]
         backend = cfg.env.name.split(":", 1)[0]
         final: dict[str, Any] = {
@@ -336,18 +488,33 @@ class Trainer:
             "test_return_mean": last["test_return_mean"], "test_won_mean": last["test_won_mean"],
             "wall_time_s": p.wall_time_s, "env_steps_per_s": p.t_env / max(p.wall_time_s, 1e-9),
             "device": str(self.device), "tags": dict(cfg.tracking.tags), "git_commit": tracking.git_commit(),
+            "pack_size": len(self.runs),
         }
+        learner = self.learners.module_for(r)
         if backend == "matrix":
             from marlrepro.matrix_analysis import joint_q_table
 
-            first = self.env.reset()
-            final.update(joint_q_table(self.learner, first.obs[0], first.state[0], self.env.payoff))
-        if isinstance(self.learner, IGMDALearner):
-            self._write_action_values()
-        write_json(self.run_dir / "final.json", final)
-        self.env.close()
-        tracking.log_run(cfg.tracking.uri, self.run_dir)
-        return final
+            first = self.envs[r].reset()
+            final.update(joint_q_table(learner, first.obs[0], first.state[0], self.envs[r].payoff))
+        extras = type(learner).extra_outputs is not Learner.extra_outputs
+        if extras:
+            episodes, _ = self.runners[self.eval_policies["test"]].run(
+                [0.0] * len(self.runs), [i == r for i in range(len(self.runs))], [x.generator for x in self.runs])
+            for name, frame in learner.extra_outputs(_run_rows(episodes, r)).items():
+                atomic_write(run.run_dir / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+        write_json(run.run_dir / "final.json", final)
+        run.final = final
+        tracking.log_run(cfg.tracking.uri, run.run_dir)
+
+
+def _loss_terms(learner: Learner, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One run's loss on its batch (the function the pack vmaps)."""
+    return learner(Episodes(**batch)).loss
+
+
+def _run_rows(episodes: Episodes, r: int) -> Episodes:
+    """Run ``r``'s episodes of a pack's batch [R, B, ...]."""
+    return Episodes(**{name: value[r] for name, value in episodes.tensors().items()})
 
 
 def method_name(config: TrainConfig) -> str:
@@ -357,6 +524,11 @@ def method_name(config: TrainConfig) -> str:
     return f"{config.algo}{suffix}"
 
 
+def train_pack(members: list[PackMember]) -> list[dict[str, Any]]:
+    """Train (or resume) the runs of one pack; returns their final summaries."""
+    return Trainer(members).run()
+
+
 def train(config: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Run (or resume) training in ``run_dir`` and return the final summary."""
-    return Trainer(config, Path(run_dir)).run()
+    """Run (or resume) one training run in ``run_dir`` and return its final summary."""
+    return Trainer.solo(config, run_dir).run()[0]

@@ -120,25 +120,35 @@ class _Carry(NamedTuple):
     filled: jax.Array  # [T, B] float32
 
 
-class FusedRollout:
-    """Collects one episode per environment with a controller's agent, in one JAX call.
+def _select_key(keep_new: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
+    """``new`` where ``keep_new`` else ``old``, for typed PRNG keys."""
+    data = jnp.where(keep_new, jax.random.key_data(new), jax.random.key_data(old))
+    return jax.random.wrap_key_data(data)
 
-    Same semantics as :meth:`EpisodeRunner.run`: every environment is reset, all run in
-    lock-step, a finished environment's auto-reset episode is masked out, and the loop stops when
-    all have finished or at the episode limit. Exploration randomness comes from the
-    environment's key stream (a ``fold_in`` of it), so the key that a checkpoint saves
-    (:meth:`SMAXBatch.rng_state`) carries the exploration's random state too.
+
+class FusedRollout:
+    """Collects one episode per environment for every run of a pack, in one JAX call.
+
+    Same semantics as the stepwise :class:`~marlrepro.runner.EpisodeRunner`: every environment is
+    reset, all run in lock-step, a finished environment's auto-reset episode is masked out, and
+    a run's loop stops when all its environments have finished or at the episode limit. The
+    ``R`` runs are a ``vmap`` of the one-run rollout over their stacked agent weights, their
+    environment keys and their epsilons; a run that is not ``active`` collects nothing and keeps
+    its key, so a run's episodes never depend on the other runs of its pack. Exploration
+    randomness comes from each run's environment key stream (a ``fold_in`` of it), so the key
+    that a checkpoint saves (:meth:`SMAXBatch.rng_state`) carries the exploration's random state too.
     """
 
-    def __init__(self, env: SMAXBatch, controller: AgentController) -> None:
-        self.env = env
+    def __init__(self, envs: list[SMAXBatch], controller: AgentController) -> None:
+        self.envs = envs
+        self.env = envs[0]  # the pure step/reset functions; every run's env has the same config
         self.controller = controller
-        self._rollout = jax.jit(self._collect)
+        self._rollout = jax.jit(jax.vmap(self._collect))
 
     def _collect(
-        self, params: dict[str, jax.Array], key: jax.Array, epsilon: jax.Array
+        self, params: dict[str, jax.Array], key: jax.Array, epsilon: jax.Array, run_active: jax.Array
     ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-        """The traced rollout: returns (next env key, steps, outputs, actions, filled)."""
+        """The traced rollout of one run: returns (next env key, steps, outputs, actions, filled)."""
         env, spec, cfg = self.env, self.env.spec, self.controller.config
         b, n, limit = env.num_envs, spec.n_agents, spec.episode_limit
         n_obs, n_state, n_avail = packed_widths(spec)[:3]
@@ -149,7 +159,7 @@ class FusedRollout:
         }[self.controller.source]
         distributional = isinstance(self.controller, DistributionalController)
         policy_key = jax.random.fold_in(key, 1)
-        env_state, key, first = env.reset_batch(key)
+        env_state, next_key, first = env.reset_batch(key)
         outputs = jnp.zeros((limit + 1, *first.shape), first.dtype).at[0].set(first)
 
         def observe(packed: jax.Array) -> jax.Array:
@@ -182,31 +192,42 @@ class FusedRollout:
             )
 
         start = _Carry(
-            t=jnp.int32(0), env_state=env_state, env_key=key, policy_key=policy_key,
+            t=jnp.int32(0), env_state=env_state, env_key=next_key, policy_key=policy_key,
             hidden=jnp.zeros((b * n, cfg.hidden_dim), first.dtype),
-            last_actions=jnp.full((b, n), -1, jnp.int32), active=jnp.ones(b, jnp.bool_),
+            last_actions=jnp.full((b, n), -1, jnp.int32), active=jnp.full(b, run_active),
             outputs=outputs, actions=jnp.zeros((limit, b, n), jnp.int32),
             filled=jnp.zeros((limit, b), jnp.float32),
         )
         end = jax.lax.while_loop(lambda c: (c.t < limit) & c.active.any(), body, start)
-        return end.env_key, end.t, end.outputs, end.actions, end.filled
+        return _select_key(run_active, end.env_key, key), end.t, end.outputs, end.actions, end.filled
 
     @torch.no_grad()
-    def __call__(self, epsilon: float) -> tuple[Episodes, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One batch of episodes: (episodes, returns [B], won [B], lengths [B]) on the env's device."""
-        params = {name: jax.dlpack.from_dlpack(p.detach())
-                  for name, p in self.controller.agent.named_parameters()}
-        self.env.key, steps, outputs, actions, filled = self._rollout(
-            params, self.env.key, jnp.float32(epsilon))
-        t = int(steps)  # one host synchronisation per rollout
-        batch = unpack_outputs(torch.from_dlpack(outputs)[: t + 1].transpose(0, 1), self.env.spec)
-        filled_t = torch.from_dlpack(filled)[:t].T
+    def __call__(
+        self, weights: dict[str, torch.Tensor], epsilons: list[float], active: list[bool]
+    ) -> tuple[Episodes, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batch of episodes for each run, from the agents' stacked ``weights`` [R, ...]:
+        (episodes [R, B, ...], returns [R, B], won [R, B], lengths [R, B]) on the env's device,
+        trimmed to the longest episode of the pack. Inactive runs' rows are empty."""
+        params = {name: jax.dlpack.from_dlpack(p.detach()) for name, p in weights.items()}
+        keys = jnp.stack([env.key for env in self.envs])
+        keys, steps, outputs, actions, filled = self._rollout(
+            params, keys, jnp.asarray(epsilons, jnp.float32), jnp.asarray(active))
+        for r, env in enumerate(self.envs):
+            env.key = keys[r]
+        t = int(steps.max())  # one host synchronisation per rollout
+        spec = self.env.spec
+        flat = torch.from_dlpack(outputs)[:, : t + 1].transpose(1, 2)  # [R, B, t+1, F]
+        runs, b = flat.shape[:2]
+        batch = unpack_outputs(flat.reshape(runs * b, t + 1, -1), spec)
+        filled_t = torch.from_dlpack(filled)[:, :t].transpose(1, 2).reshape(runs * b, t)
         ended = (batch.terminated | batch.truncated)[:, 1:]
         reward = batch.reward[:, 1:] * filled_t
         episodes = Episodes(
             obs=batch.obs, state=batch.state, avail_actions=batch.avail_actions,
-            actions=torch.from_dlpack(actions)[:t].transpose(0, 1).long(),
+            actions=torch.from_dlpack(actions)[:, :t].transpose(1, 2).reshape(runs * b, t, -1).long(),
             reward=reward, terminated=ended.float() * filled_t, filled=filled_t, full_obs=batch.full_obs,
         )
         won = (batch.won[:, 1:] & (filled_t > 0)).any(dim=1)
-        return episodes, reward.sum(dim=1), won, filled_t.sum(dim=1)
+        per_run = Episodes(**{name: v.view(runs, b, *v.shape[1:]) for name, v in episodes.tensors().items()})
+        return (per_run, reward.sum(dim=1).view(runs, b), won.view(runs, b),
+                filled_t.sum(dim=1).view(runs, b))

@@ -210,11 +210,12 @@ class SMAXBatch:
         """Unpack :meth:`_outputs` into torch views on ``device`` (one DLPack, no copy)."""
         return unpack_outputs(torch.from_dlpack(packed), self.spec)
 
-    def fused_rollout(self, controller: Any) -> Any:
-        """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on these battles."""
+    def fused_rollout(self, controller: Any, pack: list[SMAXBatch]) -> Any:
+        """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the battles of
+        every run of a pack (``pack``: one batch per run, this one first, all of the same env)."""
         from marlrepro.envs.jax_rollout import FusedRollout
 
-        return FusedRollout(self, controller)
+        return FusedRollout(pack, controller)
 
     def reset(self) -> EnvBatch:
         """Reset every battle."""

@@ -36,10 +36,7 @@ from marlrepro.controller import AgentController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.exploration import masked_greedy
 from marlrepro.learners.distributional import DistributionalLearner
-from marlrepro.learners.value_decomposition import (
-    ValueDecompositionLearner,
-    build_optimizer,
-)
+from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 
 def imitation_loss(learner_q: torch.Tensor, expert_q: torch.Tensor, avail: torch.Tensor,
@@ -65,8 +62,6 @@ class IGMDALearner(ValueDecompositionLearner):
         super().__init__(spec, experts, device, source=config.imitation.expert_input)
         self.learners = AgentController(spec, config.agent, "obs").to(device)
         self.mode = config.imitation.mode
-        self.params += list(self.learners.parameters())
-        self.optimizer = build_optimizer(self.params, self.config)
 
     @property
     def acting_controller(self) -> AgentController:
@@ -76,6 +71,19 @@ class IGMDALearner(ValueDecompositionLearner):
     @property
     def eval_controller(self) -> AgentController:
         return self.learners
+
+    def eval_controllers(self) -> dict[str, AgentController]:
+        """The learners (the paper's metric) and the experts, whose win rate is the paper's
+        ``target_mean`` (Fig. 3a)."""
+        return {"test": self.learners, "test_expert": self.controller}
+
+    def extra_outputs(self, episodes: Episodes) -> dict[str, object]:
+        """``action_values.parquet``: the greedy action values of Fig. 3(b)."""
+        import pandas as pd
+
+        frame = pd.concat([pd.DataFrame({"agents": name, "value": values.cpu().numpy()})
+                           for name, values in self.greedy_action_values(episodes).items()])
+        return {"action_values.parquet": frame}
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """TD loss of the experts + the imitation loss of the learners (to the experts' greedy
@@ -99,13 +107,6 @@ class IGMDALearner(ValueDecompositionLearner):
             q = agents.sequence(agents.observe(episodes), episodes.actions, episodes.avail_actions)[:, :-1]
             values[name] = q.masked_fill(~avail, float("-inf")).max(dim=-1).values[real].flatten()
         return values
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "learners": self.learners.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.learners.load_state_dict(state["learners"])
 
 
 class DistributionalIGMDALearner(IGMDALearner, DistributionalLearner):

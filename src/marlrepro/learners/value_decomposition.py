@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from marlrepro.buffer import Episodes
-from marlrepro.config import ADAM_EPS, RMSPROP_EPS, LearnerConfig, TrainConfig
+from marlrepro.config import TrainConfig
 from marlrepro.controller import AgentController, ObsSource, build_controller
 from marlrepro.envs.base import EnvSpec
+from marlrepro.learners.base import Learner, LossTerms
 from marlrepro.learners.targets import td_lambda_targets
 from marlrepro.nets.mixers import build_mixer
 from marlrepro.nets.qplex import QPLEXMixer
 
 
-@dataclass
-class UpdateStats:
-    """Device tensors from one update; read them outside the hot loop."""
-
-    loss: torch.Tensor
-    grad_norm: torch.Tensor
-    q_taken_mean: torch.Tensor
-    target_mean: torch.Tensor
-
-
-def build_optimizer(params, config: LearnerConfig) -> torch.optim.Optimizer:
-    """Adam (pymarl2, DFAC) or RMSProp (pymarl, IGM-DA) with the configured constants; an unset
-    ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`)."""
-    if config.optimizer == "adam":
-        eps = ADAM_EPS if config.optim_eps is None else config.optim_eps
-        return torch.optim.Adam(params, lr=config.lr, eps=eps)
-    eps = RMSPROP_EPS if config.optim_eps is None else config.optim_eps
-    return torch.optim.RMSprop(params, lr=config.lr, alpha=config.optim_alpha, eps=eps)
-
-
-class ValueDecompositionLearner:
+class ValueDecompositionLearner(Learner):
     """Q-learning of a factored joint action-value.
 
     The loss is ``w · E[(Q_tot(τ, u; s) − sg[G^λ])²]``, the mean over real (unpadded) steps
@@ -53,27 +33,22 @@ class ValueDecompositionLearner:
     def __init__(
         self, spec: EnvSpec, config: TrainConfig, device: torch.device, source: ObsSource = "obs"
     ) -> None:
+        super().__init__()
         self.spec = spec
         self.config = config.learner
-        self.controller = build_controller(spec, config.agent, source, config.algo).to(device)
-        mixer = build_mixer(config.algo, spec.n_agents, spec.n_actions, spec.state_dim, config.mixer)
-        self.mixer = mixer.to(device) if mixer is not None else None
-        self.target_controller = copy.deepcopy(self.controller)
-        self.target_controller.agent.rnn.flatten_parameters()  # deepcopy breaks cuDNN's layout
+        self.controller = build_controller(spec, config.agent, source, config.algo)
+        self.mixer = build_mixer(config.algo, spec.n_agents, spec.n_actions, spec.state_dim, config.mixer)
+        self.target_controller = copy.deepcopy(self.controller).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer)
-        for module in self.target_modules():
-            module.requires_grad_(False)
-        self.params = list(self.controller.parameters())
-        if self.mixer is not None:
-            self.params += list(self.mixer.parameters())
-        self.optimizer = build_optimizer(self.params, self.config)
-        self.last_target_update_episode = 0
+        if self.target_mixer is not None:
+            self.target_mixer.requires_grad_(False)
+        self.to(device)
 
-    def online_modules(self) -> list[nn.Module]:
-        return [m for m in (self.controller, self.mixer) if m is not None]
-
-    def target_modules(self) -> list[nn.Module]:
-        return [m for m in (self.target_controller, self.target_mixer) if m is not None]
+    @property
+    def target_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The target networks and the online networks they copy."""
+        pairs = (("target_controller", "controller"),)
+        return (*pairs, ("target_mixer", "mixer")) if self.mixer is not None else pairs
 
     def joint_value(
         self, mixer: nn.Module | None, q: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor,
@@ -103,6 +78,12 @@ class ValueDecompositionLearner:
     def eval_controller(self) -> AgentController:
         """The decentralised agents that are evaluated (and deployed)."""
         return self.controller
+
+    def eval_controllers(self) -> dict[str, AgentController]:
+        return {"test": self.eval_controller}
+
+    def forward(self, batch: Episodes) -> LossTerms:
+        return LossTerms(*self.loss(batch))
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The masked TD(λ) loss of one batch; returns (loss, mean Q taken, mean target)."""
@@ -145,39 +126,3 @@ class ValueDecompositionLearner:
         denom = mask.sum() * q_tot.shape[-1]
         loss = cfg.td_weight * td_error.pow(2).sum() / denom
         return loss, (q_tot * mask).sum() / denom, (targets * mask).sum() / denom
-
-    def update(self, batch: Episodes, episode: int) -> UpdateStats:
-        """One gradient step on ``batch``; hard-copies the target networks every
-        ``target_update_interval`` episodes."""
-        loss, q_mean, target_mean = self.loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
-        self.optimizer.step()
-        if episode - self.last_target_update_episode >= self.config.target_update_interval:
-            self.update_targets()
-            self.last_target_update_episode = episode
-        return UpdateStats(loss.detach(), grad_norm.detach(), q_mean.detach(), target_mean.detach())
-
-    def update_targets(self) -> None:
-        for online, target in zip(self.online_modules(), self.target_modules()):
-            target.load_state_dict(online.state_dict())
-
-    def state_dict(self) -> dict:
-        return {
-            "controller": self.controller.state_dict(),
-            "mixer": self.mixer.state_dict() if self.mixer is not None else None,
-            "target_controller": self.target_controller.state_dict(),
-            "target_mixer": self.target_mixer.state_dict() if self.target_mixer is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "last_target_update_episode": self.last_target_update_episode,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.controller.load_state_dict(state["controller"])
-        self.target_controller.load_state_dict(state["target_controller"])
-        if self.mixer is not None:
-            self.mixer.load_state_dict(state["mixer"])
-            self.target_mixer.load_state_dict(state["target_mixer"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.last_target_update_episode = state["last_target_update_episode"]

@@ -6,11 +6,36 @@ import torch
 from torch import nn
 
 
+def gru_sequence(x: torch.Tensor, hidden: torch.Tensor, rnn: nn.GRU) -> torch.Tensor:
+    """Unroll ``rnn``'s one-layer GRU over ``x`` [M, T, H_in] from ``hidden`` [1, M, H]
+    -> (outputs [M, T, H], final hidden [1, M, H]).
+
+    The input projections of all ``T`` steps are one matmul; each step then adds the recurrent
+    projection and applies torch's GRU equations (Cho et al. 2014):
+    ``r = σ(W_ir x + b_ir + W_hr h + b_hr)``, ``z = σ(W_iz x + b_iz + W_hz h + b_hz)``,
+    ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, ``h' = (1 − z) ⊙ n + z ⊙ h``.
+    """
+    gates_x = nn.functional.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0)  # [M, T, 3H]
+    h = hidden[0]
+    outputs = []
+    for t in range(x.shape[1]):
+        x_r, x_z, x_n = gates_x[:, t].chunk(3, dim=-1)
+        h_r, h_z, h_n = nn.functional.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).chunk(3, dim=-1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        h = (1 - z) * n + z * h
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), h.unsqueeze(0)
+
+
 class RNNAgent(nn.Module):
     """Per-agent utility ``Q_i(tau_i, ·)``: Linear -> ReLU -> GRU -> Linear, shared by all agents.
 
-    Uses :class:`torch.nn.GRU` so a whole episode batch is unrolled by one fused kernel during
-    learning, and the same weights step one time step at a time while acting.
+    The GRU's weights live in a :class:`torch.nn.GRU` (torch's names and gate layout), but
+    sequences are unrolled by :func:`gru_sequence` with plain matmuls, so that a pack of runs
+    with stacked weights (:mod:`marlrepro.pack`) can batch it under ``torch.func.vmap``, which
+    cuDNN's fused GRU does not support.
     """
 
     def __init__(self, input_dim: int, hidden_dim: int, n_actions: int) -> None:
@@ -26,8 +51,7 @@ class RNNAgent(nn.Module):
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` [M, T, input_dim], ``hidden`` [1, M, H] -> (Q [M, T, n_actions], hidden)."""
-        x = torch.relu(self.fc1(inputs))
-        out, hidden = self.rnn(x, hidden)
+        out, hidden = gru_sequence(torch.relu(self.fc1(inputs)), hidden, self.rnn)
         return self.fc2(out), hidden
 
     def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from marlrepro.nets.agent import gru_sequence
+
 N_GREEDY_TAUS = 32  # N̂: quantile samples averaged for acting (DFAC default)
 
 
@@ -57,7 +59,7 @@ class IQNRNNAgent(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` [M, T, input_dim], ``hidden`` [1, M, H], ``taus`` [G, T, K]
         -> (Z [M, T, K, A], hidden)."""
-        out, hidden = self.rnn(torch.relu(self.fc1(inputs)), hidden)
+        out, hidden = gru_sequence(torch.relu(self.fc1(inputs)), hidden, self.rnn)
         return self.quantiles(out, taus), hidden
 
     def step(

@@ -19,13 +19,30 @@ class VDNMixer(nn.Module):
         return agent_qs.sum(dim=-1, keepdim=True)
 
 
+class SingleOutputLinear(nn.Linear):
+    """``nn.Linear(in_features, 1)`` computed as a dot product, ``y = x·w + b``.
+
+    For a single output torch multiplies with a matrix-vector kernel, whose rounding differs from
+    the batched matmul that a pack of runs (:mod:`marlrepro.core.stacked`) uses; a packed run
+    would then not equal the same run alone. The elementwise product and sum round the same way
+    in both."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.weight[0]).sum(dim=-1, keepdim=True) + self.bias
+
+
+def linear(in_dim: int, out_dim: int) -> nn.Linear:
+    """A linear layer; :class:`SingleOutputLinear` for one output."""
+    return SingleOutputLinear(in_dim, 1) if out_dim == 1 else nn.Linear(in_dim, out_dim)
+
+
 def _hypernet(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Module:
     """``layers`` linear layers ``in_dim -> hidden -> … -> out_dim`` with ReLU between them
     (pymarl's hypernetworks: 1 or 2 layers; QPLEX's attention heads: up to 3)."""
     dims = [in_dim, *[hidden] * (layers - 1), out_dim]
     modules: list[nn.Module] = []
     for i, (a, b) in enumerate(pairwise(dims)):
-        modules += [nn.ReLU(), nn.Linear(a, b)] if i else [nn.Linear(a, b)]
+        modules += [nn.ReLU(), linear(a, b)] if i else [linear(a, b)]
     return modules[0] if layers == 1 else nn.Sequential(*modules)
 
 
@@ -47,7 +64,7 @@ class QMixer(nn.Module):
         self.hyper_w1 = _hypernet(state_dim, h, e * n_agents, layers)
         self.hyper_w2 = _hypernet(state_dim, h, e, layers)
         self.hyper_b1 = nn.Linear(state_dim, e)
-        self.hyper_v = nn.Sequential(nn.Linear(state_dim, e), nn.ReLU(), nn.Linear(e, 1))
+        self.hyper_v = nn.Sequential(nn.Linear(state_dim, e), nn.ReLU(), linear(e, 1))
 
     def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """``agent_qs`` [B, T, N], ``states`` [B, T, S] -> ``Q_tot`` [B, T, 1]."""

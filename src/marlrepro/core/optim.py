@@ -1,0 +1,120 @@
+"""Optimisers over stacked weights: ``R`` independent runs, each with its own step count and
+update mask, in one set of elementwise kernels.
+
+Every tensor has the runs as its leading dimension. A run whose mask entry is False is left
+exactly as it was (parameters and optimiser state), so a pack can hold runs that cannot update
+yet (too few stored episodes), have finished, or diverged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from marlrepro.config import ADAM_EPS, RMSPROP_EPS, LearnerConfig
+
+
+def _per_run(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``values`` [R] shaped to broadcast against ``like`` [R, ...]."""
+    return values.view(-1, *[1] * (like.dim() - 1))
+
+
+def clip_grad_norm_per_run(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` applied to each run separately: the 2-norm of run
+    ``r``'s gradient over all ``params`` is ``n_r``, and its gradients are scaled by
+    ``min(1, max_norm / (n_r + 1e-6))``. Returns the norms [R] before clipping."""
+    squares = torch.stack([p.grad.flatten(1).pow(2).sum(dim=1) for p in params]).sum(dim=0)
+    norms = squares.sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(_per_run(scale, p.grad))
+    return norms
+
+
+class StackedOptimizer:
+    """Base of the stacked optimisers: ``params`` are leaf tensors [R, ...] with ``.grad``;
+    ``lr`` is one learning rate per run [R] (a pack may sweep it)."""
+
+    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, eps: float) -> None:
+        self.params = params
+        self.lr = lr
+        self.eps = eps
+        runs = params[0].shape[0]
+        self.steps = torch.zeros(runs, device=params[0].device)
+        self.state: list[dict[str, torch.Tensor]] = [self.init_state(p) for p in params]
+
+    def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, mask: torch.Tensor) -> None:
+        """One step for the runs where ``mask`` [R] (bool) is True."""
+        self.steps += mask.to(self.steps.dtype)
+        for p, state in zip(self.params, self.state):
+            new_p, new_state = self.update(p, p.grad, state)
+            keep = _per_run(mask, p)
+            p.copy_(torch.where(keep, new_p, p))
+            for key, value in new_state.items():
+                state[key].copy_(torch.where(keep, value, state[key]))
+
+    def update(self, p: torch.Tensor, grad: torch.Tensor,
+               state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def run_state(self, r: int) -> dict:
+        """Run ``r``'s optimiser state, for its checkpoint."""
+        return {"steps": self.steps[r].clone(),
+                "state": [{k: v[r].clone() for k, v in s.items()} for s in self.state]}
+
+    def load_run_state(self, r: int, saved: dict) -> None:
+        self.steps[r] = saved["steps"].to(self.steps.device)
+        for state, values in zip(self.state, saved["state"]):
+            for key, value in values.items():
+                state[key][r] = value.to(state[key].device)
+
+
+class StackedRMSprop(StackedOptimizer):
+    """RMSProp as ``torch.optim.RMSprop`` (no momentum, not centred):
+    ``v ← α v + (1 − α) g²``, ``θ ← θ − lr · g / (√v + ε)``."""
+
+    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, alpha: float, eps: float) -> None:
+        self.alpha = alpha
+        super().__init__(params, lr, eps)
+
+    def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"square_avg": torch.zeros_like(p)}
+
+    def update(self, p, grad, state):
+        square_avg = self.alpha * state["square_avg"] + (1 - self.alpha) * grad * grad
+        return p - _per_run(self.lr, p) * grad / (square_avg.sqrt() + self.eps), {"square_avg": square_avg}
+
+
+class StackedAdam(StackedOptimizer):
+    """Adam (Kingma and Ba 2015, Algorithm 1) as ``torch.optim.Adam`` with β = (0.9, 0.999):
+    ``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``,
+    ``θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)``, with ``t`` each run's own step."""
+
+    betas = (0.9, 0.999)
+
+    def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+
+    def update(self, p, grad, state):
+        b1, b2 = self.betas
+        m = b1 * state["exp_avg"] + (1 - b1) * grad
+        v = b2 * state["exp_avg_sq"] + (1 - b2) * grad * grad
+        t = _per_run(self.steps.clamp(min=1), p)
+        denom = (v / (1 - b2 ** t)).sqrt() + self.eps
+        return p - _per_run(self.lr, p) * (m / (1 - b1 ** t)) / denom, {"exp_avg": m, "exp_avg_sq": v}
+
+
+def build_optimizer(params: list[torch.Tensor], config: LearnerConfig, lr: torch.Tensor) -> StackedOptimizer:
+    """Adam (pymarl2, DFAC) or RMSProp (pymarl, IGM-DA) with the configured constants; an unset
+    ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`)."""
+    if config.optimizer == "adam":
+        return StackedAdam(params, lr, ADAM_EPS if config.optim_eps is None else config.optim_eps)
+    eps = RMSPROP_EPS if config.optim_eps is None else config.optim_eps
+    return StackedRMSprop(params, lr, config.optim_alpha, eps)

@@ -1,0 +1,108 @@
+"""``R`` copies of one module with their weights stacked: one vmapped call serves all runs.
+
+The ensembling recipe of ``torch.func``: the runs' parameters and buffers are stacked into
+tensors with a leading run dimension, and a method written for ONE run is evaluated for all of
+them by ``vmap(functional_call(template, weights_r, inputs_r))``. A learner family therefore
+never sees the pack: it is written for one run (:class:`marlrepro.learners.base.Learner`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+
+class StackedModules:
+    """The weights of ``modules`` (same architecture, one per run) stacked on a leading run axis.
+
+    ``params`` keep each parameter's ``requires_grad`` (target networks are frozen) and are the
+    leaves the optimiser updates; ``buffers`` hold the modules' buffers. ``template`` is a copy of
+    the first module that :meth:`call` evaluates functionally; :meth:`module_for` gives a plain
+    module holding one run's current weights, for code that runs once per run outside the hot
+    loop (stepwise rollouts on CPU backends, end-of-run analyses).
+    """
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        self.runs = len(modules)
+        self.template = copy.deepcopy(modules[0])
+        self.params: dict[str, torch.Tensor] = {}
+        for name, p in self.template.named_parameters():
+            stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in modules])
+            self.params[name] = stacked.requires_grad_(p.requires_grad)
+        self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in modules])
+                        for name, _ in self.template.named_buffers()}
+        self._views: dict[int, nn.Module] = {}
+
+    @property
+    def trainable(self) -> list[torch.Tensor]:
+        return [p for p in self.params.values() if p.requires_grad]
+
+    def weights(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """The stacked parameters under ``prefix`` (a submodule's name + ``.``), prefix removed."""
+        return {name[len(prefix):]: p for name, p in self.params.items() if name.startswith(prefix)}
+
+    def vmapped(self, fn: Callable[..., Any], randomness: str = "different") -> Callable[..., Any]:
+        """``fn(module, *inputs)`` written for one run -> a function of inputs stacked over runs
+        (leading dimension ``R``) that returns outputs stacked over runs. ``randomness``: random
+        draws inside ``fn`` differ between runs (they come from the global generator)."""
+        call = _Call(self.template, fn)
+
+        def one_run(params: dict, buffers: dict, *inputs: Any) -> Any:
+            weights = {f"module.{name}": t for name, t in (*params.items(), *buffers.items())}
+            return functional_call(call, weights, inputs)
+
+        batched = vmap(one_run, randomness=randomness)
+        return lambda *inputs: batched(self.params, self.buffers, *inputs)
+
+    @torch.no_grad()
+    def copy_runs(self, target: str, source: str, mask: torch.Tensor) -> None:
+        """Set the parameters of submodule ``target`` to those of ``source`` for the runs where
+        ``mask`` [R] is True (hard target-network updates)."""
+        for name, p in self.weights(f"{source}.").items():
+            dest = self.params[f"{target}.{name}"]
+            dest.copy_(torch.where(mask.view(-1, *[1] * (p.dim() - 1)), p, dest))
+
+    def run_state(self, r: int) -> dict[str, torch.Tensor]:
+        """Run ``r``'s weights as the ``state_dict`` of one module."""
+        state = {name: p[r].detach().clone() for name, p in self.params.items()}
+        persistent = self.template.state_dict().keys()
+        state.update({name: b[r].clone() for name, b in self.buffers.items() if name in persistent})
+        return state
+
+    @torch.no_grad()
+    def load_run_state(self, r: int, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.template.state_dict())
+        if set(state) != expected:
+            raise ValueError(f"checkpoint weights do not match this learner: missing "
+                             f"{sorted(expected - set(state))}, unexpected {sorted(set(state) - expected)}")
+        for name, value in state.items():
+            (self.params.get(name) if name in self.params else self.buffers[name])[r].copy_(value)
+
+    @torch.no_grad()
+    def module_for(self, r: int) -> nn.Module:
+        """A module with run ``r``'s current weights (one cached copy per run, refreshed on each
+        call)."""
+        if r not in self._views:
+            self._views[r] = copy.deepcopy(self.template).requires_grad_(False)
+        view = self._views[r]
+        view.load_state_dict({**{n: p[r] for n, p in self.params.items()},
+                              **{n: b[r] for n, b in self.buffers.items()}}, strict=False)
+        return view
+
+
+class _Call(nn.Module):
+    """Calls ``fn(module, *inputs)``: lets ``functional_call`` evaluate any method of ``module``
+    with substituted weights (it can only call a module's ``forward``)."""
+
+    def __init__(self, module: nn.Module, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.module = module
+        self.fn = fn
+
+    def forward(self, *inputs: Any) -> Any:
+        return self.fn(self.module, *inputs)

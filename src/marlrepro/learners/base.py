@@ -1,0 +1,62 @@
+"""The learner interface: what the training core (:mod:`marlrepro.core`) needs from a learner.
+
+A learner is an :class:`torch.nn.Module` holding every network of ONE run (online and target).
+The core never calls its parameters directly: it stacks the parameters of the ``R`` runs of a
+pack and evaluates the learner's :meth:`Learner.forward` (its loss) under ``torch.func.vmap``
+with ``functional_call``, so a learner family is written once, for one run, and packs for free.
+See ``docs/architecture.md`` for the contract and a worked example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from marlrepro.buffer import Episodes
+from marlrepro.controller import AgentController
+
+
+@dataclass
+class LossTerms:
+    """What one update's loss reports; device tensors, scalars per run."""
+
+    loss: torch.Tensor
+    q_taken_mean: torch.Tensor
+    target_mean: torch.Tensor
+
+
+class Learner(nn.Module):
+    """One run's networks and loss.
+
+    Subclasses define:
+
+    * :attr:`acting_controller`: the agents that collect training episodes (ε-greedy on their
+      values; each controller class has a JAX twin in :mod:`marlrepro.envs.jax_rollout`, so the
+      fused rollout can run it on the device);
+    * :meth:`eval_controllers`: the policies evaluated greedily, by metric prefix: ``test`` is the
+      decentralised agents (the paper's metric); others (IGM-DA's experts) are extra columns;
+    * :meth:`forward`: the loss of one batch of stored episodes (episode replay), as
+      :class:`LossTerms`; it must use no state outside its modules' parameters and buffers;
+    * :attr:`target_pairs`: (target module, online module) names whose parameters the core
+      hard-copies every ``learner.target_update_interval`` episodes;
+    * :meth:`extra_outputs`: optional per-run files written when training ends.
+    """
+
+    target_pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def acting_controller(self) -> AgentController:
+        raise NotImplementedError
+
+    def eval_controllers(self) -> dict[str, AgentController]:
+        raise NotImplementedError
+
+    def forward(self, batch: Episodes) -> LossTerms:
+        raise NotImplementedError
+
+    def extra_outputs(self, episodes: Episodes) -> dict[str, object]:
+        """Files (name -> pandas DataFrame) computed from greedy evaluation ``episodes`` at the end
+        of training; none by default."""
+        return {}
