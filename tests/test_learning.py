@@ -64,9 +64,9 @@ def test_qmix_learns_the_published_q_tot_of_the_me_igm_game(tmp_path):
     config = load_config(overrides=MATRIX + [
         "algo=qmix", "env.name=matrix:me_igm", "run.t_max=6000", "exploration.epsilon_finish=1.0",
     ])
-    trainer = Trainer(config, tmp_path)
-    first = trainer.env.reset()
-    untrained = joint_q_table(trainer.learner, first.obs[0], first.state[0], trainer.env.payoff)["joint_q"]
+    trainer = Trainer.solo(config, tmp_path)
+    first = trainer.envs[0].reset()
+    untrained = joint_q_table(trainer.learners.module_for(0), first.obs[0], first.state[0], trainer.envs[0].payoff)["joint_q"]
     assert not matches_published_qmix(untrained), untrained
     final = run_and_check_training(trainer)
     q = np.asarray(final["joint_q"])

@@ -20,23 +20,11 @@ from marlrepro.train import Trainer
 TRAINED = ("controller", "mixer", "learners")
 
 
-def trained_weights(learner_state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Copies of the trained networks' floating-point tensors, keyed ``network.parameter``."""
-    return {
-        f"{network}.{name}": value.detach().clone().cpu()
-        for network in TRAINED if learner_state.get(network) is not None
-        for name, value in _tensors(learner_state[network])
-        if value.is_floating_point()
-    }  # fmt: skip
-
-
-def _tensors(state: dict[str, Any], prefix: str = ""):
-    """The tensors of a (possibly nested) state dict, with dotted names."""
-    for key, value in state.items():
-        if isinstance(value, dict):
-            yield from _tensors(value, f"{prefix}{key}.")
-        elif isinstance(value, torch.Tensor):
-            yield f"{prefix}{key}", value
+def trained_weights(learner_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of the trained networks' floating-point tensors from a learner's flat state dict
+    (``network.parameter`` names)."""
+    return {name: value.detach().clone().cpu() for name, value in learner_state.items()
+            if name.split(".", 1)[0] in TRAINED and value.is_floating_point()}
 
 
 def run_and_check_training(trainer: Trainer) -> dict[str, Any]:
@@ -46,13 +34,14 @@ def run_and_check_training(trainer: Trainer) -> dict[str, Any]:
     every trained network (agents, mixer, IGM-DA's learners) saved in the final checkpoint differs
     from its initial weights.
     """
-    initial = trained_weights(trainer.learner.state_dict())
-    final = trainer.run()
+    initial = trained_weights(trainer.learners.run_state(0))
+    final, = trainer.run()
     assert final["updates"] > 0, "no gradient step was taken"
-    metrics = pd.read_parquet(trainer.run_dir / "metrics.parquet")
+    run_dir = trainer.runs[0].run_dir
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
     losses = metrics.loc[metrics["update"] > 0, "loss"].to_numpy()
     assert losses.size > 0 and np.isfinite(losses).all(), f"losses after the first update: {losses}"
-    saved = trained_weights(load_checkpoint(trainer.run_dir)["learner"])
+    saved = trained_weights(load_checkpoint(run_dir)["learner"])
     assert saved.keys() == initial.keys()
     for network in {name.split(".", 1)[0] for name in initial}:
         names = [name for name in initial if name.startswith(f"{network}.")]

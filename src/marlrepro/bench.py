@@ -2,8 +2,8 @@
 
 * ``rollout``: env-steps/s of the batched environment with the recurrent agent acting
   (epsilon-greedy), for several numbers of parallel environments.
-* ``train``: end-to-end training env-steps/s and updates/s of one run (rollouts, replay and
-  gradient updates), with evaluation off.
+* ``train``: end-to-end training env-steps/s and updates/s of one run or of packs of runs
+  (``--pack-size 1 4 16``; rollouts, replay and gradient updates), with evaluation off.
 * ``run``: steady-state env-steps/s and updates/s of one run of a paper experiment, trained with
   the exact settings the workflow would give it (e.g. IGM-DA's appendix D), evaluation included;
   measured between the second and the last evaluation, so compilation is left out. Also the
@@ -38,21 +38,23 @@ def _sync(device: torch.device) -> None:
 
 def bench_rollout(config, num_envs: int, episodes: int) -> dict[str, Any]:
     """Env-steps/s of ``EpisodeRunner`` with the agent in the loop (after one warm-up rollout)."""
-    from marlrepro.controller import build_controller
+    from marlrepro.core.stacked import StackedModules
     from marlrepro.envs import make
+    from marlrepro.learners.igm_da import build_learner
     from marlrepro.runner import EpisodeRunner
     from marlrepro.train import resolve_device
 
     device = resolve_device(config.run.device)
     env = make(config.env.name, num_envs, config.run.seed, device, **config.env.options)
-    controller = build_controller(env.spec, config.agent, "obs", config.algo).to(device)
-    runner = EpisodeRunner(env, controller, config.run.rollout)
-    runner.run(epsilon=0.5)  # compile and warm up
+    learners = StackedModules([build_learner(env.spec, config, device)])
+    runner = EpisodeRunner([env], learners, "controller", config.run.rollout)
+    generators = [torch.Generator(device)]
+    runner.run([0.5], [True], generators)  # compile and warm up
     _sync(device)
     steps, start = 0, time.perf_counter()
     rounds = max(1, episodes // num_envs)
     for _ in range(rounds):
-        _, stats = runner.run(epsilon=0.5)
+        _, stats = runner.run([0.5], [True], generators)
         steps += int(stats.lengths.sum())
     _sync(device)
     seconds = time.perf_counter() - start
@@ -61,23 +63,31 @@ def bench_rollout(config, num_envs: int, episodes: int) -> dict[str, Any]:
             "env_steps_per_s": steps / seconds, "device": str(device)}
 
 
-def bench_train(config) -> dict[str, Any]:
-    """End-to-end training throughput of one run at ``config``'s settings."""
-    from marlrepro.train import Trainer
+def bench_train(config, pack_size: int = 1) -> dict[str, Any]:
+    """End-to-end training throughput of a pack of ``pack_size`` runs (seeds 0..R−1) at
+    ``config``'s settings, evaluation off: env-steps/s and updates/s in total and per run."""
+    import dataclasses
+    from pathlib import Path
+
+    from marlrepro.train import PackMember, Trainer
 
     config.run.eval_interval = config.run.t_max * 10
     config.run.eval_episodes = config.env.num_envs
     config.run.checkpoint_interval = 10**9
     config.tracking.uri = ""
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config, run_dir)
+    with tempfile.TemporaryDirectory() as root:
+        members = [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
+                              Path(root) / f"seed{seed}") for seed in range(pack_size)]
+        trainer = Trainer(members)
         start = time.perf_counter()
-        final = trainer.run()
+        finals = trainer.run()
         seconds = time.perf_counter() - start
+    steps, updates = sum(f["t_env"] for f in finals), sum(f["updates"] for f in finals)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     return {"env": config.env.name, "algo": config.algo, "num_envs": config.env.num_envs,
-            "env_steps": final["t_env"], "updates": final["updates"], "seconds": seconds,
-            "env_steps_per_s": final["t_env"] / seconds, "updates_per_s": final["updates"] / seconds,
-            "device": final["device"]}
+            "pack_size": pack_size, "env_steps": steps, "updates": updates, "seconds": seconds,
+            "env_steps_per_s": steps / seconds, "env_steps_per_s_per_run": steps / seconds / pack_size,
+            "updates_per_s": updates / seconds, "peak_gpu_gib": peak, "device": finals[0]["device"]}
 
 
 def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: int,
@@ -225,6 +235,9 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         if name == "rollout":
             sub.add_argument("--num-envs", type=int, nargs="+", default=[8, 128])
             sub.add_argument("--episodes", type=int, default=512, help="episodes per measurement")
+        else:
+            sub.add_argument("--pack-size", type=int, nargs="+", default=[1],
+                             help="runs trained together in one process (seeds 0..R-1); one measurement each")
         sub.set_defaults(handler=_run_bench)
     run_parser = kinds.add_parser("run", help="steady-state throughput of one run of a paper experiment",
                                   description=bench_planned_run.__doc__)
@@ -269,7 +282,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.kind == "rollout":
         results = [bench_rollout(config, n, max(args.episodes, n)) for n in args.num_envs]
     else:
-        results = [bench_train(config)]
+        results = [bench_train(load_config(args.config, args.overrides), r) for r in args.pack_size]
     _report(results, args.out)
     return 0
 
