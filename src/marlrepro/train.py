@@ -4,7 +4,8 @@ Loop (pymarl's ``run_sequential``): collect one episode per parallel environment
 take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored, evaluate
 greedily every ``eval_interval`` environment steps. Outputs in the run directory, each written
 atomically: ``config.yaml``, ``metrics.parquet``, ``final.json`` (written last: it marks a finished
-run), then the run is logged to MLflow (:mod:`marlrepro.tracking`).
+run), then the run is logged to MLflow (:mod:`marlrepro.tracking`; a failure there leaves the run's
+logging pending and never fails the run).
 
 Preemption. A checkpoint is written at the first rollout boundary after every
 ``checkpoint_interval`` updates. On SIGTERM (what Slurm sends before it kills a job) or SIGINT one
@@ -17,7 +18,9 @@ environment random states. A run that resumes from such a checkpoint continues e
 uninterrupted one would (on CPU its metrics and final summary are equal, except the wall-clock
 fields), unless the replay buffer was too large to save (:data:`BUFFER_CHECKPOINT_LIMIT_BYTES`) or
 the backend cannot save its random state (sc2): then it refills the buffer or reseeds the
-environments, and says so.
+environments, and says so. The final state is checkpointed before any final output is written, so a
+run killed while finishing resumes at the end and rewrites every output from that checkpoint.
+:func:`marlrepro.faults.maybe_crash` marks the phase boundaries that ``tests/test_faults.py`` kills.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from marlrepro.controller import AgentController
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import LinearEpsilon
+from marlrepro.faults import maybe_crash
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
 from marlrepro.learners.igm_da import IGMDALearner, build_learner
 from marlrepro.runner import EpisodeRunner, RolloutStats
@@ -320,10 +324,14 @@ class Trainer:
                     raise Interrupted(stop.received, self.run_dir, p.t_env)
                 if p.updates // cfg.run.checkpoint_interval > updates_before // cfg.run.checkpoint_interval:
                     self._save()
+                    maybe_crash("mid_training")
         if p.last_eval_t != p.t_env:
             self._record_eval(bar)
+            self._save()  # the final state, before _finish draws random numbers: a rerun draws the same
+        else:  # resumed from that final checkpoint (killed while finishing): metrics.parquet from its rows
+            self._write_metrics()
         bar.close()
-        self._save()
+        maybe_crash("after_last_checkpoint")
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
@@ -345,8 +353,9 @@ class Trainer:
         if isinstance(self.learner, IGMDALearner):
             self._write_action_values()
         write_json(self.run_dir / "final.json", final)
+        maybe_crash("after_final")
         self.env.close()
-        tracking.log_run(cfg.tracking.uri, self.run_dir)
+        tracking.log_run_or_defer(cfg.tracking.uri, self.run_dir)
         return final
 
 
