@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
+from run_outputs import assert_same_outputs
 
 from marlrepro.config import load_config
 from marlrepro.errors import ConfigError
@@ -35,7 +35,6 @@ ARGS = [
     "--set", "run.checkpoint_interval=20", "--set", "run.eval_interval=500", "--set", "run.eval_episodes=8",
     "--set", "learner.batch_size=16", "--set", "learner.updates_per_rollout=2", "--set", "run.progress=false",
 ]
-WALL_CLOCK = ("wall_time_s", "env_steps_per_s")
 
 
 def subprocess_env() -> dict[str, str]:
@@ -58,18 +57,6 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
         assert proc.poll() is None, f"ended before {path} appeared:\n{proc.communicate()[0][-3000:]}"
         assert time.time() < deadline, f"{path} did not appear in {timeout} s"
         time.sleep(0.05)
-
-
-def assert_same_run(resumed: Path, uninterrupted: Path) -> None:
-    """Equal outputs, except the wall clock."""
-    pd.testing.assert_frame_equal(pd.read_parquet(resumed / "metrics.parquet").drop(columns="wall_time_s"),
-                                  pd.read_parquet(uninterrupted / "metrics.parquet").drop(columns="wall_time_s"),
-                                  check_exact=True)
-    finals = [json.loads((run / "final.json").read_text()) for run in (resumed, uninterrupted)]
-    for final in finals:
-        for key in WALL_CLOCK:
-            final.pop(key)
-    assert finals[0] == finals[1]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +98,7 @@ def test_sigterm_checkpoints_and_the_rerun_matches_an_uninterrupted_run(tmp_path
     assert not (out / "final.json").exists()
 
     assert resume(out) == stopped_at  # the checkpoint was taken when the signal was handled
-    assert_same_run(out, uninterrupted())
+    assert_same_outputs(out, uninterrupted())
 
 
 @pytest.mark.slow
@@ -125,7 +112,7 @@ def test_sigkill_resumes_from_the_last_checkpoint_and_matches(tmp_path, uninterr
     assert not (out / "final.json").exists()
 
     assert 0 < resume(out) < T_MAX
-    assert_same_run(out, uninterrupted())
+    assert_same_outputs(out, uninterrupted())
 
 
 @pytest.mark.slow
@@ -160,6 +147,37 @@ def test_snakemake_rerun_incomplete_resumes_a_job_killed_with_the_workflow(tmp_p
     resumed_at = int(re.search(r"resumed .* at t_env=(\d+)", log).group(1))
     assert 0 < resumed_at < 6000
     assert json.loads((tmp_path / run_dir / "final.json").read_text())["t_env"] >= 6000
+
+
+# Runs whose final outputs evaluate the networks: the matrix game's Q table (DMIX's from sampled
+# quantiles, which draw on the torch random state) and IGM-DA's action values (greedy episodes).
+FINISHING = {
+    "qmix_matrix": ("qmix", ["env.name=matrix:me_igm", "learner.batch_size=16"]),
+    "dmix_matrix": ("dmix", ["env.name=matrix:monotonic", "learner.batch_size=16"]),
+    "qmix_da_smax": ("qmix", ["env.name=smax:3m", "env.options.sight_range=0", "env.options.full_sight_obs=true",
+                              "imitation.mode=dagger", "learner.batch_size=4", "env.num_envs=4",
+                              "env.options.episode_limit=30", "run.t_max=300", "run.eval_interval=150"]),
+}
+
+
+@pytest.mark.parametrize("name", FINISHING)
+def test_a_run_killed_after_its_last_checkpoint_rewrites_every_output(tmp_path, name):
+    """A job killed while writing its outputs or logging them (issue 11) loses its outputs to
+    Snakemake; its checkpoint holds the final state. The rerun resumes at the end, trains no more,
+    and must write every output again, equal to what the run wrote: config.yaml, metrics.parquet
+    from the checkpoint's rows, and the outputs that evaluate the networks, drawn from the random
+    state checkpointed after the last evaluation."""
+    algo, overrides = FINISHING[name]
+    config = load_config([f"config/algos/{algo}.yaml"], [
+        "run.t_max=160", "run.eval_interval=80", "run.eval_episodes=4", "run.checkpoint_interval=5",
+        "run.device=cpu", "run.progress=false", "tracking.uri=", *overrides,
+    ])
+    Trainer(config, tmp_path / "finished").run()
+    shutil.copytree(tmp_path / "finished" / "checkpoint", tmp_path / "resumed" / "checkpoint")
+    resumed = Trainer(config, tmp_path / "resumed")
+    assert resumed.progress.t_env >= config.run.t_max
+    resumed.run()
+    assert_same_outputs(tmp_path / "resumed", tmp_path / "finished")
 
 
 def test_resume_refuses_a_different_config(tmp_path):
@@ -199,4 +217,4 @@ def test_a_smax_run_resumed_after_sigterm_matches_an_uninterrupted_run(tmp_path,
     resumed = Trainer(config, tmp_path / "resumed")
     assert resumed.progress.t_env == steps[5] < 300
     resumed.run()
-    assert_same_run(tmp_path / "resumed", tmp_path / "uninterrupted")
+    assert_same_outputs(tmp_path / "resumed", tmp_path / "uninterrupted")

@@ -21,10 +21,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
             "--set key=value override (dotted keys, YAML values), e.g. --set learner.lr=5e-4 "
             "--set env.name=smax:3m. Writes config.yaml, metrics.parquet and final.json to --out, "
             "checkpoints to --out/checkpoint, and logs the finished run to MLflow when "
-            "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes. "
-            "On SIGTERM or Ctrl-C it checkpoints at the end of the current rollout and exits with "
-            "status 128 + the signal number (143, 130); status 1 means the run finished but could "
-            "not be logged to MLflow."
+            "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes; a run "
+            "killed after its last checkpoint rewrites every output from it. On SIGTERM or Ctrl-C it "
+            "checkpoints at the end of the current rollout and exits with status 128 + the signal "
+            "number (143, 130). MLflow being unreachable never fails the run: after a bounded retry "
+            "(MARLREPRO_TRACKING_RETRY_S seconds in all) it exits 0 with its files written and "
+            "--out/tracking_pending.json left for `marlrepro track --pending`. Status 2: a bad config "
+            "or an unreadable checkpoint (the message says which file and what to do)."
         ),
     )
     parser.add_argument("--config", action="append", default=[], metavar="YAML",
@@ -37,7 +40,6 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from marlrepro.config import load_config
-    from marlrepro.tracking import TrackingError
     from marlrepro.train import Diverged, Interrupted, train
 
     config = load_config(args.config, args.overrides)
@@ -46,7 +48,7 @@ def _run_train(args: argparse.Namespace) -> int:
     except Interrupted as err:
         print(f"marlrepro: {err}", file=sys.stderr)
         return 128 + err.signum
-    except (TrackingError, Diverged) as err:
+    except Diverged as err:
         print(f"marlrepro: error: {err}", file=sys.stderr)
         return 1
     log.info("done: t_env=%d test_return=%.3f win_rate=%.3f", final["t_env"],
@@ -62,21 +64,27 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
             "Log every finished run directory (one holding final.json) under each PATH to MLflow, "
             "exactly as `marlrepro train` logs it when it ends. A run already logged with the same "
             "files is left as it is; a changed one replaces its earlier MLflow run. Use it to fill "
-            "a store after jobs that ran without tracking (e.g. on a cluster with no MLflow server)."
+            "a store after jobs that ran without tracking (e.g. on a cluster with no MLflow server), "
+            "or, with --pending, to log the runs whose training could not reach MLflow. A run "
+            "logged here loses its tracking_pending.json. Exits 1 when a run cannot be logged."
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a run directory, or a folder searched for them")
-    parser.add_argument("--uri", default="", help="tracking URI (default: MLFLOW_TRACKING_URI), "
-                        "e.g. sqlite:///results/mlflow.db or http://host:5000")
+    parser.add_argument("--uri", default="", help="tracking URI (default: MLFLOW_TRACKING_URI; with --pending and "
+                        "neither, the URI each run's tracking_pending.json records), e.g. "
+                        "sqlite:///results/mlflow.db or http://host:5000")
+    parser.add_argument("--pending", action="store_true",
+                        help="only the runs whose logging is pending (holding tracking_pending.json)")
     parser.set_defaults(handler=_run_track)
 
 
 def _run_track(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from marlrepro.tracking import TrackingError, log_run, resolve_uri
+    from marlrepro.tracking import PENDING_FILE, TrackingError, log_run, pending_uri, resolve_uri
 
-    if not resolve_uri(args.uri):
+    uri = resolve_uri(args.uri)
+    if not uri and not args.pending:
         raise ConfigError("track: no tracking URI; pass --uri or set MLFLOW_TRACKING_URI")
     run_dirs = []
     for path in map(Path, args.paths):
@@ -86,13 +94,15 @@ def _run_track(args: argparse.Namespace) -> int:
         if not found:
             raise ConfigError(f"track: {path}: holds no finished run (no final.json)")
         run_dirs += found
+    if args.pending:
+        run_dirs = [run_dir for run_dir in run_dirs if (run_dir / PENDING_FILE).is_file()]
     try:
         for run_dir in run_dirs:
-            log_run(args.uri, run_dir)
+            log_run(uri or pending_uri(run_dir), run_dir)
     except TrackingError as err:
         print(f"marlrepro: error: {err}", file=sys.stderr)
         return 1
-    log.info("%d run directories are in MLflow", len(run_dirs))
+    log.info("%d %srun directories are in MLflow", len(run_dirs), "pending " * args.pending)
     return 0
 
 

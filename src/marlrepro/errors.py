@@ -11,6 +11,11 @@ class ConfigError(ValueError):
     """A configuration value, name or file is invalid."""
 
 
+class CheckpointError(ConfigError):
+    """A run directory's checkpoint cannot be read. The command line reports it as it reports a
+    :class:`ConfigError` (status 2): the message names the file, the problem and what to do."""
+
+
 def did_you_mean(value: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to ``value``; empty when none is close."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.7)

@@ -22,8 +22,13 @@ appears twice and a run cut off mid-logging is replaced.
 Concurrency (``docs/tracking.md``): with a SQLite store every access happens under a file lock
 beside the database, so parallel jobs on one machine never meet "database is locked" nor race to
 create the schema or an experiment. A tracking server (``http://...``) serialises writes itself; the
-one race left, two jobs creating the same experiment, ends with both using the winner's. Transient
-failures are retried; a run that still cannot be logged raises :class:`TrackingError`.
+one race left, two jobs creating the same experiment, ends with both using the winner's.
+
+Failures: retried with back-off for at most :func:`retry_seconds` in all (MLflow's own HTTP retries
+are bounded for the call, :data:`MLFLOW_HTTP_LIMITS`); a run that still cannot be logged raises
+:class:`TrackingError`. The end of training calls :func:`log_run_or_defer` instead, which never
+fails the job: it leaves the marker :data:`PENDING_FILE` in the run directory, and a later
+``marlrepro track --pending`` logs the run and removes the marker.
 """
 
 from __future__ import annotations
@@ -34,16 +39,20 @@ import logging
 import os
 import subprocess
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from marlrepro.config import flatten
+from marlrepro.faults import maybe_crash
+from marlrepro.io_utils import write_json
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +62,17 @@ FINGERPRINT_TAG = "marlrepro.fingerprint"
 WORKFLOW_TAGS = ("paper", "experiment", "target", "scale")
 MANUAL = "manual"
 ARTIFACTS = ("config.yaml", "final.json", "metrics.parquet", "action_values.parquet")
-ATTEMPTS = 5
+# In a run directory: the run finished but is not in MLflow yet (see log_run_or_defer).
+PENDING_FILE = "tracking_pending.json"
+# Seconds that failed logging attempts and their back-off may take in all, unless RETRY_ENV says.
+RETRY_S = 20.0
+RETRY_ENV = "MARLREPRO_TRACKING_RETRY_S"
+# MLflow's own HTTP client retries a refused connection 7 times with exponential back-off and waits
+# 120 s for an answer: minutes for a server that is down. For the duration of a logging call these
+# apply instead, unless the user set them: one try per request (log_run retries whole attempts).
+MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# Waiting for the SQLite store's lock is queueing behind other jobs' logging, not a failure.
+LOCK_TIMEOUT_S = 600
 GIT_TIMEOUT_S = 30
 
 
@@ -141,7 +160,7 @@ def _lock_for(uri: str):
     if db is None:
         return nullcontext()
     db.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(db) + ".lock", timeout=600)
+    return FileLock(str(db) + ".lock", timeout=LOCK_TIMEOUT_S)
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -149,11 +168,41 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
-def log_run(uri: str, run_dir: str | Path) -> str | None:
-    """Log the finished run in ``run_dir`` to MLflow at ``uri`` (see :func:`resolve_uri`).
+def retry_seconds() -> float:
+    """How long failed logging attempts may take in all: ``MARLREPRO_TRACKING_RETRY_S``, else
+    :data:`RETRY_S`."""
+    value = os.environ.get(RETRY_ENV, "")
+    if not value:
+        return RETRY_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise TrackingError(f"{RETRY_ENV}: {value!r} is not a number of seconds >= 0; unset it for {RETRY_S:g}")
+    return seconds
 
-    Returns its MLflow run id, or None when tracking is off. Raises :class:`TrackingError` when
-    ``run_dir`` is not a finished run or MLflow keeps failing.
+
+@contextmanager
+def _bounded_mlflow_http() -> Iterator[None]:
+    """Apply :data:`MLFLOW_HTTP_LIMITS` to MLflow's HTTP client inside the block, except those the
+    user set; the environment is restored after."""
+    added = {key: value for key, value in MLFLOW_HTTP_LIMITS.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def log_run(uri: str, run_dir: str | Path) -> str | None:
+    """Log the finished run in ``run_dir`` to MLflow at ``uri`` (see :func:`resolve_uri`), then
+    remove its :data:`PENDING_FILE`, if any.
+
+    Returns its MLflow run id, or None when tracking is off. A failed attempt is retried after 2,
+    4, 8, ... s until failed attempts and waits have taken :func:`retry_seconds`; raises
+    :class:`TrackingError` when ``run_dir`` is not a finished run or logging still fails.
     """
     uri = resolve_uri(uri)
     if not uri:
@@ -161,22 +210,58 @@ def log_run(uri: str, run_dir: str | Path) -> str | None:
     run = FinishedRun.read(run_dir)
     if "'" in str(run.run_dir):
         raise TrackingError(f"{run.run_dir}: MLflow filters cannot match a path containing a quote; rename it")
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            with _lock_for(uri):
-                return _log_once(uri, run)
-        except Exception as err:  # MLflow raises many types for a busy or unreachable store
-            if attempt == ATTEMPTS:
-                raise TrackingError(
-                    f"logging {run.run_dir} to MLflow at {uri} failed {ATTEMPTS} times ({err}); log "
-                    f"the finished run directory with `marlrepro track {run.run_dir}`, or re-run the "
-                    f"training command (it resumes at the end and logs again)"
-                ) from err
-            delay = 2.0**attempt
-            log.warning("MLflow logging failed (%s); retrying in %.0f s", err, delay)
-            time.sleep(delay)
+    budget, spent, attempt = retry_seconds(), 0.0, 0
+    with _bounded_mlflow_http():
+        while True:
+            attempt += 1
+            try:
+                with _lock_for(uri):
+                    began = time.monotonic()
+                    try:
+                        run_id = _log_once(uri, run)
+                        break
+                    finally:
+                        spent += time.monotonic() - began
+            except Timeout as err:
+                raise TrackingError(f"logging {run.run_dir} to MLflow at {uri}: its lock {err.lock_file} stayed "
+                                    f"held by other jobs for {LOCK_TIMEOUT_S} s") from err
+            except Exception as err:  # MLflow raises many types for a busy or unreachable store
+                delay = min(2.0**attempt, budget - spent)
+                if delay <= 0:
+                    raise TrackingError(
+                        f"logging {run.run_dir} to MLflow at {uri} failed {attempt} times in {spent:.0f} s "
+                        f"({err})"
+                    ) from err
+                log.warning("MLflow logging failed (%s); retrying in %.0f s", err, delay)
+                time.sleep(delay)
+                spent += delay
+    (run.run_dir / PENDING_FILE).unlink(missing_ok=True)
+    return run_id
+
+
+def log_run_or_defer(uri: str, run_dir: str | Path) -> str | None:
+    """:func:`log_run`, except that a failure does not raise: it is logged as a warning and recorded
+    in ``run_dir/tracking_pending.json`` (uri, error, time), for ``marlrepro track --pending``. The
+    end of training calls this: the files are the result, and MLflow being down must not fail (or,
+    under Snakemake, delete) a finished run. Returns the MLflow run id, or None."""
+    try:
+        return log_run(uri, run_dir)
+    except TrackingError as err:
+        marker = Path(run_dir) / PENDING_FILE
+        write_json(marker, {"uri": resolve_uri(uri), "error": str(err),
+                            "time": datetime.now(UTC).isoformat(timespec="seconds")})
+        log.warning("%s; the run's files are complete, its MLflow logging is pending (%s): log it "
+                    "with `marlrepro track --pending %s` once MLflow is reachable", err, marker, run_dir)
+        return None
+
+
+def pending_uri(run_dir: str | Path) -> str:
+    """The tracking URI recorded by the :data:`PENDING_FILE` of ``run_dir`` (where logging failed)."""
+    marker = Path(run_dir) / PENDING_FILE
+    try:
+        return str(json.loads(marker.read_text())["uri"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TrackingError(f"{marker}: cannot read the tracking URI it records ({err!r}); pass --uri") from None
 
 
 def _log_once(uri: str, run: FinishedRun) -> str:
@@ -213,6 +298,7 @@ def _log_once(uri: str, run: FinishedRun) -> str:
         client.log_batch(run_id, params=params[start : start + 100])
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    maybe_crash("during_tracking")
     for name in ARTIFACTS:
         if (run.run_dir / name).is_file():
             client.log_artifact(run_id, str(run.run_dir / name))

@@ -13,7 +13,8 @@ its pack: it has its own environments and key stream, replay buffer, sampling ge
 counters, epsilon schedule, target-update cadence, evaluations and optimiser step count.
 Outputs in each run directory, each written atomically: ``config.yaml``, ``metrics.parquet``,
 ``final.json`` (written last: it marks a finished run), then the run is logged to MLflow
-(:mod:`marlrepro.tracking`). A run whose loss becomes NaN or infinite stops alone (it writes
+(:mod:`marlrepro.tracking`; a failure there leaves the run's logging pending and never fails the
+run). A run whose loss becomes NaN or infinite stops alone (it writes
 ``diverged.json``); the others go on, and the command then fails naming it.
 
 Preemption. A checkpoint is written at the first rollout boundary after every
@@ -28,7 +29,9 @@ directory. A run that resumes from such a checkpoint continues exactly as an
 uninterrupted one would (on CPU its metrics and final summary are equal, except the wall-clock
 fields), unless the replay buffer was too large to save (:data:`BUFFER_CHECKPOINT_LIMIT_BYTES`) or
 the backend cannot save its random state (sc2): then it refills the buffer or reseeds the
-environments, and says so.
+environments, and says so. The final state is checkpointed before any final output is written, so a
+run killed while finishing resumes at the end and rewrites every output from that checkpoint.
+:func:`marlrepro.faults.maybe_crash` marks the phase boundaries that ``tests/test_faults.py`` kills.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import LinearEpsilon
+from marlrepro.faults import maybe_crash
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
 from marlrepro.learners.base import Learner
 from marlrepro.learners.igm_da import build_learner
@@ -434,6 +438,7 @@ class Trainer:
                     elif stop.received is None and (run.progress.updates // cfg.run.checkpoint_interval
                                                     > updates_before[r] // cfg.run.checkpoint_interval):
                         self._save(r)
+                        maybe_crash("mid_training")
                 if stop.received is not None:
                     for r in live:
                         if not self.runs[r].diverged:
@@ -473,8 +478,10 @@ class Trainer:
         run = self.runs[r]
         if run.progress.last_eval_t != run.progress.t_env:
             self._record_evals([r], bar)
-        self._save(r)
-        self._write_metrics(r)
+            self._save(r)  # the final state, before _finish draws random numbers: a rerun draws the same
+        else:  # resumed from that final checkpoint (killed while finishing): metrics.parquet from its rows
+            self._write_metrics(r)
+        maybe_crash("after_last_checkpoint")
         self._finish(r)
 
     def _finish(self, r: int) -> None:
@@ -503,8 +510,9 @@ class Trainer:
             for name, frame in learner.extra_outputs(_run_rows(episodes, r)).items():
                 atomic_write(run.run_dir / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
         write_json(run.run_dir / "final.json", final)
+        maybe_crash("after_final")
         run.final = final
-        tracking.log_run(cfg.tracking.uri, run.run_dir)
+        tracking.log_run_or_defer(cfg.tracking.uri, run.run_dir)
 
 
 def _loss_terms(learner: Learner, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,9 @@ Every training run is one job: `marlrepro train --config config/algos/<algo>.yam
 (the merge order is documented there). final.json, written last, marks a finished run.
 
 The run's checkpoint/ directory is deliberately not an output: Snakemake deletes the outputs of a
-failed job, and the checkpoint must survive so that the retry (or the next invocation) resumes.
+failed job, and the checkpoint must survive so that the retry (or the next invocation) resumes. A
+job killed after its last checkpoint (while writing its outputs or logging them) resumes at the
+end and writes every output again from it; MLflow being down never fails the job (docs/tracking.md).
 
 GPU: a run asks for `gpu=1` unless its device is cpu (config.yaml device, else the scale's). An
 `auto` run may still find no GPU and use the CPU; locally `--resources gpu=N` caps how many

@@ -1,0 +1,294 @@
+"""A run killed at the wrong moment still finishes (issue 11), and the faults around it are clear.
+
+Unit tests: the previous checkpoint kept and used when the last one is damaged, a clear error when
+none can be read; MLflow logging retried for a bounded time, its failure recorded in the run
+directory instead of failing the run, and logged later by ``marlrepro track --pending``.
+
+Workflow tests: the real workflow on one ME-IGM matrix run at smoke scale, on CPU. The fault hook
+(:mod:`marlrepro.faults`, ``MARLREPRO_FAULT``) SIGKILLs the job's process group, Snakemake
+included, at a phase boundary, deterministically; then ``snakemake --unlock`` and ``snakemake
+--rerun-incomplete``, as a user would. The rerun must finish with every declared output equal to
+an uninterrupted run's (except the wall clock), and MLflow must hold the run once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from run_outputs import assert_same_outputs
+
+from marlrepro import tracking
+from marlrepro.checkpoint import CHECKPOINT_FILE, PREVIOUS_FILE, UNREADABLE_FILE, load_checkpoint, save_checkpoint
+from marlrepro.cli import main
+from marlrepro.config import load_config
+from marlrepro.errors import CheckpointError
+from marlrepro.faults import FAULT_ENV
+from marlrepro.train import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_DIR = "results/runs/me_igm/table1_qmix/matrix-me_igm/qmix/seed0"
+T_MAX = 2000  # config/me_igm.yaml, table1_qmix at smoke scale; 50 updates between checkpoints
+TINY = ["env.name=matrix:me_igm", "run.device=cpu", "run.t_max=64", "learner.batch_size=8",
+        "run.progress=false", "run.eval_episodes=8", "run.checkpoint_interval=2"]
+
+
+def closed_port_uri() -> str:
+    """An http:// tracking URI on 127.0.0.1 where nothing listens: every connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def fake_state(marker: int) -> dict:
+    """A checkpoint with every key that load_checkpoint requires."""
+    return {"config": {}, "progress": {"t_env": marker}, "learner": {}, "buffer": None,
+            "torch_rng": torch.get_rng_state(), "cuda_rng": None}
+
+
+def truncate(path: Path) -> None:
+    """Cut ``path`` to half its size, as a copy interrupted midway leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# ------------------------------------------------------------------------------- checkpoints
+def test_saving_keeps_the_previous_checkpoint(tmp_path):
+    for marker in (1, 2, 3):
+        save_checkpoint(tmp_path, fake_state(marker))
+    assert load_checkpoint(tmp_path)["progress"] == {"t_env": 3}
+    assert torch.load(tmp_path / PREVIOUS_FILE, weights_only=False)["progress"] == {"t_env": 2}
+
+
+DAMAGES = {
+    "truncated": truncate,
+    "not a torch file": lambda path: path.write_text("config: {}\n"),
+    "missing keys": lambda path: torch.save({"config": {}, "progress": {}}, path),
+    "missing": lambda path: path.unlink(),  # killed between the rotation and the new write
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, damage):
+    save_checkpoint(tmp_path, fake_state(1))
+    save_checkpoint(tmp_path, fake_state(2))
+    DAMAGES[damage](tmp_path / CHECKPOINT_FILE)
+    with caplog.at_level(logging.WARNING, logger="marlrepro.checkpoint"):
+        assert load_checkpoint(tmp_path)["progress"] == {"t_env": 1}
+    assert str(tmp_path / CHECKPOINT_FILE) in caplog.text and "previous checkpoint" in caplog.text
+    # the damaged file is set aside, so the next rotation keeps the good one as the fallback
+    assert (tmp_path / UNREADABLE_FILE).exists() == (damage != "missing")
+    save_checkpoint(tmp_path, fake_state(3))
+    assert torch.load(tmp_path / PREVIOUS_FILE, weights_only=False)["progress"] == {"t_env": 1}
+
+
+def test_no_readable_checkpoint_is_a_clear_error_with_what_to_do(tmp_path, capsys):
+    out = tmp_path / "run"
+    Trainer(load_config(overrides=TINY), out).run()
+    assert (out / PREVIOUS_FILE).exists()
+    truncate(out / CHECKPOINT_FILE)
+    truncate(out / PREVIOUS_FILE)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(out)
+    message = str(error.value)
+    assert f"{out / CHECKPOINT_FILE}: unreadable (" in message and f"{out / PREVIOUS_FILE}: unreadable (" in message
+    assert f"delete {out / 'checkpoint'} to restart the run from scratch" in message
+
+    argv = ["train", *(arg for key in TINY for arg in ("--set", key)), "--out", str(out)]
+    assert main(argv) == 2  # a user error, reported without a traceback
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"marlrepro: error: {message}" and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------- tracking
+def test_logging_retries_within_the_budget_under_bounded_mlflow_http(tmp_path, monkeypatch):
+    """Failed attempts are retried after 2, 4, ... s until RETRY_S is spent; MLflow's own HTTP
+    retries are off during the call (unless the user set them) and restored after."""
+    run_dir = tmp_path / "run"
+    Trainer(load_config(overrides=TINY), run_dir).run()
+    monkeypatch.setenv(tracking.RETRY_ENV, "7")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "33")  # the user's own: kept
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    seen, sleeps = [], []
+
+    def failing(uri, run):
+        seen.append((os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES"), os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]))
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(tracking, "_log_once", failing)
+    monkeypatch.setattr(tracking.time, "sleep", sleeps.append)
+    with pytest.raises(tracking.TrackingError, match=r"http://x failed 4 times .*refused"):
+        tracking.log_run("http://x", run_dir)
+    assert sleeps == [2.0, 4.0, pytest.approx(1.0, abs=0.1)]  # 7 s in all, less the attempts' own time
+    assert seen == [("0", "33")] * 4
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    monkeypatch.setenv(tracking.RETRY_ENV, "soon")
+    with pytest.raises(tracking.TrackingError, match=f"{tracking.RETRY_ENV}: 'soon' is not a number of seconds"):
+        tracking.log_run("http://x", run_dir)
+
+
+def test_mlflow_down_leaves_the_run_finished_and_pending_then_track_logs_it(tmp_path, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv(tracking.RETRY_ENV, "2")
+    down = closed_port_uri()
+    run_dir = tmp_path / "results" / "run"
+    started = time.monotonic()
+    Trainer(load_config(overrides=[*TINY, f"tracking.uri={down}"]), run_dir).run()  # returns: the files are the result
+    assert time.monotonic() - started < 30  # MLflow's default HTTP retries alone take minutes
+    marker = json.loads((run_dir / tracking.PENDING_FILE).read_text())
+    assert marker["uri"] == down and "Connection refused" in marker["error"] and marker["time"]
+
+    assert main(["track", "--pending", str(tmp_path / "results")]) == 1  # the marker's URI: still down
+    assert "failed" in capsys.readouterr().err and (run_dir / tracking.PENDING_FILE).exists()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["track", "--pending", "--uri", uri, str(tmp_path / "results")]) == 0
+    assert not (run_dir / tracking.PENDING_FILE).exists()
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("marlrepro").experiment_id])
+    assert [run.info.status for run in runs] == ["FINISHED"]
+    assert main(["track", "--pending", "--uri", uri, str(tmp_path / "results")]) == 0  # nothing pending: no-op
+    assert len(client.search_runs([client.get_experiment_by_name("marlrepro").experiment_id])) == 1
+
+
+# ---------------------------------------------------------------------- through Snakemake
+def snakemake(workdir: Path, *args: str, uri: str = "", fault: str = "", timeout: int = 300, **extra_env: str):
+    """``snakemake RUN_DIR/final.json`` at smoke scale, one seed, in ``workdir``, with this
+    checkout's marlrepro; its own process group, so that a fault kills it and not pytest."""
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]), **extra_env}
+    env.pop(FAULT_ENV, None)
+    if fault:
+        env[FAULT_ENV] = fault
+    command = [sys.executable, "-m", "snakemake", f"{RUN_DIR}/final.json", "--cores", "1",
+               "--config", "scale=smoke", "seeds=1", f"tracking_uri={uri}", *args]
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True)
+
+
+def workflow_copy(root: Path) -> Path:
+    """A fresh copy of the workflow under ``root``."""
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+    return root
+
+
+def rerun(workdir: Path, uri: str = "") -> str:
+    """``--unlock``, then ``--rerun-incomplete``, as after a crash; returns the job's log."""
+    unlock = snakemake(workdir, "--unlock", uri=uri)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    second = snakemake(workdir, "--rerun-incomplete", uri=uri)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return job_log(workdir)
+
+
+def job_log(workdir: Path) -> str:
+    return (workdir / "results/logs/train/me_igm/table1_qmix/matrix-me_igm/qmix/seed0.log").read_text()
+
+
+def resumed_at(log: str) -> int:
+    return int(re.search(r"resumed .* at t_env=(\d+)", log).group(1))
+
+
+def kill_at(workdir: Path, phase: str, uri: str = "") -> None:
+    """Run the workflow until the fault hook kills it (Snakemake and all) at ``phase``."""
+    killed = snakemake(workdir, uri=uri, fault=phase)
+    assert killed.returncode == -signal.SIGKILL, f"not killed at {phase}:\n{killed.stderr[-3000:]}"
+    assert (workdir / RUN_DIR / CHECKPOINT_FILE).exists()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The run directory of the same run, never interrupted."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("uninterrupted"))
+    run = snakemake(workdir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir / RUN_DIR
+
+
+def mlflow_runs(uri: str, run_dir: Path) -> list:
+    """Every MLflow run of ``run_dir``, deleted ones included."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    return client.search_runs(experiments, filter_string=f"tags.`{tracking.RUN_DIR_TAG}` = '{run_dir.resolve()}'",
+                              run_view_type=ViewType.ALL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["mid_training", "after_last_checkpoint", "after_final", "during_tracking"])
+def test_a_workflow_killed_at_a_phase_boundary_finishes_on_rerun(tmp_path, uninterrupted, phase):
+    workdir = workflow_copy(tmp_path)
+    uri = f"sqlite:///{workdir}/results/mlflow.db" if phase == "during_tracking" else ""
+    kill_at(workdir, phase, uri)
+    assert (workdir / RUN_DIR / "final.json").exists() == (phase in ("after_final", "during_tracking"))
+
+    log = rerun(workdir, uri)
+    assert (0 < resumed_at(log) < T_MAX) if phase == "mid_training" else resumed_at(log) >= T_MAX
+    assert "will not match" not in log
+    assert_same_outputs(workdir / RUN_DIR, uninterrupted)
+    if uri:  # the half-logged run was replaced by one complete run
+        runs = mlflow_runs(uri, workdir / RUN_DIR)
+        assert sorted((run.info.lifecycle_stage, run.info.status) for run in runs) == [
+            ("active", "FINISHED"), ("deleted", "RUNNING")]
+
+
+@pytest.mark.slow
+def test_a_workflow_with_mlflow_down_succeeds_quickly_and_logs_later(tmp_path):
+    """The job exits 0 after a bounded retry (5 s here, 20 s by default), where it used to hang for
+    minutes in MLflow's HTTP retries, exit 1 and lose its outputs to Snakemake."""
+    workdir = workflow_copy(tmp_path)
+    started = time.monotonic()
+    run = snakemake(workdir, uri=closed_port_uri(), **{tracking.RETRY_ENV: "5"})
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert elapsed < 90, f"{elapsed:.0f} s"  # about 15 s idle (training ~10 s); MLflow's own retries: minutes
+    assert 4 <= float(re.search(r"failed \d+ times in (\d+) s", job_log(workdir)).group(1)) <= 5
+    run_dir = workdir / RUN_DIR
+    outputs = {"config.yaml", "metrics.parquet", "final.json", tracking.PENDING_FILE}
+    assert outputs <= {path.name for path in run_dir.iterdir()}
+
+    uri = f"sqlite:///{workdir}/results/mlflow.db"
+    track = subprocess.run(
+        [sys.executable, "-m", "marlrepro.cli", "track", "--pending", "--uri", uri, "results/runs"],
+        cwd=workdir, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert track.returncode == 0, track.stderr[-3000:]
+    assert not (run_dir / tracking.PENDING_FILE).exists()
+    assert [(run.info.lifecycle_stage, run.info.status) for run in mlflow_runs(uri, run_dir)] == [
+        ("active", "FINISHED")]
+
+
+@pytest.mark.slow
+def test_a_workflow_with_a_truncated_checkpoint_resumes_from_the_previous_one(tmp_path, uninterrupted):
+    workdir = workflow_copy(tmp_path)
+    run_dir = workdir / RUN_DIR
+    kill_at(workdir, "after_last_checkpoint")
+    truncate(run_dir / CHECKPOINT_FILE)
+    log = rerun(workdir)  # the job names its files as it was given them: relative to the workflow
+    assert f"{RUN_DIR}/{CHECKPOINT_FILE}: unreadable" in log and "resuming from the previous checkpoint" in log
+    assert 0 < resumed_at(log) < T_MAX  # the previous checkpoint is the last periodic one
+    assert_same_outputs(run_dir, uninterrupted)
+
+    truncate(run_dir / CHECKPOINT_FILE)
+    truncate(run_dir / PREVIOUS_FILE)
+    forced = snakemake(workdir, "--forcerun", f"{RUN_DIR}/final.json")
+    assert forced.returncode != 0
+    log = job_log(workdir)
+    assert f"delete {RUN_DIR}/checkpoint to restart the run from scratch" in log
+    assert f"{RUN_DIR}/{PREVIOUS_FILE}: unreadable" in log and "Traceback" not in log
