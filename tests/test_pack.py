@@ -97,3 +97,24 @@ def test_gradient_clipping_is_per_run():
     torch.testing.assert_close(norms, torch.tensor([5.0, 0.5]))
     torch.testing.assert_close(p.grad[0].norm(), torch.tensor(1.0), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(p.grad[1], grads[1])  # under the threshold: untouched
+
+
+def test_host_buffer_samples_what_the_device_buffer_samples(tmp_path):
+    """``learner.buffer_on_host``: the same episodes stored, the same batches drawn."""
+    from marlrepro.buffer import EpisodeBuffer, Episodes
+    from marlrepro.envs.base import EnvSpec
+
+    spec = EnvSpec(name="t", n_agents=2, n_actions=3, obs_dim=4, state_dim=5, episode_limit=6)
+    episodes = Episodes.empty(2 * 4, spec, torch.device("cpu"))
+    for value in episodes.tensors().values():
+        value.copy_(torch.randint(0, 2, value.shape).to(value.dtype))
+    stacked = Episodes(**{k: v.view(2, 4, *v.shape[1:]) for k, v in episodes.tensors().items()})
+    batches = []
+    for on_host in (False, True):
+        buffer = EpisodeBuffer(2, 5, spec, torch.device("cpu"), on_host=on_host)
+        buffer.insert(stacked, [0, 1])
+        buffer.insert(stacked, [1])
+        generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        batches.append(buffer.sample(3, generators, [True, True]))
+    for name, value in batches[0].tensors().items():
+        assert torch.equal(value, getattr(batches[1], name)), name

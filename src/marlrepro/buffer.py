@@ -76,7 +76,11 @@ _OBSERVATION_SIZED = ("obs", "state", "full_obs")
 
 class EpisodeBuffer:
     """The replay buffers of the ``R`` runs of a pack: one ring of ``capacity`` episodes per run,
-    stacked on a leading run axis on ``device``, so sampling for all runs is one gather per field.
+    stacked on a leading run axis, so sampling for all runs is one gather per field.
+
+    The rings live on the training ``device``, or with ``on_host`` in pinned host memory (large
+    maps: MMM2's 5000-episode buffer is several GB per run); sampled batches are then gathered on
+    the host and copied to ``device``.
 
     Every run keeps its own ring position, fill level and sampling generator, so a run's samples
     do not depend on the other runs of its pack. ``obs_dtype`` stores observations, states and
@@ -84,16 +88,18 @@ class EpisodeBuffer:
     episode limit (fixed shapes: the same arithmetic whatever the other runs' episode lengths)."""
 
     def __init__(self, runs: int, capacity: int, spec: EnvSpec, device: torch.device,
-                 obs_dtype: torch.dtype = torch.float32) -> None:
+                 obs_dtype: torch.dtype = torch.float32, on_host: bool = False) -> None:
         self.runs = runs
         self.capacity = capacity
-        flat = Episodes.empty(runs * capacity, spec, device, obs_dtype)
-        self.storage = Episodes(**{name: value.view(runs, capacity, *value.shape[1:])
-                                   for name, value in flat.tensors().items()})
         self.device = device
+        self.where = torch.device("cpu") if on_host else device
+        flat = Episodes.empty(runs * capacity, spec, self.where, obs_dtype)
+        pin = on_host and torch.cuda.is_available()
+        self.storage = Episodes(**{name: (value.pin_memory() if pin else value).view(runs, capacity, *value.shape[1:])
+                                   for name, value in flat.tensors().items()})
         self.insert_at = [0] * runs
         self.size = [0] * runs
-        self._all_runs = torch.arange(runs, device=device)[:, None]
+        self._all_runs = torch.arange(runs, device=self.where)[:, None]
 
     def episode_bytes(self) -> int:
         """Bytes of one stored episode (all fields)."""
@@ -102,11 +108,11 @@ class EpisodeBuffer:
     def insert(self, episodes: Episodes, runs: list[int]) -> None:
         """Write ``episodes`` [R, B, t, ...] of the listed ``runs`` at each run's ring position."""
         b = episodes.actions.shape[1]
-        rows = torch.tensor(runs, device=self.device)
-        start = torch.tensor([self.insert_at[r] for r in runs], device=self.device)
-        pos = (torch.arange(b, device=self.device) + start[:, None]) % self.capacity  # [len(runs), B]
+        rows = torch.tensor(runs, device=self.where)
+        start = torch.tensor([self.insert_at[r] for r in runs], device=self.where)
+        pos = (torch.arange(b, device=self.where) + start[:, None]) % self.capacity  # [len(runs), B]
         for name, target in self.storage.tensors().items():
-            value = getattr(episodes, name)[rows]
+            value = getattr(episodes, name).to(self.where)[rows]
             target[rows[:, None], pos] = 0
             target[rows[:, None], pos, : value.shape[2]] = value.to(target.dtype)
         for r in runs:
@@ -125,8 +131,8 @@ class EpisodeBuffer:
         idx = [torch.randperm(self.size[r], generator=generators[r], device=self.device)[:batch_size]
                if take else torch.arange(batch_size, device=self.device) % self.capacity
                for r, take in enumerate(runs)]
-        index = torch.stack(idx)
-        return Episodes(**{name: value[self._all_runs, index]
+        index = torch.stack(idx).to(self.where)
+        return Episodes(**{name: value[self._all_runs, index].to(self.device, non_blocking=True)
                            for name, value in self.storage.tensors().items()}).as_float32()
 
     def run_state(self, r: int) -> dict:
@@ -142,5 +148,5 @@ class EpisodeBuffer:
     def load_run_state(self, r: int, state: dict) -> None:
         size = state["size"]
         for name, value in state["episodes"].items():
-            getattr(self.storage, name)[r, :size] = value.to(self.device)
+            getattr(self.storage, name)[r, :size] = value.to(self.where)
         self.insert_at[r], self.size[r] = state["insert_at"], size

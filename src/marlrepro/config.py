@@ -121,6 +121,9 @@ class LearnerConfig:
     (sampled batches are float32 either way). ``float16`` halves the buffer: on MMM2 a
     5000-episode buffer holds 12.6 GB of observations in float32 (IGM-DA twice that), which caps
     how many runs share one GPU (BENCHMARKS.md §4)."""
+    buffer_on_host: bool = False
+    """Keep the replay buffer in pinned host memory instead of on the training device (large maps,
+    big packs); each sampled batch is then copied to the device."""
     target_update_interval: int = 200
     updates_per_rollout: int = 1
 

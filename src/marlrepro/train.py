@@ -230,7 +230,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.learners.trainable, first.learner, lr)
         self._losses = self.learners.vmapped(lambda learner, batch: _loss_terms(learner, batch))
         self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
-                                    getattr(torch, first.learner.buffer_dtype))
+                                    getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
         acting = _child_name(template, template.acting_controller)
         self.eval_policies = {prefix: _child_name(template, c) for prefix, c in template.eval_controllers().items()}
         self.runners = {name: EpisodeRunner(self.envs, self.learners, name, first.run.rollout)
