@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -118,3 +120,59 @@ def test_host_buffer_samples_what_the_device_buffer_samples(tmp_path):
         batches.append(buffer.sample(3, generators, [True, True]))
     for name, value in batches[0].tensors().items():
         assert torch.equal(value, getattr(batches[1], name)), name
+
+
+def _pack(tmp_path: Path, name: str, seeds=(0, 1, 2), per_seed: dict | None = None) -> list[PackMember]:
+    """QMIX runs of ``seeds`` under ``tmp_path/name``; ``per_seed``: extra overrides by seed."""
+    return [PackMember(_config("qmix", s, *(per_seed or {}).get(s, ())), tmp_path / name / f"seed{s}")
+            for s in seeds]
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "crash"])
+def test_a_pack_resumed_after_a_stop_equals_an_uninterrupted_pack(tmp_path, monkeypatch, stop):
+    """SIGTERM: every run checkpoints at the rollout boundary. A crash (as SIGKILL, in process): the
+    runs resume from their last periodic checkpoints. Either way every run's outputs equal those of
+    the uninterrupted pack, exactly."""
+    from run_outputs import assert_same_outputs
+
+    from marlrepro.train import Interrupted
+
+    train_pack(_pack(tmp_path, "uninterrupted"))
+    train_step, calls = Trainer._train_step, []
+
+    def train_step_then_stop(self, runs):
+        train_step(self, runs)
+        calls.append(1)
+        if len(calls) == 7:
+            if stop == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise RuntimeError("killed")
+
+    monkeypatch.setattr(Trainer, "_train_step", train_step_then_stop)
+    with pytest.raises(Interrupted if stop == "sigterm" else RuntimeError):
+        train_pack(_pack(tmp_path, "resumed"))
+    monkeypatch.undo()
+    resumed = Trainer(_pack(tmp_path, "resumed"))
+    assert all(0 < run.progress.t_env < run.config.run.t_max for run in resumed.runs)
+    resumed.run()
+    for s in (0, 1, 2):
+        assert_same_outputs(tmp_path / "resumed" / f"seed{s}", tmp_path / "uninterrupted" / f"seed{s}")
+
+
+def test_a_diverging_run_stops_alone(tmp_path):
+    """A run whose weights become NaN (here: a NaN learning rate) stops with diverged.json and
+    no final.json; the other runs of its pack finish exactly as they would alone, and the pack
+    then fails naming the diverged run."""
+    from marlrepro.train import Diverged
+
+    with pytest.raises(Diverged, match="seed1"):
+        train_pack(_pack(tmp_path, "pack", per_seed={1: ["learner.lr=.nan"]}))
+    diverged = tmp_path / "pack" / "seed1"
+    assert (diverged / "diverged.json").is_file() and not (diverged / "final.json").exists()
+    for s in (0, 2):
+        train_pack(_pack(tmp_path, "alone", seeds=(s,)))
+        packed_metrics, packed_final = _outputs(tmp_path / "pack" / f"seed{s}")
+        alone_metrics, alone_final = _outputs(tmp_path / "alone" / f"seed{s}")
+        pd.testing.assert_frame_equal(packed_metrics, alone_metrics, check_exact=True)
+        assert packed_final == alone_final
