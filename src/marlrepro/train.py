@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,11 @@ from marlrepro.exploration import LinearEpsilon
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
 from marlrepro.learners.igm_da import IGMDALearner, build_learner
 from marlrepro.runner import EpisodeRunner, RolloutStats
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from marlrepro.pack_plan import PackMember
 
 log = logging.getLogger(__name__)
 
@@ -360,3 +365,10 @@ def method_name(config: TrainConfig) -> str:
 def train(config: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
     """Run (or resume) training in ``run_dir`` and return the final summary."""
     return Trainer(config, Path(run_dir)).run()
+
+
+def train_pack(members: Sequence[PackMember]) -> list[dict[str, Any]]:
+    """Train (or resume) the runs ``members`` of one pack in one process and return their final
+    summaries, in member order; each member's run directory ends as :func:`train` leaves one.
+    Placeholder: packed training lands with the training core."""
+    raise NotImplementedError("packed training lands with the training core")
