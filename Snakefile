@@ -3,7 +3,7 @@ published numbers.
 
     snakemake --cores all                               # paper scale (config/config.yaml)
     snakemake --cores all --config scale=smoke          # the whole DAG in minutes on 2 CPUs
-    snakemake --cores all --profile slurm               # one Slurm job per training run
+    snakemake --cores all --profile slurm               # one Slurm job per pack of seeds (or run)
     snakemake --report report.html                      # every table and figure in one page
 
 A paper adds config/<paper>.yaml (its experiment grid), config/published/<paper>.yaml (its

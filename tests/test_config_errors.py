@@ -25,7 +25,7 @@ from marlrepro.experiments import plan_paper, scale_from_dict
 SCHEMAS = REPO / "workflow" / "schemas"
 ALGOS = {path.stem: read_settings(path) for path in (REPO / "config" / "algos").glob("*.yaml")}
 SCALES = tuple(sorted(path.stem for path in (REPO / "config" / "scales").glob("*.yaml")))
-WORKFLOW = {"scale": "smoke", "seeds": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
+WORKFLOW = {"scale": "smoke", "seeds": None, "pack_size": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
 SMOKE = scale_from_dict("smoke", yaml.safe_load((REPO / "config/scales/smoke.yaml").read_text()))
 
 
@@ -52,7 +52,9 @@ def assert_words(message: str, words: list[str]) -> None:
         ({"backend": "smac"}, ["backend: unknown value 'smac' (did you mean 'smax'?); valid choices are: sc2, smax"]),
         ({"tracking_uri": 3}, ["tracking_uri: expected a string or null, got int 3"]),
         ({"scale": 7}, ["scale: expected a string, got int 7"]),
-        ({"nonsense": 1}, ["--config: nonsense: unknown key 'nonsense'; valid choices are: backend, device, scale"]),
+        ({"pack_size": 0}, ["pack_size: must be >= 1, got 0"]),
+        ({"pack_size": "4"}, ["pack_size: expected an integer or null, got str '4'"]),
+        ({"nonsense": 1}, ["--config: nonsense: unknown key 'nonsense'; valid choices are: backend, device, pack_size, scale"]),
         ({"seed": 3}, ["seed: unknown key 'seed' (did you mean 'seeds'?)"]),
     ],
 )  # fmt: skip
@@ -65,7 +67,7 @@ def test_every_bad_value_is_reported_at_once_one_line_each():
     assert message.splitlines() == [
         "c: device: unknown value 'gpu'; valid choices are: auto, cpu, cuda",
         "c: seeds: expected an integer or null, got str 'abc'",
-        "c: x: unknown key 'x'; valid choices are: backend, device, scale, seeds, tracking_uri",
+        "c: x: unknown key 'x'; valid choices are: backend, device, pack_size, scale, seeds, tracking_uri",
     ]
 
 

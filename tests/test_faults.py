@@ -30,7 +30,13 @@ import torch
 from run_outputs import assert_same_outputs
 
 from marlrepro import tracking
-from marlrepro.checkpoint import CHECKPOINT_FILE, PREVIOUS_FILE, UNREADABLE_FILE, load_checkpoint, save_checkpoint
+from marlrepro.checkpoint import (
+    CHECKPOINT_FILE,
+    PREVIOUS_FILE,
+    UNREADABLE_FILE,
+    load_checkpoint,
+    save_checkpoint,
+)
 from marlrepro.cli import main
 from marlrepro.config import load_config
 from marlrepro.errors import CheckpointError

@@ -10,7 +10,12 @@ import torch
 from marlrepro.config import AgentConfig, load_config
 from marlrepro.controller import AgentController, DistributionalController
 from marlrepro.envs import make
-from marlrepro.envs.jax_rollout import agent_inputs, epsilon_greedy, iqn_agent_step, rnn_agent_step
+from marlrepro.envs.jax_rollout import (
+    agent_inputs,
+    epsilon_greedy,
+    iqn_agent_step,
+    rnn_agent_step,
+)
 from marlrepro.errors import ConfigError
 from marlrepro.runner import EpisodeRunner
 

@@ -54,20 +54,26 @@ def snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.Compl
     )  # fmt: skip
 
 
-def train_resources(output: str) -> list[str]:
-    """The `resources:` lines of the train jobs in a dry run's output."""
+def train_resources(output: str, rule: str = "train") -> list[str]:
+    """The `resources:` lines of the jobs of ``rule`` in a dry run's output."""
     jobs = output.split("\nrule ")[1:]
-    return [re.search(r"^\s+resources: (.*)$", job, re.MULTILINE)[1] for job in jobs if job.startswith("train:")]
+    return [re.search(r"^\s+resources: (.*)$", job, re.MULTILINE)[1] for job in jobs if job.startswith(f"{rule}:")]
 
 
 def test_training_asks_for_its_scale_and_a_gpu_unless_on_cpu(workdir):
-    """Without overrides the train rule's own request reaches the profile: the scale's runtime and
-    memory, and gpu=1 exactly where the run's device is not cpu."""
-    for config, runtime, mem_mb, gpu in (("scale=smoke", 30, 4000, 0), ("scale=paper", 60, 4000, 1)):
+    """Without overrides the training rules' own request reaches the profile: the scale's runtime
+    and memory (a pack: the memory of all its runs), and gpu=1 exactly where the device is not cpu.
+    At smoke scale each of the 3 seeds is a job of its own; at paper scale seeds 0-3 are a pack and
+    seed 4 trains alone."""
+    for config, rule, runtime, mem_mb, gpu in (
+        ("scale=smoke", "train", 30, 4000, 0),
+        ("scale=paper", "train_pack_seeds0to3", 60, 4 * 4000, 1),
+        ("scale=paper", "train", 60, 4000, 1),
+    ):
         result = snakemake(workdir, "-n", "--profile", "slurm", "--config", config, "--", TARGET)
         assert result.returncode == 0, result.stdout
-        resources = train_resources(result.stdout)
-        assert len(resources) == (3 if config == "scale=smoke" else 5)
+        resources = train_resources(result.stdout, rule)
+        assert len(resources) == (3 if config == "scale=smoke" else 1)
         assert all(f"mem_mb={mem_mb}," in r and f"runtime={runtime}," in r and r.endswith(f"gpu={gpu}") for r in resources)
 
 

@@ -10,6 +10,7 @@ the checkout are never touched.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -34,6 +35,7 @@ from marlrepro.experiments import (
     resolve_env,
     scale_from_dict,
 )
+from marlrepro.pack_plan import PackMember, expand_pack
 from marlrepro.report.build import learning_curve_report, matrix_game_report
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.published import load_published, matrix_game
@@ -42,17 +44,24 @@ from marlrepro.report.runs import RunDataError, read_final
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
 PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
-# Training jobs the DAG holds (maps x algos x seeds per experiment):
-# ME-IGM table1_qmix (1 x 1 x seeds) + vd smax_curves (1 x 3 x seeds) + IGM-DA's sight0, bc, sight3,
-# sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation
-# runs sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
-IGM_DA_JOBS = {"smoke": 2 * 3 * 2 + 1 * 1 * 2 + 1 * 2 * 1 + 1 * 2 * 1 + 1 * 2 * 2,
-               "paper": 6 * 6 * 5 + 2 * 1 * 5 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5,
-               "validation": 4 * 2 * 3 + 1 * 1 * 3 + 1 * 2 * 5 + 1 * 2 * 5 + 2 * 2 * 5}
+# The training cells (maps x algos) and seeds of every experiment, in this order: ME-IGM
+# table1_qmix, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9
+# (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation runs sight0's qmix
+# pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
+CELLS = {"smoke": [(1 * 1, 3), (1 * 3, 2), (2 * 3, 2), (1 * 1, 2), (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
+         "paper": [(1 * 1, 5), (1 * 3, 5), (6 * 6, 5), (2 * 1, 5), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)],
+         "validation": [(1 * 1, 5), (1 * 3, 5), (4 * 2, 3), (1 * 1, 3), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)]}
+IGM_DA = slice(2, None)
+PACK_SIZES = {"smoke": 1, "paper": 4, "validation": 4}  # config/scales/*.yaml
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
-TRAIN_JOBS = {"smoke": 1 * 3 + 3 * 2 + IGM_DA_JOBS["smoke"], "paper": 1 * 5 + 3 * 5 + IGM_DA_JOBS["paper"],
-              "validation": 1 * 5 + 3 * 5 + IGM_DA_JOBS["validation"]}
 
+
+def expected_train_jobs(scale: str, pack_size: int | None = None, seeds: int | None = None,
+                        experiments: slice = slice(None)) -> int:
+    """Training jobs of the DAG at ``scale``: each cell's seeds (or ``seeds``) in
+    ceil(seeds / pack_size) packs; ``pack_size`` 1 counts the runs."""
+    pack_size = pack_size or PACK_SIZES[scale]
+    return sum(cells * math.ceil((seeds or n) / pack_size) for cells, n in CELLS[scale][experiments])
 
 # ----------------------------------------------------------------------------------- snakemake
 def copy_workflow(root: Path) -> Path:
@@ -95,6 +104,43 @@ def train_commands(output: str) -> list[list[str]]:
     return commands
 
 
+def train_jobs(output: str) -> list[tuple[str, list[str], list[str]]]:
+    """(rule, output files, ``marlrepro train`` arguments) of every training job of ``snakemake -n -p``."""
+    jobs = []
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", output, flags=re.MULTILINE)[1:]:
+        rule = block.split(":", 1)[0].split()[-1]
+        if rule.startswith("train"):
+            outputs = re.search(r"^\s+output: (.*)$", block, re.MULTILINE)[1].split(", ")
+            [command] = train_commands(block)
+            jobs.append((rule, outputs, command))
+    return jobs
+
+
+def train_arguments(tokens: list[str]) -> tuple[str, list[str], str | None, str]:
+    """(--config, the --set values, the --pack value or None, --out) of ``marlrepro train``
+    arguments, which must come in the contract's order: --config, --set..., [--pack], --out."""
+    assert tokens[0] == "--config" and re.fullmatch(r"config/algos/[a-z_]+\.yaml", tokens[1]), tokens
+    assert tokens[-2] == "--out", tokens
+    sets, pack = tokens[2:-2], None
+    if sets[-2:-1] == ["--pack"]:
+        sets, pack = sets[:-2], sets[-1]
+    assert sets[::2] == ["--set"] * (len(sets) // 2), tokens
+    return tokens[1], sets[1::2], pack, tokens[-1]
+
+
+def planned_runs(output: str) -> dict[str, object]:
+    """Run directory -> the config ``marlrepro train`` loads for it, of every run that a dry run
+    plans, alone or in a pack (expanded as the command line expands ``--pack``)."""
+    runs = {}
+    for tokens in train_commands(output):
+        config_file, sets, pack, out = train_arguments(tokens)
+        if pack is None:
+            runs[out] = load_config([REPO / config_file], sets)
+        else:
+            runs.update({str(m.run_dir): m.config for m in expand_pack([REPO / config_file], sets, out, pack)})
+    return runs
+
+
 @pytest.fixture(scope="module", params=["smoke", "paper", "validation"])
 def dry_run(request, workdir) -> tuple[str, str]:
     """(scale, output) of ``snakemake -n -p --config scale=<scale>``."""
@@ -106,7 +152,7 @@ def dry_run(request, workdir) -> tuple[str, str]:
 def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     scale, output = dry_run
     counts = job_counts(output)
-    assert counts["train"] == TRAIN_JOBS[scale]
+    assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(scale)
     assert counts["me_igm_table1_qmix"] == 1 and counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger
@@ -117,28 +163,37 @@ def test_igm_da_target_lists_every_igm_da_result(workdir):
     assert result.returncode == 0, result.stdout
     counts = job_counts(result.stdout)
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS) and counts["igm_da"] == 1
-    assert counts["train"] == IGM_DA_JOBS["smoke"]
+    assert counts["train"] == expected_train_jobs("smoke", experiments=IGM_DA)
 
 
 def test_train_commands_have_the_contract_shape_and_load(dry_run):
-    """Each job is `marlrepro train --config config/algos/<algo>.yaml --set ... --out <run dir>`,
-    and its arguments load with the real config loader (so no setting in config/ is a typo)."""
+    """Each job is `marlrepro train --config config/algos/<algo>.yaml --set ... --out <run dir>`, or
+    for a pack `... --pack run.seed=<its seeds> --out <run dir with {run.seed}>`, and its arguments
+    load with the real config loader (so no setting in config/ is a typo)."""
     scale, output = dry_run
-    commands = train_commands(output)
-    assert len(commands) == TRAIN_JOBS[scale]
-    for tokens in commands:
-        assert tokens[0] == "--config" and re.fullmatch(r"config/algos/[a-z_]+\.yaml", tokens[1])
-        assert tokens[-2] == "--out"
-        sets = tokens[2:-2]
-        assert sets[::2] == ["--set"] * (len(sets) // 2)
-        overrides = sets[1::2]
-        assert f"tracking.tags.scale={scale}" in overrides and "run.progress=false" in overrides
-        config = load_config([REPO / tokens[1]], overrides)
-        assert tokens[-1] == (
-            f"results/runs/{config.tracking.tags['paper']}/{config.tracking.tags['experiment']}/"
-            f"{config.env.name.replace(':', '-')}/{Path(tokens[1]).stem}/seed{config.run.seed}"
-        )
-        assert config.run.device == ("cpu" if scale == "smoke" else "auto")
+    jobs = train_jobs(output)
+    assert len(jobs) == expected_train_jobs(scale)
+    for rule, outputs, tokens in jobs:
+        config_file, sets, pack, out = train_arguments(tokens)
+        assert f"tracking.tags.scale={scale}" in sets and "run.progress=false" in sets
+        if pack is None:
+            assert rule == "train"
+            members = [PackMember(load_config([REPO / config_file], sets), Path(out))]
+        else:
+            members = expand_pack([REPO / config_file], sets, out, pack)
+            seeds = [m.config.run.seed for m in members]
+            assert len(seeds) > 1 and pack == f"run.seed={','.join(map(str, seeds))}"
+            assert rule == f"train_pack_seeds{seeds[0]}to{seeds[-1]}" and seeds == list(range(seeds[0], seeds[-1] + 1))
+        for member in members:
+            config = member.config
+            assert str(member.run_dir) == (
+                f"results/runs/{config.tracking.tags['paper']}/{config.tracking.tags['experiment']}/"
+                f"{config.env.name.replace(':', '-')}/{Path(config_file).stem}/seed{config.run.seed}"
+            )
+            assert config.tracking.run_name == str(member.run_dir).removeprefix("results/runs/")
+            assert config.run.device == ("cpu" if scale == "smoke" else "auto")
+        assert sorted(outputs) == sorted(f"{m.run_dir}/{name}" for m in members
+                                         for name in ("final.json", "metrics.parquet", "config.yaml"))
 
 
 def test_validation_scale_trains_the_documented_igm_da_runs(dry_run):
@@ -147,7 +202,7 @@ def test_validation_scale_trains_the_documented_igm_da_runs(dry_run):
     methods' agents read the available actions), float16 buffers; the paper-scale sight0 runs keep
     2M steps and float32."""
     scale, output = dry_run
-    configs = [load_config([REPO / t[1]], t[2:-2][1::2]) for t in train_commands(output)]
+    configs = list(planned_runs(output).values())
     sight0 = [c for c in configs if c.tracking.tags["experiment"] == "sight0"]
     bc = [c for c in configs if c.tracking.tags["experiment"] == "bc"]
     if scale == "validation":
@@ -163,8 +218,7 @@ def test_validation_scale_trains_the_documented_igm_da_runs(dry_run):
 
 def test_matrix_game_runs_use_the_published_setting(dry_run):
     scale, output = dry_run
-    configs = [load_config([REPO / t[1]], t[2:-2][1::2]) for t in train_commands(output)]
-    matrix = [c for c in configs if c.env.name == "matrix:me_igm"]
+    matrix = [c for c in planned_runs(output).values() if c.env.name == "matrix:me_igm"]
     assert sorted(c.run.seed for c in matrix) == list(range(3 if scale == "smoke" else 5))
     for c in matrix:
         assert c.algo == "qmix" and c.exploration.epsilon_finish == 1.0 and c.learner.td_lambda == 0.0
@@ -183,13 +237,16 @@ def test_unknown_scale_stops_the_workflow_with_the_choices(workdir):
         ("config", {"scale": "smoke", "device": "tpu"}, ["f: device: unknown value 'tpu'", "auto, cpu, cuda"]),
         ("config", {"backend": "starcraft"}, ["f: backend: unknown value 'starcraft'", "sc2, smax"]),
         ("config", {"seeds": 0}, ["f: seeds: must be >= 1, got 0"]),
-        ("config", {"colour": "blue"}, ["f: colour: unknown key 'colour'", "backend, device, scale, seeds"]),
+        ("config", {"colour": "blue"}, ["f: colour: unknown key 'colour'", "backend, device, pack_size, scale, seeds"]),
+        ("config", {"pack_size": 0}, ["f: pack_size: must be >= 1, got 0"]),
         ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["3m"], "seeds": 1}}},
          ["f: experiments.e.envs[0]: '3m' does not match", "(backend:scenario, e.g. smax:3m)"]),
         ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["smax:3m"]}}},
          ["f: experiments.e: missing key seeds"]),
         ("scale", {**yaml.safe_load((REPO / "config/scales/smoke.yaml").read_text()), "thread": 2},
          ["f: thread: unknown key 'thread' (did you mean 'threads'?)"]),
+        ("scale", {k: v for k, v in yaml.safe_load((REPO / "config/scales/paper.yaml").read_text()).items()
+                   if k != "pack_size"}, ["f: missing key pack_size"]),
     ],
 )  # fmt: skip
 def test_schemas_reject_bad_files_with_a_clear_message(schema, data, words):
@@ -200,7 +257,8 @@ def test_schemas_reject_bad_files_with_a_clear_message(schema, data, words):
 
 @pytest.mark.parametrize(
     "path, schema",
-    [("config/scales/smoke.yaml", "scale"), ("config/scales/paper.yaml", "scale"), ("config/me_igm.yaml", "paper"),
+    [("config/scales/smoke.yaml", "scale"), ("config/scales/paper.yaml", "scale"),
+     ("config/scales/validation.yaml", "scale"), ("config/me_igm.yaml", "paper"),
      ("config/vd.yaml", "paper"), ("config/igm_da.yaml", "paper"), ("config/published/me_igm.yaml", "published"),
      ("config/published/igm_da.yaml", "published")],
 )  # fmt: skip
@@ -211,7 +269,7 @@ def test_shipped_config_files_pass_their_schemas(path, schema):
 def test_config_yaml_passes_its_schema_and_gets_the_defaults():
     config = check_schema(yaml.safe_load((REPO / "config/config.yaml").read_text()),
                           REPO / "workflow/schemas/config.schema.yaml", "config/config.yaml")  # fmt: skip
-    assert config == {"scale": "paper", "seeds": None, "device": "auto", "backend": "smax",
+    assert config == {"scale": "paper", "seeds": None, "pack_size": None, "device": "auto", "backend": "smax",
                       "tracking_uri": "sqlite:///results/mlflow.db"}  # fmt: skip
     assert check_schema({}, REPO / "workflow/schemas/config.schema.yaml", "--config") == config
 
@@ -219,22 +277,99 @@ def test_config_yaml_passes_its_schema_and_gets_the_defaults():
 def test_seeds_and_device_override_every_experiment(workdir):
     result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", "seeds=2", "device=cpu")
     assert result.returncode == 0, result.stdout
-    assert job_counts(result.stdout)["train"] == 1 * 2 + 3 * 2 + IGM_DA_JOBS["paper"] // 5 * 2
+    assert job_counts(result.stdout)["train_pack_seeds0to1"] == expected_train_jobs("paper", seeds=2)
     assert all("run.device=cpu" in t for t in train_commands(result.stdout))
 
 
 def test_slurm_profile_submits_training_with_a_gpu(workdir):
     """`--profile slurm` parses, takes the partition from the environment, and asks for one GPU
-    per paper-scale training run (tests/test_slurm.py has the rest of the profile's tests)."""
+    per paper-scale training job, a pack of runs or one run (tests/test_slurm.py has the rest of
+    the profile's tests)."""
     result = snakemake(
         workdir, "-n", "--profile", "slurm", "--config", "scale=paper", MARLREPRO_SLURM_PARTITION="gpuq"
     )
     assert result.returncode == 0, result.stdout
     train = [line for line in result.stdout.splitlines() if "gpu=" in line]
-    assert len(train) == TRAIN_JOBS["paper"]
+    assert len(train) == expected_train_jobs("paper")
     assert all("slurm_partition=gpuq" in line and "gpu=1" in line for line in train)
     profile = yaml.safe_load((REPO / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and not (REPO / "profiles" / "default").exists()
+
+
+# --------------------------------------------------------------------------------------- packs
+RUN_FILES = ("final.json", "metrics.parquet", "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def validation_plans(workdir) -> dict[int, str]:
+    """pack_size -> output of ``snakemake -n -p`` of igm_da_validation (sight0 and bc: 9 cells of 3
+    seeds) at the validation scale."""
+    plans = {}
+    for pack_size in (1, 2, 3):
+        result = snakemake(workdir, "-n", "-p", "--config", "scale=validation", f"pack_size={pack_size}", "--",
+                           "igm_da_validation")  # fmt: skip
+        assert result.returncode == 0, result.stdout
+        plans[pack_size] = result.stdout
+    return plans
+
+
+@pytest.mark.parametrize("pack_size", [1, 2, 3])
+def test_each_cell_trains_in_ceil_seeds_over_pack_size_jobs(validation_plans, pack_size):
+    """3 seeds a cell: three one-run jobs at pack_size 1, packs (0, 1) and (2,) at 2, one pack at 3.
+    Every run's files are outputs of exactly one job, and each member of a pack gets exactly the
+    config of its own one-run command."""
+    jobs = train_jobs(validation_plans[pack_size])
+    packs: dict[tuple[str, ...], list[tuple[int, ...]]] = {}
+    for rule, outputs, _ in jobs:
+        cell = {tuple(out.split("/")[2:6]) for out in outputs}
+        seeds = tuple(sorted({int(re.search(r"/seed(\d+)/", out)[1]) for out in outputs}))
+        assert len(cell) == 1 and rule == ("train" if len(seeds) == 1 else f"train_pack_seeds{seeds[0]}to{seeds[-1]}")
+        packs.setdefault(cell.pop(), []).append(seeds)
+    expected = {1: [(0,), (1,), (2,)], 2: [(0, 1), (2,)], 3: [(0, 1, 2)]}[pack_size]
+    assert len(packs) == 9 and all(sorted(seeds) == expected for seeds in packs.values())
+    assert len(jobs) == 9 * math.ceil(3 / pack_size)
+
+    produced = [out for _, outputs, _ in jobs for out in outputs]
+    runs = planned_runs(validation_plans[pack_size])
+    assert len(runs) == 27 and sorted(produced) == sorted(f"{run}/{name}" for run in runs for name in RUN_FILES)
+    assert runs == planned_runs(validation_plans[1])
+
+
+def test_pack_size_one_plans_each_run_as_its_own_command(validation_plans):
+    """At pack_size 1 every job is rule `train` with the one-run command line of before packs:
+    `marlrepro train --config config/algos/<algo>.yaml <Run.set_arguments()> --out <run dir>`."""
+    scale = scale_from_dict("validation", load_checked(REPO / "config/scales/validation.yaml",
+                                                       REPO / "workflow/schemas/scale.schema.yaml"))  # fmt: skip
+    workflow = {**WORKFLOW, "scale": "validation"}
+    plan = plan_paper("igm_da", load_checked(REPO / "config/igm_da.yaml", REPO / "workflow/schemas/paper.schema.yaml"),
+                      scale, workflow, ["smoke", "paper", "validation"], ALGOS)  # fmt: skip
+    runs = plan["sight0"].runs() + plan["bc"].runs()
+    expected = sorted(f"marlrepro train --config config/algos/{run.algo}.yaml {run.set_arguments()} "
+                      f"--out {run.run_dir} > results/logs/train/{run.run_dir.removeprefix('results/runs/')}.log 2>&1"
+                      for run in runs)
+    output = validation_plans[1]
+    printed = sorted(line.removeprefix("Shell command: ") for line in output.splitlines() if "marlrepro train" in line)
+    assert printed == expected
+    assert {rule for rule, _, _ in train_jobs(output)} == {"train"}
+
+
+def test_one_run_plans_its_pack_or_runs_alone(workdir):
+    """Asking for one run's file plans the pack that trains it (one GPU, the memory of its three
+    runs, the runtime of one); with pack_size=1 the run is trained alone."""
+    target = "results/runs/igm_da/sight0/smax-8m/qmix/seed1/final.json"
+    packed = snakemake(workdir, "-n", "-p", "--config", "scale=validation", "--", target)
+    assert packed.returncode == 0, packed.stdout
+    [(rule, outputs, tokens)] = train_jobs(packed.stdout)
+    assert rule == "train_pack_seeds0to2" and target in outputs and len(outputs) == 9
+    assert train_arguments(tokens)[2:] == ("run.seed=0,1,2", "results/runs/igm_da/sight0/smax-8m/qmix/seed{run.seed}")
+    resources = re.search(r"^\s+resources: (.*)$", packed.stdout, re.MULTILINE)[1].split(", ")
+    assert {"gpu=1", "runtime=120", "mem_mb=48000"} <= set(resources), resources
+    alone = snakemake(workdir, "-n", "-p", "--config", "scale=validation", "pack_size=1", "--", target)
+    assert alone.returncode == 0, alone.stdout
+    [(rule, outputs, tokens)] = train_jobs(alone.stdout)
+    assert rule == "train" and outputs == [target, target.replace("final.json", "metrics.parquet"),
+                                           target.replace("final.json", "config.yaml")]  # fmt: skip
+    assert train_arguments(tokens)[2:] == (None, "results/runs/igm_da/sight0/smax-8m/qmix/seed1")
 
 
 def test_environment_yml_mirrors_pyproject():
@@ -249,10 +384,10 @@ def test_environment_yml_mirrors_pyproject():
 # ------------------------------------------------------------------------ experiment planning
 SCALE = scale_from_dict(
     "smoke",
-    {"description": "tiny", "device": "cpu", "threads": 1, "retries": 0,
+    {"description": "tiny", "device": "cpu", "threads": 1, "retries": 0, "pack_size": 2,
      "resources": {"runtime": 5, "mem_mb": 100}, "settings": {"run": {"eval_episodes": 4, "t_max": 99}}},
 )  # fmt: skip
-WORKFLOW = {"scale": "smoke", "seeds": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
+WORKFLOW = {"scale": "smoke", "seeds": None, "pack_size": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
 ALGOS = {path.stem: read_settings(path) for path in (REPO / "config" / "algos").glob("*.yaml")}
 
 

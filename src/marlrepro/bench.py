@@ -100,7 +100,12 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
 
     from marlrepro.config import load_config, read_settings
     from marlrepro.config_schema import load_checked
-    from marlrepro.experiments import format_value, plan_paper, resolve_env, scale_from_dict
+    from marlrepro.experiments import (
+        format_value,
+        plan_paper,
+        resolve_env,
+        scale_from_dict,
+    )
     from marlrepro.train import Trainer
 
     scales = [path.stem for path in Path("config/scales").glob("*.yaml")]

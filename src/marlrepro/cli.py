@@ -15,44 +15,63 @@ log = logging.getLogger("marlrepro")
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train",
-        help="train one IQL/VDN/QMIX run (resumes if its run directory holds a checkpoint)",
+        help="train one IQL/VDN/QMIX run, or a pack of runs in one process (resumes from checkpoints)",
         description=(
             "Train one value-decomposition run. Config files are merged in order, then each "
             "--set key=value override (dotted keys, YAML values), e.g. --set learner.lr=5e-4 "
             "--set env.name=smax:3m. Writes config.yaml, metrics.parquet and final.json to --out, "
             "checkpoints to --out/checkpoint, and logs the finished run to MLflow when "
             "tracking.uri or MLFLOW_TRACKING_URI is set. Re-running the same command resumes; a run "
-            "killed after its last checkpoint rewrites every output from it. On SIGTERM or Ctrl-C it "
-            "checkpoints at the end of the current rollout and exits with status 128 + the signal "
-            "number (143, 130). MLflow being unreachable never fails the run: after a bounded retry "
+            "killed after its last checkpoint rewrites every output from it. "
+            "With --pack KEY=V1,V2,... it trains one run per value in one process (a pack, weights "
+            "stacked): run i is the run the same command would make with --set KEY=Vi added, and the "
+            "placeholder {KEY} in --out and in every --set value stands for Vi, e.g. --pack "
+            "run.seed=0,1,2 --out 'runs/seed{run.seed}'. On SIGTERM or Ctrl-C it checkpoints at the "
+            "end of the current rollout and exits with status 128 + the signal number (143, 130). "
+            "MLflow being unreachable never fails the run: after a bounded retry "
             "(MARLREPRO_TRACKING_RETRY_S seconds in all) it exits 0 with its files written and "
-            "--out/tracking_pending.json left for `marlrepro track --pending`. Status 2: a bad config "
-            "or an unreadable checkpoint (the message says which file and what to do)."
+            "--out/tracking_pending.json left for `marlrepro track --pending`. Status 1: a run of "
+            "the pack diverged (non-finite loss; the others finished). Status 2: a bad config, a pack "
+            "too large for memory, or an unreadable checkpoint (the message says which and what to do)."
         ),
     )
     parser.add_argument("--config", action="append", default=[], metavar="YAML",
                         help="config file; repeat to layer several (later wins)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override one config key; repeatable")
-    parser.add_argument("--out", required=True, metavar="DIR", help="run directory")
+    parser.add_argument("--pack", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="train a pack: one run per value of this one config key (YAML values, "
+                             "comma separated), in one process")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="run directory; with --pack, a template holding the placeholder {KEY}")
     parser.set_defaults(handler=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from marlrepro.config import load_config
-    from marlrepro.train import Diverged, Interrupted, train
+    from marlrepro.pack_plan import expand_pack
+    from marlrepro.train import Diverged, Interrupted, train, train_pack
 
-    config = load_config(args.config, args.overrides)
+    if len(args.pack) > 1:
+        raise ConfigError(f"--pack: given {len(args.pack)} times ({', '.join(args.pack)}); a pack varies one "
+                          f"key, e.g. --pack run.seed=0,1,2")
+    if args.pack:
+        members = expand_pack(args.config, args.overrides, args.out, args.pack[0])
+        run_dirs = [member.run_dir for member in members]
+    else:
+        config = load_config(args.config, args.overrides)
+        run_dirs = [args.out]
     try:
-        final = train(config, args.out)
+        finals = train_pack(members) if args.pack else [train(config, args.out)]
     except Interrupted as err:
         print(f"marlrepro: {err}", file=sys.stderr)
         return 128 + err.signum
     except Diverged as err:
         print(f"marlrepro: error: {err}", file=sys.stderr)
         return 1
-    log.info("done: t_env=%d test_return=%.3f win_rate=%.3f", final["t_env"],
-             final["test_return_mean"], final["test_won_mean"])
+    for run_dir, final in zip(run_dirs, finals, strict=True):
+        log.info("done: %s t_env=%d test_return=%.3f win_rate=%.3f", run_dir, final["t_env"],
+                 final["test_return_mean"], final["test_won_mean"])
     return 0
 
 
@@ -81,7 +100,13 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
 def _run_track(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from marlrepro.tracking import PENDING_FILE, TrackingError, log_run, pending_uri, resolve_uri
+    from marlrepro.tracking import (
+        PENDING_FILE,
+        TrackingError,
+        log_run,
+        pending_uri,
+        resolve_uri,
+    )
 
     uri = resolve_uri(args.uri)
     if not uri and not args.pending:

@@ -119,8 +119,8 @@ class LearnerConfig:
     buffer_dtype: BufferDtype = "float32"
     """Storage type of the replay buffer's observations, states and full-sight observations
     (sampled batches are float32 either way). ``float16`` halves the buffer: on MMM2 a
-    5000-episode buffer holds 12.6 GB of observations in float32 (IGM-DA twice that), which caps
-    how many runs share one GPU (BENCHMARKS.md §4)."""
+    5000-episode buffer holds 6.4 GB of observations in float32 (IGM-DA twice that), which caps
+    how many runs share one GPU (:mod:`marlrepro.memory`)."""
     buffer_on_host: bool = False
     """Keep the replay buffer in pinned host memory instead of on the training device (large maps,
     big packs); each sampled batch is then copied to the device."""

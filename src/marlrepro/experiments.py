@@ -16,6 +16,11 @@ The settings of one run are applied in this order, later wins:
 5. the keys the workflow owns (:data:`WORKFLOW_KEYS`): environment, seed, device, progress bar,
    MLflow experiment (the paper), run name and tags.
 
+Packs. The seeds of one cell (paper, experiment, env, algo) are trained together, in one process,
+by ``marlrepro train --pack run.seed=0,1,2`` (:class:`Pack`, :mod:`marlrepro.pack_plan`): the
+cell's seeds are split into ``ceil(seeds / pack_size)`` packs (:func:`seed_packs`). A pack of one
+seed is the run's own ``marlrepro train`` command, without ``--pack``.
+
 Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
 ``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
 """
@@ -24,11 +29,17 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from marlrepro.config import check_run_settings, check_settings, flatten, parse_override, unflatten
+from marlrepro.config import (
+    check_run_settings,
+    check_settings,
+    flatten,
+    parse_override,
+    unflatten,
+)
 from marlrepro.env_catalog import check_env_name
 from marlrepro.errors import ConfigError, did_you_mean, located, unknown_choice
 
@@ -42,6 +53,10 @@ SMAC_BACKENDS = ("smax", "sc2")
 STARCRAFT_FAMILIES = ("smax", "smacv2")
 # Where ``marlrepro train --out`` writes one run; ``env`` is the file-system form (:func:`env_slug`).
 RUN_DIR = "results/runs/{paper}/{experiment}/{env}/{algo}/seed{seed}"
+# What a pack varies, and the placeholder that stands for its value in the pack's --out and --set
+# values (the contract of ``marlrepro train --pack``, :mod:`marlrepro.pack_plan`).
+PACK_KEY = "run.seed"
+PACK_PLACEHOLDER = "{" + PACK_KEY + "}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,7 @@ class Scale:
     device: str
     threads: int
     retries: int
+    pack_size: int
     runtime_min: int
     mem_mb: int
     settings: dict[str, Any]
@@ -74,22 +90,31 @@ class Run:
     @property
     def run_dir(self) -> str:
         """:data:`RUN_DIR` filled in for this run."""
+        return self.run_dir_for(self.seed)
+
+    def run_dir_for(self, seed: int | str) -> str:
+        """:data:`RUN_DIR` of this run's cell for ``seed``: a seed, or :data:`PACK_PLACEHOLDER`."""
         return RUN_DIR.format(
-            paper=self.paper, experiment=self.experiment, env=env_slug(self.env), algo=self.algo, seed=self.seed
+            paper=self.paper, experiment=self.experiment, env=env_slug(self.env), algo=self.algo, seed=seed
         )
 
     def train_settings(self) -> dict[str, Any]:
         """Every ``--set`` key of this run, the workflow's own keys last."""
+        return self.settings_for(self.seed)
+
+    def settings_for(self, seed: int | str) -> dict[str, Any]:
+        """Every ``--set`` key of this run's cell for ``seed``: a seed, or :data:`PACK_PLACEHOLDER`
+        (the settings a pack's members share, before ``marlrepro train --pack`` fills it in)."""
         return {
             **self.settings,
             "env.name": self.env,
-            "run.seed": self.seed,
+            "run.seed": seed,
             "run.device": self.device,
             "run.progress": False,  # tqdm bars would fill the rule's log file
             # one MLflow experiment per paper; a run's target is the experiment it feeds
             # (docs/tracking.md lists the tags)
             "tracking.experiment": self.paper,
-            "tracking.run_name": self.run_dir.removeprefix("results/runs/"),
+            "tracking.run_name": self.run_dir_for(seed).removeprefix("results/runs/"),
             "tracking.tags.paper": self.paper,
             "tracking.tags.experiment": self.experiment,
             "tracking.tags.target": f"{self.paper}/{self.experiment}",
@@ -98,10 +123,39 @@ class Run:
 
     def set_arguments(self) -> str:
         """The shell-quoted ``--set key=value`` arguments of ``marlrepro train``, one flag per key."""
-        return " ".join(
-            f"--set {shlex.quote(f'{key}={format_value(value)}')}"
-            for key, value in self.train_settings().items()
-        )
+        return format_set_arguments(self.train_settings())
+
+
+@dataclass(frozen=True)
+class Pack:
+    """Runs of one cell (paper, experiment, env, algo) that differ only in their seed, trained in
+    one process by one job: ``marlrepro train --config config/algos/<algo>.yaml``, then
+    :meth:`set_arguments`, ``--pack`` :meth:`pack_argument` and ``--out`` :attr:`out_template`.
+    Each member gets exactly the settings its own ``marlrepro train`` command would give it
+    (:meth:`Run.set_arguments`): ``--pack run.seed=0,1,2`` sets its seed and fills the seed into
+    the :data:`PACK_PLACEHOLDER` of ``--out`` and of the ``tracking.run_name`` value.
+    """
+
+    members: tuple[Run, ...]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(run.seed for run in self.members)
+
+    @property
+    def out_template(self) -> str:
+        """The members' run directory with :data:`PACK_PLACEHOLDER` for the seed (``--out``)."""
+        return self.members[0].run_dir_for(PACK_PLACEHOLDER)
+
+    def set_arguments(self) -> str:
+        """The shell-quoted ``--set`` arguments the members share; the seed is left to ``--pack``."""
+        settings = self.members[0].settings_for(PACK_PLACEHOLDER)
+        del settings[PACK_KEY]
+        return format_set_arguments(settings)
+
+    def pack_argument(self) -> str:
+        """The value of ``--pack``: ``run.seed=0,1,2``."""
+        return f"{PACK_KEY}={','.join(map(str, self.seeds))}"
 
 
 @dataclass(frozen=True)
@@ -120,19 +174,52 @@ class Experiment:
     runtime_min: int
     mem_mb: int
 
+    @property
+    def target(self) -> str:
+        """``paper/name``, as the runs' ``target`` tag writes it."""
+        return f"{self.paper}/{self.name}"
+
     def runs(self) -> list[Run]:
         """Every (env, algo, seed) run of the experiment."""
+        return [run for pack in self.packs(1) for run in pack.members]
+
+    def packs(self, pack_size: int) -> list[Pack]:
+        """The runs of every (env, algo) cell, the cell's seeds split by :func:`seed_packs`."""
         return [
-            Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings)
+            Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings)
+                       for seed in seeds))
             for env in self.envs
             for algo in self.algos
-            for seed in self.seeds
+            for seeds in seed_packs(self.seeds, pack_size)
         ]
+
+
+def seed_packs(seeds: Sequence[int], pack_size: int) -> list[tuple[int, ...]]:
+    """Split ``seeds`` into ``ceil(len(seeds) / pack_size)`` packs of consecutive seeds, each of
+    ``pack_size`` seeds but the last: 5 seeds at ``pack_size`` 4 make (0, 1, 2, 3) and (4,). More
+    seeds later leave the full packs as they are, so Snakemake sees their runs unchanged."""
+    return [tuple(seeds[start : start + pack_size]) for start in range(0, len(seeds), pack_size)]
+
+
+def packed_seeds(experiments: Iterable[Experiment], pack_size: int) -> dict[tuple[int, ...], tuple[str, ...]]:
+    """Every seed pack of two or more seeds that ``experiments`` train at ``pack_size``, with the
+    experiments (:attr:`Experiment.target`) whose cells train it, in order of appearance."""
+    found: dict[tuple[int, ...], list[str]] = {}
+    for exp in experiments:
+        for seeds in seed_packs(exp.seeds, pack_size):
+            if len(seeds) > 1:
+                found.setdefault(seeds, []).append(exp.target)
+    return {seeds: tuple(targets) for seeds, targets in found.items()}
 
 
 def env_slug(env: str) -> str:
     """File-system form of an environment name: ``smax:3m`` -> ``smax-3m``."""
     return env.replace(":", "-")
+
+
+def format_set_arguments(settings: Mapping[str, Any]) -> str:
+    """``settings`` as shell-quoted ``--set key=value`` arguments of ``marlrepro train``."""
+    return " ".join(f"--set {shlex.quote(f'{key}={format_value(value)}')}" for key, value in settings.items())
 
 
 def format_value(value: Any) -> str:
@@ -156,6 +243,7 @@ def scale_from_dict(name: str, data: Mapping[str, Any]) -> Scale:
         device=data["device"],
         threads=data["threads"],
         retries=data["retries"],
+        pack_size=data["pack_size"],
         runtime_min=data["resources"]["runtime"],
         mem_mb=data["resources"]["mem_mb"],
         settings=settings,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from marlrepro.buffer import Episodes
-from marlrepro.core.stacked import StackedModules
 from marlrepro.controller import AgentController
+from marlrepro.core.stacked import StackedModules
 from marlrepro.envs.base import BatchedEnv, EnvBatch
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import epsilon_greedy

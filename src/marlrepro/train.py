@@ -52,7 +52,7 @@ import torch
 from tqdm import tqdm
 
 from marlrepro import tracking
-from marlrepro.buffer import Episodes, EpisodeBuffer
+from marlrepro.buffer import EpisodeBuffer, Episodes
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
 from marlrepro.config import TrainConfig, flatten, to_dict
 from marlrepro.core.optim import build_optimizer, clip_grad_norm_per_run
@@ -64,6 +64,8 @@ from marlrepro.faults import maybe_crash
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
 from marlrepro.learners.base import Learner
 from marlrepro.learners.igm_da import build_learner
+from marlrepro.memory import check_pack_fits
+from marlrepro.pack_plan import PackMember
 from marlrepro.runner import EpisodeRunner, RolloutStats
 
 log = logging.getLogger(__name__)
@@ -149,14 +151,6 @@ class Diverged(Exception):
 PACK_FREE_KEYS = ("run.seed", "learner.lr", "tracking.run_name", "tracking.tags.", "run.progress")
 
 
-@dataclass
-class PackMember:
-    """One run of a pack: its resolved config and its run directory."""
-
-    config: TrainConfig
-    run_dir: Path
-
-
 def _comparable(config: dict[str, Any], free: tuple[str, ...] = RESUME_FREE_KEYS) -> dict[str, Any]:
     return {k: v for k, v in flatten(config).items() if not k.startswith(free)}
 
@@ -210,19 +204,20 @@ class Trainer:
         self.runs = [RunState(m.config, Path(m.run_dir), torch.Generator(self.device),
                               LinearEpsilon.from_config(m.config.exploration)) for m in members]
         checkpoints = [self._load_checkpoint(run) for run in self.runs]
-        learners: list[Learner] = []
         self.envs = []
         for run, checkpoint in zip(self.runs, checkpoints):
-            seed = run.config.run.seed
+            seed, cfg = run.config.run.seed, run.config
             run.generator.manual_seed(seed)
             # Environments resume from their saved random state; a backend that cannot save it is
             # reseeded instead, so that the resumed run does not replay the episodes it has seen.
             env_seed = seed + (checkpoint["progress"]["episode"]
                                if checkpoint is not None and checkpoint.get("env_rng") is None else 0)
-            cfg = run.config
             self.envs.append(make(cfg.env.name, cfg.env.num_envs, env_seed, self.device, **cfg.env.options))
-            seed_everything(seed)  # each run's initial weights are those of the run alone
-            learners.append(build_learner(self.envs[0].spec, cfg, self.device))
+        check_pack_fits(self.envs[0].spec, [run.config for run in self.runs], self.device)
+        learners: list[Learner] = []
+        for run in self.runs:
+            seed_everything(run.config.run.seed)  # each run's initial weights are those of the run alone
+            learners.append(build_learner(self.envs[0].spec, run.config, self.device))
         self.spec = self.envs[0].spec
         self.learners = StackedModules(learners)
         template = self.learners.template

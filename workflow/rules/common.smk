@@ -1,20 +1,40 @@
-"""The one generic training rule, and the helpers that expand an experiment into its runs.
+"""The training rules, and the helpers that expand an experiment into its runs and packs.
 
-Every training run is one job: `marlrepro train --config config/algos/<algo>.yaml --set k=v ...
---out <run dir>`, the --set arguments built in Python by marlrepro.experiments.Run.set_arguments
-(the merge order is documented there). final.json, written last, marks a finished run.
+Packs. The seeds of one (paper, experiment, env, algo) cell train together: split into
+ceil(seeds / pack_size) packs of consecutive seeds, pack_size seeds each but the last
+(marlrepro.experiments.seed_packs; pack_size: config.yaml, else the scale's). Each pack of two or
+more seeds is ONE job, one process, one GPU: `marlrepro train --config config/algos/<algo>.yaml
+--set k=v ... --pack run.seed=0,1,2 --out 'results/runs/<paper>/<experiment>/<env>/<algo>/seed{run.seed}'`
+(marlrepro.experiments.Pack, marlrepro.pack_plan), which declares the final.json, metrics.parquet
+and config.yaml of every member. A pack of one seed, and every run at pack_size 1, is the one-run
+job of rule `train`: `marlrepro train --config config/algos/<algo>.yaml --set k=v ... --out <run dir>`,
+the --set arguments built by marlrepro.experiments.Run.set_arguments (the merge order is documented
+there). final.json, written last, marks a finished run.
+
+Snakemake cannot give one rule a number of outputs that depends on its wildcards, and every output
+must hold every wildcard; so each list of seeds packed somewhere gets a rule of its own,
+`train_pack_seeds<first>to<last>`, whose outputs name those seeds and whose wildcard `target`
+(paper/experiment) matches only the experiments packed that way. These rules come before `train`
+(ruleorder), so asking for one run's final.json plans that run's pack (all its seeds train again);
+`--config pack_size=1` plans that run alone, as does `--allowed-rules train`.
 
 The run's checkpoint/ directory is deliberately not an output: Snakemake deletes the outputs of a
 failed job, and the checkpoint must survive so that the retry (or the next invocation) resumes. A
 job killed after its last checkpoint (while writing its outputs or logging them) resumes at the
 end and writes every output again from it; MLflow being down never fails the job (docs/tracking.md).
 
-GPU: a run asks for `gpu=1` unless its device is cpu (config.yaml device, else the scale's). An
-`auto` run may still find no GPU and use the CPU; locally `--resources gpu=N` caps how many
-GPU jobs run at once, and on Slurm the resource becomes sbatch --gpus.
+GPU: a run or a pack asks for `gpu=1` unless its device is cpu (config.yaml device, else the
+scale's). An `auto` run may still find no GPU and use the CPU; locally `--resources gpu=N` caps how
+many GPU jobs run at once, and on Slurm the resource becomes sbatch --gpus. A pack asks for the
+memory (mem_mb) of all its runs and the runtime of one.
 """
 
-from marlrepro.experiments import RUN_DIR, Experiment, Run, env_slug
+import re
+
+from marlrepro.experiments import RUN_DIR, Experiment, Pack, Run, env_slug, packed_seeds
+
+
+PACK_SIZE = config["pack_size"] or SCALE.pack_size
 
 
 wildcard_constraints:
@@ -76,3 +96,65 @@ rule train:
         "../../envs/train.yaml"
     shell:
         "marlrepro train --config {input.algo} {params.sets} --out {params.out} > {log} 2>&1"
+
+
+def target_experiment(wildcards) -> Experiment:
+    """The experiment that a pack rule's wildcard ``target`` (paper/experiment) names."""
+    return experiment(*wildcards.target.split("/", 1))
+
+
+def pack_of(wildcards, seeds: tuple[int, ...]) -> Pack:
+    """The planned pack of ``seeds`` in the cell that a pack rule's wildcards name."""
+    exp = target_experiment(wildcards)
+    for pack in exp.packs(PACK_SIZE):
+        first = pack.members[0]
+        if (env_slug(first.env), first.algo, pack.seeds) == (wildcards.env, wildcards.algo, seeds):
+            return pack
+    cells = sorted({f"{env_slug(env)} {algo}" for env in exp.envs for algo in exp.algos})
+    raise WorkflowError(
+        f"seeds {seeds} of {wildcards.env} {wildcards.algo} are not a pack of {exp.target} at scale "
+        f"{SCALE.name}, pack_size {PACK_SIZE}; its cells: {', '.join(cells)}"
+    )
+
+
+PACK_CELL = "results/runs/{target}/{env}/{algo}"
+
+for pack_seeds, pack_targets in packed_seeds(
+    [exp for grid in EXPERIMENTS.values() for exp in grid.values()], PACK_SIZE
+).items():
+    pack_label = f"seeds{pack_seeds[0]}to{pack_seeds[-1]}"
+
+    rule:
+        """Train these seeds of one cell in one process, one job (`marlrepro train --pack`); the job
+        declares every member's final.json, metrics.parquet and config.yaml."""
+        name:
+            f"train_pack_{pack_label}"
+        input:
+            algo="config/algos/{algo}.yaml",
+        output:
+            final=[f"{PACK_CELL}/seed{seed}/final.json" for seed in pack_seeds],
+            metrics=[f"{PACK_CELL}/seed{seed}/metrics.parquet" for seed in pack_seeds],
+            config=[f"{PACK_CELL}/seed{seed}/config.yaml" for seed in pack_seeds],
+        wildcard_constraints:
+            target="|".join(map(re.escape, pack_targets)),
+        params:
+            sets=lambda wildcards, seeds=pack_seeds: pack_of(wildcards, seeds).set_arguments(),
+            pack=lambda wildcards, seeds=pack_seeds: pack_of(wildcards, seeds).pack_argument(),
+            out=lambda wildcards, seeds=pack_seeds: pack_of(wildcards, seeds).out_template,
+        log:
+            f"results/logs/train/{{target}}/{{env}}/{{algo}}/{pack_label}.log",
+        benchmark:
+            f"results/benchmarks/train/{{target}}/{{env}}/{{algo}}/{pack_label}.tsv"
+        threads: SCALE.threads
+        retries: SCALE.retries
+        resources:
+            gpu=lambda wildcards: int(target_experiment(wildcards).device != "cpu"),
+            runtime=lambda wildcards: target_experiment(wildcards).runtime_min,
+            mem_mb=lambda wildcards, seeds=pack_seeds: len(seeds) * target_experiment(wildcards).mem_mb,
+        conda:
+            "../../envs/train.yaml"
+        shell:
+            "marlrepro train --config {input.algo} {params.sets} --pack {params.pack} --out {params.out:q} > {log} 2>&1"
+
+    # a run that a pack trains is that pack's output, not a one-run job of its own
+    workflow.ruleorder(f"train_pack_{pack_label}", "train")
