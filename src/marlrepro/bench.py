@@ -4,6 +4,7 @@
   (epsilon-greedy), for several numbers of parallel environments.
 * ``train``: end-to-end training env-steps/s and updates/s of one run or of packs of runs
   (``--pack-size 1 4 16``; rollouts, replay and gradient updates), with evaluation off.
+* ``phases``: a pack's rollout and update timed apart, to see which bounds it.
 * ``run``: steady-state env-steps/s and updates/s of one run of a paper experiment, trained with
   the exact settings the workflow would give it (e.g. IGM-DA's appendix D), evaluation included;
   measured between the second and the last evaluation, so compilation is left out. Also the
@@ -88,6 +89,43 @@ def bench_train(config, pack_size: int = 1) -> dict[str, Any]:
             "pack_size": pack_size, "env_steps": steps, "updates": updates, "seconds": seconds,
             "env_steps_per_s": steps / seconds, "env_steps_per_s_per_run": steps / seconds / pack_size,
             "updates_per_s": updates / seconds, "peak_gpu_gib": peak, "device": finals[0]["device"]}
+
+
+def bench_phases(config, pack_size: int, rollouts: int = 10, updates: int = 5) -> dict[str, Any]:
+    """The two phases of a pack of ``pack_size`` runs timed apart: one rollout (8 episodes per run
+    at pymarl2's settings) and one update of all runs, each averaged after warm-up (the buffers
+    are first filled to a batch)."""
+    import dataclasses
+    from pathlib import Path
+
+    from marlrepro.train import PackMember, Trainer
+
+    config.tracking.uri = ""
+    with tempfile.TemporaryDirectory() as root:
+        members = [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
+                              Path(root) / f"seed{seed}") for seed in range(pack_size)]
+        trainer = Trainer(members)
+        device, runs = trainer.device, list(range(pack_size))
+        generators, active = [run.generator for run in trainer.runs], [True] * pack_size
+        while not all(trainer.buffer.can_sample(config.learner.batch_size)):
+            episodes, _ = trainer.runner.run([0.5] * pack_size, active, generators)
+            trainer.buffer.insert(episodes, runs)
+        trainer._train_step(active)  # warm-up
+        _sync(device)
+        start, steps = time.perf_counter(), 0
+        for _ in range(rollouts):
+            _, stats = trainer.runner.run([0.5] * pack_size, active, generators)
+            steps += int(stats.lengths.sum())
+        _sync(device)
+        middle = time.perf_counter()
+        for _ in range(updates):
+            trainer._train_step(active)
+        _sync(device)
+        end = time.perf_counter()
+    return {"env": config.env.name, "algo": config.algo, "pack_size": pack_size,
+            "rollout_ms": 1000 * (middle - start) / rollouts, "rollout_env_steps_per_s": steps / (middle - start),
+            "update_ms": 1000 * (end - middle) / (updates * config.learner.updates_per_rollout),
+            "device": str(device)}
 
 
 def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: int,
@@ -232,7 +270,8 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     for name, help_text in (("rollout", "env-steps/s with the agent acting"),
-                            ("train", "end-to-end training env-steps/s and updates/s")):
+                            ("train", "end-to-end training env-steps/s and updates/s"),
+                            ("phases", "a pack's rollout and update timed apart")):
         sub = kinds.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", action="append", default=[], metavar="YAML")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
@@ -286,6 +325,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.kind == "rollout":
         results = [bench_rollout(config, n, max(args.episodes, n)) for n in args.num_envs]
+    elif args.kind == "phases":
+        results = [bench_phases(load_config(args.config, args.overrides), r) for r in args.pack_size]
     else:
         results = [bench_train(load_config(args.config, args.overrides), r) for r in args.pack_size]
     _report(results, args.out)
