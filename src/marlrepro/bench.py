@@ -39,20 +39,23 @@ def _sync(device: torch.device) -> None:
 def bench_rollout(config, num_envs: int, episodes: int) -> dict[str, Any]:
     """Env-steps/s of ``EpisodeRunner`` with the agent in the loop (after one warm-up rollout)."""
     from marlrepro.controller import build_controller
+    from marlrepro.core.stacked import StackedModules
     from marlrepro.envs import make
     from marlrepro.runner import EpisodeRunner
     from marlrepro.train import resolve_device
 
     device = resolve_device(config.run.device)
     env = make(config.env.name, num_envs, config.run.seed, device, **config.env.options)
-    controller = build_controller(env.spec, config.agent, "obs", config.algo).to(device)
-    runner = EpisodeRunner(env, controller, config.run.rollout)
-    runner.run(epsilon=0.5)  # compile and warm up
+    agents = torch.nn.Module()  # a pack of one run whose networks are just the acting agents
+    agents.controller = build_controller(env.spec, config.agent, "obs", config.algo).to(device)
+    runner = EpisodeRunner([env], StackedModules([agents]), "controller", config.run.rollout)
+    generators = [torch.Generator(device).manual_seed(config.run.seed)]
+    runner.run([0.5], [True], generators)  # compile and warm up
     _sync(device)
     steps, start = 0, time.perf_counter()
     rounds = max(1, episodes // num_envs)
     for _ in range(rounds):
-        _, stats = runner.run(epsilon=0.5)
+        _, stats = runner.run([0.5], [True], generators)
         steps += int(stats.lengths.sum())
     _sync(device)
     seconds = time.perf_counter() - start
@@ -70,9 +73,9 @@ def bench_train(config) -> dict[str, Any]:
     config.run.checkpoint_interval = 10**9
     config.tracking.uri = ""
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config, run_dir)
+        trainer = Trainer.solo(config, run_dir)
         start = time.perf_counter()
-        final = trainer.run()
+        (final,) = trainer.run()
         seconds = time.perf_counter() - start
     return {"env": config.env.name, "algo": config.algo, "num_envs": config.env.num_envs,
             "env_steps": final["t_env"], "updates": final["updates"], "seconds": seconds,
@@ -116,7 +119,7 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as run_dir:
-        Trainer(config, Path(run_dir)).run()
+        Trainer.solo(config, run_dir).run()
         metrics = pd.read_parquet(Path(run_dir) / "metrics.parquet")
     if len(metrics) < 3:
         raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics)} evaluations; raise it to at "
