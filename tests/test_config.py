@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from marlrepro.config import load_config, parse_override
+from marlrepro.core.optim import StackedAdam, StackedRMSprop, build_optimizer
 from marlrepro.errors import ConfigError
-from marlrepro.learners.value_decomposition import build_optimizer
 
 
 def test_overrides_are_typed_and_dotted():
@@ -60,14 +60,16 @@ def test_override_syntax():
 
 
 @pytest.mark.parametrize(("files", "overrides", "optimizer", "eps"), [
-    (["config/algos/qmix.yaml"], [], torch.optim.Adam, 1e-8),  # pymarl2 passes no eps: torch's default
-    (["config/algos/qmix.yaml"], ["learner.optim_eps=1e-3"], torch.optim.Adam, 1e-3),
-    (["config/algos/dmix.yaml"], [], torch.optim.Adam, 1e-5),  # DFAC passes its optim_eps to Adam
-    ([], [], torch.optim.Adam, 1e-8),  # unset: the optimiser's reference default
-    ([], ["learner.optimizer=rmsprop"], torch.optim.RMSprop, 1e-5),
-    ([], ["learner.optimizer=rmsprop", "learner.optim_eps=1e-3"], torch.optim.RMSprop, 1e-3),
+    (["config/algos/qmix.yaml"], [], StackedAdam, 1e-8),  # pymarl2 passes no eps: torch's default
+    (["config/algos/qmix.yaml"], ["learner.optim_eps=1e-3"], StackedAdam, 1e-3),
+    (["config/algos/dmix.yaml"], [], StackedAdam, 1e-5),  # DFAC passes its optim_eps to Adam
+    ([], [], StackedAdam, 1e-8),  # unset: the optimiser's reference default
+    ([], ["learner.optimizer=rmsprop"], StackedRMSprop, 1e-5),
+    ([], ["learner.optimizer=rmsprop", "learner.optim_eps=1e-3"], StackedRMSprop, 1e-3),
 ])
 def test_optim_eps_reaches_the_optimiser(files, overrides, optimizer, eps):
     config = load_config(files, ["env.name=matrix:me_igm", *overrides])
-    built = build_optimizer([torch.nn.Parameter(torch.zeros(2))], config.learner)
-    assert type(built) is optimizer and built.param_groups[0]["eps"] == pytest.approx(eps)
+    built = build_optimizer([torch.zeros(1, 2, requires_grad=True)], config.learner, torch.tensor([config.learner.lr]))
+    assert type(built) is optimizer and built.eps == pytest.approx(eps)
+    if optimizer is StackedRMSprop:
+        assert built.alpha == config.learner.optim_alpha

@@ -8,12 +8,13 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
-from training_checks import run_and_check_training
+from training_checks import TRAINED, network, optimised_names, run_and_check_training
 
 from marlrepro.buffer import Episodes
 from marlrepro.checkpoint import load_checkpoint
 from marlrepro.config import load_config
 from marlrepro.controller import AgentController, DistributionalController
+from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import validate_env
 from marlrepro.errors import ConfigError
 from marlrepro.learners.distributional import DistributionalLearner
@@ -54,15 +55,19 @@ def test_config_builds_dmix_and_validates_its_settings():
         _config("dmix", "agent.n_quantiles=0")
 
 
-def test_dmix_da_has_distributional_experts_and_q_vector_learners():
+def test_dmix_da_has_distributional_experts_and_q_vector_learners(tmp_path):
     learner, _ = _learner("dmix_da")
     assert type(learner) is DistributionalIGMDALearner
     assert isinstance(learner.controller, DistributionalController) and learner.controller.source == "full_obs"
     assert type(learner.learners) is AgentController and learner.learners.config.obs_avail_actions
     assert learner.acting_controller is learner.eval_controller is learner.learners
     assert learner.config.double_q and learner.config.optimizer == "rmsprop"
-    optimised = {id(p) for group in learner.optimizer.param_groups for p in group["params"]}
-    assert {id(p) for m in (learner.controller, learner.mixer, learner.learners) for p in m.parameters()} == optimised
+    # the trainer's optimiser updates the experts, their mixer and the learners, and nothing else
+    trainer = Trainer.solo(_config("dmix_da"), tmp_path)
+    learners = trainer.learners.template
+    expected = {f"{name}.{p}" for name in TRAINED for p, _ in getattr(learners, name).named_parameters()}
+    assert {network(name) for name in expected} == {"controller", "mixer", "learners"}
+    assert optimised_names(trainer) == expected
 
 
 def test_acting_values_are_the_mean_over_sampled_quantiles():
@@ -90,9 +95,12 @@ def test_acting_values_are_the_mean_over_sampled_quantiles():
 def test_runner_fuses_the_iqn_agent_on_jax_backends():
     learner, spec = _learner("dmix")
     env = SimpleNamespace(spec=spec, num_envs=2, device=torch.device("cpu"),
-                          fused_rollout=lambda controller: ("fused", controller))
-    assert EpisodeRunner(env, learner.controller, "auto")._fused == ("fused", learner.controller)
-    assert EpisodeRunner(env, learner.controller, "stepwise")._fused is None
+                          fused_rollout=lambda controller, pack: ("fused", controller, pack))
+    learners = StackedModules([learner])
+    fused = EpisodeRunner([env], learners, "controller", "auto")._fused
+    assert fused == ("fused", learners.template.controller, [env])
+    assert isinstance(fused[1].agent, IQNRNNAgent)
+    assert EpisodeRunner([env], learners, "controller", "stepwise")._fused is None
 
 
 def _episodes(spec, b: int = 4, steps: int = 7, seed: int = 0) -> Episodes:
@@ -116,10 +124,10 @@ def _episodes(spec, b: int = 4, steps: int = 7, seed: int = 0) -> Episodes:
 
 def _loss_and_grads(learner, batch: Episodes) -> tuple[torch.Tensor, list[torch.Tensor]]:
     torch.manual_seed(5)  # the same fractions τ, τ' for both batches
-    learner.optimizer.zero_grad()
+    learner.zero_grad()
     loss, _, _ = learner.loss(batch)
     loss.backward()
-    return loss.detach(), [p.grad.clone() for p in learner.params]
+    return loss.detach(), [p.grad.clone() for p in learner.parameters() if p.requires_grad]
 
 
 @pytest.mark.parametrize("algo", ["dmix", "dmix_da"])
@@ -175,25 +183,25 @@ def test_checkpoint_resume_keeps_the_iqn_agent(tmp_path):
     config = load_config(["config/algos/dmix.yaml"], overrides)
     train(config, tmp_path)
     saved = load_checkpoint(tmp_path)["learner"]
-    assert "agent.phi.weight" in saved["controller"] and "mean_mixer.hyper_w1.0.weight" in saved["mixer"]
-    resumed = Trainer(config, tmp_path).learner
+    assert "controller.agent.phi.weight" in saved and "mixer.mean_mixer.hyper_w1.0.weight" in saved
+    resumed = Trainer.solo(config, tmp_path).learners.module_for(0)
     assert isinstance(resumed.controller.agent, IQNRNNAgent)
     assert isinstance(resumed.target_controller.agent, IQNRNNAgent)
     for name, value in resumed.controller.state_dict().items():
-        assert torch.equal(value, saved["controller"][name]), name
+        assert torch.equal(value, saved[f"controller.{name}"]), name
     for name, value in resumed.target_mixer.state_dict().items():
-        assert torch.equal(value, saved["target_mixer"][name]), name
+        assert torch.equal(value, saved[f"target_mixer.{name}"]), name
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["dmix", "dmix_da"])
 def test_training_smoke_run_at_sight_zero(algo, tmp_path):
-    final = run_and_check_training(Trainer(_config(algo, *TINY), tmp_path))
+    (final,) = run_and_check_training(Trainer.solo(_config(algo, *TINY), tmp_path))
     assert final["algo"] == algo
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
     assert metrics["loss"].iloc[1:].notna().all() and (metrics["loss"].iloc[1:] > 0).all()
     if algo == "dmix_da":
-        assert "learners" in load_checkpoint(tmp_path)["learner"]
+        assert any(network(name) == "learners" for name in load_checkpoint(tmp_path)["learner"])
         assert metrics["test_expert_won_mean"].between(0, 1).all()  # the DMIX experts, stepped from Python
         values = pd.read_parquet(tmp_path / "action_values.parquet")
         assert set(values["agents"]) == {"learner", "expert"} and values["value"].notna().all()

@@ -8,12 +8,14 @@ import torch
 from test_config_errors import ALGOS, SCALES, SCHEMAS, WORKFLOW
 from test_dmix import _episodes
 from test_workflow import REPO
-from training_checks import run_and_check_training
+from training_checks import TRAINED, network, optimised_names, run_and_check_training
 
 from marlrepro.checkpoint import load_checkpoint
 from marlrepro.config import AgentConfig, load_config
 from marlrepro.config_schema import load_checked
 from marlrepro.controller import AgentController, DistributionalController
+from marlrepro.core.optim import build_optimizer
+from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import validate_env
 from marlrepro.errors import ConfigError
 from marlrepro.experiments import Run, format_value, plan_paper, scale_from_dict
@@ -70,7 +72,7 @@ def test_imitation_loss_ignores_padding_and_never_trains_the_expert():
 
 
 @pytest.mark.parametrize(("mode", "acting"), [("dagger", "learners"), ("bc", "experts")])
-def test_dagger_lets_the_learners_act_and_bc_the_experts(mode, acting):
+def test_dagger_lets_the_learners_act_and_bc_the_experts(mode, acting, tmp_path):
     config = _config(f"imitation.mode={mode}", "agent.obs_avail_actions=true")
     spec, _ = validate_env(config.env.name, config.env.options)
     learner = build_learner(spec, config, torch.device("cpu"))
@@ -82,9 +84,11 @@ def test_dagger_lets_the_learners_act_and_bc_the_experts(mode, acting):
     assert learner.controller.agent.fc1.in_features == spec.full_obs_dim + spec.n_actions + spec.n_agents
     expected = learner.learners if acting == "learners" else learner.controller
     assert learner.acting_controller is expected and learner.eval_controller is learner.learners
-    optimised = {id(p) for group in learner.optimizer.param_groups for p in group["params"]}
-    assert {id(p) for p in learner.learners.parameters()} <= optimised
-    assert {id(p) for p in learner.mixer.parameters()} <= optimised
+    # the trainer's optimiser updates the learners and the mixer (besides the experts)
+    optimised = optimised_names(Trainer.solo(config, tmp_path))
+    assert {f"learners.{name}" for name, _ in learner.learners.named_parameters()} <= optimised
+    assert {f"mixer.{name}" for name, _ in learner.mixer.named_parameters()} <= optimised
+    assert {network(name) for name in optimised} == set(TRAINED)
 
 
 def test_plain_value_decomposition_is_unchanged():
@@ -107,8 +111,9 @@ def test_igm_da_training_smoke_run(tmp_path):
     config = _config("imitation.mode=dagger", "learner.optimizer=rmsprop", "learner.batch_size=4",
                      "env.num_envs=4", "env.options.episode_limit=30", "run.t_max=600",
                      "run.eval_interval=300", "run.eval_episodes=4", "run.checkpoint_interval=2")
-    run_and_check_training(Trainer(config, tmp_path))  # the experts and the learners trained
-    assert "learners" in load_checkpoint(tmp_path)["learner"]  # a resumed run restores the learners too
+    run_and_check_training(Trainer.solo(config, tmp_path))  # the experts and the learners trained
+    # a resumed run restores the learners too
+    assert any(network(name) == "learners" for name in load_checkpoint(tmp_path)["learner"])
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
     assert metrics["test_expert_won_mean"].between(0, 1).all()  # the experts' target_mean
     values = pd.read_parquet(tmp_path / "action_values.parquet")
@@ -166,7 +171,9 @@ def test_pymarl2_reproduction_keeps_its_own_settings():
         config, spec, learner = _built(run)
         assert not config.agent.obs_avail_actions
         assert learner.controller.agent.fc1.in_features == spec.obs_dim + spec.n_actions + spec.n_agents
-        assert config.learner.td_weight == 0.5 and learner.optimizer.param_groups[0]["eps"] == 1e-8
+        optimizer = build_optimizer(StackedModules([learner]).trainable, config.learner,
+                                    torch.tensor([config.learner.lr]))
+        assert config.learner.td_weight == 0.5 and optimizer.eps == 1e-8
 
 
 def test_agent_input_is_ordered_as_the_authors_controller():
@@ -269,10 +276,11 @@ def test_loss_weights_equal_the_reference_learners(algo, overrides, mode, td_wei
     torch.manual_seed(1)
     learner, spec = _learner(algo, "learner.td_lambda=0", *overrides)
     batch = _episodes(spec, seed=2)
+    trainable = [p for p in learner.parameters() if p.requires_grad]
     loss = learner.loss(batch)[0]
-    grads = torch.autograd.grad(loss, learner.params)
+    grads = torch.autograd.grad(loss, trainable)
     reference = _reference_loss(learner, batch, mode, td_weight)
-    reference_grads = torch.autograd.grad(reference, learner.params)
+    reference_grads = torch.autograd.grad(reference, trainable)
     assert torch.isclose(loss, reference, rtol=1e-5), (loss, reference)
     for g, h in zip(grads, reference_grads, strict=True):
         assert torch.allclose(g, h, rtol=1e-4, atol=1e-6)

@@ -1,4 +1,4 @@
-"""The fused JAX rollout collects the same episodes as the stepwise Python loop."""
+"""The fused JAX rollout collects the same episodes as the stepwise Python loop; packed, each run's as alone."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from marlrepro.config import AgentConfig, load_config
 from marlrepro.controller import AgentController, DistributionalController
+from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.envs.jax_rollout import (
     agent_inputs,
@@ -17,7 +18,7 @@ from marlrepro.envs.jax_rollout import (
     rnn_agent_step,
 )
 from marlrepro.errors import ConfigError
-from marlrepro.runner import EpisodeRunner
+from marlrepro.runner import EpisodeRunner, RolloutStats
 
 ENV = "smax:3m"
 
@@ -26,11 +27,14 @@ def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "
              controller_class: type[AgentController] = AgentController):
     env = make(ENV, 4, 0, "cpu", episode_limit=episode_limit, full_sight_obs=True)
     torch.manual_seed(1)
-    controller = controller_class(env.spec, AgentConfig(obs_avail_actions=avail), source)
-    runner = EpisodeRunner(env, controller, mode)
+    holder = torch.nn.Module()  # a pack of one run whose learner is just this controller
+    holder.controller = controller_class(env.spec, AgentConfig(obs_avail_actions=avail), source)
+    runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
     assert (runner._fused is not None) == (mode == "fused")
-    episodes, stats = runner.run(epsilon)
-    return {name: value.clone() for name, value in episodes.tensors().items()}, stats
+    episodes, stats = runner.run([epsilon], [True], [torch.Generator().manual_seed(0)])
+    assert stats.returns.shape == stats.won.shape == stats.lengths.shape == (1, 4)
+    return ({name: value[0].clone() for name, value in episodes.tensors().items()},
+            RolloutStats(stats.returns[0], stats.won[0], stats.lengths[0]))
 
 
 @pytest.mark.parametrize("with_avail", [False, True])
@@ -127,3 +131,36 @@ def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
 def test_fused_rollout_rejected_for_non_jax_backend():
     with pytest.raises(ConfigError, match="run.rollout"):
         load_config([], ["env.name=mpe:simple_spread", "run.rollout=fused"])
+
+
+def test_a_packed_fused_rollout_collects_each_runs_episodes_as_alone():
+    """Two runs (own weights, environments and epsilon) in one fused call: each run's episodes are
+    those it collects alone; an inactive run collects nothing and its key stream does not move."""
+    def pack(seeds: list[int]) -> tuple[list, EpisodeRunner]:
+        envs = [make(ENV, 4, seed, "cpu", episode_limit=30) for seed in seeds]
+        holders = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            holders.append(torch.nn.Module())
+            holders[-1].controller = AgentController(envs[0].spec, AgentConfig())
+        return envs, EpisodeRunner(envs, StackedModules(holders), "controller", "fused")
+
+    generators = [torch.Generator(), torch.Generator()]
+    envs, runner = pack([3, 4])
+    key = jax.random.key_data(envs[1].key)
+    idle, idle_stats = runner.run([0.5, 0.5], [True, False], generators)
+    assert bool((jax.random.key_data(envs[1].key) == key).all())
+    assert idle.filled[1].sum() == 0 and idle.actions[1].eq(0).all() and idle_stats.lengths[1].eq(0).all()
+    both, stats = runner.run([0.5, 0.2], [True, True], generators)
+    for r, (seed, epsilon) in enumerate([(3, 0.5), (4, 0.2)]):
+        _, alone = pack([seed])
+        if r == 0:  # run 0 already collected one batch: replay it alone first
+            alone.run([0.5], [True], generators[:1])
+        episodes, alone_stats = alone.run([epsilon], [True], generators[:1])
+        t = episodes.actions.shape[2]
+        for name, value in episodes.tensors().items():
+            keep = t + 1 if name in ("obs", "state", "avail_actions", "full_obs") else t
+            assert torch.equal(getattr(both, name)[r, :, :keep], value[0]), (r, name)
+        assert both.filled[r, :, t:].sum() == 0  # the pack's longer episodes are padding here
+        for field in ("returns", "won", "lengths"):
+            assert torch.equal(getattr(stats, field)[r], getattr(alone_stats, field)[0]), (r, field)

@@ -65,10 +65,11 @@ def test_qmix_learns_the_published_q_tot_of_the_me_igm_game(tmp_path):
         "algo=qmix", "env.name=matrix:me_igm", "run.t_max=6000", "exploration.epsilon_finish=1.0",
     ])
     trainer = Trainer.solo(config, tmp_path)
-    first = trainer.envs[0].reset()
-    untrained = joint_q_table(trainer.learners.module_for(0), first.obs[0], first.state[0], trainer.envs[0].payoff)["joint_q"]
+    env = trainer.envs[0]
+    first = env.reset()
+    untrained = joint_q_table(trainer.learners.module_for(0), first.obs[0], first.state[0], env.payoff)["joint_q"]
     assert not matches_published_qmix(untrained), untrained
-    final = run_and_check_training(trainer)
+    (final,) = run_and_check_training(trainer)
     q = np.asarray(final["joint_q"])
     assert matches_published_qmix(q), q.round(2).tolist()
     assert q[0, 0] < q[1, 1] - 5.0 and abs(q[1, 1]) < 1.0  # the optimum (A, A) is undervalued
@@ -127,7 +128,7 @@ def test_mpe_speaker_listener_beats_every_constant_policy(tmp_path):
     ])
     constant, joint = best_constant_policy_return("mpe:simple_speaker_listener", 128, seed=12345, shared_reward=True)
     assert joint[1] == 0, joint  # the listener's no-op
-    trainer = Trainer(config, tmp_path)
+    trainer = Trainer.solo(config, tmp_path)
     run_and_check_training(trainer)
-    late = [row["test_return_mean"] for row in trainer.progress.rows[-2:]]
+    late = [row["test_return_mean"] for row in trainer.runs[0].progress.rows[-2:]]
     assert min(late) > constant + 5.0, (late, constant, joint)

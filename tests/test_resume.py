@@ -183,9 +183,9 @@ def test_a_run_killed_after_its_last_checkpoint_rewrites_every_output(tmp_path, 
 def test_resume_refuses_a_different_config(tmp_path):
     base = ["env.name=matrix:me_igm", "run.device=cpu", "run.t_max=64", "learner.batch_size=8",
             "run.progress=false", "run.eval_episodes=8"]
-    Trainer(load_config(overrides=base), tmp_path).run()
+    Trainer.solo(load_config(overrides=base), tmp_path).run()
     with pytest.raises(ConfigError, match="learner.lr"):
-        Trainer(load_config(overrides=base + ["learner.lr=0.5"]), tmp_path)
+        Trainer.solo(load_config(overrides=base + ["learner.lr=0.5"]), tmp_path)
 
 
 @pytest.mark.slow
@@ -198,23 +198,23 @@ def test_a_smax_run_resumed_after_sigterm_matches_an_uninterrupted_run(tmp_path,
         "run.eval_interval=100", "run.eval_episodes=2", "learner.batch_size=2", "run.checkpoint_interval=4",
         "learner.updates_per_rollout=2", "run.device=cpu", "run.progress=false", "tracking.uri=",
     ])
-    Trainer(config, tmp_path / "uninterrupted").run()
+    Trainer.solo(config, tmp_path / "uninterrupted").run()
 
     train_step, steps = Trainer._train_step, []
 
-    def train_step_then_sigterm(self):
-        train_step(self)
-        steps.append(self.progress.t_env)
+    def train_step_then_sigterm(self, runs):
+        train_step(self, runs)
+        steps.append(self.runs[0].progress.t_env)
         if len(steps) == 6:
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(Trainer, "_train_step", train_step_then_sigterm)
     with pytest.raises(Interrupted) as stopped:
-        Trainer(config, tmp_path / "resumed").run()
+        Trainer.solo(config, tmp_path / "resumed").run()
     assert f"stopped by SIGTERM at t_env={steps[5]};" in str(stopped.value)
     monkeypatch.undo()
     assert not (tmp_path / "resumed" / "final.json").exists()
-    resumed = Trainer(config, tmp_path / "resumed")
-    assert resumed.progress.t_env == steps[5] < 300
+    resumed = Trainer.solo(config, tmp_path / "resumed")
+    assert resumed.runs[0].progress.t_env == steps[5] < 300
     resumed.run()
     assert_same_outputs(tmp_path / "resumed", tmp_path / "uninterrupted")

@@ -82,6 +82,6 @@ def test_qmix_smoke_run_on_mmm2_at_sight_zero(tmp_path):
         "run.eval_interval=200", "run.eval_episodes=2", "learner.batch_size=2", "run.device=cpu",
         "run.progress=false", "tracking.uri=",
     ])
-    final = run_and_check_training(Trainer(config, tmp_path))
+    (final,) = run_and_check_training(Trainer.solo(config, tmp_path))
     assert final["t_env"] >= 400 and final["backend"] == "smax"
     assert json.loads((tmp_path / "final.json").read_text())["env"] == "smax:MMM2"
