@@ -194,7 +194,7 @@ W = "config/p.yaml: experiments.exp"
                                                      "experiment's algos; its algos: qmix"]),
         # train settings: keys and types at every level, at every scale (not only the one planned)
         ({"settings": {"learner": {"lrr": 1}}}, [f"{W}.settings.learner.lrr: unknown key 'lrr' (did you mean 'lr'?)",
-                                                 "batch_size, buffer_dtype, buffer_size"]),
+                                                 "batch_size, buffer_dtype, buffer_on_host, buffer_size"]),
         ({"settings": {"lerner": {"lr": 1}}}, [f"{W}.settings.lerner: unknown key 'lerner' (did you mean 'learner'?)"]),
         ({"settings": {"run": {"t_max": "big"}}}, [f"{W}.settings.run.t_max: expected an integer, got str 'big'"]),
         ({"settings": {"learner": {"optimizer": "sgd"}}}, [f"{W}.settings.learner.optimizer: unknown value 'sgd'",

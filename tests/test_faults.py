@@ -33,6 +33,7 @@ from marlrepro import tracking
 from marlrepro.checkpoint import (
     CHECKPOINT_FILE,
     PREVIOUS_FILE,
+    REQUIRED_KEYS,
     UNREADABLE_FILE,
     load_checkpoint,
     save_checkpoint,
@@ -59,8 +60,8 @@ def closed_port_uri() -> str:
 
 def fake_state(marker: int) -> dict:
     """A checkpoint with every key that load_checkpoint requires."""
-    return {"config": {}, "progress": {"t_env": marker}, "learner": {}, "buffer": None,
-            "torch_rng": torch.get_rng_state(), "cuda_rng": None}
+    return {**dict.fromkeys(REQUIRED_KEYS), "config": {}, "progress": {"t_env": marker},
+            "torch_rng": torch.get_rng_state()}
 
 
 def truncate(path: Path) -> None:
@@ -101,7 +102,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, d
 
 def test_no_readable_checkpoint_is_a_clear_error_with_what_to_do(tmp_path, capsys):
     out = tmp_path / "run"
-    Trainer(load_config(overrides=TINY), out).run()
+    Trainer.solo(load_config(overrides=TINY), out).run()
     assert (out / PREVIOUS_FILE).exists()
     truncate(out / CHECKPOINT_FILE)
     truncate(out / PREVIOUS_FILE)
@@ -122,7 +123,7 @@ def test_logging_retries_within_the_budget_under_bounded_mlflow_http(tmp_path, m
     """Failed attempts are retried after 2, 4, ... s until RETRY_S is spent; MLflow's own HTTP
     retries are off during the call (unless the user set them) and restored after."""
     run_dir = tmp_path / "run"
-    Trainer(load_config(overrides=TINY), run_dir).run()
+    Trainer.solo(load_config(overrides=TINY), run_dir).run()
     monkeypatch.setenv(tracking.RETRY_ENV, "7")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "33")  # the user's own: kept
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
@@ -151,7 +152,7 @@ def test_mlflow_down_leaves_the_run_finished_and_pending_then_track_logs_it(tmp_
     down = closed_port_uri()
     run_dir = tmp_path / "results" / "run"
     started = time.monotonic()
-    Trainer(load_config(overrides=[*TINY, f"tracking.uri={down}"]), run_dir).run()  # returns: the files are the result
+    Trainer.solo(load_config(overrides=[*TINY, f"tracking.uri={down}"]), run_dir).run()  # returns: the files are the result
     assert time.monotonic() - started < 30  # MLflow's default HTTP retries alone take minutes
     marker = json.loads((run_dir / tracking.PENDING_FILE).read_text())
     assert marker["uri"] == down and "Connection refused" in marker["error"] and marker["time"]

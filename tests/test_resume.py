@@ -172,10 +172,10 @@ def test_a_run_killed_after_its_last_checkpoint_rewrites_every_output(tmp_path, 
         "run.t_max=160", "run.eval_interval=80", "run.eval_episodes=4", "run.checkpoint_interval=5",
         "run.device=cpu", "run.progress=false", "tracking.uri=", *overrides,
     ])
-    Trainer(config, tmp_path / "finished").run()
+    Trainer.solo(config, tmp_path / "finished").run()
     shutil.copytree(tmp_path / "finished" / "checkpoint", tmp_path / "resumed" / "checkpoint")
-    resumed = Trainer(config, tmp_path / "resumed")
-    assert resumed.progress.t_env >= config.run.t_max
+    resumed = Trainer.solo(config, tmp_path / "resumed")
+    assert resumed.runs[0].progress.t_env >= config.run.t_max
     resumed.run()
     assert_same_outputs(tmp_path / "resumed", tmp_path / "finished")
 

@@ -169,7 +169,7 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as run_dir:
-        Trainer(config, Path(run_dir)).run()
+        Trainer.solo(config, Path(run_dir)).run()
         metrics = pd.read_parquet(Path(run_dir) / "metrics.parquet")
     if len(metrics) < 3:
         raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics)} evaluations; raise it to at "
