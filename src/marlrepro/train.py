@@ -74,6 +74,10 @@ log = logging.getLogger(__name__)
 # a resumed run refills the buffer, as pymarl does.
 BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
 
+# A run's own generator (replay sampling, stepwise exploration) is seeded apart from the global
+# generator that initialises its weights, so that the two streams do not repeat each other.
+GENERATOR_SEED_OFFSET = 0x5EED_0000
+
 # Keys that may differ between the first start and a resume of the same run.
 RESUME_FREE_KEYS = ("run.progress", "run.device", "tracking.")
 
@@ -207,7 +211,7 @@ class Trainer:
         self.envs = []
         for run, checkpoint in zip(self.runs, checkpoints):
             seed, cfg = run.config.run.seed, run.config
-            run.generator.manual_seed(seed)
+            run.generator.manual_seed(seed + GENERATOR_SEED_OFFSET)
             # Environments resume from their saved random state; a backend that cannot save it is
             # reseeded instead, so that the resumed run does not replay the episodes it has seen.
             env_seed = seed + (checkpoint["progress"]["episode"]
