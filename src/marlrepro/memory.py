@@ -110,8 +110,8 @@ def check_pack_fits(
     per_run = _gb(buffers[0]) if min(buffers) == max(buffers) else f"{_gb(min(buffers))} to {_gb(max(buffers))}"
     where = "host memory available" if device.type == "cpu" else "free"
     fit = math.floor(usable / (needed / len(configs)))
-    advice = [f"a smaller pack (at most {fit} of these runs fit: `--config pack_size={fit}` in the workflow, "
-              f"fewer --pack values by hand)"] if fit > 0 else []
+    advice = [(f"a smaller pack (at most {fit} of these runs fit: `--config pack_size={fit}` in the workflow, "
+               f"fewer --pack values by hand)")] if fit > 0 else []
     sizes = ", ".join(map(str, sorted({config.learner.buffer_size for config in configs})))
     advice.append(f"a smaller learner.buffer_size (now {sizes} episodes)")
     if any(config.learner.buffer_dtype == "float32" for config in configs):
