@@ -227,7 +227,7 @@ class Trainer:
         template = self.learners.template
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
         self.optimizer = build_optimizer(self.learners.trainable, first.learner, lr)
-        self._losses = self.learners.vmapped(lambda learner, batch: _loss_terms(learner, batch))
+        self._losses = self.learners.vmapped(_loss_terms)
         self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
                                     getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
         acting = _child_name(template, template.acting_controller)
@@ -414,9 +414,9 @@ class Trainer:
                 live = [r for r in range(len(self.runs)) if active[r]]
                 self.buffer.insert(episodes, live)
                 self._add_train_stats(stats, active)
-                # one host synchronisation per rollout: every run's steps and loss health
-                steps, finite = torch.stack([stats.lengths.sum(dim=1), torch.isfinite(self.last_loss)
-                                             | torch.isnan(self.last_loss) & self._never_updated()]).tolist()
+                # one host synchronisation per rollout: every run's steps and loss health (a run that
+                # has not updated yet still holds the initial NaN loss)
+                steps, finite = torch.stack([stats.lengths.sum(dim=1), torch.isfinite(self.last_loss)]).tolist()
                 updates_before = [run.progress.updates for run in self.runs]
                 for r in live:
                     p = self.runs[r].progress
@@ -431,7 +431,7 @@ class Trainer:
                 for r in live:
                     run = self.runs[r]
                     run.progress.wall_time_s = started[r] + elapsed
-                    if not finite[r]:
+                    if not finite[r] and updates_before[r] > 0:
                         self._stop_diverged(r)
                     # a rollout boundary: the only place where the state of a run is complete
                     elif stop.received is None and (run.progress.updates // cfg.run.checkpoint_interval
@@ -451,10 +451,6 @@ class Trainer:
             raise Diverged(f"non-finite loss, stopped: {', '.join(diverged)} (see diverged.json there); "
                            "the pack's other runs finished")
         return [run.final for run in self.runs]
-
-    def _never_updated(self) -> torch.Tensor:
-        """Runs that have taken no update yet (their last loss is NaN by construction)."""
-        return torch.tensor([run.progress.updates == 0 for run in self.runs], device=self.device)
 
     def _add_train_stats(self, stats: RolloutStats, active: list[bool]) -> None:
         mask = torch.tensor(active, device=self.device, dtype=torch.float32)
