@@ -176,3 +176,26 @@ def test_a_diverging_run_stops_alone(tmp_path):
         alone_metrics, alone_final = _outputs(tmp_path / "alone" / f"seed{s}")
         pd.testing.assert_frame_equal(packed_metrics, alone_metrics, check_exact=True)
         assert packed_final == alone_final
+
+
+@pytest.mark.parametrize("algo", ["qmix", "dmix_da"])
+def test_a_gradient_step_with_every_run_masked_out_changes_nothing(tmp_path, algo):
+    """The CUDA graph's warm-up (``core/graphed.py``) relies on this: a step whose mask is all
+    False leaves weights, optimiser state and step counts bitwise as they were."""
+    members = [PackMember(_config(algo, s), tmp_path / f"seed{s}") for s in (0, 1)]
+    trainer = Trainer(members)
+    episodes, _ = trainer.runner.run([1.0, 1.0], [True, True], [run.generator for run in trainer.runs])
+    trainer.buffer.insert(episodes, [0, 1])
+    batch = trainer.buffer.sample(4, [run.generator for run in trainer.runs], [True, True]).tensors()
+    trainer._gradient_step(batch, torch.tensor([True, False]))  # a real step first: non-zero state
+    before = ({k: v.clone() for k, v in trainer.learners.params.items()},
+              [{k: v.clone() for k, v in s.items()} for s in trainer.optimizer.state],
+              trainer.optimizer.steps.clone())
+    trainer._gradient_step(batch, torch.tensor([False, False]))
+    for name, value in before[0].items():
+        assert torch.equal(trainer.learners.params[name], value), name
+    for saved, state in zip(before[1], trainer.optimizer.state):
+        for key, value in saved.items():
+            assert torch.equal(state[key], value), key
+    assert torch.equal(trainer.optimizer.steps, before[2])
+    assert trainer.optimizer.steps.tolist() == [1.0, 0.0]

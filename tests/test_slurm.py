@@ -26,7 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_PROFILE = REPO / ".ci" / "slurm-local"
-SEEDS = 2  # training jobs of the smoke target below; both fit side by side on a 2-CPU node
+SEEDS = 2  # runs of the smoke target below: one pack job at smoke scale (pack_size 2)
 TARGET = "me_igm_table1_qmix"  # the cheapest table at smoke scale: matrix-game runs of seconds
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
@@ -63,9 +63,10 @@ def train_resources(output: str, rule: str = "train") -> list[str]:
 def test_training_asks_for_its_scale_and_a_gpu_unless_on_cpu(workdir):
     """Without overrides the training rules' own request reaches the profile: the scale's runtime
     and memory (a pack: the memory of all its runs), and gpu=1 exactly where the device is not cpu.
-    At smoke scale each of the 3 seeds is a job of its own; at paper scale seeds 0-3 are a pack and
-    seed 4 trains alone."""
+    At smoke scale seeds 0-1 are a pack and seed 2 trains alone; at paper scale seeds 0-3 are a
+    pack and seed 4 trains alone."""
     for config, rule, runtime, mem_mb, gpu in (
+        ("scale=smoke", "train_pack_seeds0to1", 30, 2 * 4000, 0),
         ("scale=smoke", "train", 30, 4000, 0),
         ("scale=paper", "train_pack_seeds0to3", 60, 4 * 4000, 1),
         ("scale=paper", "train", 60, 4000, 1),
@@ -73,23 +74,25 @@ def test_training_asks_for_its_scale_and_a_gpu_unless_on_cpu(workdir):
         result = snakemake(workdir, "-n", "--profile", "slurm", "--config", config, "--", TARGET)
         assert result.returncode == 0, result.stdout
         resources = train_resources(result.stdout, rule)
-        assert len(resources) == (3 if config == "scale=smoke" else 1)
+        assert len(resources) == 1
         assert all(f"mem_mb={mem_mb}," in r and f"runtime={runtime}," in r and r.endswith(f"gpu={gpu}") for r in resources)
 
 
 def test_profile_per_rule_settings_beat_the_rule(workdir):
     """A profile's set-resources for `train` (as in the commented block of slurm/profile.yaml) win
-    over the runtime, memory and GPU request the rule takes from the scale."""
+    over the runtime, memory and GPU request the rule takes from the scale, for one-run jobs
+    (`train`) and pack jobs (`train_pack_seeds0to1`) alike."""
     layer = workdir / "site"
     layer.mkdir()
-    overrides = {"train": {"slurm_partition": "trainq", "runtime": 7, "mem_mb": 1234, "gpu": 1}}
+    wanted = {"slurm_partition": "trainq", "runtime": 7, "mem_mb": 1234, "gpu": 1}
+    overrides = {"train": wanted, "train_pack_seeds0to1": wanted}
     (layer / "profile.yaml").write_text(yaml.safe_dump({"set-resources": overrides}))
     result = snakemake(
         workdir, "-n", "--profile", "slurm", "--profile", str(layer), "--config", "scale=smoke", "--", TARGET
     )
     assert result.returncode == 0, result.stdout
-    resources = train_resources(result.stdout)
-    assert len(resources) == 3
+    resources = train_resources(result.stdout) + train_resources(result.stdout, "train_pack_seeds0to1")
+    assert len(resources) == 2
     for r in resources:
         assert "slurm_partition=trainq" in r and "runtime=7," in r and "mem_mb=1234," in r and "gpu=1" in r, r
 
@@ -135,21 +138,22 @@ def test_smoke_target_trains_through_sbatch_on_a_real_cluster(workdir):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:]
 
-    # every training run, and nothing else, went through sbatch; the table rule ran here
+    # the training, and nothing else, went through sbatch: the two seeds as one pack job (smoke
+    # pack_size 2); the table rule ran here
     submitted = SUBMITTED.findall(result.stdout)
-    assert len(submitted) == SEEDS, result.stdout[-6000:]
+    assert len(submitted) == 1, result.stdout[-6000:]
     assert f"localrule {TARGET}:" in result.stdout
     for job_id, log in submitted:
         job = slurm_job(job_id)
         assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", job
-        assert job["Comment"].startswith("rule_train_") and Path(job["WorkDir"]) == workdir, job
-        # the smoke scale's request: 30 minutes, 4000 MB, 1 CPU, and no GPU (device cpu)
-        assert (job["TimeLimit"], job["MinMemoryNode"], job["NumCPUs"]) == ("00:30:00", "4000M", "1"), job
+        assert job["Comment"].startswith("rule_train_pack_seeds0to1") and Path(job["WorkDir"]) == workdir, job
+        # the smoke scale's request for a pack of 2: 30 minutes, 2 x 4000 MB, 1 CPU, no GPU (device cpu)
+        assert (job["TimeLimit"], job["MinMemoryNode"], job["NumCPUs"]) == ("00:30:00", "8000M", "1"), job
         assert "gpu" not in job["TRES"], job
         # the job's own log, written by Slurm, shows Snakemake running the rule as a job step
         assert Path(job["StdOut"]) == Path(log) and Path(log).is_relative_to(workdir / ".snakemake" / "slurm_logs")
         text = Path(log).read_text()
-        assert "--executor slurm-jobstep" in text and "rule train:" in text, text[-3000:]
+        assert "--executor slurm-jobstep" in text and "rule train_pack_seeds0to1:" in text, text[-3000:]
 
     for seed in range(SEEDS):
         assert (workdir / f"results/runs/me_igm/table1_qmix/matrix-me_igm/qmix/seed{seed}/final.json").is_file()

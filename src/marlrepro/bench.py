@@ -9,6 +9,8 @@
   the exact settings the workflow would give it (e.g. IGM-DA's appendix D), evaluation included;
   measured between the second and the last evaluation, so compilation is left out. Also the
   peak GPU memory, which decides how many runs can share a GPU.
+* ``anchor``: JaxMARL's own pure-JAX QMIX from a JaxMARL checkout, the anchor the ``train``
+  numbers are compared with (:mod:`marlrepro.bench_anchor`).
 * ``env``: pure-JAX env-steps/s of SMAX-family environments under a uniformly random policy over
   available actions (one compiled ``lax.scan``; no torch), e.g. the extended env against stock
   SMAX in the same process.
@@ -22,10 +24,12 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
+from marlrepro import bench_anchor
 from marlrepro.errors import ConfigError
 from marlrepro.io_utils import write_json
 
@@ -129,9 +133,13 @@ def bench_phases(config, pack_size: int, rollouts: int = 10, updates: int = 5) -
 
 
 def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: int,
-                      overrides: list[str], scale: str = "paper", device: str = "cuda") -> dict[str, Any]:
+                      overrides: list[str], scale: str = "paper", device: str = "cuda",
+                      pack_size: int = 1) -> dict[str, Any]:
     """Steady-state throughput of the ``env``/``algo`` run of ``config/<paper>.yaml``'s
-    ``experiment`` at ``scale``, cut to ``t_max`` steps (needs at least three evaluations)."""
+    ``experiment`` at ``scale``, cut to ``t_max`` steps (needs at least three evaluations), alone
+    or as a pack of ``pack_size`` seeds (``run.seed`` onwards): env-steps/s in total, between the pack's second
+    and last evaluations."""
+    import dataclasses
     from pathlib import Path
 
     import pandas as pd
@@ -144,7 +152,7 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
         resolve_env,
         scale_from_dict,
     )
-    from marlrepro.train import Trainer
+    from marlrepro.train import PackMember, Trainer
 
     scales = [path.stem for path in Path("config/scales").glob("*.yaml")]
     algos = {path.stem: read_settings(path) for path in Path("config/algos").glob("*.yaml")}
@@ -168,18 +176,23 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    with tempfile.TemporaryDirectory() as run_dir:
-        Trainer.solo(config, Path(run_dir)).run()
-        metrics = pd.read_parquet(Path(run_dir) / "metrics.parquet")
-    if len(metrics) < 3:
-        raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics)} evaluations; raise it to at "
+    with tempfile.TemporaryDirectory() as root:
+        seeds = range(config.run.seed, config.run.seed + pack_size)
+        members = [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
+                              Path(root) / f"seed{seed}") for seed in seeds]
+        Trainer(members).run()
+        metrics = [pd.read_parquet(m.run_dir / "metrics.parquet") for m in members]
+    if len(metrics[0]) < 3:
+        raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics[0])} evaluations; raise it to at "
                           f"least 2 x run.eval_interval ({config.run.eval_interval})")
-    first, last = metrics.iloc[1], metrics.iloc[-1]
-    seconds = last["wall_time_s"] - first["wall_time_s"]
+    steps = sum(m.iloc[-1]["t_env"] - m.iloc[1]["t_env"] for m in metrics)
+    updates = sum(m.iloc[-1]["update"] - m.iloc[1]["update"] for m in metrics)
+    seconds = metrics[0].iloc[-1]["wall_time_s"] - metrics[0].iloc[1]["wall_time_s"]  # the pack's clock
     return {"paper": paper, "experiment": experiment, "env": config.env.name, "algo": algo,
-            "buffer_dtype": config.learner.buffer_dtype, "env_steps": int(last["t_env"] - first["t_env"]),
-            "seconds": seconds, "env_steps_per_s": (last["t_env"] - first["t_env"]) / seconds,
-            "updates_per_s": (last["update"] - first["update"]) / seconds,
+            "pack_size": pack_size, "buffer_dtype": config.learner.buffer_dtype,
+            "cuda_graph": config.run.cuda_graph, "env_steps": int(steps), "seconds": seconds,
+            "env_steps_per_s": steps / seconds, "env_steps_per_s_per_run": steps / seconds / pack_size,
+            "updates_per_s": updates / seconds,
             "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
             "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
@@ -291,6 +304,8 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     run_parser.add_argument("--t-max", type=int, default=30_000)
     run_parser.add_argument("--scale", default="paper")
     run_parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
+    run_parser.add_argument("--pack-size", type=int, nargs="+", default=[1],
+                            help="seeds run.seed.. trained as one pack; one measurement each")
     run_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     run_parser.add_argument("--out", metavar="JSON", help="also write the results here")
     run_parser.set_defaults(handler=_run_bench)
@@ -304,6 +319,20 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                             help="also time JaxMARL's own stock SMAX API on this map ('' to skip)")
     env_parser.add_argument("--out", metavar="JSON", help="also write the results here")
     env_parser.set_defaults(handler=_run_bench)
+    anchor_parser = kinds.add_parser("anchor", help="JaxMARL's own pure-JAX QMIX, the anchor (needs a checkout)",
+                                     description=bench_anchor.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    anchor_parser.add_argument("--jaxmarl", required=True, metavar="DIR", help="root of a FLAIROx/JaxMARL checkout")
+    anchor_parser.add_argument("--map", default="3s5z")
+    anchor_parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4],
+                               help="seeds vmapped in one program; one measurement each")
+    anchor_parser.add_argument("--t-max", type=int, default=1_000_000, help="env steps per seed")
+    anchor_parser.add_argument("--pymarl-sized", action="store_true",
+                               help="set " + " ".join(bench_anchor.PYMARL_SIZED) + " (notes/smax.md)")
+    anchor_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                               help="a key of the script's config (YAML value)")
+    anchor_parser.add_argument("--out", metavar="JSON", help="also write the results here")
+    anchor_parser.set_defaults(handler=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -317,24 +346,33 @@ def _run_bench(args: argparse.Namespace) -> int:
             results += [bench_env(name, n, args.steps, args.device) for name in args.envs]
         _report(results, args.out)
         return 0
+    if args.kind == "anchor":
+        overrides = [*(bench_anchor.PYMARL_SIZED if args.pymarl_sized else ()), *args.overrides]
+        _report((bench_anchor.bench_anchor(args.jaxmarl, args.map, n, args.t_max, overrides) for n in args.seeds),
+                args.out)
+        return 0
     if args.kind == "run":
         paper, _, experiment = args.experiment.partition("/")
-        _report([bench_planned_run(paper, experiment, args.env, args.algo, args.t_max, args.overrides,
-                                   args.scale, args.device)], args.out)
+        _report((bench_planned_run(paper, experiment, args.env, args.algo, args.t_max, args.overrides,
+                                   args.scale, args.device, r) for r in args.pack_size), args.out)
         return 0
     config = load_config(args.config, args.overrides)
     if args.kind == "rollout":
-        results = [bench_rollout(config, n, max(args.episodes, n)) for n in args.num_envs]
+        results = (bench_rollout(config, n, max(args.episodes, n)) for n in args.num_envs)
     elif args.kind == "phases":
-        results = [bench_phases(load_config(args.config, args.overrides), r) for r in args.pack_size]
+        results = (bench_phases(load_config(args.config, args.overrides), r) for r in args.pack_size)
     else:
-        results = [bench_train(load_config(args.config, args.overrides), r) for r in args.pack_size]
+        results = (bench_train(load_config(args.config, args.overrides), r) for r in args.pack_size)
     _report(results, args.out)
     return 0
 
 
-def _report(results: list[dict[str, Any]], out: str | None) -> None:
+def _report(results: Iterable[dict[str, Any]], out: str | None) -> None:
+    """Print each row as soon as it is measured (a later measurement may fail: a pack refused by
+    the memory check), then write them all to ``out``."""
+    rows = []
     for row in results:
-        print(json.dumps(row))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     if out:
-        write_json(out, results)
+        write_json(out, rows)

@@ -169,6 +169,9 @@ class RunConfig:
     # fused: a whole episode batch per compiled JAX call (JAX backends); stepwise: a Python loop
     # over environment steps (any backend); auto: fused where the backend offers it.
     rollout: RolloutMode = "auto"
+    # CUDA only: capture the fixed-shape gradient step once as a CUDA graph and replay it
+    # (marlrepro.core.graphed); false runs it eagerly, kernel by kernel.
+    cuda_graph: bool = True
 
 
 @dataclass

@@ -55,6 +55,7 @@ from marlrepro import tracking
 from marlrepro.buffer import EpisodeBuffer, Episodes
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
 from marlrepro.config import TrainConfig, flatten, to_dict
+from marlrepro.core.graphed import GraphedStep
 from marlrepro.core.optim import build_optimizer, clip_grad_norm_per_run
 from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
@@ -79,7 +80,7 @@ BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
 GENERATOR_SEED_OFFSET = 0x5EED_0000
 
 # Keys that may differ between the first start and a resume of the same run.
-RESUME_FREE_KEYS = ("run.progress", "run.device", "tracking.")
+RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "tracking.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -228,6 +229,8 @@ class Trainer:
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
         self.optimizer = build_optimizer(self.learners.trainable, first.learner, lr)
         self._losses = self.learners.vmapped(_loss_terms)
+        graphed = self.device.type == "cuda" and first.run.cuda_graph
+        self._step = GraphedStep(self._gradient_step) if graphed else self._gradient_step
         self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
                                     getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
         acting = _child_name(template, template.acting_controller)
@@ -355,6 +358,16 @@ class Trainer:
         frame = pd.DataFrame(self.runs[r].progress.rows)
         atomic_write(self.runs[r].run_dir / "metrics.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
 
+    def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...];
+        returns every run's loss [R]. On CUDA it is replayed from a graph (:class:`GraphedStep`)."""
+        losses = self._losses(batch)
+        self.optimizer.zero_grad()
+        losses.sum().backward()
+        clip_grad_norm_per_run(self.learners.trainable, self.config.learner.grad_clip)
+        self.optimizer.step(mask)
+        return losses.detach()
+
     def _train_step(self, runs: list[bool]) -> None:
         """``updates_per_rollout`` gradient steps for the runs where ``runs`` holds; hard target
         updates every ``target_update_interval`` episodes of each run."""
@@ -363,12 +376,8 @@ class Trainer:
         generators = [run.generator for run in self.runs]
         for _ in range(cfg.updates_per_rollout):
             batch = self.buffer.sample(cfg.batch_size, generators, runs)
-            losses = self._losses(batch.tensors())
-            self.optimizer.zero_grad()
-            losses.sum().backward()
-            clip_grad_norm_per_run(self.learners.trainable, cfg.grad_clip)
-            self.optimizer.step(mask)
-            self.last_loss = torch.where(mask, losses.detach(), self.last_loss)
+            losses = self._step(batch.tensors(), mask)
+            self.last_loss = torch.where(mask, losses, self.last_loss)
             due = []
             for r, (run, updated) in enumerate(zip(self.runs, runs)):
                 run.progress.updates += updated

@@ -38,7 +38,8 @@ class Learner(nn.Module):
     * :meth:`eval_controllers`: the policies evaluated greedily, by metric prefix: ``test`` is the
       decentralised agents (the paper's metric); others (IGM-DA's experts) are extra columns;
     * :meth:`forward`: the loss of one batch of stored episodes (episode replay), as
-      :class:`LossTerms`; it must use no state outside its modules' parameters and buffers;
+      :class:`LossTerms`; it must use no state outside its modules' parameters and buffers, and
+      no host synchronisation (on CUDA it is replayed from a graph, :mod:`marlrepro.core.graphed`);
     * :attr:`target_pairs`: (target module, online module) names whose parameters the core
       hard-copies every ``learner.target_update_interval`` episodes;
     * :meth:`extra_outputs`: optional per-run files written when training ends.

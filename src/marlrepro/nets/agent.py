@@ -15,11 +15,13 @@ def gru_sequence(x: torch.Tensor, hidden: torch.Tensor, rnn: nn.GRU) -> torch.Te
     ``r = σ(W_ir x + b_ir + W_hr h + b_hr)``, ``z = σ(W_iz x + b_iz + W_hz h + b_hz)``,
     ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``, ``h' = (1 − z) ⊙ n + z ⊙ h``.
     """
-    gates_x = nn.functional.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0)  # [M, T, 3H]
+    # T tensors [M, 3H] by unbind, not by indexing gates_x[:, t] in the loop: the backward of an
+    # index fills a zero tensor of gates_x's whole size every step (T² work), unbind's stacks once.
+    gates_x = nn.functional.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0).unbind(dim=1)
     h = hidden[0]
     outputs = []
-    for t in range(x.shape[1]):
-        x_r, x_z, x_n = gates_x[:, t].chunk(3, dim=-1)
+    for x_t in gates_x:
+        x_r, x_z, x_n = x_t.chunk(3, dim=-1)
         h_r, h_z, h_n = nn.functional.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).chunk(3, dim=-1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)

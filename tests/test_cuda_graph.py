@@ -1,0 +1,72 @@
+"""The gradient step replayed from a CUDA graph equals the eager step (GPU only).
+
+Skipped without CUDA: the CPU suite pins the eager step (``test_pack.py``), and this file is run
+on the GPU machine (``docs/validation.md``, BENCHMARKS.md section 6)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from marlrepro.config import load_config
+from marlrepro.core.graphed import GraphedStep
+from marlrepro.core.optim import StackedAdam, clip_grad_norm_per_run
+from marlrepro.train import PackMember, train_pack
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+
+
+def test_a_graphed_step_equals_the_eager_step_and_leaves_masked_runs_alone():
+    torch.manual_seed(0)
+    runs, dim = 3, 16
+    weights = {mode: torch.randn(runs, dim, dim, device="cuda").requires_grad_() for mode in ("eager", "graph")}
+    weights["graph"].data.copy_(weights["eager"].data)
+    optimisers = {mode: StackedAdam([w], torch.full((runs,), 1e-2, device="cuda"), 1e-8)
+                  for mode, w in weights.items()}
+
+    def step_for(mode):
+        def step(batch, mask):
+            w, opt = weights[mode], optimisers[mode]
+            losses = (torch.bmm(batch["x"], w).tanh() - batch["y"]).pow(2).mean(dim=(1, 2))
+            opt.zero_grad()
+            losses.sum().backward()
+            clip_grad_norm_per_run([w], 0.5)
+            opt.step(mask)
+            return losses.detach()
+        return step
+
+    eager, graphed = step_for("eager"), GraphedStep(step_for("graph"))
+    for i in range(6):
+        batch = {"x": torch.randn(runs, 8, dim, device="cuda"), "y": torch.randn(runs, 8, dim, device="cuda")}
+        mask = torch.tensor([True, i % 2 == 0, False], device="cuda")
+        frozen = weights["graph"][2].detach().clone()
+        torch.testing.assert_close(graphed(batch, mask), eager(batch, mask))
+        torch.testing.assert_close(weights["graph"], weights["eager"])
+        assert torch.equal(weights["graph"][2], frozen)  # run 2 never updates
+    assert graphed.graph is not None
+    assert optimisers["graph"].steps.tolist() == [6.0, 3.0, 0.0]
+
+
+@pytest.mark.parametrize("algo", ["qmix", "qmix_da", "dmix"])
+def test_a_graphed_pack_trains_as_the_eager_pack(tmp_path, algo):
+    """Two seeds on the GPU, with and without the graph: the same weights after a few
+    updates, to float tolerance (atomic reductions make CUDA itself nondeterministic, and the
+    episodes that follow drift once a greedy action flips, so the run is kept short)."""
+    outputs = {}
+    for graph in (False, True):
+        members = [PackMember(load_config([f"config/algos/{algo}.yaml"], [
+            "env.name=smax:3m", "env.num_envs=4", "run.t_max=300", "run.eval_interval=100000",
+            "run.eval_episodes=4", "run.device=cuda", "run.progress=false", "learner.batch_size=4",
+            "learner.updates_per_rollout=3", "run.checkpoint_interval=1000", "tracking.uri=",
+            f"run.seed={s}", f"run.cuda_graph={str(graph).lower()}"]), tmp_path / f"{graph}" / f"s{s}")
+            for s in (0, 1)]
+        train_pack(members)
+        outputs[graph] = [json.loads((m.run_dir / "final.json").read_text())["updates"] for m in members]
+        outputs[graph, "weights"] = [torch.load(m.run_dir / "checkpoint/state.pt", weights_only=False)["learner"]
+                                     for m in members]
+    assert outputs[False] == outputs[True] and min(outputs[True]) > 0
+    for eager, graphed in zip(outputs[False, "weights"], outputs[True, "weights"]):
+        for name, value in eager.items():
+            torch.testing.assert_close(graphed[name], value, rtol=1e-4, atol=1e-5, msg=name)
