@@ -55,3 +55,34 @@ def test_bench_run_names_the_valid_choices(args, words, capsys):
     assert main(["bench", "run", *args, "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert all(word in err for word in words), err
+
+
+def test_bench_run_times_a_pack_of_seeds_as_one_row_per_pack_size(tmp_path):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "run", "me_igm/table1_qmix", "--env", "matrix:me_igm", "--algo", "qmix",
+                 "--device", "cpu", "--t-max", "600", "--set", "run.eval_interval=200", "--set", "run.eval_episodes=8",
+                 "--set", "run.progress=false", "--pack-size", "1", "2", "--out", str(out)])
+    assert code == 0
+    alone, pack = json.loads(out.read_text())
+    assert (alone["pack_size"], pack["pack_size"]) == (1, 2)
+    assert pack["env_steps"] == 2 * alone["env_steps"]  # the same seed-0 run, and seed 1 beside it
+    assert pack["env_steps_per_s_per_run"] == pytest.approx(pack["env_steps_per_s"] / 2)
+
+
+def test_bench_anchor_without_a_jaxmarl_checkout_says_what_to_give(tmp_path, capsys):
+    assert main(["bench", "anchor", "--jaxmarl", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "baselines/QLearning/qmix_rnn.py" in err and "FLAIROx/JaxMARL checkout" in err
+
+
+def test_bench_anchor_settings_are_the_scripts_own_with_the_overrides(tmp_path):
+    from marlrepro.bench_anchor import ALG_CONFIG, PYMARL_SIZED, anchor_config
+    from marlrepro.errors import ConfigError
+
+    (tmp_path / ALG_CONFIG).parent.mkdir(parents=True)
+    (tmp_path / ALG_CONFIG).write_text('"NUM_ENVS": 16\n"HIDDEN_SIZE": 512\n"LR": 0.00005\n"ENV_KWARGS": {}\n')
+    config = anchor_config(tmp_path, "3s5z", 1000, [*PYMARL_SIZED, "LR=0.001"])
+    assert (config["NUM_ENVS"], config["HIDDEN_SIZE"], config["NUM_EPOCHS"], config["LR"]) == (8, 64, 1, 0.001)
+    assert (config["MAP_NAME"], config["TOTAL_TIMESTEPS"], config["TEST_DURING_TRAINING"]) == ("3s5z", 1000, False)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        anchor_config(tmp_path, "3s5z", 1000, ["LR"])
