@@ -34,3 +34,40 @@ def test_inputs_carry_last_action_and_agent_id():
     assert x[0, 0, 0, 1:4].sum() == 0  # no previous action
     assert x[0, 0, 1, 1:4].tolist() == [0, 0, 1]
     assert x[0, 0, :, 4:].tolist() == [[1, 0], [0, 1]]
+
+
+def _backward_nodes(tensor: torch.Tensor) -> list[str]:
+    """The names of every autograd node behind ``tensor``."""
+    seen, stack, names = set(), [tensor.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        stack += [child for child, _ in node.next_functions]
+    return names
+
+
+def test_the_unrolled_gru_equals_torchs_and_reads_each_step_once():
+    """``gru_sequence`` gives ``nn.GRU``'s outputs and gradients, and takes each step's input gates
+    by one ``unbind``: no per-step indexing of the whole gate tensor, whose backward would fill a
+    zero tensor of its full size at every step (BENCHMARKS.md section 6)."""
+    from torch import nn
+
+    from marlrepro.nets.agent import gru_sequence
+
+    torch.manual_seed(0)
+    rnn = nn.GRU(6, 5, batch_first=True)
+    x = torch.randn(4, 7, 6, requires_grad=True)
+    h0 = torch.randn(1, 4, 5)
+    ours, ours_h = gru_sequence(x, h0, rnn)
+    theirs, theirs_h = rnn(x, h0)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(ours_h, theirs_h)
+    (grad_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    (grad_theirs,) = torch.autograd.grad(theirs.square().sum(), x)
+    torch.testing.assert_close(grad_ours, grad_theirs)
+    nodes = _backward_nodes(ours)
+    assert nodes.count("UnbindBackward0") == 1
+    assert not {"SelectBackward0", "SliceBackward0", "IndexBackward0", "AsStridedBackward0"} & set(nodes)
