@@ -36,12 +36,12 @@ BOOL_BYTES, INT64_BYTES, FLOAT32_BYTES = 1, 8, 4
 
 # The estimate of a run's memory beside its replay buffer (run_overhead_bytes): a fixed part for
 # the networks, their target copies, the optimiser state and the caching allocator's rounding, and
-# BATCH_COPIES sampled batches in float32 (the gathered batch, its float32 copy, and the
-# activations an update keeps for the backward pass). BENCHMARKS.md §4's MMM2 qmix-DA rows (peak
-# 27.9 GB with a float32 buffer, 14.3 GB with float16) put a run's peak beyond its buffer near
-# 0.5 GB; this estimate gives 0.9 GB for that run.
+# BATCH_COPIES sampled batches in float32 (the gathered batch, its float32 copy, the CUDA graph's
+# static copy of it (core/graphed.py), and the activations an update keeps for the backward
+# pass). BENCHMARKS.md §4's MMM2 qmix-DA rows (peak 27.9 GB with a float32 buffer, 14.3 GB with
+# float16) put a run's peak beyond its buffer near 0.5 GB; this estimate gives 1.0 GB for that run.
 RUN_FIXED_BYTES = 512 * 2**20
-BATCH_COPIES = 4
+BATCH_COPIES = 5
 # The share of the free memory a pack may plan to fill: the allocator fragments, and the JAX
 # environments allocate beside torch.
 USABLE_FRACTION = 0.9
