@@ -17,15 +17,16 @@ def gru_sequence(x: torch.Tensor, hidden: torch.Tensor, rnn: nn.GRU) -> torch.Te
     """
     # T tensors [M, 3H] by unbind, not by indexing gates_x[:, t] in the loop: the backward of an
     # index fills a zero tensor of gates_x's whole size every step (T² work), unbind's stacks once.
+    # The r and z gates (the first 2H columns, torch's gate order) take one add and one sigmoid
+    # over [M, 2H] instead of two each: the same values, elementwise, in fewer kernels.
     gates_x = nn.functional.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0).unbind(dim=1)
     h = hidden[0]
+    width = h.shape[-1]
     outputs = []
     for x_t in gates_x:
-        x_r, x_z, x_n = x_t.chunk(3, dim=-1)
-        h_r, h_z, h_n = nn.functional.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).chunk(3, dim=-1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
+        gates_h = nn.functional.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)
+        r, z = torch.sigmoid(x_t[..., : 2 * width] + gates_h[..., : 2 * width]).chunk(2, dim=-1)
+        n = torch.tanh(x_t[..., 2 * width:] + r * gates_h[..., 2 * width:])
         h = (1 - z) * n + z * h
         outputs.append(h)
     return torch.stack(outputs, dim=1), h.unsqueeze(0)
