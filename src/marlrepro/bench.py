@@ -20,11 +20,13 @@ Results are printed and, with ``--out``, written as JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import tempfile
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,21 +70,25 @@ def bench_rollout(config, num_envs: int, episodes: int) -> dict[str, Any]:
             "env_steps_per_s": steps / seconds, "device": str(device)}
 
 
+def _seed_pack(config, root: str, seeds: Iterable[int]) -> list:
+    """The members of a pack of ``config``'s run at each of ``seeds``, in ``root/seed<k>``."""
+    from marlrepro.pack_plan import PackMember
+
+    return [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
+                       Path(root) / f"seed{seed}") for seed in seeds]
+
+
 def bench_train(config, pack_size: int = 1) -> dict[str, Any]:
     """End-to-end training throughput of a pack of ``pack_size`` runs (seeds 0..R−1) at
     ``config``'s settings, evaluation off: env-steps/s and updates/s in total and per run."""
-    import dataclasses
-    from pathlib import Path
-
-    from marlrepro.train import PackMember, Trainer
+    from marlrepro.train import Trainer
 
     config.run.eval_interval = config.run.t_max * 10
     config.run.eval_episodes = config.env.num_envs
     config.run.checkpoint_interval = 10**9
     config.tracking.uri = ""
     with tempfile.TemporaryDirectory() as root:
-        members = [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
-                              Path(root) / f"seed{seed}") for seed in range(pack_size)]
+        members = _seed_pack(config, root, range(pack_size))
         trainer = Trainer(members)
         start = time.perf_counter()
         finals = trainer.run()
@@ -99,15 +105,11 @@ def bench_phases(config, pack_size: int, rollouts: int = 10, updates: int = 5) -
     """The two phases of a pack of ``pack_size`` runs timed apart: one rollout (8 episodes per run
     at pymarl2's settings) and one update of all runs, each averaged after warm-up (the buffers
     are first filled to a batch)."""
-    import dataclasses
-    from pathlib import Path
-
-    from marlrepro.train import PackMember, Trainer
+    from marlrepro.train import Trainer
 
     config.tracking.uri = ""
     with tempfile.TemporaryDirectory() as root:
-        members = [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
-                              Path(root) / f"seed{seed}") for seed in range(pack_size)]
+        members = _seed_pack(config, root, range(pack_size))
         trainer = Trainer(members)
         device, runs = trainer.device, list(range(pack_size))
         generators, active = [run.generator for run in trainer.runs], [True] * pack_size
@@ -137,11 +139,8 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
                       pack_size: int = 1) -> dict[str, Any]:
     """Steady-state throughput of the ``env``/``algo`` run of ``config/<paper>.yaml``'s
     ``experiment`` at ``scale``, cut to ``t_max`` steps (needs at least three evaluations), alone
-    or as a pack of ``pack_size`` seeds (``run.seed`` onwards): env-steps/s in total, between the pack's second
-    and last evaluations."""
-    import dataclasses
-    from pathlib import Path
-
+    or as a pack of ``pack_size`` seeds (``run.seed`` onwards): env-steps/s in total, between the
+    pack's second and last evaluations."""
     import pandas as pd
 
     from marlrepro.config import load_config, read_settings
@@ -152,7 +151,7 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
         resolve_env,
         scale_from_dict,
     )
-    from marlrepro.train import PackMember, Trainer
+    from marlrepro.train import Trainer
 
     scales = [path.stem for path in Path("config/scales").glob("*.yaml")]
     algos = {path.stem: read_settings(path) for path in Path("config/algos").glob("*.yaml")}
@@ -177,9 +176,7 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as root:
-        seeds = range(config.run.seed, config.run.seed + pack_size)
-        members = [PackMember(dataclasses.replace(config, run=dataclasses.replace(config.run, seed=seed)),
-                              Path(root) / f"seed{seed}") for seed in seeds]
+        members = _seed_pack(config, root, range(config.run.seed, config.run.seed + pack_size))
         Trainer(members).run()
         metrics = [pd.read_parquet(m.run_dir / "metrics.parquet") for m in members]
     if len(metrics[0]) < 3:
