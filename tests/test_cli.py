@@ -86,3 +86,15 @@ def test_bench_anchor_settings_are_the_scripts_own_with_the_overrides(tmp_path):
     assert (config["MAP_NAME"], config["TOTAL_TIMESTEPS"], config["TEST_DURING_TRAINING"]) == ("3s5z", 1000, False)
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         anchor_config(tmp_path, "3s5z", 1000, ["LR"])
+    with pytest.raises(ConfigError, match="no baselines/QLearning/config/alg/ql_rnn_smax.yaml there"):
+        anchor_config(tmp_path / "elsewhere", "3s5z", 1000, [])
+
+
+def test_bench_anchor_names_a_package_its_script_needs(tmp_path, capsys):
+    from marlrepro.bench_anchor import SCRIPT
+
+    (tmp_path / SCRIPT).parent.mkdir(parents=True)
+    (tmp_path / SCRIPT).write_text("import no_such_package_for_marlrepro\n")
+    assert main(["bench", "anchor", "--jaxmarl", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'no_such_package_for_marlrepro', which is not installed" in err and "pip install" in err

@@ -339,7 +339,8 @@ def test_a_pack_killed_at_a_phase_boundary_finishes_on_rerun(tmp_path, uninterru
     alone, packed = (json.loads((d / "final.json").read_text()) for d in (uninterrupted, workdir / RUN_DIR))
     assert packed.pop("pack_size") == 2 and alone.pop("pack_size") == 1
     for key in WALL_CLOCK:
-        packed.pop(key), alone.pop(key)
+        packed.pop(key)
+        alone.pop(key)
     assert [k for k in alone if not nested_close(packed[k], alone[k])] == []
 
 

@@ -54,11 +54,19 @@ def load_anchor(repo: Path) -> types.ModuleType:
     _stand_ins()
     spec = importlib.util.spec_from_file_location("jaxmarl_qmix_rnn", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as error:
+        raise ConfigError(f"bench anchor: {path} imports {error.name!r}, which is not installed here "
+                          f"(`pip install {error.name}`; the anchor needs flashbax beside jaxmarl)") from error
     return module
 
 
 def anchor_config(repo: Path, scenario: str, total_timesteps: int, overrides: list[str]) -> dict[str, Any]:
+    """The script's own SMAX settings (``ALG_CONFIG``) for ``scenario``, with ``overrides``."""
+    if not (repo / ALG_CONFIG).is_file():
+        raise ConfigError(f"bench anchor: --jaxmarl {repo}: no {ALG_CONFIG} there; give the root of a "
+                          "FLAIROx/JaxMARL checkout")
     config = yaml.safe_load((repo / ALG_CONFIG).read_text())
     config.update({"MAP_NAME": scenario, "TOTAL_TIMESTEPS": total_timesteps, "TEST_DURING_TRAINING": False,
                    "WANDB_MODE": "disabled", "SEED": 0})
