@@ -44,7 +44,7 @@ def test_bench_run_measures_a_planned_run_at_its_paper_settings(tmp_path):
     assert code == 0
     [row] = json.loads(out.read_text())
     assert row["env"] == "matrix:me_igm" and row["algo"] == "qmix" and row["device"] == "cpu"
-    assert row["env_steps"] >= 200 and row["env_steps_per_s"] > 0 and row["updates_per_s"] > 0
+    assert row["steady_env_steps"] >= 200 and row["env_steps_per_s"] > 0 and row["updates_per_s"] > 0
 
 
 @pytest.mark.parametrize("args, words", [
@@ -65,8 +65,22 @@ def test_bench_run_times_a_pack_of_seeds_as_one_row_per_pack_size(tmp_path):
     assert code == 0
     alone, pack = json.loads(out.read_text())
     assert (alone["pack_size"], pack["pack_size"]) == (1, 2)
-    assert pack["env_steps"] == 2 * alone["env_steps"]  # the same seed-0 run, and seed 1 beside it
+    assert pack["steady_env_steps"] == 2 * alone["steady_env_steps"]  # the same seed-0 run, and seed 1 beside it
     assert pack["env_steps_per_s_per_run"] == pytest.approx(pack["env_steps_per_s"] / 2)
+
+
+def test_bench_train_leaves_the_start_up_out_of_its_steady_rate(tmp_path):
+    """The steady rate spans the second to the last of eight evaluations (as the anchor's leaves
+    its compilation out); the end-to-end rate counts every step from the start."""
+    out = tmp_path / "bench.json"
+    code = main(["bench", "train", "--set", "env.name=matrix:me_igm", "--set", "run.device=cpu",
+                 "--set", "run.t_max=800", "--set", "env.num_envs=8", "--set", "run.progress=false",
+                 "--pack-size", "2", "--out", str(out)])
+    assert code == 0
+    [row] = json.loads(out.read_text())
+    assert row["env_steps"] == 2 * 800 and 0 < row["steady_env_steps"] < row["env_steps"]
+    assert row["steady_env_steps"] == pytest.approx(row["env_steps_per_s"] * row["steady_seconds"])
+    assert row["env_steps_per_s_with_startup"] == pytest.approx(row["env_steps"] / row["seconds"])
 
 
 def test_bench_anchor_without_a_jaxmarl_checkout_says_what_to_give(tmp_path, capsys):

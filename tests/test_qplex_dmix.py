@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from marlrepro.config import MixerConfig
+from marlrepro.envs.matrix import PAYOFFS
 from marlrepro.learners.quantile import quantile_huber_loss
 from marlrepro.nets.dmix import DMixer
 from marlrepro.nets.iqn_agent import IQNRNNAgent
+from marlrepro.nets.mixers import QMixer
 from marlrepro.nets.qplex import QPLEXMixer
 
 N_AGENTS, N_ACTIONS, STATE_DIM = 3, 4, 5
@@ -126,6 +128,50 @@ def test_qplex_stop_gradient_sends_w_to_the_agents():
     assert torch.allclose(chosen.grad, w, atol=1e-6)
     assert max_q.grad is None or (max_q.grad == 0).all()
     assert all(p.grad is not None for p in mixer.action_heads.parameters())  # λ still learns
+
+
+ME_IGM_PAYOFF = torch.tensor(PAYOFFS["me_igm"])
+
+
+def _fit_payoff(mixer: torch.nn.Module, seed: int, steps: int = 2000) -> torch.Tensor:
+    """Regress ``Q_tot`` of every joint action of the 2-agent, 3-action ME-IGM game onto its
+    payoff (MSE, Adam on the mixer's weights) with the agents' utilities held at
+    ``Q_i = (4, 0, 0)`` (both greedy at A) and a constant state: the fitted ``Q_tot`` [3, 3]."""
+    torch.manual_seed(seed)
+    utilities = torch.tensor([[4.0, 0.0, 0.0], [4.0, 0.0, 0.0]])
+    joint = torch.cartesian_prod(torch.arange(3), torch.arange(3)).unsqueeze(1)  # [9, 1, 2]
+    chosen = utilities[torch.arange(2), joint]  # [9, 1, 2]
+    states = torch.ones(9, 1, STATE_DIM)
+    target = ME_IGM_PAYOFF.flatten()
+    optimiser = torch.optim.Adam(mixer.parameters(), lr=1e-2)
+    for _ in range(steps):
+        if isinstance(mixer, QPLEXMixer):
+            q_tot = mixer(chosen, states, joint, utilities.max(-1).values.expand(9, 1, 2))
+        else:
+            q_tot = mixer(chosen, states)
+        loss = (q_tot.flatten() - target).pow(2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return q_tot.detach().view(3, 3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_qplex_represents_the_non_monotonic_me_igm_payoff_where_qmix_cannot(seed):
+    """QPLEX's claim (its §3: the duplex-dueling mixer spans every IGM-consistent Q_tot): with the
+    agents greedy at the optimum (A, A), QPLEX's mixer fits the ME-IGM payoff in every cell
+    (within 0.5 where the payoffs differ by 8 to 20). QMIX's cannot: Q_tot is monotone in each
+    Q_i, so Q_tot(A, B) ≥ Q_tot(B, B) where the payoff wants -12 against 0, and some cell stays at
+    least 5 off.
+
+    The advantage's stop-gradient (pymarl2's ``is_stop_gradient``) is off here: with it, ``w_i``
+    learns only through ``Σ_i Q'_i`` and this fit collapsed to a constant Q_tot. Whether RL finds
+    the optimum, with the utilities learned too, depends on the seed (docs/validation.md)."""
+    fitted = _fit_payoff(QPLEXMixer(2, 3, STATE_DIM, MixerConfig(), stop_gradient=False), seed)
+    assert torch.allclose(fitted, ME_IGM_PAYOFF, atol=0.5), fitted
+    fitted = _fit_payoff(QMixer(2, STATE_DIM, MixerConfig()), seed)
+    assert (fitted - ME_IGM_PAYOFF).abs().max() > 5.0, fitted
+    assert fitted[0, 1] >= fitted[1, 1] - 1e-4  # monotone: A's Q_1 is higher, so is Q_tot
 
 
 def _dmixer(seed: int) -> DMixer:

@@ -2,8 +2,9 @@
 
 * ``rollout``: env-steps/s of the batched environment with the recurrent agent acting
   (epsilon-greedy), for several numbers of parallel environments.
-* ``train``: end-to-end training env-steps/s and updates/s of one run or of packs of runs
-  (``--pack-size 1 4 16``; rollouts, replay and gradient updates), with evaluation off.
+* ``train``: training env-steps/s and updates/s of one run or of packs of runs
+  (``--pack-size 1 4 16``; rollouts, replay and gradient updates) at steady state, compilation
+  excluded like the anchor's, and end to end; evaluation is one rollout every eighth of the run.
 * ``phases``: a pack's rollout and update timed apart, to see which bounds it.
 * ``run``: steady-state env-steps/s and updates/s of one run of a paper experiment, trained with
   the exact settings the workflow would give it (e.g. IGM-DA's appendix D), evaluation included;
@@ -79,11 +80,16 @@ def _seed_pack(config, root: str, seeds: Iterable[int]) -> list:
 
 
 def bench_train(config, pack_size: int = 1) -> dict[str, Any]:
-    """End-to-end training throughput of a pack of ``pack_size`` runs (seeds 0..R−1) at
-    ``config``'s settings, evaluation off: env-steps/s and updates/s in total and per run."""
+    """Training throughput of a pack of ``pack_size`` runs (seeds 0..R−1) at ``config``'s
+    settings: env-steps/s and updates/s in total and per run, at steady state (between the second
+    and the last of eight one-rollout evaluations, so compilation and the first fills are left out,
+    as :func:`marlrepro.bench_anchor.bench_anchor` leaves out the anchor's compilation), and
+    end to end (start-up included)."""
+    import pandas as pd
+
     from marlrepro.train import Trainer
 
-    config.run.eval_interval = config.run.t_max * 10
+    config.run.eval_interval = max(config.run.t_max // 8, 1)
     config.run.eval_episodes = config.env.num_envs
     config.run.checkpoint_interval = 10**9
     config.tracking.uri = ""
@@ -93,12 +99,27 @@ def bench_train(config, pack_size: int = 1) -> dict[str, Any]:
         start = time.perf_counter()
         finals = trainer.run()
         seconds = time.perf_counter() - start
+        metrics = [pd.read_parquet(m.run_dir / "metrics.parquet") for m in members]
     steps, updates = sum(f["t_env"] for f in finals), sum(f["updates"] for f in finals)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     return {"env": config.env.name, "algo": config.algo, "num_envs": config.env.num_envs,
-            "pack_size": pack_size, "env_steps": steps, "updates": updates, "seconds": seconds,
-            "env_steps_per_s": steps / seconds, "env_steps_per_s_per_run": steps / seconds / pack_size,
-            "updates_per_s": updates / seconds, "peak_gpu_gib": peak, "device": finals[0]["device"]}
+            "pack_size": pack_size, **_steady_state(metrics), "env_steps": steps, "updates": updates,
+            "seconds": seconds, "env_steps_per_s_with_startup": steps / seconds,
+            "peak_gpu_gib": peak, "device": finals[0]["device"]}
+
+
+def _steady_state(metrics: list) -> dict[str, float]:
+    """Env-steps/s (in total and per run) and updates/s of a pack between its second and its
+    last evaluation, from the runs' ``metrics.parquet`` frames (the pack shares one clock)."""
+    if len(metrics[0]) < 3:
+        raise ConfigError(f"bench: {len(metrics[0])} evaluations; a steady-state rate needs at least three "
+                          "(raise the run's t_max to at least 2 x run.eval_interval)")
+    steps = sum(m.iloc[-1]["t_env"] - m.iloc[1]["t_env"] for m in metrics)
+    updates = sum(m.iloc[-1]["update"] - m.iloc[1]["update"] for m in metrics)
+    seconds = metrics[0].iloc[-1]["wall_time_s"] - metrics[0].iloc[1]["wall_time_s"]
+    return {"steady_env_steps": int(steps), "steady_seconds": float(seconds),
+            "env_steps_per_s": steps / seconds, "env_steps_per_s_per_run": steps / seconds / len(metrics),
+            "updates_per_s": updates / seconds}
 
 
 def bench_phases(config, pack_size: int, rollouts: int = 10, updates: int = 5) -> dict[str, Any]:
@@ -182,14 +203,9 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
     if len(metrics[0]) < 3:
         raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics[0])} evaluations; raise it to at "
                           f"least 2 x run.eval_interval ({config.run.eval_interval})")
-    steps = sum(m.iloc[-1]["t_env"] - m.iloc[1]["t_env"] for m in metrics)
-    updates = sum(m.iloc[-1]["update"] - m.iloc[1]["update"] for m in metrics)
-    seconds = metrics[0].iloc[-1]["wall_time_s"] - metrics[0].iloc[1]["wall_time_s"]  # the pack's clock
     return {"paper": paper, "experiment": experiment, "env": config.env.name, "algo": algo,
             "pack_size": pack_size, "buffer_dtype": config.learner.buffer_dtype,
-            "cuda_graph": config.run.cuda_graph, "env_steps": int(steps), "seconds": seconds,
-            "env_steps_per_s": steps / seconds, "env_steps_per_s_per_run": steps / seconds / pack_size,
-            "updates_per_s": updates / seconds,
+            "cuda_graph": config.run.cuda_graph, **_steady_state(metrics),
             "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
             "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
@@ -280,7 +296,7 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     for name, help_text in (("rollout", "env-steps/s with the agent acting"),
-                            ("train", "end-to-end training env-steps/s and updates/s"),
+                            ("train", "training env-steps/s and updates/s (steady state, and end to end)"),
                             ("phases", "a pack's rollout and update timed apart")):
         sub = kinds.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", action="append", default=[], metavar="YAML")
