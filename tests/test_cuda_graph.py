@@ -18,7 +18,7 @@ from marlrepro.train import PackMember, train_pack
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
 
-def test_a_graphed_step_equals_the_eager_step_and_leaves_masked_runs_alone():
+def test_graphed_steps_of_several_shapes_equal_the_eager_step_and_leave_masked_runs_alone():
     torch.manual_seed(0)
     runs, dim = 3, 16
     weights = {mode: torch.randn(runs, dim, dim, device="cuda").requires_grad_() for mode in ("eager", "graph")}
@@ -39,13 +39,14 @@ def test_a_graphed_step_equals_the_eager_step_and_leaves_masked_runs_alone():
 
     eager, graphed = step_for("eager"), GraphedStep(step_for("graph"))
     for i in range(6):
-        batch = {"x": torch.randn(runs, 8, dim, device="cuda"), "y": torch.randn(runs, 8, dim, device="cuda")}
+        rows = (8, 5, 8, 5, 3, 8)[i]  # three batch lengths: three graphs, each replayed in turn
+        batch = {"x": torch.randn(runs, rows, dim, device="cuda"), "y": torch.randn(runs, rows, dim, device="cuda")}
         mask = torch.tensor([True, i % 2 == 0, False], device="cuda")
         frozen = weights["graph"][2].detach().clone()
         torch.testing.assert_close(graphed(batch, mask), eager(batch, mask))
         torch.testing.assert_close(weights["graph"], weights["eager"])
         assert torch.equal(weights["graph"][2], frozen)  # run 2 never updates
-    assert graphed.graph is not None
+    assert len(graphed.graphs) == 3 and not graphed.eager
     assert optimisers["graph"].steps.tolist() == [6.0, 3.0, 0.0]
 
 

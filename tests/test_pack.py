@@ -199,3 +199,64 @@ def test_a_gradient_step_with_every_run_masked_out_changes_nothing(tmp_path, alg
             assert torch.equal(state[key], value), key
     assert torch.equal(trainer.optimizer.steps, before[2])
     assert trainer.optimizer.steps.tolist() == [1.0, 0.0]
+
+
+def test_length_buckets_are_evenly_spaced_up_to_the_episode_limit():
+    from marlrepro.train import length_buckets, padded_length
+
+    assert length_buckets(100, 4) == [25, 50, 75, 100]
+    assert length_buckets(61, 4) == [16, 31, 46, 61]
+    assert length_buckets(3, 8) == [1, 2, 3]  # more buckets than steps: one per step
+    assert length_buckets(100, 1) == [100]
+    assert [padded_length(n, [25, 50, 75, 100]) for n in (1, 25, 26, 99, 100)] == [25, 25, 50, 100, 100]
+
+
+@pytest.mark.parametrize(("algo", "extra"), [("qmix", ["learner.td_lambda=0.6"]), ("qmix_da", []), ("qplex", [])])
+def test_a_batch_cut_to_its_longest_episode_gives_the_same_losses_and_gradients(algo, extra):
+    """pymarl's ``max_t_filled`` cut: the steps after every episode's end are masked (and the
+    TD(λ) recursion is zero there), so the pack's losses and gradients on the cut batch equal
+    those on the batch padded to the episode limit, to float rounding (the sums run over fewer
+    zeros, in another order). DMIX is not among these: it draws its quantile fractions per
+    step, so a shorter batch draws other ones (the same distribution, other numbers)."""
+    trainer = Trainer([PackMember(_config(algo, s, *extra), Path(f"/nonexistent/seed{s}")) for s in (0, 1)])
+    runs, generators = [0, 1], [run.generator for run in trainer.runs]
+    while not all(trainer.buffer.can_sample(8)):
+        episodes, _ = trainer.runner.run([1.0, 1.0], [True, True], generators)
+        trainer.buffer.insert(episodes, runs)
+    full = trainer.buffer.sample(8, generators, [True, True])
+    longest = full.max_length()
+    limit = trainer.spec.episode_limit
+    assert longest < limit  # random play on 3m ends every episode early: the cut is real
+    assert full.filled[..., longest:].sum() == 0 and full.filled[..., longest - 1].sum() > 0
+    results = []
+    for batch in (full, full.trim(longest)):
+        trainer.optimizer.zero_grad()
+        losses = trainer._losses(batch.tensors())
+        losses.sum().backward()
+        results.append((losses.detach(), [p.grad.clone() for p in trainer.learners.trainable]))
+    (full_losses, full_grads), (cut_losses, cut_grads) = results
+    assert full.trim(longest).actions.shape[2] == longest < full.actions.shape[2]
+    torch.testing.assert_close(cut_losses, full_losses, rtol=1e-5, atol=1e-7)
+    for cut, padded in zip(cut_grads, full_grads):
+        torch.testing.assert_close(cut, padded, rtol=1e-4, atol=1e-6)
+
+
+def test_the_update_sees_batches_cut_to_a_bucket_length(tmp_path):
+    """With ``run.length_buckets: 4`` every update's batch is cut to the shortest of the four
+    lengths that holds its longest episode (the same for all runs of the pack)."""
+    from marlrepro.train import length_buckets
+
+    trainer = Trainer([PackMember(_config("qmix", s, "run.length_buckets=4", "run.t_max=400"), tmp_path / f"s{s}")
+                       for s in (0, 1)])
+    seen, step = [], trainer._step
+
+    def spy(batch, mask):
+        seen.append((batch["actions"].shape[2], int(batch["filled"].sum(dim=-1).max())))
+        return step(batch, mask)
+
+    trainer._step = spy
+    trainer.run()
+    buckets = length_buckets(trainer.spec.episode_limit, 4)
+    assert seen and all(t in buckets and t >= longest > (buckets[buckets.index(t) - 1] if t != buckets[0] else 0)
+                        for t, longest in seen), seen
+    assert min(t for t, _ in seen) < trainer.spec.episode_limit

@@ -61,13 +61,15 @@ class Episodes:
                            for name, value in self.tensors().items()})
 
     def trim(self, steps: int) -> Episodes:
-        """Keep the first ``steps`` transitions (and ``steps + 1`` observations)."""
-        return Episodes(**{name: value[:, : steps + 1 if name in _PER_OBSERVATION else steps]
+        """Keep the first ``steps`` transitions (and ``steps + 1`` observations); the time axis
+        is the last of ``filled``, so this serves a batch [B, T] and a pack's [R, B, T] alike."""
+        time = self.filled.dim() - 1
+        return Episodes(**{name: value.narrow(time, 0, steps + 1 if name in _PER_OBSERVATION else steps)
                            for name, value in self.tensors().items()})
 
     def max_length(self) -> int:
-        """Length of the longest episode in the batch (one host sync)."""
-        return int(self.filled.sum(dim=1).max().item())
+        """Length of the longest episode in the batch (one host synchronisation)."""
+        return int(self.filled.sum(dim=-1).max())
 
 
 _PER_OBSERVATION = ("obs", "state", "avail_actions", "full_obs")

@@ -172,6 +172,10 @@ class RunConfig:
     # CUDA only: capture the fixed-shape gradient step once as a CUDA graph and replay it
     # (marlrepro.core.graphed); false runs it eagerly, kernel by kernel.
     cuda_graph: bool = True
+    # a sampled batch is cut to its longest episode (pymarl's ``max_t_filled``), rounded up to one
+    # of this many lengths evenly spaced up to the episode limit (each a CUDA graph of its own);
+    # 1 keeps every batch padded to the episode limit.
+    length_buckets: int = 1
 
 
 @dataclass
@@ -353,6 +357,7 @@ def check_config(config: TrainConfig) -> None:
         "run.t_max": config.run.t_max,
         "run.eval_interval": config.run.eval_interval,
         "run.checkpoint_interval": config.run.checkpoint_interval,
+        "run.length_buckets": config.run.length_buckets,
     }
     for key, value in positive.items():
         if value < 1:

@@ -80,7 +80,7 @@ BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
 GENERATOR_SEED_OFFSET = 0x5EED_0000
 
 # Keys that may differ between the first start and a resume of the same run.
-RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "tracking.")
+RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "run.length_buckets", "tracking.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -231,6 +231,7 @@ class Trainer:
         self._losses = self.learners.vmapped(_loss_terms)
         graphed = self.device.type == "cuda" and first.run.cuda_graph
         self._step = GraphedStep(self._gradient_step) if graphed else self._gradient_step
+        self.padded_lengths = length_buckets(self.envs[0].spec.episode_limit, first.run.length_buckets)
         self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
                                     getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
         acting = _child_name(template, template.acting_controller)
@@ -376,6 +377,8 @@ class Trainer:
         generators = [run.generator for run in self.runs]
         for _ in range(cfg.updates_per_rollout):
             batch = self.buffer.sample(cfg.batch_size, generators, runs)
+            if len(self.padded_lengths) > 1:
+                batch = batch.trim(padded_length(batch.max_length(), self.padded_lengths))
             losses = self._step(batch.tensors(), mask)
             self.last_loss = torch.where(mask, losses, self.last_loss)
             due = []
@@ -517,6 +520,22 @@ class Trainer:
         maybe_crash("after_final")
         run.final = final
         tracking.log_run_or_defer(cfg.tracking.uri, run.run_dir)
+
+
+def length_buckets(episode_limit: int, buckets: int) -> list[int]:
+    """The ``buckets`` lengths a sampled batch may be padded to: evenly spaced, the last one the
+    episode limit (``ceil(k · limit / buckets)``, k = 1..buckets; duplicates merged)."""
+    return sorted({-(-k * episode_limit // buckets) for k in range(1, buckets + 1)})
+
+
+def padded_length(longest: int, lengths: list[int]) -> int:
+    """The shortest of ``lengths`` that holds an episode of ``longest`` steps.
+
+    Cutting a batch there changes no loss: the steps after an episode's end are masked, and the
+    TD(λ) recursion is zero there for an episode that terminated; one that did not reached the
+    episode limit, the last length (pymarl's ``max_t_filled`` cut, rounded up so that the
+    update sees a few shapes only, each a CUDA graph)."""
+    return next(length for length in lengths if length >= longest)
 
 
 def _loss_terms(learner: Learner, batch: dict[str, torch.Tensor]) -> torch.Tensor:
