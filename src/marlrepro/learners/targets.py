@@ -16,22 +16,68 @@ def td_lambda_targets(
     """TD(lambda) returns (pymarl2 ``build_td_lambda_targets``), without a loop over time.
 
     pymarl2's backward recursion is ``G_T = Q_T · (1 − Σ_t d_t)`` and, for ``t < T``,
-    ``G_t = λγ G_{t+1} + c_t`` with ``c_t = m_t [ r_t + (1 − λ) γ Q_{t+1} (1 − d_t) ]``.
-    A linear recurrence with constant coefficient ``a = λγ`` has the closed form
-    ``G_t = Σ_{k=t}^{T-1} a^{k−t} c_k + a^{T−t} G_T``, computed here as one product with the
-    upper-triangular matrix ``U[t, k] = a^{k−t}`` (T ≤ a few hundred, so ``T²`` is small), which
-    replaces ~8 kernel launches per time step by a handful in total.
+    ``G_t = λγ G_{t+1} + c_t`` with ``c_t = m_t [ r_t + (1 − λ) γ Q_{t+1} (1 − d_t) ]``,
+    solved by :func:`_lambda_recursion`.
 
     ``rewards``, ``terminated``, ``mask`` are [B, T, 1]; ``target_qs`` is [B, T+1, K] (K = 1
     for a mixed Q_tot, K = N for independent learners). Returns [B, T, K]. With ``λ = 0`` this is
     the one-step target ``r_t + γ Q_{t+1} (1 − d_t)``.
     """
-    steps = rewards.shape[1]
     bootstrap = (1 - td_lambda) * gamma * target_qs[:, 1:] * (1 - terminated)
-    c = mask * (rewards + bootstrap)  # [B, T, K]
-    last = target_qs[:, -1:] * (1 - terminated.sum(dim=1, keepdim=True))  # G_T, [B, 1, K]
-    a = td_lambda * gamma
-    t = torch.arange(steps + 1, device=target_qs.device, dtype=target_qs.dtype)
+    return _lambda_recursion(mask * (rewards + bootstrap), _last(target_qs, terminated), td_lambda * gamma)
+
+
+def soft_td_lambda_targets(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    mask: torch.Tensor,
+    target_q_tot: torch.Tensor,
+    entropy: torch.Tensor,
+    alpha: torch.Tensor | float,
+    gamma: float,
+    td_lambda: float,
+) -> torch.Tensor:
+    """Maximum-entropy TD(λ) returns (ME-IGM appendix A; notes/me_igm.md).
+
+    The soft value of a state is ``Q̄_t + α Ĥ_t``: the target ``Q_tot`` of actions ``a'_t`` drawn
+    from the current policies plus the temperature times their entropy estimate
+    ``Ĥ_t = −Σ_i log π_i(a'_{t,i} | ·)``. Appendix A's point is that the entropy enters at every
+    bootstrap step, in the λ-branch as in the one-step branch:
+
+    ``G_T = Q̄_T · (1 − Σ_t d_t)``,
+    ``G_t = λγ (G_{t+1} + α e_{t+1} Ĥ_{t+1}) + m_t [ r_t + (1 − λ) γ (Q̄_{t+1} + α Ĥ_{t+1}) (1 − d_t) ]``,
+
+    with ``e_{t+1} = m_t (1 − d_t)``: the entropy of a step after the episode's end (a padded or
+    terminal state) counts nowhere. The authors' code adds it unmasked in the λ-branch, where it
+    leaks from padding into the returns of finished episodes (docs/deviations.md). Collecting
+    terms, ``G_t = λγ G_{t+1} + m_t [ r_t + γ (1 − d_t) ((1 − λ) Q̄_{t+1} + α Ĥ_{t+1}) ]``,
+    solved by :func:`_lambda_recursion`.
+
+    ``rewards``, ``terminated``, ``mask`` [B, T, 1]; ``target_q_tot`` and ``entropy`` [B, T+1, 1];
+    ``alpha`` a scalar (tensor: the learned temperature, used as a constant). Returns [B, T, 1].
+    With ``α = 0`` this is :func:`td_lambda_targets`.
+    """
+    soft_next = (1 - td_lambda) * target_q_tot[:, 1:] + alpha * entropy[:, 1:]
+    c = mask * (rewards + gamma * (1 - terminated) * soft_next)
+    return _lambda_recursion(c, _last(target_q_tot, terminated), td_lambda * gamma)
+
+
+def _last(target_qs: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+    """``G_T = Q_T · (1 − Σ_t d_t)``: the bootstrap of an episode cut by the batch, zero for one
+    that ended. [B, 1, K]."""
+    return target_qs[:, -1:] * (1 - terminated.sum(dim=1, keepdim=True))
+
+
+def _lambda_recursion(c: torch.Tensor, last: torch.Tensor, a: float) -> torch.Tensor:
+    """Solve ``G_t = a · G_{t+1} + c_t`` backwards from ``G_T = last``, without a loop over time.
+
+    A linear recurrence with constant coefficient ``a`` has the closed form
+    ``G_t = Σ_{k=t}^{T-1} a^{k−t} c_k + a^{T−t} G_T``, computed here as one product with the
+    upper-triangular matrix ``U[t, k] = a^{k−t}`` (T ≤ a few hundred, so ``T²`` is small), which
+    replaces ~8 kernel launches per time step by a handful in total. ``c`` [B, T, K], ``last``
+    [B, 1, K] -> [B, T, K]."""
+    steps = c.shape[1]
+    t = torch.arange(steps + 1, device=c.device, dtype=c.dtype)
     lag = t[None, :-1] - t[:-1, None]  # lag[t, k] = k − t
     decay = torch.where(lag >= 0, a ** lag.clamp(min=0), 0.0)  # U, [T, T]
     tail = (a ** (steps - t[:-1]))[:, None]  # a^{T−t}, [T, 1]

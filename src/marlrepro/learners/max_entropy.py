@@ -1,0 +1,41 @@
+"""The pieces of maximum-entropy value decomposition that are not networks (ME-IGM §5, FOP):
+softmax policies over masked actions, their entropy, the temperature's objective and the OPT
+loss. The soft TD(λ) target is :func:`marlrepro.learners.targets.soft_td_lambda_targets`."""
+
+from __future__ import annotations
+
+import torch
+
+# the logit given to unavailable actions: finite, so that 0 · log π stays 0 in the entropy
+_MASKED = -1e9
+
+
+def masked_log_policy(logits: torch.Tensor, avail: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """``log π(a) = log softmax_a(logits / α)`` over the available actions (ME-IGM eq. 10: the
+    logits are the OPT's transformed local values): ``logits`` [..., A], ``avail`` [..., A]
+    (bool) -> [..., A]; unavailable actions get probability 0 (log-probability ``-1e9``)."""
+    return torch.log_softmax((logits / alpha).masked_fill(~avail, _MASKED), dim=-1)
+
+
+def policy_entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """``H(π) = −Σ_a π(a) log π(a)`` over the last axis (masked actions add exactly 0)."""
+    return -(log_probs.exp() * log_probs).sum(dim=-1)
+
+
+def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """The temperature's objective (ME-IGM eq. 11, after Haarnoja et al. 2018's automatic
+    entropy adjustment): ``J(α) = E[α (H(π) − H̄)]``, here on ``log α`` as in SAC's code,
+    ``log α · sg[H − H̄]``. Its gradient lowers ``α`` when the policies' entropy is above the
+    target ``H̄`` and raises it when below. ``entropy`` [...] (a joint policy's: the sum over
+    agents) -> the mean loss, a scalar."""
+    return (log_alpha * (entropy - target_entropy).detach()).mean()
+
+
+def opt_loss(q_tot: torch.Tensor, transformed_taken: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The OPT loss (ME-IGM eq. 9; notes/me_igm.md): ``½ E[(sg[Q_tot] − Σ_i f_i(sg[g_i(q_i(a_i))]))²]``
+    over the filled steps: the policies' logits of the taken actions, summed over agents, regress
+    to ``Q_tot`` (the MSE the paper's appendix D prefers to a KL). ``q_tot`` [B, T, 1] (its
+    gradient is stopped here); ``transformed_taken`` [B, T, N]: each agent's
+    ``f_i(sg[g_i(q_i(a_i))])``, the caller stopping the gradient into ``g_i``; ``mask`` [B, T, 1]."""
+    error = q_tot.detach() - transformed_taken.sum(dim=-1, keepdim=True)
+    return 0.5 * (mask * error.pow(2)).sum() / mask.sum().clamp(min=1)
