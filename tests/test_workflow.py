@@ -462,7 +462,8 @@ def synthetic_matrix_run(root: Path, seed: int, joint_q: np.ndarray, greedy: lis
 
 def test_published_me_igm_table_is_the_paper_table():
     table = matrix_game(PUBLISHED_ME_IGM, "table1")
-    assert table.source == "ME-IGM paper, Table 1 (published)" and table.actions == ("A", "B", "C")
+    assert table.source == "ME-IGM paper, Tables 1-4 (published)" and table.cite == "ME-IGM Table 1"
+    assert table.actions == ("A", "B", "C")
     np.testing.assert_array_equal(table.payoff, PAYOFF)
     qmix = table.methods["qmix"]
     np.testing.assert_array_equal(qmix.q_tot, [[-8.5] * 3, [-8.5, 0.2, 0.2], [-8.5, 0.2, 0.2]])

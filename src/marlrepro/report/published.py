@@ -6,12 +6,14 @@ never pass off transcribed numbers as ours or ours as the paper's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from marlrepro.errors import ConfigError
@@ -58,14 +60,25 @@ def load_published(path: str | Path) -> dict[str, Any]:
     return dict(data)
 
 
-def matrix_game(path: str | Path, table: str) -> PublishedMatrixGame:
-    """Load matrix-game table ``table`` (a key under ``tables``) from the published file ``path``."""
+def _table(path: str | Path, table: str, kind: str, key: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """The published file ``path`` and its table ``table`` (a key under ``tables``), which must be
+    of ``kind`` (a table of that kind has the field ``key``)."""
     data = load_published(path)
-    where = f"{path}: tables.{table}"
     tables = data.get("tables", {})
     if table not in tables:
         raise ConfigError(f"{path}: no table {table!r}; tables: {', '.join(sorted(tables))}")
-    spec = tables[table]
+    spec = _mapping(f"{path}: tables.{table}", tables[table])
+    if key not in spec:
+        of_kind = sorted(name for name, t in tables.items() if isinstance(t, Mapping) and key in t)
+        raise ConfigError(f"{path}: tables.{table} is not a {kind} (it has no {key!r}); the {kind}s: "
+                          f"{', '.join(of_kind) or 'none'}")
+    return data, spec
+
+
+def matrix_game(path: str | Path, table: str) -> PublishedMatrixGame:
+    """Load matrix-game table ``table`` (a key under ``tables``) from the published file ``path``."""
+    data, spec = _table(path, table, "matrix game", "payoff")
+    where = f"{path}: tables.{table}"
     actions = tuple(_strings(f"{where}.actions", spec.get("actions")))
     payoff = _square(f"{where}.payoff", spec.get("payoff"), len(actions))
     methods = {
@@ -82,6 +95,60 @@ def matrix_game(path: str | Path, table: str) -> PublishedMatrixGame:
         payoff=payoff,
         methods=methods,
     )
+
+
+@dataclass(frozen=True)
+class PublishedScoreTable:
+    """A published table of one score per (scenario, method), e.g. win rates on SMACv2 maps.
+
+    ``cells`` is a long frame with one row per cell: ``scenario``, ``method``, ``label``, ``mean``
+    and ``std`` (NaN where the paper prints none; ``mean`` NaN where the cell is "-" or empty) and
+    ``published_only`` (a method marlrepro does not build)."""
+
+    source: str
+    cite: str
+    metric: str
+    unit: str
+    scenarios: tuple[str, ...]
+    labels: dict[str, str]
+    cells: pd.DataFrame
+
+
+_UNIT_MAX = {"percent": 100.0, "fraction": 1.0}
+
+
+def score_table(path: str | Path, table: str) -> PublishedScoreTable:
+    """Load score table ``table`` (a key under ``tables``) from the published file ``path``,
+    checking one value per scenario for every method, each within the unit's range."""
+    data, spec = _table(path, table, "score table", "scenarios")
+    where = f"{path}: tables.{table}"
+    scenarios = tuple(_strings(f"{where}.scenarios", spec.get("scenarios")))
+    unit = spec.get("unit")
+    if unit not in _UNIT_MAX:
+        raise ConfigError(f"{where}.unit: expected one of {', '.join(_UNIT_MAX)}, got {unit!r}")
+    rows, labels = [], {}
+    for name, method in _mapping(f"{where}.methods", spec.get("methods")).items():
+        values = method.get("values")
+        if not (isinstance(values, Sequence) and len(values) == len(scenarios)):
+            raise ConfigError(f"{where}.methods.{name}.values: expected {len(scenarios)} values, one per scenario "
+                              f"({', '.join(scenarios)}), got {values!r}")
+        labels[name] = method["label"]
+        for scenario, value in zip(scenarios, values):
+            mean, std = _score(f"{where}.methods.{name}.values[{scenario}]", value, _UNIT_MAX[unit])
+            rows.append({"scenario": scenario, "method": name, "label": method["label"], "mean": mean, "std": std,
+                         "published_only": bool(method.get("published_only", False))})
+    return PublishedScoreTable(source=data["source"], cite=spec["cite"], metric=spec["metric"], unit=unit,
+                               scenarios=scenarios, labels=labels, cells=pd.DataFrame(rows))
+
+
+def _score(where: str, value: Any, top: float) -> tuple[float, float]:
+    """(mean, std) of a printed cell: a number, ``{mean, std}``, or None ("-": both NaN)."""
+    if value is None:
+        return math.nan, math.nan
+    mean, std = (value["mean"], value["std"]) if isinstance(value, Mapping) else (value, math.nan)
+    if not 0 <= mean <= top:
+        raise ConfigError(f"{where}: {mean} is outside [0, {top:g}]")
+    return float(mean), float(std)
 
 
 @dataclass(frozen=True)
