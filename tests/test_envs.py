@@ -303,7 +303,7 @@ def test_smax_win_rule_and_reward(smax_run: tuple[EnvSpec, list[EnvBatch]]) -> N
 @pytest.mark.parametrize(
     ("name", "options", "must_mention"),
     [
-        ("starcraft:3m", {}, ["env.name", "matrix, mpe, sc2, smacv2, smax, smax_stock"]),
+        ("starcraft:3m", {}, ["env.name", "matrix, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
         ("3m", {}, ["env.name", "backend:scenario"]),
         ("smax:4m", {}, ["env.name", "3m", "5m_vs_6m", "3s5z", "MMM2", "8m_vs_9m"]),
         ("smacv2:protoss_5_vs_6", {}, ["env.name", "protoss_5_vs_5", "zerg_20_vs_23"]),
@@ -354,7 +354,7 @@ def test_env_catalog_mirrors_the_backend(backend: str) -> None:
     assert set(env_catalog.SCENARIOS) == set(BACKEND_MODULES)
 
 
-@pytest.mark.parametrize("name", ["matrix:me_igm", "mpe:simple_spread", "smax_stock:3m"])
+@pytest.mark.parametrize("name", ["matrix:me_igm", "mpe:simple_spread", "smax_stock:3m", "overcooked:cramped_room"])
 def test_rng_state_lets_a_new_env_continue_the_random_stream(name: str) -> None:
     """What a resumed run relies on: a fresh env given a saved rng_state resets exactly as the
     saving env's next reset does (and, where the env is random, unlike its own seed's reset)."""

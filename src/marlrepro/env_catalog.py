@@ -30,6 +30,7 @@ SMAX_STOCK_MAPS = frozenset({
 SCENARIOS: dict[str, frozenset[str]] = {
     "matrix": frozenset({"me_igm", "monotonic"}),
     "mpe": frozenset({"simple_spread", "simple_reference", "simple_speaker_listener"}),
+    "overcooked": frozenset({"cramped_room", "asymmetric_advantages"}),
     "smax": SMAC_MAPS,
     "smacv2": SMACV2_SCENARIOS,
     "smax_stock": SMAX_STOCK_MAPS,
@@ -48,6 +49,11 @@ _SMAX_OPTIONS: dict[str, tuple[type, Any]] = {
 OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
     "matrix": {"payoff": (list, [])},
     "mpe": {"max_cycles": (int, 25), "shared_reward": (bool, False)},
+    "overcooked": {
+        "episode_limit": (int, 400),  # Overcooked's horizon; the episode then ends by truncation
+        "shaped_reward": (float, 0.0),  # weight of the shaped reward (0: the delivery reward only)
+        "shaped_reward_horizon": (int, 2_500_000),  # env steps over which that weight falls to 0 (JaxMARL's)
+    },
     "smax": _SMAX_OPTIONS,
     "smacv2": _SMAX_OPTIONS,
     "smax_stock": {

@@ -19,6 +19,7 @@ from marlrepro.errors import ConfigError, unknown_choice
 BACKEND_MODULES = {
     "matrix": "marlrepro.envs.matrix",
     "mpe": "marlrepro.envs.mpe",
+    "overcooked": "marlrepro.envs.overcooked",
     "smax": "marlrepro.envs.smax",
     "smacv2": "marlrepro.envs.smacv2",
     "smax_stock": "marlrepro.envs.smax_stock",
