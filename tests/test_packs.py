@@ -4,6 +4,7 @@ are tested in tests/test_workflow.py; training a pack belongs to marlrepro.train
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from pathlib import Path
@@ -191,6 +192,15 @@ def test_pack_bytes_add_every_runs_buffer_and_overhead():
     assert memory.pack_bytes(spec, [small, large]) == expected
     assert memory.pack_bytes(spec, [large] * 4) == 4 * memory.pack_bytes(spec, [large])
     assert memory.RUN_FIXED_BYTES < memory.run_overhead_bytes(spec, large) < memory.buffer_bytes(spec, large) / 4
+
+
+def test_length_buckets_add_the_static_batches_of_the_shorter_graphs():
+    """K bucket lengths keep one CUDA graph each, with a static batch of its length: the
+    estimate grows by (K - 1) / 2 full float32 batches."""
+    spec, one, four = SPECS[0], train_config(), train_config("run.length_buckets=4")
+    batch = one.learner.batch_size * memory.episode_bytes(spec, dataclasses.replace(one.learner, buffer_dtype="float32"))
+    extra = memory.run_overhead_bytes(spec, four) - memory.run_overhead_bytes(spec, one)
+    assert extra == pytest.approx(1.5 * batch, abs=1)
 
 
 def test_a_pack_that_fits_passes():

@@ -38,7 +38,8 @@ BOOL_BYTES, INT64_BYTES, FLOAT32_BYTES = 1, 8, 4
 # the networks, their target copies, the optimiser state and the caching allocator's rounding, and
 # BATCH_COPIES sampled batches in float32 (the gathered batch, its float32 copy, the CUDA graph's
 # static copy of it (core/graphed.py), and the activations an update keeps for the backward
-# pass). BENCHMARKS.md §4's MMM2 qmix-DA rows (peak 27.9 GB with a float32 buffer, 14.3 GB with
+# pass), plus the static copies of the other bucket lengths' graphs (run.length_buckets > 1:
+# one per length, of that length). BENCHMARKS.md §4's MMM2 qmix-DA rows (peak 27.9 GB with a float32 buffer, 14.3 GB with
 # float16) put a run's peak beyond its buffer near 0.5 GB; this estimate gives 1.0 GB for that run.
 RUN_FIXED_BYTES = 512 * 2**20
 BATCH_COPIES = 5
@@ -69,9 +70,12 @@ def buffer_bytes(spec: EnvSpec, config: TrainConfig) -> int:
 
 def run_overhead_bytes(spec: EnvSpec, config: TrainConfig) -> int:
     """The estimate of a run's memory beside its buffer: :data:`RUN_FIXED_BYTES` plus
-    :data:`BATCH_COPIES` float32 batches of ``learner.batch_size`` episodes."""
+    :data:`BATCH_COPIES` float32 batches of ``learner.batch_size`` episodes, plus, with
+    ``run.length_buckets`` K > 1, the graphs' static copies of the K − 1 shorter lengths
+    (``Σ_{k<K} k / K`` full batches)."""
     batch = config.learner.batch_size * episode_bytes(spec, dataclasses.replace(config.learner, buffer_dtype="float32"))
-    return RUN_FIXED_BYTES + BATCH_COPIES * batch
+    k = config.run.length_buckets
+    return RUN_FIXED_BYTES + int((BATCH_COPIES + (k - 1) / 2) * batch)
 
 
 def pack_bytes(spec: EnvSpec, configs: Sequence[TrainConfig], device: torch.device | None = None) -> int:
