@@ -95,3 +95,24 @@ def test_bad_options_are_refused_with_the_field_named():
         validate_env("overcooked:cramped_room", {"shaped_reward": -1.0})
     with pytest.raises(ConfigError, match="env.options.episode_limt"):
         validate_env("overcooked:cramped_room", {"episode_limt": 10})
+
+
+def test_a_uint8_replay_buffer_stores_overcooked_episodes_exactly(tmp_path):
+    """The grids are small integers, so ``learner.buffer_dtype: uint8`` keeps them exactly at a
+    quarter of float32's size; other backends refuse it before anything is built."""
+    from marlrepro.config import load_config
+    from marlrepro.train import Trainer
+
+    overrides = ["env.name=overcooked:cramped_room", "env.options.episode_limit=12", "env.num_envs=2",
+                 "run.device=cpu", "run.progress=false", "tracking.uri=", "learner.buffer_size=4",
+                 "learner.batch_size=2"]
+    trainer = Trainer.solo(load_config(["config/algos/qmix.yaml"], [*overrides, "learner.buffer_dtype=uint8"]),
+                           tmp_path / "run")
+    episodes, _ = trainer.runner.run([1.0], [True], [trainer.runs[0].generator])
+    trainer.buffer.insert(episodes, [0])
+    stored = trainer.buffer.storage
+    assert stored.obs.dtype == stored.state.dtype == torch.uint8
+    assert torch.equal(stored.obs[0, :2].float(), episodes.obs[0]) and episodes.obs.max() >= 1
+    assert torch.equal(stored.state[0, :2].float(), episodes.state[0])
+    with pytest.raises(ConfigError, match="learner.buffer_dtype: uint8 .* overcooked.*'smax:3m'.*float32, float16"):
+        load_config(["config/algos/qmix.yaml"], ["env.name=smax:3m", "learner.buffer_dtype=uint8"])

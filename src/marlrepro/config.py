@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from marlrepro.env_catalog import FUSED_BACKENDS, check_env
+from marlrepro.env_catalog import FUSED_BACKENDS, INTEGER_OBS_BACKENDS, check_env
 from marlrepro.errors import ConfigError, unknown_choice
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix"]
@@ -30,7 +30,7 @@ Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
 ImitationMode = Literal["none", "dagger", "bc"]
 ExpertInput = Literal["full_obs", "state"]
-BufferDtype = Literal["float32", "float16"]
+BufferDtype = Literal["float32", "float16", "uint8"]
 
 
 @dataclass
@@ -120,7 +120,9 @@ class LearnerConfig:
     """Storage type of the replay buffer's observations, states and full-sight observations
     (sampled batches are float32 either way). ``float16`` halves the buffer: on MMM2 a
     5000-episode buffer holds 6.4 GB of observations in float32 (IGM-DA twice that), which caps
-    how many runs share one GPU (:mod:`marlrepro.memory`)."""
+    how many runs share one GPU (:mod:`marlrepro.memory`). ``uint8`` quarters it, losslessly, for
+    the backends whose observations are small integers (Overcooked's feature grids; see
+    :data:`marlrepro.env_catalog.INTEGER_OBS_BACKENDS`)."""
     buffer_on_host: bool = False
     """Keep the replay buffer in pinned host memory instead of on the training device (large maps,
     big packs); each sampled batch is then copied to the device."""
@@ -362,6 +364,10 @@ def check_config(config: TrainConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
+    if config.learner.buffer_dtype == "uint8" and backend not in INTEGER_OBS_BACKENDS:
+        raise ConfigError(f"learner.buffer_dtype: uint8 stores observations losslessly only where they are integers "
+                          f"in [0, 255] (backends: {', '.join(sorted(INTEGER_OBS_BACKENDS))}); env.name is "
+                          f"{config.env.name!r}; valid choices here: float32, float16")
     if config.learner.buffer_size < config.learner.batch_size:
         raise ConfigError(
             f"learner.buffer_size ({config.learner.buffer_size}) must be >= "

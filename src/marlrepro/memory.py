@@ -24,6 +24,7 @@ import psutil
 import torch
 
 from marlrepro.config import LearnerConfig, TrainConfig
+from marlrepro.env_catalog import INTEGER_OBS_BACKENDS
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import ConfigError
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # Bytes per element of the buffer's observation-sized fields, by ``learner.buffer_dtype``, and of
 # the other fields (as Episodes.empty allocates them).
-OBSERVATION_BYTES = {"float32": 4, "float16": 2}
+OBSERVATION_BYTES = {"float32": 4, "float16": 2, "uint8": 1}
 BOOL_BYTES, INT64_BYTES, FLOAT32_BYTES = 1, 8, 4
 
 # The estimate of a run's memory beside its replay buffer (run_overhead_bytes): a fixed part for
@@ -118,7 +119,9 @@ def check_pack_fits(
                f"fewer --pack values by hand)")] if fit > 0 else []
     sizes = ", ".join(map(str, sorted({config.learner.buffer_size for config in configs})))
     advice.append(f"a smaller learner.buffer_size (now {sizes} episodes)")
-    if any(config.learner.buffer_dtype == "float32" for config in configs):
+    if spec.name.split(":", 1)[0] in INTEGER_OBS_BACKENDS and any(c.learner.buffer_dtype != "uint8" for c in configs):
+        advice.append("learner.buffer_dtype=uint8 (a quarter of float32, exact for this env's integer observations)")
+    elif any(config.learner.buffer_dtype == "float32" for config in configs):
         advice.append("learner.buffer_dtype=float16 (halves the observations and states)")
     if device.type == "cuda" and not all(config.learner.buffer_on_host for config in configs):
         advice.append("learner.buffer_on_host=true (the buffer in pinned host memory)")
