@@ -223,13 +223,19 @@ def test_a_batch_cut_to_its_longest_episode_gives_the_same_losses_and_gradients(
     while not all(trainer.buffer.can_sample(8)):
         episodes, _ = trainer.runner.run([1.0, 1.0], [True, True], generators)
         trainer.buffer.insert(episodes, runs)
+    states = [g.get_state() for g in generators]
     full = trainer.buffer.sample(8, generators, [True, True])
-    longest = full.max_length()
+    longest = int(full.filled.sum(dim=-1).max())
     limit = trainer.spec.episode_limit
     assert longest < limit  # random play on 3m ends every episode early: the cut is real
     assert full.filled[..., longest:].sum() == 0 and full.filled[..., longest - 1].sum() > 0
+    for g, state in zip(generators, states):
+        g.set_state(state)
+    cut = trainer.buffer.sample(8, generators, [True, True], cut=lambda n: n)  # gathers only the kept steps
+    for name, value in cut.tensors().items():
+        assert torch.equal(value, getattr(full.trim(longest), name)), name
     results = []
-    for batch in (full, full.trim(longest)):
+    for batch in (full, cut):
         trainer.optimizer.zero_grad()
         losses = trainer._losses(batch.tensors())
         losses.sum().backward()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -67,10 +68,6 @@ class Episodes:
         return Episodes(**{name: value.narrow(time, 0, steps + 1 if name in _PER_OBSERVATION else steps)
                            for name, value in self.tensors().items()})
 
-    def max_length(self) -> int:
-        """Length of the longest episode in the batch (one host synchronisation)."""
-        return int(self.filled.sum(dim=-1).max())
-
 
 _PER_OBSERVATION = ("obs", "state", "avail_actions", "full_obs")
 _OBSERVATION_SIZED = ("obs", "state", "full_obs")
@@ -125,17 +122,28 @@ class EpisodeBuffer:
         """Per run: are at least ``batch_size`` episodes stored?"""
         return [size >= batch_size for size in self.size]
 
-    def sample(self, batch_size: int, generators: list[torch.Generator], runs: list[bool]) -> Episodes:
+    def sample(self, batch_size: int, generators: list[torch.Generator], runs: list[bool],
+               cut: Callable[[int], int] | None = None) -> Episodes:
         """``batch_size`` distinct episodes drawn uniformly for each run where ``runs[r]`` holds,
         by that run's generator, as [R, B, T+1, ...] float32. Other runs get the first slots of
         their ring (a placeholder their update mask discards) and their generators are not drawn
-        from."""
+        from.
+
+        With ``cut``, only the first ``cut(longest)`` steps are gathered, ``longest`` being the
+        longest sampled episode of all runs (one host synchronisation, none for a host buffer):
+        the trainer's bucket length (pymarl's ``max_t_filled`` cut). Without it the batch is
+        padded to the episode limit."""
         idx = [torch.randperm(self.size[r], generator=generators[r], device=self.device)[:batch_size]
                if take else torch.arange(batch_size, device=self.device) % self.capacity
                for r, take in enumerate(runs)]
         index = torch.stack(idx).to(self.where)
-        return Episodes(**{name: value[self._all_runs, index].to(self.device, non_blocking=True)
-                           for name, value in self.storage.tensors().items()}).as_float32()
+        steps = None if cut is None else cut(int(self.storage.filled[self._all_runs, index].sum(dim=-1).max()))
+
+        def gather(name: str, value: torch.Tensor) -> torch.Tensor:
+            kept = None if steps is None else steps + 1 if name in _PER_OBSERVATION else steps
+            return value[self._all_runs, index, :kept].to(self.device, non_blocking=True)
+
+        return Episodes(**{name: gather(name, value) for name, value in self.storage.tensors().items()}).as_float32()
 
     def run_state(self, r: int) -> dict:
         """Run ``r``'s filled part of the buffer, for its checkpoint."""

@@ -24,7 +24,7 @@ import psutil
 import torch
 
 from marlrepro.config import LearnerConfig, TrainConfig
-from marlrepro.env_catalog import INTEGER_OBS_BACKENDS
+from marlrepro.env_catalog import INTEGER_OBS_BACKENDS, split_env_name
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import ConfigError
 
@@ -40,8 +40,9 @@ BOOL_BYTES, INT64_BYTES, FLOAT32_BYTES = 1, 8, 4
 # BATCH_COPIES sampled batches in float32 (the gathered batch, its float32 copy, the CUDA graph's
 # static copy of it (core/graphed.py), and the activations an update keeps for the backward
 # pass), plus the static copies of the other bucket lengths' graphs (run.length_buckets > 1:
-# one per length, of that length). BENCHMARKS.md §4's MMM2 qmix-DA rows (peak 27.9 GB with a float32 buffer, 14.3 GB with
-# float16) put a run's peak beyond its buffer near 0.5 GB; this estimate gives 1.0 GB for that run.
+# one per length, of that length). BENCHMARKS.md §4's MMM2 qmix-DA rows (peak 27.9 GB with a
+# float32 buffer, 14.3 GB with float16) put a run's peak beyond its buffer near 0.5 GB; this
+# estimate gives 1.0 GB for that run.
 RUN_FIXED_BYTES = 512 * 2**20
 BATCH_COPIES = 5
 # The share of the free memory a pack may plan to fill: the allocator fragments, and the JAX
@@ -119,7 +120,7 @@ def check_pack_fits(
                f"fewer --pack values by hand)")] if fit > 0 else []
     sizes = ", ".join(map(str, sorted({config.learner.buffer_size for config in configs})))
     advice.append(f"a smaller learner.buffer_size (now {sizes} episodes)")
-    if spec.name.split(":", 1)[0] in INTEGER_OBS_BACKENDS and any(c.learner.buffer_dtype != "uint8" for c in configs):
+    if split_env_name(spec.name)[0] in INTEGER_OBS_BACKENDS and any(c.learner.buffer_dtype != "uint8" for c in configs):
         advice.append("learner.buffer_dtype=uint8 (a quarter of float32, exact for this env's integer observations)")
     elif any(config.learner.buffer_dtype == "float32" for config in configs):
         advice.append("learner.buffer_dtype=float16 (halves the observations and states)")

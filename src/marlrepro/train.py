@@ -36,6 +36,7 @@ run killed while finishing resumes at the end and rewrites every output from tha
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -231,7 +232,9 @@ class Trainer:
         self._losses = self.learners.vmapped(_loss_terms)
         graphed = self.device.type == "cuda" and first.run.cuda_graph
         self._step = GraphedStep(self._gradient_step) if graphed else self._gradient_step
-        self.padded_lengths = length_buckets(self.envs[0].spec.episode_limit, first.run.length_buckets)
+        lengths = length_buckets(self.spec.episode_limit, first.run.length_buckets)
+        # the sampled batch's padded length: its longest episode's bucket (none: the episode limit)
+        self._cut = functools.partial(padded_length, lengths=lengths) if len(lengths) > 1 else None
         self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
                                     getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
         acting = _child_name(template, template.acting_controller)
@@ -376,9 +379,7 @@ class Trainer:
         mask = torch.tensor(runs, device=self.device)
         generators = [run.generator for run in self.runs]
         for _ in range(cfg.updates_per_rollout):
-            batch = self.buffer.sample(cfg.batch_size, generators, runs)
-            if len(self.padded_lengths) > 1:
-                batch = batch.trim(padded_length(batch.max_length(), self.padded_lengths))
+            batch = self.buffer.sample(cfg.batch_size, generators, runs, self._cut)
             losses = self._step(batch.tensors(), mask)
             self.last_loss = torch.where(mask, losses, self.last_loss)
             due = []
