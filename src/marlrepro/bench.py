@@ -103,17 +103,18 @@ def bench_train(config, pack_size: int = 1) -> dict[str, Any]:
     steps, updates = sum(f["t_env"] for f in finals), sum(f["updates"] for f in finals)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     return {"env": config.env.name, "algo": config.algo, "num_envs": config.env.num_envs,
-            "pack_size": pack_size, **_steady_state(metrics), "env_steps": steps, "updates": updates,
+            "pack_size": pack_size, **_steady_state(metrics, config.run), "env_steps": steps, "updates": updates,
             "seconds": seconds, "env_steps_per_s_with_startup": steps / seconds,
             "peak_gpu_gib": peak, "device": finals[0]["device"]}
 
 
-def _steady_state(metrics: list) -> dict[str, float]:
+def _steady_state(metrics: list, run: Any) -> dict[str, float]:
     """Env-steps/s (in total and per run) and updates/s of a pack between its second and its
-    last evaluation, from the runs' ``metrics.parquet`` frames (the pack shares one clock)."""
+    last evaluation, from the runs' ``metrics.parquet`` frames (the pack shares one clock);
+    ``run`` is the runs' ``RunConfig``, named in the error when there are too few evaluations."""
     if len(metrics[0]) < 3:
-        raise ConfigError(f"bench: {len(metrics[0])} evaluations; a steady-state rate needs at least three "
-                          "(raise the run's t_max to at least 2 x run.eval_interval)")
+        raise ConfigError(f"bench: t_max {run.t_max} gives {len(metrics[0])} evaluations, and a steady-state rate "
+                          f"needs three; raise it to at least 2 x run.eval_interval ({run.eval_interval})")
     steps = sum(m.iloc[-1]["t_env"] - m.iloc[1]["t_env"] for m in metrics)
     updates = sum(m.iloc[-1]["update"] - m.iloc[1]["update"] for m in metrics)
     seconds = metrics[0].iloc[-1]["wall_time_s"] - metrics[0].iloc[1]["wall_time_s"]
@@ -200,12 +201,9 @@ def bench_planned_run(paper: str, experiment: str, env: str, algo: str, t_max: i
         members = _seed_pack(config, root, range(config.run.seed, config.run.seed + pack_size))
         Trainer(members).run()
         metrics = [pd.read_parquet(m.run_dir / "metrics.parquet") for m in members]
-    if len(metrics[0]) < 3:
-        raise ConfigError(f"bench run: t_max {t_max} gives {len(metrics[0])} evaluations; raise it to at "
-                          f"least 2 x run.eval_interval ({config.run.eval_interval})")
     return {"paper": paper, "experiment": experiment, "env": config.env.name, "algo": algo,
             "pack_size": pack_size, "buffer_dtype": config.learner.buffer_dtype,
-            "cuda_graph": config.run.cuda_graph, **_steady_state(metrics),
+            "cuda_graph": config.run.cuda_graph, **_steady_state(metrics, config.run),
             "peak_gpu_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
             "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
