@@ -31,6 +31,7 @@ RolloutMode = Literal["auto", "fused", "stepwise"]
 ImitationMode = Literal["none", "dagger", "bc"]
 ExpertInput = Literal["full_obs", "state"]
 BufferDtype = Literal["float32", "float16", "uint8"]
+MatmulPrecision = Literal["highest", "high"]
 
 
 @dataclass
@@ -178,6 +179,10 @@ class RunConfig:
     # of this many lengths evenly spaced up to the episode limit (each a CUDA graph of its own);
     # 1 keeps every batch padded to the episode limit.
     length_buckets: int = 1
+    # CUDA only: float32 matmuls in full float32 ("highest") or on TF32 tensor cores ("high":
+    # torch.set_float32_matmul_precision). "high" is what JAX does by default on GPUs (the anchor)
+    # and what PyTorch did by default when pymarl2 was written (torch 1.7-1.11); CPU ignores it.
+    matmul_precision: MatmulPrecision = "high"
 
 
 @dataclass

@@ -81,7 +81,8 @@ BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
 GENERATOR_SEED_OFFSET = 0x5EED_0000
 
 # Keys that may differ between the first start and a resume of the same run.
-RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "run.length_buckets", "tracking.")
+RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "run.length_buckets", "run.matmul_precision",
+                    "run.checkpoint_interval", "tracking.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -230,6 +231,8 @@ class Trainer:
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
         self.optimizer = build_optimizer(self.learners.trainable, first.learner, lr)
         self._losses = self.learners.vmapped(_loss_terms)
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision(first.run.matmul_precision)
         graphed = self.device.type == "cuda" and first.run.cuda_graph
         self._step = GraphedStep(self._gradient_step) if graphed else self._gradient_step
         lengths = length_buckets(self.spec.episode_limit, first.run.length_buckets)
