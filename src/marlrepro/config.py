@@ -29,6 +29,7 @@ Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
 ImitationMode = Literal["none", "dagger", "bc"]
+MaxEntropyMode = Literal["none", "opt", "entropy", "mlp"]
 ExpertInput = Literal["full_obs", "state"]
 BufferDtype = Literal["float32", "float16", "uint8"]
 MatmulPrecision = Literal["highest", "high"]
@@ -87,6 +88,7 @@ class MixerConfig:
     num_kernel: int = 4
 
 
+MAX_ENTROPY_ALGOS = ("vdn", "qmix", "qplex")  # the mixers ME-IGM's Q_tot may use
 ADAM_EPS = 1e-8  # torch's Adam default, which pymarl2 keeps (it passes no eps)
 RMSPROP_EPS = 1e-5  # pymarl's optim_eps
 
@@ -158,6 +160,28 @@ class ImitationConfig:
 
 
 @dataclass
+class MaxEntropyConfig:
+    """Maximum-entropy value decomposition (ME-IGM, Wu et al.; notes/me_igm.md).
+
+    ``mode``: ``none`` (ε-greedy Q-learning), ``opt`` (ME-IGM: the agents' values pass through
+    per-agent order-preserving transformations of the state, whose softmax over the temperature
+    is the rollout policy; ME-QMIX / ME-QPLEX with ``algo`` qmix / qplex), ``entropy`` (the
+    "+Entropy" ablation: the softmax of the raw local values, no transformation) or ``mlp`` (the
+    "ME-QMIX (MLP)" ablation: the same transformation without non-negative weights).
+    Evaluation is greedy on the raw local values in every mode.
+    The temperature ``α`` starts at ``alpha_init`` and learns with its own learning rate
+    ``temperature_lr`` (Adam, not clipped) towards a joint policy entropy of
+    ``target_entropy_per_agent × n_agents`` nats (ME-IGM eq. 10-11); ``temperature_lr: 0``
+    keeps it fixed (the released code's constant α = 0.03).
+    """
+
+    mode: MaxEntropyMode = "none"
+    alpha_init: float = 0.03
+    temperature_lr: float = 0.3
+    target_entropy_per_agent: float = 0.24
+
+
+@dataclass
 class RunConfig:
     """Budget, evaluation, checkpointing and placement of one training run."""
 
@@ -206,6 +230,7 @@ class TrainConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
+    max_entropy: MaxEntropyConfig = field(default_factory=MaxEntropyConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -394,6 +419,18 @@ def check_config(config: TrainConfig) -> None:
             f"learner.td_lambda: dmix learns from one-step quantile targets r + γ Z'_tot (DFAC); "
             f"set learner.td_lambda=0 (got {config.learner.td_lambda})"
         )
+    me = config.max_entropy
+    if me.mode != "none":
+        if config.algo not in MAX_ENTROPY_ALGOS:
+            raise ConfigError(f"max_entropy.mode: {me.mode!r} mixes the agents' values with a value-decomposition "
+                              f"mixer; algo {config.algo!r} is not one (valid choices: {', '.join(MAX_ENTROPY_ALGOS)})")
+        if config.imitation.mode != "none":
+            raise ConfigError(f"max_entropy.mode: {me.mode!r} cannot be combined with imitation.mode "
+                              f"{config.imitation.mode!r}; set one of them to none")
+        if me.alpha_init <= 0:
+            raise ConfigError(f"max_entropy.alpha_init: the temperature must be > 0, got {me.alpha_init}")
+        if me.temperature_lr < 0:
+            raise ConfigError(f"max_entropy.temperature_lr: must be >= 0, got {me.temperature_lr}")
     imitation = config.imitation
     if imitation.mode != "none" and imitation.expert_input == "full_obs" \
             and not config.env.options.get("full_sight_obs", False):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
 from marlrepro.config import AgentConfig
-from marlrepro.envs.base import EnvSpec
+from marlrepro.envs.base import EnvBatch, EnvSpec
+from marlrepro.exploration import epsilon_greedy
+from marlrepro.learners.max_entropy import masked_log_policy
 from marlrepro.nets.agent import RNNAgent
 from marlrepro.nets.iqn_agent import IQNRNNAgent
 
@@ -33,6 +36,9 @@ class AgentController(nn.Module):
     agent's own observation (decentralised agents), its full-sight observation, or the global
     state (IGM-DA's experts).
     """
+
+    # the fused JAX rollout has a twin of this controller's acting (marlrepro.envs.jax_rollout)
+    has_jax_twin = True
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
@@ -110,6 +116,12 @@ class AgentController(nn.Module):
         """One acting step: ``obs`` [B, N, dim] -> (Q [B, N, A], hidden)."""
         q, hidden = self.agent.step(self.step_rows(obs, last_actions, avail), hidden)
         return q.view(*obs.shape[:2], -1), hidden
+
+    def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
+                       explore: bool = True) -> torch.Tensor:
+        """The actions [B, N] taken on one step's values ``q`` [B, N, A]: ε-greedy over the
+        available actions while exploring, greedy otherwise (evaluation)."""
+        return epsilon_greedy(q, step.avail_actions, epsilon if explore else 0.0, generator)
 
     def step_rows(
         self, obs: torch.Tensor, last_actions: torch.Tensor, avail: torch.Tensor | None
@@ -189,6 +201,47 @@ class DistributionalController(AgentController):
         ``obs`` [B, T+1, N, dim], ``actions`` [B, T, N] -> [B, T+1, N, K, A]."""
         z, _ = self.quantiles(obs, self.previous_actions(actions), self.initial_hidden(obs.shape[0]), taus, avail)
         return z
+
+
+class SoftmaxPolicyController(AgentController):
+    """Agents that explore by sampling a softmax policy (ME-IGM §5; the +Entropy and MLP ablations).
+
+    While exploring, agent ``i`` samples ``π_i(·) = softmax(f_i(g_i(Q_i; s); s) / α)`` over its
+    available actions, where ``f_i ∘ g_i`` is :attr:`transform` of the global state ``s``
+    (:class:`~marlrepro.nets.opt.OrderPreservingTransform`, or none: the raw values) and ``α`` the
+    learned temperature ``exp(log_alpha)``. Evaluation is greedy on the raw ``Q_i``, which the
+    order-preserving transform makes the policy's most probable action: decentralised execution.
+    It has no JAX twin yet, so it collects episodes through the stepwise runner.
+    """
+
+    has_jax_twin = False
+
+    def __init__(self, spec: EnvSpec, config: AgentConfig, transform: nn.Module | None, alpha_init: float,
+                 source: ObsSource = "obs") -> None:
+        super().__init__(spec, config, source)
+        self.transform = transform
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha_init)))
+
+    def inner(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``g_i(Q_i; s)`` of every entry [..., N, A] (the values the mixer mixes)."""
+        return q if self.transform is None else self.transform.inner(q, states)
+
+    def outer(self, x: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``f_i(x; s)``: the policy's logits from :meth:`inner`'s values [..., N, A]."""
+        return x if self.transform is None else self.transform.outer(x, states)
+
+    def log_policy(self, q: torch.Tensor, states: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        """``log π_i(·)`` [..., N, A] of the agents' values ``q`` in states ``states`` [..., S]."""
+        return masked_log_policy(self.outer(self.inner(q, states), states), avail, self.log_alpha.exp())
+
+    def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
+                       explore: bool = True) -> torch.Tensor:
+        """A sample of each agent's softmax policy while exploring (``epsilon`` is not used), the
+        greedy available action of the raw values otherwise."""
+        if not explore:
+            return super().choose_actions(q, step, 0.0, generator, explore=False)
+        probs = self.log_policy(q, step.state, step.avail_actions).exp()
+        return torch.multinomial(probs.flatten(0, -2), 1, generator=generator).view(q.shape[:-1])
 
 
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:

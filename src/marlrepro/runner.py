@@ -17,7 +17,6 @@ from marlrepro.controller import AgentController
 from marlrepro.core.stacked import StackedModules
 from marlrepro.envs.base import BatchedEnv, EnvBatch
 from marlrepro.errors import ConfigError
-from marlrepro.exploration import epsilon_greedy
 
 # How often the rollout loop asks the device whether every episode has ended. Each check is one
 # host synchronisation; checking every step would stall the launch queue, never checking would
@@ -60,32 +59,38 @@ class EpisodeRunner:
         self.controller = controller
         env = envs[0]
         template = getattr(learners.template, controller)
-        fusable = hasattr(env, "fused_rollout")
+        fusable = hasattr(env, "fused_rollout") and template.has_jax_twin
         if mode == "fused" and not fusable:
-            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
+            why = (f"{env.spec.name} has none" if template.has_jax_twin
+                   else f"the {type(template).__name__} agents have no JAX twin yet")
+            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax) and agents with a JAX twin; {why}; "
                               "valid choices here: auto, stepwise")
         self._fused = env.fused_rollout(template, envs) if fusable and mode != "stepwise" else None
         self.storage = [Episodes.empty(env.num_envs, env.spec, env.device) for _ in envs] \
             if self._fused is None else None
 
-    def run(self, epsilons: list[float], active: list[bool],
-            generators: list[torch.Generator]) -> tuple[Episodes, RolloutStats]:
-        """Collect one batch of episodes per run with epsilon-greedy actions (``epsilon=0``:
-        greedy): episodes [R, B, t, ...] and per-episode stats [R, B]; rows of inactive runs are
-        zero. ``generators`` are the runs' own (stepwise exploration draws from them)."""
+    def run(self, epsilons: list[float], active: list[bool], generators: list[torch.Generator],
+            explore: bool = True) -> tuple[Episodes, RolloutStats]:
+        """Collect one batch of episodes per run: episodes [R, B, t, ...] and per-episode stats
+        [R, B]; rows of inactive runs are zero. While ``explore``, the controller's exploration
+        picks the actions (ε-greedy with the runs' ``epsilons``, or its own sampling,
+        :meth:`AgentController.choose_actions`); otherwise they are greedy (evaluation).
+        ``generators`` are the runs' own (stepwise exploration draws from them)."""
         if self._fused is not None:
+            epsilons = epsilons if explore else [0.0] * len(epsilons)
             episodes, returns, won, lengths = self._fused(
                 self.learners.weights(f"{self.controller}.agent."), epsilons, active)
             return episodes, RolloutStats(returns, won, lengths)
-        return self._run_stepwise(epsilons, active, generators)
+        return self._run_stepwise(epsilons, active, generators, explore)
 
-    def _run_stepwise(self, epsilons: list[float], active: list[bool],
-                      generators: list[torch.Generator]) -> tuple[Episodes, RolloutStats]:
+    def _run_stepwise(self, epsilons: list[float], active: list[bool], generators: list[torch.Generator],
+                      explore: bool) -> tuple[Episodes, RolloutStats]:
         steps, won = [], []
         for r, env in enumerate(self.envs):
             if active[r]:
                 controller = getattr(self.learners.module_for(r), self.controller)
-                run_steps, run_won = _run_episodes(env, controller, self.storage[r], epsilons[r], generators[r])
+                run_steps, run_won = _run_episodes(env, controller, self.storage[r], epsilons[r], generators[r],
+                                                   explore)
             else:
                 for transition in (self.storage[r].reward, self.storage[r].filled):
                     transition.zero_()
@@ -101,7 +106,7 @@ class EpisodeRunner:
 
 @torch.no_grad()
 def _run_episodes(env: BatchedEnv, controller: AgentController, ep: Episodes, epsilon: float,
-                  generator: torch.Generator) -> tuple[int, torch.Tensor]:
+                  generator: torch.Generator, explore: bool) -> tuple[int, torch.Tensor]:
     """The Python loop: one batched environment step per iteration, written into ``ep``;
     returns the number of steps taken and which episodes were won [B]."""
     b, n, limit = env.num_envs, env.spec.n_agents, env.spec.episode_limit
@@ -117,7 +122,7 @@ def _run_episodes(env: BatchedEnv, controller: AgentController, ep: Episodes, ep
     for t in range(limit):
         _store_observation(ep, t, step)
         q, hidden = controller.step(controller.observe(step), last_actions, hidden, step.avail_actions)
-        actions = epsilon_greedy(q, step.avail_actions, epsilon, generator)
+        actions = controller.choose_actions(q, step, epsilon, generator, explore)
         step = env.step(actions)
         live = active.float()
         done = step.terminated | step.truncated

@@ -229,7 +229,13 @@ class Trainer:
         self.learners = StackedModules(learners)
         template = self.learners.template
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
-        self.optimizer = build_optimizer(self.learners.trainable, first.learner, lr)
+        trainable = {name: p for name, p in self.learners.params.items() if p.requires_grad}
+        groups = {name: next((g for g in template.param_groups() if name.startswith(g.prefix)), None)
+                  for name in trainable}
+        self.optimizer = build_optimizer(
+            list(trainable.values()), first.learner,
+            [lr if group is None else torch.full_like(lr, group.lr) for group in groups.values()])
+        self._clipped = [p for name, p in trainable.items() if groups[name] is None or groups[name].clip]
         self._losses = self.learners.vmapped(_loss_terms)
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision(first.run.matmul_precision)
@@ -329,7 +335,8 @@ class Trainer:
         active = [r in runs for r in range(len(self.runs))]
         returns, won = [], []
         for _ in range(math.ceil(n / self.envs[0].num_envs)):
-            _, stats = runner.run([0.0] * len(self.runs), active, [run.generator for run in self.runs])
+            _, stats = runner.run([0.0] * len(self.runs), active, [run.generator for run in self.runs],
+                                  explore=False)
             returns.append(stats.returns)
             won.append(stats.won.float())
         means = torch.stack([torch.cat(returns, dim=1)[:, :n].mean(dim=1),
@@ -371,7 +378,7 @@ class Trainer:
         losses = self._losses(batch)
         self.optimizer.zero_grad()
         losses.sum().backward()
-        clip_grad_norm_per_run(self.learners.trainable, self.config.learner.grad_clip)
+        clip_grad_norm_per_run(self._clipped, self.config.learner.grad_clip)
         self.optimizer.step(mask)
         return losses.detach()
 
@@ -517,7 +524,8 @@ class Trainer:
         extras = type(learner).extra_outputs is not Learner.extra_outputs
         if extras:
             episodes, _ = self.runners[self.eval_policies["test"]].run(
-                [0.0] * len(self.runs), [i == r for i in range(len(self.runs))], [x.generator for x in self.runs])
+                [0.0] * len(self.runs), [i == r for i in range(len(self.runs))], [x.generator for x in self.runs],
+                explore=False)
             for name, frame in learner.extra_outputs(_run_rows(episodes, r)).items():
                 atomic_write(run.run_dir / name, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
         write_json(run.run_dir / "final.json", final)
@@ -553,10 +561,12 @@ def _run_rows(episodes: Episodes, r: int) -> Episodes:
 
 
 def method_name(config: TrainConfig) -> str:
-    """The method a run trains, as the papers name it: ``qmix``, or ``qmix_da`` / ``qmix_bc`` for
-    IGM-DA with DAgger / behaviour cloning around QMIX."""
+    """The method a run trains, as the papers name it: ``qmix``; ``qmix_da`` / ``qmix_bc`` for
+    IGM-DA with DAgger / behaviour cloning around QMIX; ``me_qmix`` for ME-IGM around QMIX, and
+    its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP)."""
     suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]
-    return f"{config.algo}{suffix}"
+    name = {"none": "{}", "opt": "me_{}", "entropy": "{}_entropy", "mlp": "me_{}_mlp"}[config.max_entropy.mode]
+    return name.format(config.algo) + suffix
 
 
 def train_pack(members: list[PackMember]) -> list[dict[str, Any]]:

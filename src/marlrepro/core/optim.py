@@ -32,11 +32,12 @@ def clip_grad_norm_per_run(params: list[torch.Tensor], max_norm: float) -> torch
 
 class StackedOptimizer:
     """Base of the stacked optimisers: ``params`` are leaf tensors [R, ...] with ``.grad``;
-    ``lr`` is one learning rate per run [R] (a pack may sweep it)."""
+    ``lr`` is one learning rate per run [R] (a pack may sweep it), or a list of them, one per
+    parameter (a learner's parameter groups, :meth:`marlrepro.learners.base.Learner.param_groups`)."""
 
-    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, eps: float) -> None:
+    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor | list[torch.Tensor], eps: float) -> None:
         self.params = params
-        self.lr = lr
+        self.lrs = lr if isinstance(lr, list) else [lr] * len(params)
         self.eps = eps
         runs = params[0].shape[0]
         self.steps = torch.zeros(runs, device=params[0].device)
@@ -53,14 +54,14 @@ class StackedOptimizer:
     def step(self, mask: torch.Tensor) -> None:
         """One step for the runs where ``mask`` [R] (bool) is True."""
         self.steps += mask.to(self.steps.dtype)
-        for p, state in zip(self.params, self.state):
-            new_p, new_state = self.update(p, p.grad, state)
+        for p, lr, state in zip(self.params, self.lrs, self.state, strict=True):
+            new_p, new_state = self.update(p, p.grad, lr, state)
             keep = _per_run(mask, p)
             p.copy_(torch.where(keep, new_p, p))
             for key, value in new_state.items():
                 state[key].copy_(torch.where(keep, value, state[key]))
 
-    def update(self, p: torch.Tensor, grad: torch.Tensor,
+    def update(self, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor,
                state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
@@ -87,9 +88,9 @@ class StackedRMSprop(StackedOptimizer):
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"square_avg": torch.zeros_like(p)}
 
-    def update(self, p, grad, state):
+    def update(self, p, grad, lr, state):
         square_avg = self.alpha * state["square_avg"] + (1 - self.alpha) * grad * grad
-        return p - _per_run(self.lr, p) * grad / (square_avg.sqrt() + self.eps), {"square_avg": square_avg}
+        return p - _per_run(lr, p) * grad / (square_avg.sqrt() + self.eps), {"square_avg": square_avg}
 
 
 class StackedAdam(StackedOptimizer):
@@ -102,16 +103,17 @@ class StackedAdam(StackedOptimizer):
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
 
-    def update(self, p, grad, state):
+    def update(self, p, grad, lr, state):
         b1, b2 = self.betas
         m = b1 * state["exp_avg"] + (1 - b1) * grad
         v = b2 * state["exp_avg_sq"] + (1 - b2) * grad * grad
         t = _per_run(self.steps.clamp(min=1), p)
         denom = (v / (1 - b2 ** t)).sqrt() + self.eps
-        return p - _per_run(self.lr, p) * (m / (1 - b1 ** t)) / denom, {"exp_avg": m, "exp_avg_sq": v}
+        return p - _per_run(lr, p) * (m / (1 - b1 ** t)) / denom, {"exp_avg": m, "exp_avg_sq": v}
 
 
-def build_optimizer(params: list[torch.Tensor], config: LearnerConfig, lr: torch.Tensor) -> StackedOptimizer:
+def build_optimizer(params: list[torch.Tensor], config: LearnerConfig,
+                    lr: torch.Tensor | list[torch.Tensor]) -> StackedOptimizer:
     """Adam (pymarl2, DFAC) or RMSProp (pymarl, IGM-DA) with the configured constants; an unset
     ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`)."""
     if config.optimizer == "adam":

@@ -18,6 +18,17 @@ from marlrepro.buffer import Episodes
 from marlrepro.controller import AgentController
 
 
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters (those whose name starts with ``prefix``) trained with their own learning rate
+    ``lr`` instead of ``learner.lr``; ``clip``: whether they count in the per-run gradient-norm
+    clipping (``learner.grad_clip``)."""
+
+    prefix: str
+    lr: float
+    clip: bool = True
+
+
 @dataclass
 class LossTerms:
     """What one update's loss reports; device tensors, scalars per run."""
@@ -42,6 +53,8 @@ class Learner(nn.Module):
       no host synchronisation (on CUDA it is replayed from a graph, :mod:`marlrepro.core.graphed`);
     * :attr:`target_pairs`: (target module, online module) names whose parameters the core
       hard-copies every ``learner.target_update_interval`` episodes;
+    * :meth:`param_groups`: optional parameters with their own learning rate (a temperature,
+      an actor beside its critic);
     * :meth:`extra_outputs`: optional per-run files written when training ends.
     """
 
@@ -56,6 +69,11 @@ class Learner(nn.Module):
 
     def forward(self, batch: Episodes) -> LossTerms:
         raise NotImplementedError
+
+    def param_groups(self) -> tuple[ParamGroup, ...]:
+        """Parameters trained at their own learning rate; none by default (every parameter at
+        ``learner.lr``, all clipped together)."""
+        return ()
 
     def extra_outputs(self, episodes: Episodes) -> dict[str, object]:
         """Files (name -> pandas DataFrame) computed from greedy evaluation ``episodes`` at the end

@@ -36,6 +36,7 @@ from marlrepro.controller import AgentController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.exploration import masked_greedy
 from marlrepro.learners.distributional import DistributionalLearner
+from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 
@@ -117,9 +118,11 @@ class DistributionalIGMDALearner(IGMDALearner, DistributionalLearner):
 
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> ValueDecompositionLearner:
-    """The learner ``config`` asks for: plain value decomposition (distributional for dmix), or
-    IGM-DA around it."""
+    """The learner ``config`` asks for: plain value decomposition (distributional for dmix),
+    IGM-DA around it, or ME-IGM (``max_entropy.mode``)."""
     distributional = config.algo == "dmix"
+    if config.max_entropy.mode != "none":
+        return MaxEntropyLearner(spec, config, device)
     if config.imitation.mode == "none":
         return (DistributionalLearner if distributional else ValueDecompositionLearner)(spec, config, device)
     return (DistributionalIGMDALearner if distributional else IGMDALearner)(spec, config, device)

@@ -22,13 +22,15 @@ def policy_entropy(log_probs: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(dim=-1)
 
 
-def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, target_entropy: float) -> torch.Tensor:
+def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, target_entropy: float,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
     """The temperature's objective (ME-IGM eq. 11, after Haarnoja et al. 2018's automatic
     entropy adjustment): ``J(α) = E[α (H(π) − H̄)]``, here on ``log α`` as in SAC's code,
     ``log α · sg[H − H̄]``. Its gradient lowers ``α`` when the policies' entropy is above the
     target ``H̄`` and raises it when below. ``entropy`` [...] (a joint policy's: the sum over
-    agents) -> the mean loss, a scalar."""
-    return (log_alpha * (entropy - target_entropy).detach()).mean()
+    agents) -> the mean loss over the entries where ``mask`` (same shape; default all) is 1."""
+    weights = torch.ones_like(entropy) if mask is None else mask
+    return (log_alpha * (entropy - target_entropy).detach() * weights).sum() / weights.sum().clamp(min=1)
 
 
 def opt_loss(q_tot: torch.Tensor, transformed_taken: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -36,13 +36,21 @@ class ValueDecompositionLearner(Learner):
         super().__init__()
         self.spec = spec
         self.config = config.learner
-        self.controller = build_controller(spec, config.agent, source, config.algo)
+        self.controller = self.make_controller(spec, config, source)
         self.mixer = build_mixer(config.algo, spec.n_agents, spec.n_actions, spec.state_dim, config.mixer)
         self.target_controller = copy.deepcopy(self.controller).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer)
         if self.target_mixer is not None:
             self.target_mixer.requires_grad_(False)
         self.to(device)
+
+    def make_controller(self, spec: EnvSpec, config: TrainConfig, source: ObsSource) -> AgentController:
+        """The online agents (their target copy is made from them)."""
+        return build_controller(spec, config.agent, source, config.algo)
+
+    def mixer_inputs(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """The per-agent values [..., N, A] whose taken entries the mixer mixes: the agents' own."""
+        return q
 
     @property
     def target_pairs(self) -> tuple[tuple[str, str], ...]:

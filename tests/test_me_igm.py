@@ -1,0 +1,159 @@
+"""ME-IGM's learner (§5, Algorithm 1) wired into the training core: the softmax acting policy, the
+temperature's own optimiser group, the three ``max_entropy`` modes and their configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from marlrepro.buffer import Episodes
+from marlrepro.config import AgentConfig, MixerConfig, load_config
+from marlrepro.controller import SoftmaxPolicyController
+from marlrepro.envs.base import EnvBatch, EnvSpec
+from marlrepro.errors import ConfigError
+from marlrepro.learners.me_igm import MaxEntropyLearner
+from marlrepro.nets.opt import OrderPreservingTransform
+from marlrepro.train import PackMember, Trainer, train
+
+SPEC = EnvSpec(name="t", n_agents=3, n_actions=5, obs_dim=4, state_dim=6, episode_limit=7)
+
+
+def _matrix_config(*extra: str):
+    return load_config(["config/algos/qmix.yaml"], [
+        "env.name=matrix:me_igm", "env.num_envs=4", "learner.batch_size=8", "learner.td_lambda=0.0",
+        "run.t_max=120", "run.eval_interval=60", "run.eval_episodes=4", "run.device=cpu", "run.progress=false",
+        "tracking.uri=", "max_entropy.mode=opt", *extra])
+
+
+def _controller(alpha: float) -> SoftmaxPolicyController:
+    torch.manual_seed(0)
+    transform = OrderPreservingTransform(SPEC.n_agents, SPEC.state_dim, MixerConfig())
+    for p in transform.parameters():
+        p.data.normal_(0, 1.0)  # far from initialisation
+    return SoftmaxPolicyController(SPEC, AgentConfig(), transform, alpha)
+
+
+def _step(batch: int) -> tuple[EnvBatch, torch.Tensor]:
+    avail = torch.rand(batch, SPEC.n_agents, SPEC.n_actions) < 0.6
+    avail[..., 0] = True  # at least one available action
+    zeros = torch.zeros(batch, dtype=torch.bool)
+    step = EnvBatch(torch.randn(batch, SPEC.n_agents, SPEC.obs_dim), torch.randn(batch, SPEC.state_dim) * 2,
+                    avail, torch.zeros(batch), zeros, zeros, zeros, None)
+    return step, torch.randn(batch, SPEC.n_agents, SPEC.n_actions) * 3
+
+
+def test_exploring_samples_the_softmax_policy_over_available_actions_and_evaluation_is_greedy_on_q():
+    controller = _controller(alpha=2.0)
+    step, q = _step(4)
+    generator = torch.Generator().manual_seed(1)
+    draws = torch.stack([controller.choose_actions(q, step, 0.0, generator) for _ in range(4000)])  # [D, B, N]
+    assert step.avail_actions.gather(-1, draws.permute(1, 2, 0)).all(), "an unavailable action was sampled"
+    counts = torch.nn.functional.one_hot(draws, SPEC.n_actions).float().mean(dim=0)
+    expected = controller.log_policy(q, step.state, step.avail_actions).exp()
+    torch.testing.assert_close(counts, expected, atol=0.04, rtol=0)
+    greedy = controller.choose_actions(q, step, 0.0, generator, explore=False)
+    assert torch.equal(greedy, q.masked_fill(~step.avail_actions, float("-inf")).argmax(dim=-1))
+
+
+def test_the_policys_most_probable_action_is_the_greedy_action_of_the_raw_values():
+    """The transform preserves order, so the local greedy action (decentralised execution) is the
+    joint policy's most probable one, in every state (IGM between the policies and Q_tot)."""
+    controller = _controller(alpha=0.5)
+    for _ in range(5):
+        step, q = _step(256)
+        probs = controller.log_policy(q, step.state, step.avail_actions).exp()
+        greedy = q.masked_fill(~step.avail_actions, float("-inf")).argmax(dim=-1)
+        assert torch.equal(probs.argmax(dim=-1), greedy)
+
+
+def _batch(learner: MaxEntropyLearner, episodes: int = 6) -> Episodes:
+    torch.manual_seed(3)
+    batch = Episodes.empty(episodes, SPEC, torch.device("cpu"))
+    batch.obs.normal_()
+    batch.state.normal_()
+    batch.avail_actions.fill_(True)
+    batch.actions.random_(0, SPEC.n_actions)
+    batch.reward.normal_()
+    batch.filled[:, :5] = 1.0
+    batch.terminated[:, 4] = 1.0
+    return batch
+
+
+def _learner(mode: str, alpha: float) -> MaxEntropyLearner:
+    config = load_config([], [f"max_entropy.mode={mode}", f"max_entropy.alpha_init={alpha}"])
+    torch.manual_seed(2)
+    return MaxEntropyLearner(SPEC, config, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("alpha", "sign"), [(50.0, 1.0), (1e-4, -1.0)])
+def test_the_temperature_gradient_lowers_alpha_above_the_target_entropy_and_raises_it_below(alpha, sign):
+    """At a high temperature the policies are near uniform (joint entropy 3 log 5 ≈ 4.8 nats, above
+    the target 3 × 0.24): the loss's gradient pushes log α down; near zero, up."""
+    learner = _learner("opt", alpha)
+    learner.loss(_batch(learner))[0].backward()
+    assert torch.sign(learner.controller.log_alpha.grad) == sign
+
+
+@pytest.mark.parametrize("mode", ["opt", "mlp"])
+def test_only_the_opt_loss_trains_the_outer_transform_f(mode):
+    """``f`` (hyper_w5, hyper_b5) gets gradient only from the OPT loss, which reaches nothing
+    else of the agents: removing the OPT term leaves ``f`` without gradient."""
+    learner = _learner(mode, 0.5)
+    batch = _batch(learner)
+    learner.loss(batch)[0].backward()
+    outer = [p for name, p in learner.controller.named_parameters() if "hyper_w5" in name or "hyper_b5" in name]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in outer)
+    learner.zero_grad()
+    learner.controller.transform.outer = lambda x, states: x.detach() * 0  # the OPT term now has no f
+    learner.loss(batch)[0].backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in outer)
+
+
+def test_the_entropy_ablation_has_no_transform_and_its_policy_is_the_softmax_of_q():
+    learner = _learner("entropy", 0.7)
+    assert learner.controller.transform is None
+    step, q = _step(8)
+    expected = torch.log_softmax((q / 0.7).masked_fill(~step.avail_actions, -1e9), dim=-1)
+    torch.testing.assert_close(learner.controller.log_policy(q, step.state, step.avail_actions), expected)
+
+
+def test_the_temperature_has_its_own_learning_rate_and_is_not_clipped(tmp_path):
+    trainer = Trainer([PackMember(_matrix_config("max_entropy.temperature_lr=0.3", "learner.lr=0.001"), tmp_path)])
+    names = [name for name, p in trainer.learners.params.items() if p.requires_grad]
+    lrs = dict(zip(names, trainer.optimizer.lrs, strict=True))
+    assert lrs.pop("controller.log_alpha").item() == pytest.approx(0.3)
+    assert all(lr.item() == pytest.approx(0.001) for lr in lrs.values())
+    alpha = trainer.learners.params["controller.log_alpha"]
+    assert all(p is not alpha for p in trainer._clipped) and len(trainer._clipped) == len(names) - 1
+
+
+@pytest.mark.parametrize(("mode", "name"), [("opt", "me_qmix"), ("entropy", "qmix_entropy"), ("mlp", "me_qmix_mlp")])
+def test_each_mode_trains_on_the_matrix_game_and_reports_its_policies(tmp_path, mode, name):
+    final = train(_matrix_config(f"max_entropy.mode={mode}"), tmp_path)
+    assert final["algo"] == name
+    saved = json.loads((tmp_path / "final.json").read_text())
+    probs = torch.tensor(saved["policy"])
+    assert probs.shape == (2, 3) and torch.allclose(probs.sum(dim=-1), torch.ones(2))
+    assert saved["most_probable_joint_action"] == probs.argmax(dim=-1).tolist()
+    assert saved["most_probable_joint_action"] == saved["greedy_joint_action"]  # order preserved
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["algo=dmix", "learner.td_lambda=0"], "valid choices: vdn, qmix, qplex"),
+    (["imitation.mode=dagger", "imitation.expert_input=state"], "cannot be combined with imitation.mode"),
+    (["max_entropy.alpha_init=0"], "max_entropy.alpha_init"),
+    (["max_entropy.mode=soft"], "max_entropy.mode"),
+])
+def test_bad_max_entropy_settings_fail_before_any_compute(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config([], ["max_entropy.mode=opt", *overrides])
+
+
+def test_the_fused_rollout_refuses_softmax_agents_with_a_clear_error(tmp_path):
+    config = load_config(["config/algos/qmix.yaml"], [
+        "env.name=smax:3m", "env.num_envs=2", "run.device=cpu", "run.rollout=fused", "tracking.uri=",
+        "max_entropy.mode=opt"])
+    with pytest.raises(ConfigError, match="SoftmaxPolicyController agents have no JAX twin"):
+        Trainer([PackMember(config, tmp_path)])
