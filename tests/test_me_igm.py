@@ -81,8 +81,8 @@ def _batch(learner: MaxEntropyLearner, episodes: int = 6) -> Episodes:
     return batch
 
 
-def _learner(mode: str, alpha: float) -> MaxEntropyLearner:
-    config = load_config([], [f"max_entropy.mode={mode}", f"max_entropy.alpha_init={alpha}"])
+def _learner(mode: str, alpha: float, *extra: str) -> MaxEntropyLearner:
+    config = load_config([], [f"max_entropy.mode={mode}", f"max_entropy.alpha_init={alpha}", *extra])
     torch.manual_seed(2)
     return MaxEntropyLearner(SPEC, config, torch.device("cpu"))
 
@@ -96,19 +96,27 @@ def test_the_temperature_gradient_lowers_alpha_above_the_target_entropy_and_rais
     assert torch.sign(learner.controller.log_alpha.grad) == sign
 
 
-@pytest.mark.parametrize("mode", ["opt", "mlp"])
-def test_only_the_opt_loss_trains_the_outer_transform_f(mode):
-    """``f`` (hyper_w5, hyper_b5) gets gradient only from the OPT loss, which reaches nothing
-    else of the agents: removing the OPT term leaves ``f`` without gradient."""
-    learner = _learner(mode, 0.5)
+@pytest.mark.parametrize(("mode", "mixer_input", "opt_only"), [
+    ("opt", "transformed", ("hyper_w5", "hyper_b5")),  # f alone: g learns from the TD loss
+    ("mlp", "transformed", ("hyper_w5", "hyper_b5")),
+    ("opt", "local", ("hyper_",)),  # the whole transformation: the mixer reads the raw values
+])
+def test_the_opt_loss_alone_trains_its_part_of_the_transformation(mode, mixer_input, opt_only):
+    """The parameters named by ``opt_only`` get gradient, and only from the OPT loss: with the OPT
+    term's transformation cut out of the loss, they get none; the rest of the transformation
+    (``g`` when the mixer mixes it) still learns from the TD loss."""
+    learner = _learner(mode, 0.5, f"max_entropy.mixer_input={mixer_input}")
     batch = _batch(learner)
     learner.loss(batch)[0].backward()
-    outer = [p for name, p in learner.controller.named_parameters() if "hyper_w5" in name or "hyper_b5" in name]
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in outer)
+    params = dict(learner.controller.transform.named_parameters())
+    ours = [p for name, p in params.items() if name.startswith(opt_only)]
+    rest = [p for name, p in params.items() if not name.startswith(opt_only)]
+    assert ours and all(p.grad is not None and p.grad.abs().sum() > 0 for p in ours)
     learner.zero_grad()
     learner.controller.transform.outer = lambda x, states: x.detach() * 0  # the OPT term now has no f
     learner.loss(batch)[0].backward()
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in outer)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in ours)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rest)
 
 
 def test_the_entropy_ablation_has_no_transform_and_its_policy_is_the_softmax_of_q():

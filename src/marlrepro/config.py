@@ -30,6 +30,7 @@ Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
 ImitationMode = Literal["none", "dagger", "bc"]
 MaxEntropyMode = Literal["none", "opt", "entropy", "mlp"]
+MixerInput = Literal["transformed", "local"]
 ExpertInput = Literal["full_obs", "state"]
 BufferDtype = Literal["float32", "float16", "uint8"]
 MatmulPrecision = Literal["highest", "high"]
@@ -173,9 +174,15 @@ class MaxEntropyConfig:
     ``temperature_lr`` (Adam, not clipped) towards a joint policy entropy of
     ``target_entropy_per_agent × n_agents`` nats (ME-IGM eq. 10-11); ``temperature_lr: 0``
     keeps it fixed (the released code's constant α = 0.03).
+    ``mixer_input`` (where the paper's lost math leaves two readings, docs/deviations.md):
+    ``transformed`` mixes the transformation's inner values, ``Q_tot = Mixer(g(Q); s)``, ``g``
+    learning from the TD loss and ``f`` from the OPT loss (the released code's gradient paths);
+    ``local`` mixes the raw local values, ``Q_tot = Mixer(Q; s)``, and the whole transformation
+    ``f ∘ g`` learns from the OPT loss alone (§5's text).
     """
 
     mode: MaxEntropyMode = "none"
+    mixer_input: MixerInput = "transformed"
     alpha_init: float = 0.03
     temperature_lr: float = 0.3
     target_entropy_per_agent: float = 0.24

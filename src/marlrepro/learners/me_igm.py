@@ -6,10 +6,12 @@ One run's networks: the agents ``Q_i`` with their transformations and temperatur
 target copies of both. The loss of one batch is the sum of three terms:
 
 * the soft TD(λ) loss ``w · E[(Q_tot(τ, u; s) − sg[G^λ_soft])²]``, with
-  ``Q_tot = Mixer(g_1(Q_1(u_1)), …, g_N(Q_N(u_N)); s)`` and the soft return of
+  ``Q_tot = Mixer(g_1(Q_1(u_1)), …, g_N(Q_N(u_N)); s)`` (or ``Mixer(Q_1(u_1), …; s)``, with
+  ``max_entropy.mixer_input: local``) and the soft return of
   :func:`~marlrepro.learners.targets.soft_td_lambda_targets`: target networks evaluate joint
   actions ``a'`` sampled from the current policies, plus ``α`` times their entropy estimate;
-* the OPT loss (eq. 9), which fits ``Σ_i f_i(sg[g_i(Q_i(u_i))])`` to ``sg[Q_tot]``
+* the OPT loss (eq. 9), which fits ``Σ_i f_i(sg[g_i(Q_i(u_i))])`` (``f_i(g_i(sg[Q_i(u_i)]))``
+  with ``local``) to ``sg[Q_tot]``
   (:func:`~marlrepro.learners.max_entropy.opt_loss`; not in the +Entropy ablation, which has no
   transformation);
 * the temperature's loss (eq. 10-11), ``log α · sg[H(π) − H̄]``, its own learning rate
@@ -58,30 +60,41 @@ class MaxEntropyLearner(ValueDecompositionLearner):
         return (ParamGroup("controller.log_alpha", self.me.temperature_lr, clip=False),)
 
     def mixer_inputs(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """``g_i(Q_i; s)``: what the mixer mixes."""
-        return self.controller.inner(q, states)
+        """What the mixer mixes: ``g_i(Q_i; s)``, or ``Q_i`` itself (``max_entropy.mixer_input``)."""
+        return q if self.me.mixer_input == "local" else self.controller.inner(q, states)
+
+    def policy_logits(self, q: torch.Tensor, mixed: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """The policies' logits, with the gradient only the OPT loss may use: ``f(sg[g(Q)])`` when
+        the mixer mixes ``g(Q)`` (``mixed``), ``f(g(sg[Q]))`` when it mixes ``Q``."""
+        if self.me.mixer_input == "local":
+            return self.controller.outer(self.controller.inner(q.detach(), states), states)
+        return self.controller.outer(mixed.detach(), states)
+
+    def target_mixer_inputs(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """:meth:`mixer_inputs` of the target networks."""
+        return q if self.me.mixer_input == "local" else self.target_controller.inner(q, states)
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
         controller, avail, states = self.controller, batch.avail_actions, batch.state
         mask = batch.filled.unsqueeze(-1)
         q = controller.sequence(controller.observe(batch), batch.actions, avail)  # [B, T+1, N, A]
-        inner = controller.inner(q, states)
-        logits = controller.outer(inner.detach(), states)  # f_i(sg[g_i]): only f learns from these
+        mixed = self.mixer_inputs(q, states)
+        logits = self.policy_logits(q, mixed, states)
         alpha = controller.log_alpha.exp().detach()
         log_pi = masked_log_policy(logits.detach(), avail, alpha)
         with torch.no_grad():
             target = self.target_controller
-            target_inner = target.inner(target.sequence(target.observe(batch), batch.actions, avail), states)
+            target_mixed = self.target_mixer_inputs(target.sequence(target.observe(batch), batch.actions, avail), states)
             # a' ~ π (Gumbel-max: the argmax of log π + Gumbel noise is a sample of π)
             gumbel = -torch.log(-torch.log(torch.rand_like(log_pi).clamp(min=1e-20)))
             sampled = (log_pi + gumbel).argmax(dim=-1)  # [B, T+1, N]
             real = avail.any(dim=-1)
             entropy_estimate = -(log_pi.gather(-1, sampled.unsqueeze(-1)).squeeze(-1) * real).sum(-1, keepdim=True)
-            target_tot = self.joint_value(self.target_mixer, target_inner, sampled, avail, states)
+            target_tot = self.joint_value(self.target_mixer, target_mixed, sampled, avail, states)
             targets = soft_td_lambda_targets(batch.reward.unsqueeze(-1), batch.terminated.unsqueeze(-1), mask,
                                              target_tot, entropy_estimate, alpha, cfg.gamma, cfg.td_lambda)
-        q_tot = self.joint_value(self.mixer, inner[:, :-1], batch.actions, avail[:, :-1], states[:, :-1])
+        q_tot = self.joint_value(self.mixer, mixed[:, :-1], batch.actions, avail[:, :-1], states[:, :-1])
         denom = mask.sum()
         td_loss = cfg.td_weight * ((q_tot - targets) * mask).pow(2).sum() / denom
         loss = td_loss
