@@ -15,7 +15,7 @@ from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.errors import ConfigError
 from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.nets.opt import OrderPreservingTransform
-from marlrepro.train import PackMember, Trainer, train
+from marlrepro.train import PackMember, Trainer, train, train_pack
 
 SPEC = EnvSpec(name="t", n_agents=3, n_actions=5, obs_dim=4, state_dim=6, episode_limit=7)
 
@@ -165,3 +165,20 @@ def test_the_fused_rollout_refuses_softmax_agents_with_a_clear_error(tmp_path):
         "max_entropy.mode=opt"])
     with pytest.raises(ConfigError, match="SoftmaxPolicyController agents have no JAX twin"):
         Trainer([PackMember(config, tmp_path)])
+
+
+def test_me_qmix_finds_the_optimal_joint_action_of_the_non_monotonic_game_in_most_seeds(tmp_path):
+    """ME-IGM Table 1: ME-QMIX's most probable joint action is (A, A), with ``Q_tot(A, A)`` near
+    its payoff of 8 and both policies almost certain of A, where QMIX's monotone fit never gets
+    there (``tests/test_learning.py``). It depends on the seed: 3 of seeds 0-4 reach it in this pack
+    (docs/validation.md); the test asks for 2, a margin for other CPUs' rounding."""
+    members = [PackMember(_matrix_config(
+        "env.num_envs=8", "learner.batch_size=32", "learner.buffer_size=5000", "learner.lr=0.001",
+        "exploration.epsilon_start=0.0", "exploration.epsilon_finish=0.0", "run.t_max=1500",
+        "run.eval_interval=500", f"run.seed={seed}"), tmp_path / f"s{seed}") for seed in range(5)]
+    finals = train_pack(members)
+    optimal = [f for f in finals if f["most_probable_joint_action"] == [0, 0]]
+    assert len(optimal) >= 2, [f["most_probable_joint_action"] for f in finals]
+    for final in optimal:
+        assert abs(final["joint_q"][0][0] - 8.0) < 1.5
+        assert min(policy[0] for policy in final["policy"]) > 0.9
