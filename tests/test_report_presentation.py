@@ -120,6 +120,7 @@ def test_run_setting_states_maps_methods_sight_steps_and_seeds():
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = sorted((ROOT / "config/published").glob("*.yaml"))
 ME_IGM_CAPTIONS = ["me_igm_table1_qmix.rst", "me_igm_table1_qmix_figure.rst"]
+ME_QMIX_CAPTIONS = ["me_igm_table1_me_qmix.rst", "me_igm_table1_me_qmix_figure.rst"]
 
 
 def _leaves(node: Any) -> list[Any]:
@@ -145,6 +146,8 @@ def test_me_igm_captions_take_the_published_numbers_from_config(tmp_path):
     table["payoff"][2][2] = 9  # the optimum moves to (C, C)
     table["methods"]["qmix"].update(q_tot=[[-7.25] * 3, [-7.25, 1.75, 1.75], [-7.25, 1.75, 1.75]],
                                     greedy_joint_action=["C", "B"], greedy_payoff=3)  # fmt: skip
+    table["methods"]["me_qmix"].update(q_tot=[[-3.5] * 3, [-3.5] * 3, [-3.5, -3.5, 9.25]],
+                                       greedy_joint_action=["C", "C"], greedy_payoff=9)  # fmt: skip
     fake = tmp_path / "me_igm.yaml"
     fake.write_text(yaml.safe_dump(data))
     real = matrix_game_published(ROOT / "config/published/me_igm.yaml", "table1", "qmix")
@@ -156,6 +159,12 @@ def test_me_igm_captions_take_the_published_numbers_from_config(tmp_path):
         for printed in ("-8.5", "0.2", "payoff 8", "(A, A)", "(B, B)"):
             assert printed not in caption, f"{name} hard-codes {printed!r}"
         assert "[-8.5, 0.2, 0.2]" in render_caption(name, published=real)
+    me_qmix = matrix_game_published(fake, "table1", "me_qmix")
+    for name in ME_QMIX_CAPTIONS:  # the same discipline for the ME-QMIX row's captions
+        caption = render_caption(name, published=me_qmix)
+        assert "optimal payoff 9 at (C, C)" in caption and "[-3.5, -3.5, 9.25]" in caption, name
+        for printed in ("-8.5", "-28", "-14", "payoff 8", "(A, A)"):
+            assert printed not in caption, f"{name} hard-codes {printed!r}"
     with pytest.raises(ConfigError, match="has no 'vdn'; valid choices: fop, me_qmix, qmix"):
         matrix_game_published(fake, "table1", "vdn")
 

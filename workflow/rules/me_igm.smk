@@ -3,6 +3,7 @@
 
 localrules:
     me_igm_table1_qmix,
+    me_igm_table1_me_qmix,
 
 
 rule me_igm_table1_qmix:
@@ -23,6 +24,31 @@ rule me_igm_table1_qmix:
         published=matrix_game_published("config/published/me_igm.yaml", "table1", "qmix"),
     log:
         "results/logs/report/me_igm_table1_qmix.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/matrix_game_table.py"
+
+
+rule me_igm_table1_me_qmix:
+    """ME-QMIX's learned Q_tot, local policies and most probable joint action per seed, beside the
+    published row."""
+    input:
+        finals=run_outputs("me_igm", "table1_me_qmix"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs(
+            "me_igm", "me_igm_table1_me_qmix", "Table 1 (ME-QMIX row)", "me_igm_table1_me_qmix_figure"
+        ),
+    params:
+        table="table1",
+        method="me_qmix",
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=run_setting(experiment("me_igm", "table1_me_qmix").runs()),
+        published=matrix_game_published("config/published/me_igm.yaml", "table1", "me_qmix"),
+    log:
+        "results/logs/report/me_igm_table1_me_qmix.log",
     conda:
         "../../envs/report.yaml"
     script:

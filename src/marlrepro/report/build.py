@@ -64,6 +64,10 @@ def matrix_game_report(
         f"difference (our median minus published). The game's optimal payoff is {published.optimal_payoff:g}."
         ),
     ]
+    if table["quantity"].str.startswith("pi").any():
+        notes.append(f"pi<i>(a): agent i's local policy (its probability of action a); the greedy joint action is "
+                     f"also the policies' most probable one, since {label}'s transformation preserves each "
+                     f"agent's order.")
     write_table(
         table, table_paths, f"{published.cite}: {label}, our runs beside the published numbers",
         scale=scale, scale_description=scale_description, backend=single_value(finals, "backend"),

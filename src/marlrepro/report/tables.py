@@ -50,7 +50,8 @@ def matrix_game_table(
     """``method``'s learned Q_tot and greedy payoff on a 2-agent matrix game beside the published row.
 
     ``finals`` are the runs' ``final.json`` contents (with the matrix-game keys). One row per
-    quantity: ``Q_tot(a1, a2)`` for every joint action (agent 1 first), then ``greedy payoff``
+    quantity: ``Q_tot(a1, a2)`` for every joint action (agent 1 first), for softmax-policy agents
+    (ME-IGM) each agent's policy ``pi<i>(a)``, then ``greedy payoff``
     (the payoff of the joint action the agents execute, each taking the argmax of its own Q_i).
     Columns: median and 25/75 % quantiles over seeds (``value_*``), the seed count, every seed's
     value in seed order (``per_seed``; for the greedy payoff with the joint action, e.g.
@@ -75,6 +76,13 @@ def matrix_game_table(
     for name, (i, j) in q_columns(published.actions).items():
         values = [float(final["joint_q"][i][j]) for final in runs]
         rows.append(_quantity_row(name, values, ", ".join(f"{v:.2f}" for v in values), float(pub.q_tot[i, j])))
+    if all("policy" in final for final in runs):  # softmax-policy agents: their local policies
+        printed = list(pub.policies.values())  # agent 1's, then agent 2's, where the paper prints them
+        for agent in range(2):
+            for k, action in enumerate(published.actions):
+                values = [float(final["policy"][agent][k]) for final in runs]
+                rows.append(_quantity_row(f"pi{agent + 1}({action})", values, ", ".join(f"{v:.2f}" for v in values),
+                                          printed[agent][k] if printed else math.nan))
     payoffs = [float(final["greedy_payoff"]) for final in runs]
     greedy = ", ".join(
         f"{joint_action_name(published.actions, final['greedy_joint_action'])} {payoff:g}"
