@@ -23,7 +23,9 @@ from marlrepro.buffer import Episodes
 from marlrepro.controller import AgentController, DistributionalController
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
 
-_HIGHEST = jax.lax.Precision.HIGHEST  # full float32 matmuls, as torch's default (no TF32)
+# acting in full float32 matmuls, as the torch agent on CPU (the update may use TF32 on CUDA,
+# run.matmul_precision; acting needs no speed from it)
+_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _linear(x: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:
