@@ -7,31 +7,45 @@ import jax.numpy as jnp
 import pytest
 import torch
 
-from marlrepro.config import AgentConfig, load_config
-from marlrepro.controller import AgentController, DistributionalController
+from marlrepro.config import AgentConfig, MixerConfig, load_config
+from marlrepro.controller import (
+    AgentController,
+    DistributionalController,
+    SoftmaxPolicyController,
+)
 from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.envs.jax_rollout import (
     agent_inputs,
     epsilon_greedy,
     iqn_agent_step,
+    opt_logits,
     rnn_agent_step,
 )
 from marlrepro.errors import ConfigError
+from marlrepro.nets.opt import OrderPreservingTransform
 from marlrepro.runner import EpisodeRunner, RolloutStats
 
 ENV = "smax:3m"
 
 
+def _softmax_controller(spec, config: AgentConfig, source: str, non_negative: bool = True) -> SoftmaxPolicyController:
+    """ME-IGM's agents with a transformation far from its initialisation and a high temperature."""
+    transform = OrderPreservingTransform(spec.n_agents, spec.state_dim, MixerConfig(), non_negative)
+    for p in transform.parameters():
+        p.data.normal_(0, 0.5)
+    return SoftmaxPolicyController(spec, config, transform, alpha_init=2.0, source=source)
+
+
 def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "obs", avail: bool = False,
-             controller_class: type[AgentController] = AgentController):
+             controller_class=AgentController, explore: bool = True):
     env = make(ENV, 4, 0, "cpu", episode_limit=episode_limit, full_sight_obs=True)
     torch.manual_seed(1)
     holder = torch.nn.Module()  # a pack of one run whose learner is just this controller
     holder.controller = controller_class(env.spec, AgentConfig(obs_avail_actions=avail), source)
     runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
     assert (runner._fused is not None) == (mode == "fused")
-    episodes, stats = runner.run([epsilon], [True], [torch.Generator().manual_seed(0)])
+    episodes, stats = runner.run([epsilon], [True], [torch.Generator().manual_seed(0)], explore=explore)
     assert stats.returns.shape == stats.won.shape == stats.lengths.shape == (1, 4)
     return ({name: value[0].clone() for name, value in episodes.tensors().items()},
             RolloutStats(stats.returns[0], stats.won[0], stats.lengths[0]))
@@ -111,7 +125,8 @@ def test_fused_greedy_rollout_equals_stepwise(source, avail):
 
 @pytest.mark.parametrize(("limit", "controller_class", "avail"),
                          [(5, AgentController, False), (40, AgentController, True),
-                          (40, DistributionalController, False), (40, DistributionalController, True)])
+                          (40, DistributionalController, False), (40, DistributionalController, True),
+                          (40, _softmax_controller, True)])
 def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
     episodes, stats = _collect("fused", 0.7, episode_limit=limit, controller_class=controller_class, avail=avail)
     filled = episodes["filled"]
@@ -126,6 +141,27 @@ def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
     chosen = episodes["avail_actions"][:, :-1].gather(-1, episodes["actions"][..., None]).squeeze(-1)
     assert bool(chosen[filled > 0].all())
     assert int(stats.lengths.max()) <= limit
+
+
+def test_fused_greedy_rollout_of_softmax_agents_equals_stepwise():
+    """Evaluation (``explore=False``) of ME-IGM's agents is greedy on the raw values in both runners."""
+    stepwise, _ = _collect("stepwise", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
+    fused, _ = _collect("fused", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
+    t = fused["actions"].shape[1]
+    assert torch.equal(fused["actions"], stepwise["actions"][:, :t])
+
+
+@pytest.mark.parametrize("non_negative", [True, False])
+def test_jax_opt_logits_match_the_torch_transform(non_negative):
+    spec = make(ENV, 1, 0, "cpu").spec
+    torch.manual_seed(4)
+    controller = _softmax_controller(spec, AgentConfig(), "obs", non_negative)
+    q = torch.randn(6, spec.n_agents, spec.n_actions) * 3
+    state = torch.randn(6, spec.state_dim)
+    expected = controller.outer(controller.inner(q, state), state)
+    params = {k: jnp.asarray(v.detach().numpy()) for k, v in controller.transform.named_parameters()}
+    ours = opt_logits(params, jnp.asarray(q.numpy()), jnp.asarray(state.numpy()), non_negative)
+    torch.testing.assert_close(torch.tensor(jax.device_get(ours)), expected, atol=1e-4, rtol=1e-5)
 
 
 def test_fused_rollout_rejected_for_non_jax_backend():

@@ -159,14 +159,6 @@ def test_bad_max_entropy_settings_fail_before_any_compute(overrides, message):
         load_config([], ["max_entropy.mode=opt", *overrides])
 
 
-def test_the_fused_rollout_refuses_softmax_agents_with_a_clear_error(tmp_path):
-    config = load_config(["config/algos/qmix.yaml"], [
-        "env.name=smax:3m", "env.num_envs=2", "run.device=cpu", "run.rollout=fused", "tracking.uri=",
-        "max_entropy.mode=opt"])
-    with pytest.raises(ConfigError, match="SoftmaxPolicyController agents have no JAX twin"):
-        Trainer([PackMember(config, tmp_path)])
-
-
 def test_me_qmix_finds_the_optimal_joint_action_of_the_non_monotonic_game_in_most_seeds(tmp_path):
     """ME-IGM Table 1: ME-QMIX's most probable joint action is (A, A), with ``Q_tot(A, A)`` near
     its payoff of 8 and both policies almost certain of A, where QMIX's monotone fit never gets

@@ -37,9 +37,6 @@ class AgentController(nn.Module):
     state (IGM-DA's experts).
     """
 
-    # the fused JAX rollout has a twin of this controller's acting (marlrepro.envs.jax_rollout)
-    has_jax_twin = True
-
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
         self.spec = spec
@@ -211,10 +208,8 @@ class SoftmaxPolicyController(AgentController):
     (:class:`~marlrepro.nets.opt.OrderPreservingTransform`, or none: the raw values) and ``α`` the
     learned temperature ``exp(log_alpha)``. Evaluation is greedy on the raw ``Q_i``, which the
     order-preserving transform makes the policy's most probable action: decentralised execution.
-    It has no JAX twin yet, so it collects episodes through the stepwise runner.
+    Its JAX twin for the fused rollout is :func:`marlrepro.envs.jax_rollout.opt_logits`.
     """
-
-    has_jax_twin = False
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, transform: nn.Module | None, alpha_init: float,
                  source: ObsSource = "obs") -> None:

@@ -59,11 +59,9 @@ class EpisodeRunner:
         self.controller = controller
         env = envs[0]
         template = getattr(learners.template, controller)
-        fusable = hasattr(env, "fused_rollout") and template.has_jax_twin
+        fusable = hasattr(env, "fused_rollout")
         if mode == "fused" and not fusable:
-            why = (f"{env.spec.name} has none" if template.has_jax_twin
-                   else f"the {type(template).__name__} agents have no JAX twin yet")
-            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax) and agents with a JAX twin; {why}; "
+            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
                               "valid choices here: auto, stepwise")
         self._fused = env.fused_rollout(template, envs) if fusable and mode != "stepwise" else None
         self.storage = [Episodes.empty(env.num_envs, env.spec, env.device) for _ in envs] \
@@ -79,7 +77,7 @@ class EpisodeRunner:
         if self._fused is not None:
             epsilons = epsilons if explore else [0.0] * len(epsilons)
             episodes, returns, won, lengths = self._fused(
-                self.learners.weights(f"{self.controller}.agent."), epsilons, active)
+                self.learners.weights(f"{self.controller}."), epsilons, active, explore)
             return episodes, RolloutStats(returns, won, lengths)
         return self._run_stepwise(epsilons, active, generators, explore)
 

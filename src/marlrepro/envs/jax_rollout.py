@@ -8,7 +8,9 @@ agent's weights through DLPack without a copy, and the lock-step episode batch o
 :class:`~marlrepro.runner.EpisodeRunner` runs inside one ``lax.while_loop`` on the device where
 the environment lives. Learning stays in torch; the two agent implementations are tested to
 agree (``tests/test_jax_rollout.py``). DMIX's implicit-quantile agent has a twin too: it acts on
-the mean over ``N̂`` quantile fractions drawn per environment, as its torch controller does.
+the mean over ``N̂`` quantile fractions drawn per environment, as its torch controller does; so do
+ME-IGM's softmax agents: while exploring they sample ``softmax(f(g(Q; s); s) / α)`` with the state
+of each step (:func:`opt_logits`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import jax.numpy as jnp
 import torch
 
 from marlrepro.buffer import Episodes
-from marlrepro.controller import AgentController, DistributionalController
+from marlrepro.controller import (
+    AgentController,
+    DistributionalController,
+    SoftmaxPolicyController,
+)
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
 
 # acting in full float32 matmuls, as the torch agent on CPU (the update may use TF32 on CUDA,
@@ -107,6 +113,38 @@ def epsilon_greedy(key: jax.Array, q: jax.Array, avail: jax.Array, epsilon: jax.
     return jnp.where(explore, jnp.argmax(scores, axis=-1), greedy)
 
 
+def _hypernet(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
+    """:func:`marlrepro.nets.mixers._hypernet` in JAX: linear layers (``prefix.weight`` for one,
+    ``prefix.0``, ``prefix.2``, … for a stack) with ReLU between them."""
+    if f"{prefix}.weight" in params:
+        return _linear(x, params[f"{prefix}.weight"], params[f"{prefix}.bias"])
+    index = 0
+    while f"{prefix}.{index}.weight" in params:
+        x = _linear(jax.nn.relu(x) if index else x, params[f"{prefix}.{index}.weight"], params[f"{prefix}.{index}.bias"])
+        index += 2
+    return x
+
+
+def opt_logits(params: dict[str, jax.Array], q: jax.Array, state: jax.Array, non_negative: bool) -> jax.Array:
+    """:class:`marlrepro.nets.opt.OrderPreservingTransform` in JAX, ``f_i(g_i(q; s); s)``:
+    ``q`` [B, N, A], ``state`` [B, S] -> [B, N, A]; ``params`` hold the transform's weights
+    (``hyper_w1.…``); ``non_negative`` applies ``abs`` to the weights (False: the MLP ablation)."""
+    b, n = q.shape[:2]
+    weight = jnp.abs if non_negative else (lambda w: w)
+    w1 = weight(_hypernet(params, "hyper_w1", state)).reshape(b, n, -1, 1)
+    b1 = _hypernet(params, "hyper_b1", state).reshape(b, n, -1, 1)
+    w2 = weight(_hypernet(params, "hyper_w2", state)).reshape(b, n, -1, 1)
+    b2 = _hypernet(params, "hyper_b2", state).reshape(b, n, 1)
+    inner = q + b2 + (w2 * jax.nn.elu(w1 * q[:, :, None, :] + b1)).sum(axis=-2)
+    w5 = weight(_hypernet(params, "hyper_w5", state))[..., None]
+    return w5 * inner + _hypernet(params, "hyper_b5", state)[..., None]
+
+
+def softmax_sample(key: jax.Array, logits: jax.Array, avail: jax.Array, alpha: jax.Array) -> jax.Array:
+    """A sample of ``softmax(logits / α)`` over the available actions (``logits``, ``avail`` [..., A])."""
+    return jax.random.categorical(key, jnp.where(avail, logits / alpha, -1e9), axis=-1)
+
+
 class _Carry(NamedTuple):
     """Loop state of the fused rollout; ``outputs`` [T+1, B, F] holds every step's packed outputs."""
 
@@ -148,9 +186,12 @@ class FusedRollout:
         self._rollout = jax.jit(jax.vmap(self._collect))
 
     def _collect(
-        self, params: dict[str, jax.Array], key: jax.Array, epsilon: jax.Array, run_active: jax.Array
+        self, params: dict[str, jax.Array], key: jax.Array, epsilon: jax.Array, run_active: jax.Array,
+        explore: jax.Array,
     ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-        """The traced rollout of one run: returns (next env key, steps, outputs, actions, filled)."""
+        """The traced rollout of one run: returns (next env key, steps, outputs, actions, filled).
+        ``params``: the controller's weights (``agent.…``; softmax agents also ``transform.…`` and
+        ``log_alpha``)."""
         env, spec, cfg = self.env, self.env.spec, self.controller.config
         b, n, limit = env.num_envs, spec.n_agents, spec.episode_limit
         n_obs, n_state, n_avail = packed_widths(spec)[:3]
@@ -160,6 +201,9 @@ class FusedRollout:
             "state": (n_obs, None),
         }[self.controller.source]
         distributional = isinstance(self.controller, DistributionalController)
+        softmax = isinstance(self.controller, SoftmaxPolicyController)
+        agent = {name[len("agent."):]: p for name, p in params.items() if name.startswith("agent.")}
+        transform = {name[len("transform."):]: p for name, p in params.items() if name.startswith("transform.")}
         policy_key = jax.random.fold_in(key, 1)
         env_state, next_key, first = env.reset_batch(key)
         outputs = jnp.zeros((limit + 1, *first.shape), first.dtype).at[0].set(first)
@@ -176,13 +220,21 @@ class FusedRollout:
             inputs = agent_inputs(observe(packed), c.last_actions, avail, spec.n_actions,
                                   last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id,
                                   avail_actions=cfg.obs_avail_actions)
-            policy_key, act_key, tau_key = jax.random.split(c.policy_key, 3)
+            # extra_key draws DMIX's quantile fractions, or a softmax agent's policy sample
+            policy_key, act_key, extra_key = jax.random.split(c.policy_key, 3)
             if distributional:
-                taus = jax.random.uniform(tau_key, (b, cfg.n_greedy_quantiles), first.dtype)
-                q, hidden = iqn_agent_step(params, inputs.reshape(b * n, -1), c.hidden, taus)
+                taus = jax.random.uniform(extra_key, (b, cfg.n_greedy_quantiles), first.dtype)
+                q, hidden = iqn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden, taus)
             else:
-                q, hidden = rnn_agent_step(params, inputs.reshape(b * n, -1), c.hidden)
-            actions = epsilon_greedy(act_key, q.reshape(b, n, -1), avail, epsilon).astype(jnp.int32)
+                q, hidden = rnn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden)
+            q = q.reshape(b, n, -1)
+            actions = epsilon_greedy(act_key, q, avail, epsilon)
+            if softmax:  # exploring: sample the policy; evaluating (explore false): greedy, as above
+                logits = q if not transform else opt_logits(
+                    transform, q, packed[:, n_obs:n_obs + n_state], self.controller.transform.non_negative)
+                actions = jnp.where(explore, softmax_sample(extra_key, logits, avail, jnp.exp(params["log_alpha"])),
+                                    actions)
+            actions = actions.astype(jnp.int32)
             env_state, env_key, packed = env.step_batch(c.env_state, c.env_key, actions)
             ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
             return _Carry(
@@ -205,15 +257,17 @@ class FusedRollout:
 
     @torch.no_grad()
     def __call__(
-        self, weights: dict[str, torch.Tensor], epsilons: list[float], active: list[bool]
+        self, weights: dict[str, torch.Tensor], epsilons: list[float], active: list[bool], explore: bool = True,
     ) -> tuple[Episodes, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One batch of episodes for each run, from the agents' stacked ``weights`` [R, ...]:
+        """One batch of episodes for each run, from the controller's stacked ``weights`` [R, ...]
+        (ε-greedy with ``epsilons``; softmax agents sample their policy while ``explore``):
         (episodes [R, B, ...], returns [R, B], won [R, B], lengths [R, B]) on the env's device,
         trimmed to the longest episode of the pack. Inactive runs' rows are empty."""
         params = {name: jax.dlpack.from_dlpack(p.detach()) for name, p in weights.items()}
         keys = jnp.stack([env.key for env in self.envs])
         keys, steps, outputs, actions, filled = self._rollout(
-            params, keys, jnp.asarray(epsilons, jnp.float32), jnp.asarray(active))
+            params, keys, jnp.asarray(epsilons, jnp.float32), jnp.asarray(active),
+            jnp.full(len(self.envs), explore))
         for r, env in enumerate(self.envs):
             env.key = keys[r]
         t = int(steps.max())  # one host synchronisation per rollout
