@@ -73,3 +73,14 @@ def test_optim_eps_reaches_the_optimiser(files, overrides, optimizer, eps):
     assert type(built) is optimizer and built.eps == pytest.approx(eps)
     if optimizer is StackedRMSprop:
         assert built.alpha == config.learner.optim_alpha
+
+
+def test_every_algorithm_file_trains_the_method_its_name_says():
+    """``config/algos/<name>.yaml`` trains the method ``<name>`` (``method_name``: the label of its
+    runs' directories, tables and MLflow runs), so an experiment's ``algos`` list means what it says."""
+    from pathlib import Path
+
+    from marlrepro.train import method_name
+
+    for path in sorted(Path("config/algos").glob("*.yaml")):
+        assert method_name(load_config([str(path)], [])) == path.stem, path
