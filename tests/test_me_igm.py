@@ -203,3 +203,26 @@ def test_an_me_qmix_pack_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_p
     resumed.run()
     for seed in (0, 1):
         assert_same_outputs(tmp_path / "resumed" / f"seed{seed}", tmp_path / "uninterrupted" / f"seed{seed}")
+
+
+def test_a_pack_may_sweep_the_temperature_learning_rate_and_the_target_entropy(tmp_path):
+    """Fig. 6's scans as one pack: each run keeps its own temperature learning rate and target
+    entropy. Two runs of one seed, one batch: their entropies are equal, so the difference of their
+    temperature gradients is exactly the difference of their targets."""
+    members = [PackMember(_matrix_config(f"max_entropy.temperature_lr={lr}",
+                                         f"max_entropy.target_entropy_per_agent={target}"), tmp_path / f"r{i}")
+               for i, (lr, target) in enumerate([(0.3, 0.24), (0.01, 0.5)])]
+    trainer = Trainer(members)
+    names = [name for name, p in trainer.learners.params.items() if p.requires_grad]
+    lrs = dict(zip(names, trainer.optimizer.lrs, strict=True))["controller.log_alpha"]
+    torch.testing.assert_close(lrs, torch.tensor([0.3, 0.01]))
+    targets = trainer.learners.buffers["target_entropy"]
+    torch.testing.assert_close(targets, torch.tensor([0.48, 1.0]))  # × 2 agents
+    generator = torch.Generator().manual_seed(0)
+    while not all(trainer.buffer.can_sample(8)):
+        episodes, _ = trainer.runner.run([0.0, 0.0], [True, True], [generator, generator])
+        trainer.buffer.insert(episodes, [0, 1])
+    batch = trainer.buffer.sample(8, [torch.Generator().manual_seed(1)] * 2, [True, True])
+    trainer._losses(batch.tensors()).sum().backward()
+    grad = trainer.learners.params["controller.log_alpha"].grad
+    torch.testing.assert_close(grad[0] - grad[1], targets[1] - targets[0])

@@ -153,9 +153,10 @@ class Diverged(Exception):
     """Some runs of a pack stopped on a non-finite loss; the others finished."""
 
 
-# Keys in which the runs of one pack may differ: the seed, the learning rate (a pack may sweep
-# it), and what only names or places a run.
-PACK_FREE_KEYS = ("run.seed", "learner.lr", "tracking.run_name", "tracking.tags.", "run.progress")
+# Keys in which the runs of one pack may differ: the seed, the learning rates and ME-IGM's target
+# entropy (a pack may sweep them: per-run tensors), and what only names or places a run.
+PACK_FREE_KEYS = ("run.seed", "learner.lr", "max_entropy.temperature_lr", "max_entropy.target_entropy_per_agent",
+                  "tracking.run_name", "tracking.tags.", "run.progress")
 
 
 def _comparable(config: dict[str, Any], free: tuple[str, ...] = RESUME_FREE_KEYS) -> dict[str, Any]:
@@ -230,12 +231,14 @@ class Trainer:
         template = self.learners.template
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
         trainable = {name: p for name, p in self.learners.params.items() if p.requires_grad}
-        groups = {name: next((g for g in template.param_groups() if name.startswith(g.prefix)), None)
-                  for name in trainable}
+        # each run's parameter groups (their learning rates may differ between the runs of a pack)
+        groups = {name: [next((g for g in learner.param_groups() if name.startswith(g.prefix)), None)
+                         for learner in learners] for name in trainable}
         self.optimizer = build_optimizer(
             list(trainable.values()), first.learner,
-            [lr if group is None else torch.full_like(lr, group.lr) for group in groups.values()])
-        self._clipped = [p for name, p in trainable.items() if groups[name] is None or groups[name].clip]
+            [lr if per_run[0] is None else torch.tensor([g.lr for g in per_run], device=self.device)
+             for per_run in groups.values()])
+        self._clipped = [p for name, p in trainable.items() if groups[name][0] is None or groups[name][0].clip]
         self._losses = self.learners.vmapped(_loss_terms)
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision(first.run.matmul_precision)

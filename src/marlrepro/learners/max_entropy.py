@@ -22,7 +22,7 @@ def policy_entropy(log_probs: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(dim=-1)
 
 
-def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, target_entropy: float,
+def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, target_entropy: torch.Tensor | float,
                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """The temperature's objective (ME-IGM eq. 11, after Haarnoja et al. 2018's automatic
     entropy adjustment): ``J(α) = E[α (H(π) − H̄)]``, here on ``log α`` as in SAC's code,

@@ -46,8 +46,10 @@ class MaxEntropyLearner(ValueDecompositionLearner):
 
     def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device, source: ObsSource = "obs") -> None:
         self.me = config.max_entropy
-        self.target_entropy = self.me.target_entropy_per_agent * spec.n_agents
         super().__init__(spec, config, device, source)
+        # a buffer, not a float, so that the runs of a pack may sweep it (it stacks per run)
+        self.register_buffer("target_entropy", torch.tensor(self.me.target_entropy_per_agent * spec.n_agents,
+                                                            device=device), persistent=False)
 
     def make_controller(self, spec: EnvSpec, config: TrainConfig, source: ObsSource) -> AgentController:
         mode = self.me.mode
