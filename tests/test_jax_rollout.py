@@ -29,9 +29,10 @@ from marlrepro.runner import EpisodeRunner, RolloutStats
 ENV = "smax:3m"
 
 
-def _softmax_controller(spec, config: AgentConfig, source: str, non_negative: bool = True) -> SoftmaxPolicyController:
+def _softmax_controller(spec, config: AgentConfig, source: str, non_negative: bool = True,
+                        layers: int = 2) -> SoftmaxPolicyController:
     """ME-IGM's agents with a transformation far from its initialisation and a high temperature."""
-    transform = OrderPreservingTransform(spec.n_agents, spec.state_dim, MixerConfig(), non_negative)
+    transform = OrderPreservingTransform(spec.n_agents, spec.state_dim, MixerConfig(), non_negative, layers)
     for p in transform.parameters():
         p.data.normal_(0, 0.5)
     return SoftmaxPolicyController(spec, config, transform, alpha_init=2.0, source=source)
@@ -151,11 +152,11 @@ def test_fused_greedy_rollout_of_softmax_agents_equals_stepwise():
     assert torch.equal(fused["actions"], stepwise["actions"][:, :t])
 
 
-@pytest.mark.parametrize("non_negative", [True, False])
-def test_jax_opt_logits_match_the_torch_transform(non_negative):
+@pytest.mark.parametrize(("non_negative", "layers"), [(True, 2), (False, 2), (True, 1)])
+def test_jax_opt_logits_match_the_torch_transform(non_negative, layers):
     spec = make(ENV, 1, 0, "cpu").spec
     torch.manual_seed(4)
-    controller = _softmax_controller(spec, AgentConfig(), "obs", non_negative)
+    controller = _softmax_controller(spec, AgentConfig(), "obs", non_negative, layers)
     q = torch.randn(6, spec.n_agents, spec.n_actions) * 3
     state = torch.randn(6, spec.state_dim)
     expected = controller.outer(controller.inner(q, state), state)

@@ -27,13 +27,15 @@ def _scramble(module: torch.nn.Module, std: float) -> None:
         p.data.normal_(0, std)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("std", [None, 0.5, 2.0])
-def test_opt_preserves_the_order_of_every_agents_q_values_exactly(seed, std):
+def test_opt_preserves_the_order_of_every_agents_q_values_exactly(seed, std, layers):
     """Over random states, every agent's transformed Q-vector sorts exactly as its Q-vector:
-    the same actions rank first, ties stay ties, and the map is strictly increasing in q."""
+    the same actions rank first, ties stay ties, and the map is strictly increasing in q (with
+    hypernetworks of two layers, the code's, or one, the paper's SMACv2 runs)."""
     torch.manual_seed(seed)
-    opt = OrderPreservingTransform(N_AGENTS, STATE_DIM, MixerConfig()).double()
+    opt = OrderPreservingTransform(N_AGENTS, STATE_DIM, MixerConfig(), layers=layers).double()
     if std is not None:
         _scramble(opt, std)
     states = torch.randn(64, 5, STATE_DIM, dtype=torch.float64) * 3

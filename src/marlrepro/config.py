@@ -183,6 +183,7 @@ class MaxEntropyConfig:
 
     mode: MaxEntropyMode = "none"
     mixer_input: MixerInput = "transformed"
+    opt_hypernet_layers: int = 2  # the transformation's hypernetworks: 2 (the code), 1 (appendix C, SMACv2)
     alpha_init: float = 0.03
     temperature_lr: float = 0.3
     target_entropy_per_agent: float = 0.24
@@ -434,6 +435,8 @@ def check_config(config: TrainConfig) -> None:
         if config.imitation.mode != "none":
             raise ConfigError(f"max_entropy.mode: {me.mode!r} cannot be combined with imitation.mode "
                               f"{config.imitation.mode!r}; set one of them to none")
+        if me.opt_hypernet_layers not in HYPERNET_LAYERS:
+            raise unknown_choice("max_entropy.opt_hypernet_layers", me.opt_hypernet_layers, HYPERNET_LAYERS)
         if me.alpha_init <= 0:
             raise ConfigError(f"max_entropy.alpha_init: the temperature must be > 0, got {me.alpha_init}")
         if me.temperature_lr < 0:

@@ -54,7 +54,8 @@ class MaxEntropyLearner(ValueDecompositionLearner):
     def make_controller(self, spec: EnvSpec, config: TrainConfig, source: ObsSource) -> AgentController:
         mode = self.me.mode
         transform = None if mode == "entropy" else \
-            OrderPreservingTransform(spec.n_agents, spec.state_dim, config.mixer, non_negative=mode == "opt")
+            OrderPreservingTransform(spec.n_agents, spec.state_dim, config.mixer, non_negative=mode == "opt",
+                                     layers=self.me.opt_hypernet_layers)
         return SoftmaxPolicyController(spec, config.agent, transform, self.me.alpha_init, source)
 
     def param_groups(self) -> tuple[ParamGroup, ...]:

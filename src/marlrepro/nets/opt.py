@@ -18,9 +18,10 @@ How the two parts train (our reconstruction; the paper's equations were lost, do
 from the TD loss (the authors' code summed the ``g_i`` instead of mixing them); ``f`` learns from
 the OPT loss on ``sg[g]`` (:func:`marlrepro.learners.max_entropy.opt_loss`). Both keep the order.
 
-Every weight and bias comes from a hypernetwork of the global state, as in QMIX's mixer: ``w1``
-two layers of width ``hypernet_embed``, ``b1`` one layer, ``w2``, ``b2``, ``w5`` and ``b5`` two
-layers; ``K = embed_dim / 2`` (the authors' code: 16 at QMIX's embed 32).
+Every weight and bias comes from a hypernetwork of the global state, as in QMIX's mixer: ``w1``,
+``w2``, ``b2``, ``w5`` and ``b5`` have ``layers`` layers of width ``hypernet_embed`` (the authors'
+code: 2; the paper's SMACv2 runs: 1, appendix C), ``b1`` one; ``K = embed_dim / 2`` (the
+authors' code: 16 at QMIX's embed 32).
 """
 
 from __future__ import annotations
@@ -40,18 +41,19 @@ class OrderPreservingTransform(nn.Module):
     non-negative weights in place of the OPT (§6.3, Table 4; its exact shape is a guess,
     docs/deviations.md)."""
 
-    def __init__(self, n_agents: int, state_dim: int, config: MixerConfig, non_negative: bool = True) -> None:
+    def __init__(self, n_agents: int, state_dim: int, config: MixerConfig, non_negative: bool = True,
+                 layers: int = 2) -> None:
         super().__init__()
         self.n_agents = n_agents
         self.non_negative = non_negative
         self.kernels = max(config.embed_dim // 2, 1)
         h, nk = config.hypernet_embed, n_agents * self.kernels
-        self.hyper_w1 = _hypernet(state_dim, h, nk, 2)
+        self.hyper_w1 = _hypernet(state_dim, h, nk, layers)
         self.hyper_b1 = _hypernet(state_dim, h, nk, 1)
-        self.hyper_w2 = _hypernet(state_dim, h, nk, 2)
-        self.hyper_b2 = _hypernet(state_dim, h, n_agents, 2)
-        self.hyper_w5 = _hypernet(state_dim, h, n_agents, 2)
-        self.hyper_b5 = _hypernet(state_dim, h, n_agents, 2)
+        self.hyper_w2 = _hypernet(state_dim, h, nk, layers)
+        self.hyper_b2 = _hypernet(state_dim, h, n_agents, layers)
+        self.hyper_w5 = _hypernet(state_dim, h, n_agents, layers)
+        self.hyper_b5 = _hypernet(state_dim, h, n_agents, layers)
 
     def inner(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """``g_i(q; s)`` of every entry: ``q`` [..., N, A], ``states`` [..., S] -> [..., N, A]."""
