@@ -3,6 +3,7 @@ the soft TD(λ) target against a plain loop, the masked softmax policy and the t
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -144,7 +145,7 @@ def test_masked_policy_gives_unavailable_actions_no_probability_and_sharpens_as_
         assert torch.isfinite(entropy).all()
         assert (entropy <= avail.sum(-1).log() + 1e-5).all()  # at most uniform over the available
         entropies.append(entropy.mean())
-    assert all(a > b for a, b in zip(entropies, entropies[1:]))
+    assert all(a > b for a, b in itertools.pairwise(entropies))
 
 
 @pytest.mark.parametrize(("target", "start"), [(1.0, 2.0), (1.0, -3.0), (0.3, 0.0)])
