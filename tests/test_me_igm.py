@@ -137,9 +137,12 @@ def test_the_temperature_has_its_own_learning_rate_and_is_not_clipped(tmp_path):
     assert all(p is not alpha for p in trainer._clipped) and len(trainer._clipped) == len(names) - 1
 
 
-@pytest.mark.parametrize(("mode", "name"), [("opt", "me_qmix"), ("entropy", "qmix_entropy"), ("mlp", "me_qmix_mlp")])
-def test_each_mode_trains_on_the_matrix_game_and_reports_its_policies(tmp_path, mode, name):
-    final = train(_matrix_config(f"max_entropy.mode={mode}"), tmp_path)
+@pytest.mark.parametrize(("mode", "algo", "name"), [
+    ("opt", "qmix", "me_qmix"), ("entropy", "qmix", "qmix_entropy"), ("mlp", "qmix", "me_qmix_mlp"),
+    ("opt", "qplex", "me_qplex"), ("opt", "vdn", "me_vdn"),
+])
+def test_each_mode_trains_on_the_matrix_game_and_reports_its_policies(tmp_path, mode, algo, name):
+    final = train(_matrix_config(f"max_entropy.mode={mode}", f"algo={algo}"), tmp_path)
     assert final["algo"] == name
     saved = json.loads((tmp_path / "final.json").read_text())
     probs = torch.tensor(saved["policy"])
