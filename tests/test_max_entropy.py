@@ -181,3 +181,21 @@ def test_opt_loss_regresses_the_summed_logits_to_q_tot_only():
     loss.backward()
     assert q_tot.grad is None or torch.equal(q_tot.grad, torch.zeros_like(q_tot))  # sg[Q_tot]
     assert torch.equal(taken.grad[:, 4:], torch.zeros_like(taken.grad[:, 4:]))  # masked steps
+
+
+def test_the_temperature_stops_at_its_floor_and_recovers_from_it():
+    """Policies that cannot reach the target from above (ties between equally good actions) push
+    log α down without end; it stops near ``ALPHA_FLOOR`` instead of underflowing, and rises as
+    soon as the entropy falls below the target (Adam at ME-IGM's temperature lr 0.3)."""
+    from marlrepro.learners.max_entropy import ALPHA_FLOOR, temperature
+
+    log_alpha = torch.nn.Parameter(torch.tensor(math.log(0.03)))
+    optimizer = torch.optim.Adam([log_alpha], lr=0.3)
+    for entropy in [2.0] * 500 + [0.1] * 40:  # far above the target of 0.5 nats, then below it
+        optimizer.zero_grad()
+        temperature_loss(log_alpha, torch.tensor([entropy]), 0.5).backward()
+        optimizer.step()
+        if entropy == 2.0:
+            assert log_alpha.item() > math.log(ALPHA_FLOOR) - 5.0  # Adam's momentum overshoots by ~10 steps at most
+            assert temperature(log_alpha).item() >= torch.tensor(ALPHA_FLOOR).item()  # in float32
+    assert temperature(log_alpha).item() > 10 * ALPHA_FLOOR  # it came back up

@@ -11,7 +11,7 @@ from torch import nn
 from marlrepro.config import AgentConfig
 from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.exploration import epsilon_greedy
-from marlrepro.learners.max_entropy import masked_log_policy
+from marlrepro.learners.max_entropy import masked_log_policy, temperature
 from marlrepro.nets.agent import RNNAgent
 from marlrepro.nets.iqn_agent import IQNRNNAgent
 
@@ -206,7 +206,7 @@ class SoftmaxPolicyController(AgentController):
     While exploring, agent ``i`` samples ``π_i(·) = softmax(f_i(g_i(Q_i; s); s) / α)`` over its
     available actions, where ``f_i ∘ g_i`` is :attr:`transform` of the global state ``s``
     (:class:`~marlrepro.nets.opt.OrderPreservingTransform`, or none: the raw values) and ``α`` the
-    learned temperature ``exp(log_alpha)``. Evaluation is greedy on the raw ``Q_i``, which the
+    learned temperature ``exp(log_alpha)`` (at least ``ALPHA_FLOOR``). Evaluation is greedy on the raw ``Q_i``, which the
     order-preserving transform makes the policy's most probable action: decentralised execution.
     Its JAX twin for the fused rollout is :func:`marlrepro.envs.jax_rollout.opt_logits`.
     """
@@ -227,7 +227,7 @@ class SoftmaxPolicyController(AgentController):
 
     def log_policy(self, q: torch.Tensor, states: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
         """``log π_i(·)`` [..., N, A] of the agents' values ``q`` in states ``states`` [..., S]."""
-        return masked_log_policy(self.outer(self.inner(q, states), states), avail, self.log_alpha.exp())
+        return masked_log_policy(self.outer(self.inner(q, states), states), avail, temperature(self.log_alpha))
 
     def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
                        explore: bool = True) -> torch.Tensor:
@@ -235,8 +235,11 @@ class SoftmaxPolicyController(AgentController):
         greedy available action of the raw values otherwise."""
         if not explore:
             return super().choose_actions(q, step, 0.0, generator, explore=False)
-        probs = self.log_policy(q, step.state, step.avail_actions).exp()
-        return torch.multinomial(probs.flatten(0, -2), 1, generator=generator).view(q.shape[:-1])
+        # Gumbel-max: the argmax of log π + Gumbel noise is a sample of π; no host synchronisation,
+        # and a diverged run's NaN values still give an action (the loss then reports the divergence)
+        log_pi = self.log_policy(q, step.state, step.avail_actions)
+        uniform = torch.rand(log_pi.shape, device=log_pi.device, generator=generator).clamp(min=1e-20)
+        return (log_pi - torch.log(-torch.log(uniform))).argmax(dim=-1)
 
 
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:

@@ -28,6 +28,7 @@ from marlrepro.controller import (
     SoftmaxPolicyController,
 )
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
+from marlrepro.learners.max_entropy import ALPHA_FLOOR
 
 # acting in full float32 matmuls, as the torch agent on CPU (the update may use TF32 on CUDA,
 # run.matmul_precision; acting needs no speed from it)
@@ -232,8 +233,8 @@ class FusedRollout:
             if softmax:  # exploring: sample the policy; evaluating (explore false): greedy, as above
                 logits = q if not transform else opt_logits(
                     transform, q, packed[:, n_obs:n_obs + n_state], self.controller.transform.non_negative)
-                actions = jnp.where(explore, softmax_sample(extra_key, logits, avail, jnp.exp(params["log_alpha"])),
-                                    actions)
+                alpha = jnp.maximum(jnp.exp(params["log_alpha"]), ALPHA_FLOOR)
+                actions = jnp.where(explore, softmax_sample(extra_key, logits, avail, alpha), actions)
             actions = actions.astype(jnp.int32)
             env_state, env_key, packed = env.step_batch(c.env_state, c.env_key, actions)
             ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated

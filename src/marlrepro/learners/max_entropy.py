@@ -4,10 +4,21 @@ loss. The soft TD(λ) target is :func:`marlrepro.learners.targets.soft_td_lambda
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # the logit given to unavailable actions: finite, so that 0 · log π stays 0 in the entropy
 _MASKED = -1e9
+# the smallest temperature the policies use. Where the policies cannot reach the target entropy
+# from above (two equally good actions keep log 2 nats: the matrix game's B and C), the
+# temperature's objective lowers log α without end, and exp(log α) underflows to 0.
+ALPHA_FLOOR = 1e-4
+
+
+def temperature(log_alpha: torch.Tensor) -> torch.Tensor:
+    """``α = max(exp(log α), ALPHA_FLOOR)``: the temperature the policies use."""
+    return log_alpha.exp().clamp(min=ALPHA_FLOOR)
 
 
 def masked_log_policy(logits: torch.Tensor, avail: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
@@ -27,10 +38,14 @@ def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor, target_entr
     """The temperature's objective (ME-IGM eq. 11, after Haarnoja et al. 2018's automatic
     entropy adjustment): ``J(α) = E[α (H(π) − H̄)]``, here on ``log α`` as in SAC's code,
     ``log α · sg[H − H̄]``. Its gradient lowers ``α`` when the policies' entropy is above the
-    target ``H̄`` and raises it when below. ``entropy`` [...] (a joint policy's: the sum over
-    agents) -> the mean loss over the entries where ``mask`` (same shape; default all) is 1."""
+    target ``H̄`` and raises it when below; at :data:`ALPHA_FLOOR` it only raises it.
+    ``entropy`` [...] (a joint policy's: the sum over agents) -> the mean loss over the entries
+    where ``mask`` (same shape; default all) is 1."""
     weights = torch.ones_like(entropy) if mask is None else mask
-    return (log_alpha * (entropy - target_entropy).detach() * weights).sum() / weights.sum().clamp(min=1)
+    excess = (entropy - target_entropy).detach()
+    # at the floor (ALPHA_FLOOR), only a push upwards counts: log α stays where it can recover
+    excess = torch.where(log_alpha <= math.log(ALPHA_FLOOR), excess.clamp(max=0), excess)
+    return (log_alpha * excess * weights).sum() / weights.sum().clamp(min=1)
 
 
 def opt_loss(q_tot: torch.Tensor, transformed_taken: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

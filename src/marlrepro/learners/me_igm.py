@@ -31,6 +31,7 @@ from marlrepro.learners.max_entropy import (
     masked_log_policy,
     opt_loss,
     policy_entropy,
+    temperature,
     temperature_loss,
 )
 from marlrepro.learners.targets import soft_td_lambda_targets
@@ -84,7 +85,7 @@ class MaxEntropyLearner(ValueDecompositionLearner):
         q = controller.sequence(controller.observe(batch), batch.actions, avail)  # [B, T+1, N, A]
         mixed = self.mixer_inputs(q, states)
         logits = self.policy_logits(q, mixed, states)
-        alpha = controller.log_alpha.exp().detach()
+        alpha = temperature(controller.log_alpha).detach()
         log_pi = masked_log_policy(logits.detach(), avail, alpha)
         with torch.no_grad():
             target = self.target_controller
