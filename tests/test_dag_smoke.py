@@ -1,8 +1,6 @@
 """The whole DAG at smoke scale: every wired table, figure and the report, from a clean copy.
 
-The DAG runs once per session (the ``smoke_dag`` fixture, about 3 to 5 minutes on 2 cores): it
-starts with the session, in the background (``smoke_dag_started``, tests/conftest.py), while the
-other tests run, most of which keep one core busy; these tests run last and await it. The report
+The DAG runs once per session (the ``smoke_dag`` fixture, about 5 minutes on 2 cores); the report
 (``smoke_report``, under a minute) is built once from its outputs and read by the report tests. The
 screenshot test needs chromium (Debian: ``apt-get install chromium``); it is skipped without it,
 unless ``MARLREPRO_BROWSER=1`` (CI) makes a missing browser a failure.
@@ -50,26 +48,15 @@ def snakemake(workdir: Path, *args: str, timeout: int) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
-def start_smoke_dag(root: Path) -> subprocess.Popen:
-    """Copy the workflow into ``root`` and start ``snakemake --config scale=smoke --cores 2`` there,
-    marlrepro imported from this checkout, in its own process group; its output goes to
-    ``root/snakemake.log``."""
+@pytest.fixture(scope="module")
+def smoke_dag(tmp_path_factory) -> Path:
+    """A copy of the workflow in which the smoke DAG has run (every target built)."""
+    root = tmp_path_factory.mktemp("smoke")
     for name in ("Snakefile", "workflow", "config", "envs"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
-    pythonpath = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
-    with open(root / "snakemake.log", "w") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "--config", "scale=smoke", "--cores", "2"], cwd=root,
-            env={**os.environ, "PYTHONPATH": pythonpath}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def smoke_dag(smoke_dag_started) -> Path:
-    """A copy of the workflow in which the smoke DAG has run (every target built)."""
-    root, run = smoke_dag_started
-    assert run.wait(timeout=1200) == 0, (root / "snakemake.log").read_text()[-4000:]
+    run = snakemake(root, "--cores", "2", timeout=1200)
+    assert run.returncode == 0, run.stderr[-4000:]
     return root
 
 
