@@ -34,26 +34,42 @@ def _outputs(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     return metrics, final
 
 
+def _train_pack_and_alone(root: Path, algo: str, seeds=(0, 1, 2)) -> Path:
+    """``seeds`` of ``algo`` trained as one pack (``root/pack/seed<s>``) and each alone
+    (``root/alone/seed<s>``); returns ``root``."""
+    train_pack([PackMember(_config(algo, s), root / "pack" / f"seed{s}") for s in seeds])
+    for s in seeds:
+        train_pack([PackMember(_config(algo, s), root / "alone" / f"seed{s}")])
+    return root
+
+
+@pytest.fixture(scope="module")
+def qmix_runs(tmp_path_factory) -> Path:
+    """The QMIX runs of seeds 0-2 (:func:`_config`), packed and alone, trained once for this module:
+    the pack is the uninterrupted reference of the resume tests, the runs alone that of the
+    diverging pack."""
+    return _train_pack_and_alone(tmp_path_factory.mktemp("qmix_runs"), "qmix")
+
+
 @pytest.mark.parametrize("algo", ["qmix", "qmix_da"])
-def test_a_packed_run_equals_the_same_run_alone(tmp_path, algo):
+def test_a_packed_run_equals_the_same_run_alone(request, tmp_path, algo):
     """Three seeds packed in one process produce, run by run, exactly the metrics, final summary
     and final weights of the three runs trained alone (CPU)."""
     seeds = [0, 1, 2]
-    train_pack([PackMember(_config(algo, s), tmp_path / "pack" / f"seed{s}") for s in seeds])
+    root = request.getfixturevalue("qmix_runs") if algo == "qmix" else _train_pack_and_alone(tmp_path, algo, seeds)
     for s in seeds:
-        alone = tmp_path / "alone" / f"seed{s}"
-        train_pack([PackMember(_config(algo, s), alone)])
-        packed_metrics, packed_final = _outputs(tmp_path / "pack" / f"seed{s}")
+        packed, alone = root / "pack" / f"seed{s}", root / "alone" / f"seed{s}"
+        packed_metrics, packed_final = _outputs(packed)
         alone_metrics, alone_final = _outputs(alone)
         pd.testing.assert_frame_equal(packed_metrics, alone_metrics, check_exact=True)
         assert packed_final == alone_final
         assert packed_final["updates"] > 0
-        packed_weights = torch.load(tmp_path / "pack" / f"seed{s}" / "checkpoint/state.pt", weights_only=False)
+        packed_weights = torch.load(packed / "checkpoint/state.pt", weights_only=False)
         alone_weights = torch.load(alone / "checkpoint/state.pt", weights_only=False)
         for name, value in alone_weights["learner"].items():
             assert torch.equal(packed_weights["learner"][name], value), name
     # the seeds really differ: packing did not make the runs copies of each other
-    finals = [_outputs(tmp_path / "pack" / f"seed{s}")[0]["loss"].tolist() for s in seeds]
+    finals = [_outputs(root / "pack" / f"seed{s}")[0]["loss"].tolist() for s in seeds]
     assert finals[0] != finals[1] != finals[2]
 
 
@@ -129,15 +145,14 @@ def _pack(tmp_path: Path, name: str, seeds=(0, 1, 2), per_seed: dict | None = No
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "crash"])
-def test_a_pack_resumed_after_a_stop_equals_an_uninterrupted_pack(tmp_path, monkeypatch, stop):
+def test_a_pack_resumed_after_a_stop_equals_an_uninterrupted_pack(tmp_path, monkeypatch, qmix_runs, stop):
     """SIGTERM: every run checkpoints at the rollout boundary. A crash (as SIGKILL, in process): the
     runs resume from their last periodic checkpoints. Either way every run's outputs equal those of
-    the uninterrupted pack, exactly."""
+    the uninterrupted pack (``qmix_runs``: the same seeds and config), exactly."""
     from run_outputs import assert_same_outputs
 
     from marlrepro.train import Interrupted
 
-    train_pack(_pack(tmp_path, "uninterrupted"))
     train_step, calls = Trainer._train_step, []
 
     def train_step_then_stop(self, runs):
@@ -157,13 +172,13 @@ def test_a_pack_resumed_after_a_stop_equals_an_uninterrupted_pack(tmp_path, monk
     assert all(0 < run.progress.t_env < run.config.run.t_max for run in resumed.runs)
     resumed.run()
     for s in (0, 1, 2):
-        assert_same_outputs(tmp_path / "resumed" / f"seed{s}", tmp_path / "uninterrupted" / f"seed{s}")
+        assert_same_outputs(tmp_path / "resumed" / f"seed{s}", qmix_runs / "pack" / f"seed{s}")
 
 
-def test_a_diverging_run_stops_alone(tmp_path):
+def test_a_diverging_run_stops_alone(tmp_path, qmix_runs):
     """A run whose weights become NaN (here: a NaN learning rate) stops with diverged.json and
-    no final.json; the other runs of its pack finish exactly as they would alone, and the pack
-    then fails naming the diverged run."""
+    no final.json; the other runs of its pack finish exactly as they would alone (``qmix_runs``),
+    and the pack then fails naming the diverged run."""
     from marlrepro.train import Diverged
 
     with pytest.raises(Diverged, match="seed1"):
@@ -171,9 +186,8 @@ def test_a_diverging_run_stops_alone(tmp_path):
     diverged = tmp_path / "pack" / "seed1"
     assert (diverged / "diverged.json").is_file() and not (diverged / "final.json").exists()
     for s in (0, 2):
-        train_pack(_pack(tmp_path, "alone", seeds=(s,)))
         packed_metrics, packed_final = _outputs(tmp_path / "pack" / f"seed{s}")
-        alone_metrics, alone_final = _outputs(tmp_path / "alone" / f"seed{s}")
+        alone_metrics, alone_final = _outputs(qmix_runs / "alone" / f"seed{s}")
         pd.testing.assert_frame_equal(packed_metrics, alone_metrics, check_exact=True)
         assert packed_final == alone_final
 
