@@ -65,17 +65,17 @@ def test_training_asks_for_its_scale_and_a_gpu_unless_on_cpu(workdir):
     and memory (a pack: the memory of all its runs), and gpu=1 exactly where the device is not cpu.
     At smoke scale seeds 0-1 are a pack and seed 2 trains alone; at paper scale seeds 0-3 are a
     pack and seed 4 trains alone."""
-    for config, rule, runtime, mem_mb, gpu in (
-        ("scale=smoke", "train_pack_seeds0to1", 30, 2 * 4000, 0),
-        ("scale=smoke", "train", 30, 4000, 0),
-        ("scale=paper", "train_pack_seeds0to3", 60, 4 * 4000, 1),
-        ("scale=paper", "train", 60, 4000, 1),
+    for config, jobs in (
+        ("scale=smoke", [("train_pack_seeds0to1", 30, 2 * 4000, 0), ("train", 30, 4000, 0)]),
+        ("scale=paper", [("train_pack_seeds0to3", 60, 4 * 4000, 1), ("train", 60, 4000, 1)]),
     ):
         result = snakemake(workdir, "-n", "--profile", "slurm", "--config", config, "--", TARGET)
         assert result.returncode == 0, result.stdout
-        resources = train_resources(result.stdout, rule)
-        assert len(resources) == 1
-        assert all(f"mem_mb={mem_mb}," in r and f"runtime={runtime}," in r and r.endswith(f"gpu={gpu}") for r in resources)
+        for rule, runtime, mem_mb, gpu in jobs:
+            resources = train_resources(result.stdout, rule)
+            assert len(resources) == 1, (config, rule)
+            assert all(f"mem_mb={mem_mb}," in r and f"runtime={runtime}," in r and r.endswith(f"gpu={gpu}")
+                       for r in resources), (config, rule, resources)
 
 
 def test_profile_per_rule_settings_beat_the_rule(workdir):
