@@ -8,7 +8,9 @@ Workflow tests: the real workflow on one ME-IGM matrix run at smoke scale, on CP
 (:mod:`marlrepro.faults`, ``MARLREPRO_FAULT``) SIGKILLs the job's process group, Snakemake
 included, at a phase boundary, deterministically; then ``snakemake --unlock`` and ``snakemake
 --rerun-incomplete``, as a user would. The rerun must finish with every declared output equal to
-an uninterrupted run's (except the wall clock), and MLflow must hold the run once.
+an uninterrupted run's (except the wall clock), and MLflow must hold the run once. The killed
+(and unlocked) workflows and the uninterrupted runs are made ahead, in a background thread, while
+the tests before rerun theirs (:class:`Ahead`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -173,21 +177,24 @@ def test_mlflow_down_leaves_the_run_finished_and_pending_then_track_logs_it(tmp_
 
 # ---------------------------------------------------------------------- through Snakemake
 def snakemake(workdir: Path, *args: str, uri: str = "", fault: str = "", timeout: int = 300, pack: bool = False,
-              **extra_env: str):
+              environ: dict[str, str] | None = None, **extra_env: str):
     """``snakemake RUN_DIR/final.json`` at smoke scale, one seed, in ``workdir``, with this
     checkout's marlrepro; its own process group, so that a fault kills it and not pytest. With
-    ``pack``: the two seeds of :data:`PACK_RUN_DIRS` as one pack job (``pack_size=2``)."""
-    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu",
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]), **extra_env}
+    ``pack``: the two seeds of :data:`PACK_RUN_DIRS` as one pack job (``pack_size=2``). The job's
+    environment is ``environ`` (default: this process's), with MLflow only where ``uri`` says."""
+    environ = os.environ if environ is None else environ
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), environ.get("PYTHONPATH")]))
+    env = {**environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")]), **extra_env}
     env.pop(FAULT_ENV, None)
+    env.pop("MLFLOW_TRACKING_URI", None)
     if fault:
         env[FAULT_ENV] = fault
     targets = [f"{run}/final.json" for run in (PACK_RUN_DIRS if pack else [RUN_DIR])]
     command = [sys.executable, "-m", "snakemake", *targets, "--cores", "1", "--config", "scale=smoke",
                f"seeds={len(targets)}", f"pack_size={len(targets)}", f"tracking_uri={uri}", *args]
-    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True)
+    return subprocess.run(command, check=False, cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=timeout, start_new_session=True)
 
 
 def workflow_copy(root: Path) -> Path:
@@ -198,10 +205,14 @@ def workflow_copy(root: Path) -> Path:
     return root
 
 
+def unlock(workdir: Path, uri: str = "", pack: bool = False, environ: dict[str, str] | None = None) -> None:
+    """``--unlock``, the first thing a user does after a crash."""
+    unlocked = snakemake(workdir, "--unlock", uri=uri, pack=pack, environ=environ)
+    assert unlocked.returncode == 0, unlocked.stderr[-3000:]
+
+
 def rerun(workdir: Path, uri: str = "", pack: bool = False) -> str:
-    """``--unlock``, then ``--rerun-incomplete``, as after a crash; returns the job's log."""
-    unlock = snakemake(workdir, "--unlock", uri=uri, pack=pack)
-    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    """``--rerun-incomplete`` (after :func:`unlock`), as after a crash; returns the job's log."""
     second = snakemake(workdir, "--rerun-incomplete", uri=uri, pack=pack)
     assert second.returncode == 0, second.stderr[-3000:]
     return job_log(workdir, pack)
@@ -216,20 +227,93 @@ def resumed_at(log: str) -> int:
     return int(re.search(r"resumed .* at t_env=(\d+)", log).group(1))
 
 
-def kill_at(workdir: Path, phase: str, uri: str = "", pack: bool = False) -> None:
+def store(workdir: Path, phase: str) -> str:
+    """The tracking URI of a run killed at ``phase``: the workflow's SQLite store where the kill
+    falls in MLflow logging, else none."""
+    return f"sqlite:///{workdir}/results/mlflow.db" if phase == "during_tracking" else ""
+
+
+def kill_at(workdir: Path, phase: str, uri: str = "", pack: bool = False,
+            environ: dict[str, str] | None = None) -> None:
     """Run the workflow until the fault hook kills it (Snakemake and all) at ``phase``."""
-    killed = snakemake(workdir, uri=uri, fault=phase, pack=pack)
+    killed = snakemake(workdir, uri=uri, fault=phase, pack=pack, environ=environ)
     assert killed.returncode == -signal.SIGKILL, f"not killed at {phase}:\n{killed.stderr[-3000:]}"
     assert (workdir / RUN_DIR / CHECKPOINT_FILE).exists()
 
 
+# Runs started ahead. A workflow run here is one busy process at a time (Snakemake waits on its
+# job), so the runs the tests start from (a workflow killed at a phase, then unlocked) and compare
+# with (the uninterrupted runs) are made in a background thread, one at a time, in the order the
+# tests use them, beside the test running in the foreground: two processes on the 2 cores. The
+# tests are the same as if each made its own; an assertion that fails in the background fails the
+# test that takes the result.
+def started_for(item: pytest.Item) -> list[tuple[str, ...]]:
+    """The runs ahead that the test ``item`` of this module uses, in the order it uses them."""
+    phase = item.callspec.params.get("phase") if hasattr(item, "callspec") else None
+    return {
+        "test_a_workflow_killed_at_a_phase_boundary_finishes_on_rerun": [("killed", phase), ("uninterrupted",)],
+        "test_a_workflow_with_a_truncated_checkpoint_resumes_from_the_previous_one": [
+            ("truncated",), ("uninterrupted",)],
+        "test_a_pack_killed_at_a_phase_boundary_finishes_on_rerun": [
+            ("killed_pack", phase), ("uninterrupted_pack",), ("uninterrupted",)],
+    }.get(item.originalname, [])
+
+
+class Ahead:
+    """The runs ahead of the selected tests of this module, made by one background thread."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+        self.factory = tmp_path_factory
+        self.environ = dict(os.environ)  # read here, in the main thread
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workflow-ahead")
+        self.futures: dict[tuple[str, ...], Future] = {}
+        for item in request.session.items:
+            if item.module is request.module:
+                for key in started_for(item):
+                    self._submit(key)
+
+    def _submit(self, key: tuple[str, ...]) -> Future:
+        if key not in self.futures:
+            self.futures[key] = self.pool.submit(self._make, *key)
+        return self.futures[key]
+
+    def result(self, *key: str) -> Path:
+        """The workflow directory of run ``key``, once made (a test not foreseen makes it now)."""
+        return self._submit(key).result()
+
+    def _make(self, kind: str, phase: str = "") -> Path:
+        workdir = workflow_copy(self.factory.mktemp(f"{kind}_{phase}".rstrip("_")))
+        if kind in ("uninterrupted", "uninterrupted_pack"):
+            pack = kind == "uninterrupted_pack"
+            run = snakemake(workdir, pack=pack, environ=self.environ)
+            assert run.returncode == 0, run.stderr[-3000:]
+            assert not pack or "train_pack_seeds0to1" in run.stderr  # one pack job, not two runs
+        else:  # killed at a phase, then unlocked ("truncated": its own copy killed after the last checkpoint)
+            phase = "after_last_checkpoint" if kind == "truncated" else phase
+            pack, uri = kind == "killed_pack", store(workdir, phase)
+            kill_at(workdir, phase, uri, pack=pack, environ=self.environ)
+            unlock(workdir, uri, pack=pack, environ=self.environ)
+        return workdir
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
-    """The run directory of the same run, never interrupted."""
-    workdir = workflow_copy(tmp_path_factory.mktemp("uninterrupted"))
-    run = snakemake(workdir)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return workdir / RUN_DIR
+def ahead(request, tmp_path_factory):
+    """The runs ahead, started at once; at the end, the one still running is awaited, the rest dropped."""
+    runs = Ahead(request, tmp_path_factory)
+    yield runs
+    runs.pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(ahead) -> Callable[[], Path]:
+    """The run directory of the same run, never interrupted (awaited when called)."""
+    return lambda: ahead.result("uninterrupted") / RUN_DIR
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_pack(ahead) -> Callable[[], Path]:
+    """The workflow directory of the two-seed pack, never interrupted (awaited when called)."""
+    return lambda: ahead.result("uninterrupted_pack")
 
 
 def mlflow_runs(uri: str, run_dir: Path) -> list:
@@ -245,16 +329,15 @@ def mlflow_runs(uri: str, run_dir: Path) -> list:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["mid_training", "after_last_checkpoint", "after_final", "during_tracking"])
-def test_a_workflow_killed_at_a_phase_boundary_finishes_on_rerun(tmp_path, uninterrupted, phase):
-    workdir = workflow_copy(tmp_path)
-    uri = f"sqlite:///{workdir}/results/mlflow.db" if phase == "during_tracking" else ""
-    kill_at(workdir, phase, uri)
+def test_a_workflow_killed_at_a_phase_boundary_finishes_on_rerun(ahead, uninterrupted, phase):
+    workdir = ahead.result("killed", phase)  # kill_at(workdir, phase, store(workdir, phase)), unlock(...)
+    uri = store(workdir, phase)
     assert (workdir / RUN_DIR / "final.json").exists() == (phase in ("after_final", "during_tracking"))
 
     log = rerun(workdir, uri)
     assert (0 < resumed_at(log) < T_MAX) if phase == "mid_training" else resumed_at(log) >= T_MAX
     assert "will not match" not in log
-    assert_same_outputs(workdir / RUN_DIR, uninterrupted)
+    assert_same_outputs(workdir / RUN_DIR, uninterrupted())
     if uri:  # the half-logged run was replaced by one complete run
         runs = mlflow_runs(uri, workdir / RUN_DIR)
         assert sorted((run.info.lifecycle_stage, run.info.status) for run in runs) == [
@@ -288,15 +371,14 @@ def test_a_workflow_with_mlflow_down_succeeds_quickly_and_logs_later(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_workflow_with_a_truncated_checkpoint_resumes_from_the_previous_one(tmp_path, uninterrupted):
-    workdir = workflow_copy(tmp_path)
+def test_a_workflow_with_a_truncated_checkpoint_resumes_from_the_previous_one(ahead, uninterrupted):
+    workdir = ahead.result("truncated")  # kill_at(workdir, "after_last_checkpoint"), unlock(workdir)
     run_dir = workdir / RUN_DIR
-    kill_at(workdir, "after_last_checkpoint")
     truncate(run_dir / CHECKPOINT_FILE)
     log = rerun(workdir)  # the job names its files as it was given them: relative to the workflow
     assert f"{RUN_DIR}/{CHECKPOINT_FILE}: unreadable" in log and "resuming from the previous checkpoint" in log
     assert 0 < resumed_at(log) < T_MAX  # the previous checkpoint is the last periodic one
-    assert_same_outputs(run_dir, uninterrupted)
+    assert_same_outputs(run_dir, uninterrupted())
 
     truncate(run_dir / CHECKPOINT_FILE)
     truncate(run_dir / PREVIOUS_FILE)
@@ -307,24 +389,13 @@ def test_a_workflow_with_a_truncated_checkpoint_resumes_from_the_previous_one(tm
     assert f"{RUN_DIR}/{PREVIOUS_FILE}: unreadable" in log and "Traceback" not in log
 
 
-@pytest.fixture(scope="module")
-def uninterrupted_pack(tmp_path_factory) -> Path:
-    """The workflow directory of the two-seed pack, never interrupted."""
-    workdir = workflow_copy(tmp_path_factory.mktemp("uninterrupted_pack"))
-    run = snakemake(workdir, pack=True)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "train_pack_seeds0to1" in run.stderr  # one pack job, not two runs
-    return workdir
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["mid_training", "after_last_checkpoint"])
-def test_a_pack_killed_at_a_phase_boundary_finishes_on_rerun(tmp_path, uninterrupted, uninterrupted_pack, phase):
+def test_a_pack_killed_at_a_phase_boundary_finishes_on_rerun(ahead, uninterrupted, uninterrupted_pack, phase):
     """The pack job is killed when its first run checkpoints (``mid_training``), or when its first
     run has written its final checkpoint and the other has not (``after_last_checkpoint``): on
     rerun each run resumes from its own checkpoint, and both finish as the uninterrupted pack."""
-    workdir = workflow_copy(tmp_path)
-    kill_at(workdir, phase, pack=True)
+    workdir = ahead.result("killed_pack", phase)  # kill_at(workdir, phase, pack=True), unlock(...)
     log = rerun(workdir, pack=True)
     resumed = [int(t) for t in re.findall(r"resumed .* at t_env=(\d+)", log)]
     if phase == "mid_training":
@@ -332,11 +403,11 @@ def test_a_pack_killed_at_a_phase_boundary_finishes_on_rerun(tmp_path, uninterru
     else:
         assert resumed[0] >= T_MAX and all(0 < t < T_MAX for t in resumed[1:])
     for run in PACK_RUN_DIRS:
-        assert_same_outputs(workdir / run, uninterrupted_pack / run)
+        assert_same_outputs(workdir / run, uninterrupted_pack() / run)
     # through the workflow too, a packed run is the run alone: the same steps, updates and greedy
     # joint action, and values within 1e-4 (on this game the BLAS reduces a batch of 32
     # episodes in another order for two stacked runs than for one: docs/deviations.md)
-    alone, packed = (json.loads((d / "final.json").read_text()) for d in (uninterrupted, workdir / RUN_DIR))
+    alone, packed = (json.loads((d / "final.json").read_text()) for d in (uninterrupted(), workdir / RUN_DIR))
     assert packed.pop("pack_size") == 2 and alone.pop("pack_size") == 1
     for key in WALL_CLOCK:
         packed.pop(key)
