@@ -74,6 +74,7 @@ rule all:
     default_target: True
     input:
         rules.me_igm_table1_qmix.output,
+        rules.me_igm_table1_fop.output,
         rules.me_igm_table1_me_qmix.output,
         rules.vd_smax_curves.output,
         rules.igm_da.input,

@@ -148,7 +148,7 @@ def test_unreadable_files_are_named(tmp_path):
     "text, words",
     [
         ("algo: qmixx\n", ["a.yaml: algo: unknown value 'qmixx' (did you mean 'qmix'?)",
-                           "dmix, iql, qmix, qplex, vdn"]),
+                           "dmix, fop, iql, qmix, qplex, vdn"]),
         ("mixer: {num_kernels: 4}\n", ["a.yaml: mixer.num_kernels: unknown key 'num_kernels'",
                                        "(did you mean 'num_kernel'?)"]),
         ("learner: {lr: fast}\n", ["a.yaml: learner.lr: expected a number, got str 'fast'"]),

@@ -71,3 +71,21 @@ def test_a_graphed_pack_trains_as_the_eager_pack(tmp_path, algo):
     for eager, graphed in zip(outputs[False, "weights"], outputs[True, "weights"]):
         for name, value in eager.items():
             torch.testing.assert_close(graphed[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("algo", ["me_qmix", "fop"])
+def test_the_stochastic_losses_capture_and_train_as_graphs(tmp_path, algo):
+    """ME-IGM's and FOP's losses draw random numbers (their bootstrap actions) and FOP's reads the
+    run's t_env: both are captured (no eager fallback) and train, losses finite, weights moving.
+    Their draws differ between graph replays and eager calls, so they are not compared bitwise."""
+    from training_checks import run_and_check_training
+
+    from marlrepro.train import Trainer
+
+    members = [PackMember(load_config([f"config/algos/{algo}.yaml"], [
+        "env.name=smax:3m", "env.num_envs=4", "run.t_max=400", "run.eval_interval=200", "run.eval_episodes=4",
+        "run.device=cuda", "run.progress=false", "learner.batch_size=4", "run.checkpoint_interval=1000",
+        "tracking.uri=", f"run.seed={s}"]), tmp_path / f"s{s}") for s in (0, 1)]
+    trainer = Trainer(members)
+    run_and_check_training(trainer)
+    assert trainer._step.graphs and not trainer._step.eager

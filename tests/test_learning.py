@@ -72,7 +72,7 @@ def test_qmix_learns_the_published_q_tot_of_the_me_igm_game(tmp_path):
     first = trainer.envs[0].reset()
     for r in range(len(members)):
         untrained = joint_q_table(trainer.learners.module_for(r), first.obs[0], first.state[0],
-                                  trainer.envs[0].payoff)["joint_q"]
+                                  trainer.envs[0].payoff, 0)["joint_q"]
         assert not matches_published_qmix(untrained), untrained
     for final in run_and_check_training(trainer):
         q = np.asarray(final["joint_q"])

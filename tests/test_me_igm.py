@@ -134,7 +134,8 @@ def test_the_temperature_has_its_own_learning_rate_and_is_not_clipped(tmp_path):
     assert lrs.pop("controller.log_alpha").item() == pytest.approx(0.3)
     assert all(lr.item() == pytest.approx(0.001) for lr in lrs.values())
     alpha = trainer.learners.params["controller.log_alpha"]
-    assert all(p is not alpha for p in trainer._clipped) and len(trainer._clipped) == len(names) - 1
+    (clipped,) = trainer._clip_sets  # one set, clipped together: every parameter but the temperature
+    assert all(p is not alpha for p in clipped) and len(clipped) == len(names) - 1
 
 
 @pytest.mark.parametrize(("mode", "algo", "name"), [
@@ -226,6 +227,6 @@ def test_a_pack_may_sweep_the_temperature_learning_rate_and_the_target_entropy(t
         episodes, _ = trainer.runner.run([0.0, 0.0], [True, True], [generator, generator])
         trainer.buffer.insert(episodes, [0, 1])
     batch = trainer.buffer.sample(8, [torch.Generator().manual_seed(1)] * 2, [True, True])
-    trainer._losses(batch.tensors()).sum().backward()
+    trainer._losses(trainer.loss_inputs(batch)).sum().backward()
     grad = trainer.learners.params["controller.log_alpha"].grad
     torch.testing.assert_close(grad[0] - grad[1], targets[1] - targets[0])

@@ -200,7 +200,8 @@ def test_a_gradient_step_with_every_run_masked_out_changes_nothing(tmp_path, alg
     trainer = Trainer(members)
     episodes, _ = trainer.runner.run([1.0, 1.0], [True, True], [run.generator for run in trainer.runs])
     trainer.buffer.insert(episodes, [0, 1])
-    batch = trainer.buffer.sample(4, [run.generator for run in trainer.runs], [True, True]).tensors()
+    batch = trainer.buffer.sample(4, [run.generator for run in trainer.runs], [True, True])
+    batch = trainer.loss_inputs(batch)
     trainer._gradient_step(batch, torch.tensor([True, False]))  # a real step first: non-zero state
     before = ({k: v.clone() for k, v in trainer.learners.params.items()},
               [{k: v.clone() for k, v in s.items()} for s in trainer.optimizer.state],
@@ -251,7 +252,7 @@ def test_a_batch_cut_to_its_longest_episode_gives_the_same_losses_and_gradients(
     results = []
     for batch in (full, cut):
         trainer.optimizer.zero_grad()
-        losses = trainer._losses(batch.tensors())
+        losses = trainer._losses(trainer.loss_inputs(batch))
         losses.sum().backward()
         results.append((losses.detach(), [p.grad.clone() for p in trainer.learners.trainable]))
     (full_losses, full_grads), (cut_losses, cut_grads) = results

@@ -121,6 +121,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = sorted((ROOT / "config/published").glob("*.yaml"))
 ME_IGM_CAPTIONS = ["me_igm_table1_qmix.rst", "me_igm_table1_qmix_figure.rst"]
 ME_QMIX_CAPTIONS = ["me_igm_table1_me_qmix.rst", "me_igm_table1_me_qmix_figure.rst"]
+FOP_CAPTIONS = ["me_igm_table1_fop.rst", "me_igm_table1_fop_figure.rst"]
 
 
 def _leaves(node: Any) -> list[Any]:
@@ -164,6 +165,14 @@ def test_me_igm_captions_take_the_published_numbers_from_config(tmp_path):
         caption = render_caption(name, published=me_qmix)
         assert "optimal payoff 9 at (C, C)" in caption and "[-3.5, -3.5, 9.25]" in caption, name
         for printed in ("-8.5", "-28", "-14", "payoff 8", "(A, A)"):
+            assert printed not in caption, f"{name} hard-codes {printed!r}"
+    table["methods"]["fop"].update(q_tot=[[-6.75] * 3, [-6.75] * 3, [-6.75, -6.75, 9.0]])
+    fake.write_text(yaml.safe_dump(data))
+    fop = matrix_game_published(fake, "table1", "fop")
+    for name in FOP_CAPTIONS:  # and for the FOP row's
+        caption = render_caption(name, published=fop)
+        assert "optimal payoff 9 at (C, C)" in caption and "[-6.75, -6.75, 9]" in caption, name
+        for printed in ("-12", ".21", ".39", "payoff 8", "(A, A)"):
             assert printed not in caption, f"{name} hard-codes {printed!r}"
     with pytest.raises(ConfigError, match="has no 'vdn'; valid choices: fop, me_qmix, qmix"):
         matrix_game_published(fake, "table1", "vdn")

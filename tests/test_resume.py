@@ -155,6 +155,28 @@ def test_resume_refuses_a_different_config(tmp_path):
         Trainer.solo(load_config(overrides=base + ["learner.lr=0.5"]), tmp_path)
 
 
+def test_a_checkpoint_from_another_device_type_resumes_with_its_generator_reseeded(tmp_path, caplog):
+    """``run.device`` is resume-free (a GPU run may finish on a CPU), but torch's generator states
+    differ by device type: the run's own generator is reseeded, with a warning that the resume is
+    inexact, and the run finishes."""
+    import torch
+
+    from marlrepro.checkpoint import load_checkpoint, save_checkpoint
+
+    base = ["env.name=matrix:me_igm", "run.device=cpu", "run.t_max=64", "learner.batch_size=8",
+            "run.progress=false", "run.eval_episodes=8", "run.checkpoint_interval=1"]
+    trainer = Trainer.solo(load_config(overrides=base), tmp_path)
+    trainer.run()
+    state = load_checkpoint(tmp_path)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state
+    state["progress"]["t_env"] = 40  # as if stopped before the end
+    save_checkpoint(tmp_path, state)
+    (tmp_path / "final.json").unlink()
+    resumed = Trainer.solo(load_config(overrides=base), tmp_path)
+    assert "written on another device type" in caplog.text
+    assert resumed.run()[0]["t_env"] >= 64
+
+
 @pytest.mark.slow
 def test_a_smax_run_resumed_after_sigterm_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     """SMAX draws its battles and the fused rollouts' exploration from the env's PRNG key: the

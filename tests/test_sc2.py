@@ -34,6 +34,9 @@ class StarCraft2Env:
     def get_env_info(self):
         return {"n_agents": 2, "n_actions": 3, "obs_shape": 3, "state_shape": 5, "episode_limit": 4}
 
+    def get_ally_num_attributes(self):
+        return 2
+
     def reset(self):
         self.t = 0
         return self.get_obs(), self.get_state()
@@ -93,6 +96,7 @@ def test_workers_batch_step_and_auto_reset(fake_starcraft):
     env = make("sc2:3m", 3, 0, "cpu", sight_range=0.0)
     try:
         assert (env.spec.n_agents, env.spec.n_actions, env.spec.obs_dim, env.spec.episode_limit) == (2, 3, 3, 4)
+        assert env.spec.unit_dim == 2  # SMAC's get_ally_num_attributes: the state's block per ally
         first = env.reset()
         assert first.obs.shape == (3, 2, 3) and first.state.shape == (3, 5)
         assert torch.equal(first.obs[..., 0], torch.zeros(3, 2)), "sight_range reaches every game"

@@ -40,19 +40,22 @@ from marlrepro.report.build import learning_curve_report, matrix_game_report
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.published import load_published, matrix_game
 from marlrepro.report.runs import RunDataError, read_final
+from marlrepro.train import method_name
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
 PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # The training cells (maps x algos) and seeds of every experiment, in this order: ME-IGM
-# table1_qmix, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9
-# (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation runs sight0's qmix
-# pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
-CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 3, 2), (2 * 3, 2), (1 * 1, 2), (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
-         "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 3, 5), (6 * 6, 5), (2 * 1, 5), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)],
-         "validation": [(1 * 1, 5), (1 * 1, 5), (1 * 3, 5), (4 * 2, 3), (1 * 1, 3), (1 * 2, 5), (1 * 2, 5),
-                        (2 * 2, 5)]}
-IGM_DA = slice(3, None)
+# table1_qmix, table1_fop and table1_me_qmix, vd smax_curves, then IGM-DA's sight0, bc, sight3,
+# sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation
+# runs sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
+CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), (1 * 3, 2), (2 * 3, 2), (1 * 1, 2), (1 * 2, 1), (1 * 2, 1),
+                   (1 * 2, 2)],
+         "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), (1 * 3, 5), (6 * 6, 5), (2 * 1, 5), (1 * 2, 5), (1 * 2, 5),
+                   (2 * 2, 5)],
+         "validation": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), (1 * 3, 5), (4 * 2, 3), (1 * 1, 3), (1 * 2, 5),
+                        (1 * 2, 5), (2 * 2, 5)]}
+IGM_DA = slice(4, None)
 PACK_SIZES = {"smoke": 2, "paper": 4, "validation": 4}  # config/scales/*.yaml
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
 
@@ -154,7 +157,7 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     scale, output = dry_run
     counts = job_counts(output)
     assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(scale)
-    assert counts["me_igm_table1_qmix"] == 1 and counts["me_igm_table1_me_qmix"] == 1
+    assert counts["me_igm_table1_qmix"] == counts["me_igm_table1_fop"] == counts["me_igm_table1_me_qmix"] == 1
     assert counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger
@@ -220,17 +223,25 @@ def test_validation_scale_trains_the_documented_igm_da_runs(dry_run):
 
 
 def test_matrix_game_runs_use_the_published_setting(dry_run):
-    """QMIX explores uniformly (ε fixed at 1); ME-QMIX has no ε-greedy: its softmax policies explore."""
+    """QMIX explores uniformly (ε fixed at 1); ME-QMIX has no ε-greedy: its softmax policies explore;
+    FOP mixes its policies with ε annealed from 1 to 0.05 (its code's selector), on one environment."""
     scale, output = dry_run
     matrix = [c for c in planned_runs(output).values() if c.env.name == "matrix:me_igm"]
-    by_mode = {mode: [c for c in matrix if c.max_entropy.mode == mode] for mode in ("none", "opt")}
-    for mode, runs in by_mode.items():
-        assert sorted(c.run.seed for c in runs) == list(range(3 if scale == "smoke" else 5)), mode
-    for c in matrix:
-        explore = 1.0 if c.max_entropy.mode == "none" else 0.0
-        assert c.algo == "qmix" and c.exploration.epsilon_finish == explore and c.learner.td_lambda == 0.0
-        smoke_budget = 2000 if c.max_entropy.mode == "none" else 1000
-        assert c.learner.batch_size == 32 and c.run.t_max == (smoke_budget if scale == "smoke" else 50_000)
+    by_method = {method: [c for c in matrix if method_name(c) == method] for method in ("qmix", "me_qmix", "fop")}
+    assert sum(map(len, by_method.values())) == len(matrix)
+    for method, runs in by_method.items():
+        assert sorted(c.run.seed for c in runs) == list(range(3 if scale == "smoke" else 5)), method
+    smoke_budgets = {"qmix": 2000, "me_qmix": 1000, "fop": 600}
+    for method, runs in by_method.items():
+        for c in runs:
+            assert c.run.t_max == (smoke_budgets[method] if scale == "smoke" else 50_000)
+            if method == "fop":
+                assert (c.env.num_envs, c.learner.batch_size, c.learner.td_lambda) == (1, 32, 0.4)
+                assert (c.exploration.epsilon_start, c.exploration.epsilon_finish) == (1.0, 0.05)
+                continue
+            explore = 1.0 if method == "qmix" else 0.0
+            assert c.algo == "qmix" and c.exploration.epsilon_finish == explore and c.learner.td_lambda == 0.0
+            assert c.learner.batch_size == 32
 
 
 def test_unknown_scale_stops_the_workflow_with_the_choices(workdir):

@@ -16,8 +16,8 @@ from marlrepro.checkpoint import load_checkpoint
 from marlrepro.train import Trainer
 
 # The networks a learner trains (its target copies only follow them): the agents, the mixer,
-# and, for IGM-DA, the decentralised learners.
-TRAINED = ("controller", "mixer", "learners")
+# for IGM-DA the decentralised learners, for FOP the actor and the two critics.
+TRAINED = ("controller", "mixer", "learners", "actor", "critic_1", "critic_2")
 
 
 def network(name: str) -> str:

@@ -46,16 +46,17 @@ def _sync(device: torch.device) -> None:
 
 def bench_rollout(config, num_envs: int, episodes: int) -> dict[str, Any]:
     """Env-steps/s of ``EpisodeRunner`` with the agent in the loop (after one warm-up rollout)."""
-    from marlrepro.core.stacked import StackedModules
+    from marlrepro.core.stacked import StackedModules, child_name
     from marlrepro.envs import make
-    from marlrepro.learners.igm_da import build_learner
+    from marlrepro.learners.build import build_learner
     from marlrepro.runner import EpisodeRunner
     from marlrepro.train import resolve_device
 
     device = resolve_device(config.run.device)
     env = make(config.env.name, num_envs, config.run.seed, device, **config.env.options)
     learners = StackedModules([build_learner(env.spec, config, device)])
-    runner = EpisodeRunner([env], learners, "controller", config.run.rollout)
+    acting = child_name(learners.template, learners.template.acting_controller)
+    runner = EpisodeRunner([env], learners, acting, config.run.rollout)
     generators = [torch.Generator(device)]
     runner.run([0.5], [True], generators)  # compile and warm up
     _sync(device)

@@ -24,7 +24,7 @@ import yaml
 from marlrepro.env_catalog import FUSED_BACKENDS, INTEGER_OBS_BACKENDS, check_env
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
@@ -190,6 +190,27 @@ class MaxEntropyConfig:
 
 
 @dataclass
+class FOPConfig:
+    """FOP (Zhang et al. 2021), ME-IGM's maximum-entropy actor-critic baseline (algo ``fop``;
+    PKU-RL/FOP-DMAC-MACPF ``fop.yaml`` and ``fop_learner.py``; notes/actor_critic.md).
+
+    The temperature follows a fixed schedule, ``α(t) = max(alpha_finish, alpha_start −
+    t / alpha_decay_steps)`` over environment steps ``t`` (the code's ``max(0.05, 0.5 − t / 2e5)``),
+    not learned. The actor learns at ``learner.lr``, each critic (per-agent network and mixer) at
+    ``critic_lr``; the three are clipped separately to ``learner.grad_clip``. The mixer's
+    attention has ``n_head`` heads whose squared logits are penalised by ``attend_reg_coef``
+    (Qatten's magnitude regulariser).
+    """
+
+    critic_lr: float = 5e-4
+    alpha_start: float = 0.5
+    alpha_finish: float = 0.05
+    alpha_decay_steps: int = 200_000
+    n_head: int = 4
+    attend_reg_coef: float = 0.001
+
+
+@dataclass
 class RunConfig:
     """Budget, evaluation, checkpointing and placement of one training run."""
 
@@ -239,6 +260,7 @@ class TrainConfig:
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
     max_entropy: MaxEntropyConfig = field(default_factory=MaxEntropyConfig)
+    fop: FOPConfig = field(default_factory=FOPConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -441,6 +463,20 @@ def check_config(config: TrainConfig) -> None:
             raise ConfigError(f"max_entropy.alpha_init: the temperature must be > 0, got {me.alpha_init}")
         if me.temperature_lr < 0:
             raise ConfigError(f"max_entropy.temperature_lr: must be >= 0, got {me.temperature_lr}")
+    if config.algo == "fop":
+        for key, mode in (("max_entropy.mode", me.mode), ("imitation.mode", config.imitation.mode)):
+            if mode != "none":
+                raise ConfigError(f"{key}: algo 'fop' is its own maximum-entropy actor-critic learner; "
+                                  f"set {key}=none (got {mode!r})")
+        fop = config.fop
+        if not 0 < fop.alpha_finish <= fop.alpha_start:
+            raise ConfigError(f"fop.alpha_finish: the temperature schedule needs 0 < alpha_finish <= alpha_start, "
+                              f"got {fop.alpha_finish} and {fop.alpha_start}")
+        for key in ("critic_lr", "alpha_decay_steps", "n_head"):
+            if getattr(fop, key) <= 0:
+                raise ConfigError(f"fop.{key}: must be > 0, got {getattr(fop, key)}")
+        if fop.attend_reg_coef < 0:
+            raise ConfigError(f"fop.attend_reg_coef: must be >= 0, got {fop.attend_reg_coef}")
     imitation = config.imitation
     if imitation.mode != "none" and imitation.expert_input == "full_obs" \
             and not config.env.options.get("full_sight_obs", False):

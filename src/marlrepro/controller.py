@@ -10,7 +10,7 @@ from torch import nn
 
 from marlrepro.config import AgentConfig
 from marlrepro.envs.base import EnvBatch, EnvSpec
-from marlrepro.exploration import epsilon_greedy
+from marlrepro.exploration import epsilon_greedy, epsilon_mix
 from marlrepro.learners.max_entropy import masked_log_policy, temperature
 from marlrepro.nets.agent import RNNAgent
 from marlrepro.nets.iqn_agent import IQNRNNAgent
@@ -201,21 +201,27 @@ class DistributionalController(AgentController):
 
 
 class SoftmaxPolicyController(AgentController):
-    """Agents that explore by sampling a softmax policy (ME-IGM §5; the +Entropy and MLP ablations).
+    """Agents that explore by sampling a softmax policy: ME-IGM's (§5; the +Entropy and MLP
+    ablations) and FOP's actor.
 
     While exploring, agent ``i`` samples ``π_i(·) = softmax(f_i(g_i(Q_i; s); s) / α)`` over its
     available actions, where ``f_i ∘ g_i`` is :attr:`transform` of the global state ``s``
-    (:class:`~marlrepro.nets.opt.OrderPreservingTransform`, or none: the raw values) and ``α`` the
-    learned temperature ``exp(log_alpha)`` (at least ``ALPHA_FLOOR``). Evaluation is greedy on the raw ``Q_i``, which the
-    order-preserving transform makes the policy's most probable action: decentralised execution.
-    Its JAX twin for the fused rollout is :func:`marlrepro.envs.jax_rollout.opt_logits`.
+    (:class:`~marlrepro.nets.opt.OrderPreservingTransform`, or none: the network's outputs
+    themselves) and ``α`` the temperature ``exp(log_alpha)`` (at least ``ALPHA_FLOOR``), learned
+    (ME-IGM) or fixed (``learn_temperature=False``: FOP's actor, whose outputs are the policy's
+    logits, at ``α = 1``). With probability ``ε`` (the run's exploration schedule; 0 for ME-IGM) a
+    uniform available action replaces the sample, FOP's ``(1 − ε) π + ε · uniform``.
+    Evaluation is greedy on the network's outputs: for ME-IGM the raw ``Q_i``, which the
+    order-preserving transform makes the policy's most probable action (decentralised execution);
+    for FOP the policy's most probable action. The JAX twin for the fused rollout is
+    :func:`marlrepro.envs.jax_rollout.opt_logits` and ``softmax_sample``.
     """
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, transform: nn.Module | None, alpha_init: float,
-                 source: ObsSource = "obs") -> None:
+                 source: ObsSource = "obs", learn_temperature: bool = True) -> None:
         super().__init__(spec, config, source)
         self.transform = transform
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha_init)))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha_init)), requires_grad=learn_temperature)
 
     def inner(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """``g_i(Q_i; s)`` of every entry [..., N, A] (the values the mixer mixes)."""
@@ -231,15 +237,16 @@ class SoftmaxPolicyController(AgentController):
 
     def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
                        explore: bool = True) -> torch.Tensor:
-        """A sample of each agent's softmax policy while exploring (``epsilon`` is not used), the
-        greedy available action of the raw values otherwise."""
+        """A sample of each agent's softmax policy, ε-mixed with uniform available actions, while
+        exploring; the greedy available action of the network's outputs otherwise."""
         if not explore:
             return super().choose_actions(q, step, 0.0, generator, explore=False)
         # Gumbel-max: the argmax of log π + Gumbel noise is a sample of π; no host synchronisation,
         # and a diverged run's NaN values still give an action (the loss then reports the divergence)
         log_pi = self.log_policy(q, step.state, step.avail_actions)
         uniform = torch.rand(log_pi.shape, device=log_pi.device, generator=generator).clamp(min=1e-20)
-        return (log_pi - torch.log(-torch.log(uniform))).argmax(dim=-1)
+        sampled = (log_pi - torch.log(-torch.log(uniform))).argmax(dim=-1)
+        return epsilon_mix(sampled, step.avail_actions, epsilon, generator)
 
 
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:

@@ -38,12 +38,19 @@ def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float,
 
     Runs entirely on the device: no host synchronisation.
     """
-    greedy = masked_greedy(q, avail)
+    return epsilon_mix(masked_greedy(q, avail), avail, epsilon, generator)
+
+
+def epsilon_mix(actions: torch.Tensor, avail: torch.Tensor, epsilon: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each of ``actions`` [...] replaced, with probability ``epsilon``, by a uniformly random
+    available action (``avail`` [..., A]): the ε-greedy of a greedy ``actions``, FOP's
+    ``(1 − ε) π + ε · uniform`` of a sampled one. No host synchronisation."""
     if epsilon <= 0.0:
-        return greedy
+        return actions
     # Uniform over available actions: the argmax of i.i.d. uniform scores, unavailable ones
     # pushed below every available score (cheaper than torch.multinomial, and sync-free).
-    scores = torch.rand(q.shape, device=q.device, generator=generator).masked_fill(~avail, -1.0)
+    scores = torch.rand(avail.shape, device=avail.device, generator=generator).masked_fill(~avail, -1.0)
     random = scores.argmax(dim=-1)
-    explore = torch.rand(greedy.shape, device=q.device, generator=generator) < epsilon
-    return torch.where(explore, random, greedy)
+    explore = torch.rand(actions.shape, device=avail.device, generator=generator) < epsilon
+    return torch.where(explore, random, actions)

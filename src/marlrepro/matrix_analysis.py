@@ -1,4 +1,4 @@
-"""What a value-decomposition learner learned on a one-step matrix game (ME-IGM Table 1)."""
+"""What a learner learned on a one-step matrix game (ME-IGM Table 1)."""
 
 from __future__ import annotations
 
@@ -7,46 +7,79 @@ from typing import Any
 
 import torch
 
-from marlrepro.controller import SoftmaxPolicyController
+from marlrepro.controller import AgentController, SoftmaxPolicyController
+from marlrepro.learners.base import Learner
+from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
+
+# a learner's view of the game: its local values [N, A], Q_tot of every joint action [A^N], its
+# greedy joint action [N] and its local policies [N, A] (None without stochastic policies)
+_Values = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 @torch.no_grad()
-def joint_q_table(learner: ValueDecompositionLearner, obs: torch.Tensor, state: torch.Tensor,
-                  payoff: torch.Tensor) -> dict[str, Any]:
+def joint_q_table(learner: Learner, obs: torch.Tensor, state: torch.Tensor, payoff: torch.Tensor,
+                  t_env: int) -> dict[str, Any]:
     """Evaluate ``Q_tot(u_1, …, u_N)`` for every joint action of a one-step game.
 
-    ``obs`` [N, obs_dim] and ``state`` [state_dim] are the game's (constant) first step. The
-    greedy joint action is each agent's own argmax of ``Q_i`` — the decentralised execution the
-    papers evaluate. For IQL, which has no mixer, ``Q_tot`` is reported as ``Σ_i Q_i``; for DMIX,
-    ``Q_i`` is the mean over ``N̂`` sampled quantiles and ``Q_tot = E[Z_tot]``. For softmax-policy
-    agents (ME-IGM) the mixer mixes the transformed values ``g_i(Q_i)``, and the local policies
-    ``π_i``, their most probable joint action and its payoff are reported too.
+    ``obs`` [N, obs_dim] and ``state`` [state_dim] are the game's (constant) first step; ``t_env``
+    the run's environment steps (FOP's temperature). The greedy joint action is what the
+    papers evaluate, decentralised: each agent's own argmax of ``Q_i`` (value decomposition,
+    ME-IGM) or of its policy (FOP). For IQL, which has no mixer, ``Q_tot`` is reported as
+    ``Σ_i Q_i``; for DMIX, ``Q_i`` is the mean over ``N̂`` sampled quantiles and
+    ``Q_tot = E[Z_tot]``. For softmax-policy agents (ME-IGM, FOP) the local policies ``π_i``,
+    their most probable joint action and its payoff are reported too. ME-IGM's mixer mixes the
+    transformed values ``g_i(Q_i)``; FOP's ``Q_tot`` and ``Q_i`` are the smaller of its two
+    critics' (what its targets and its actor use).
     """
     n, a = learner.spec.n_agents, learner.spec.n_actions
-    none = torch.full((1, 1, n), -1, dtype=torch.int64, device=obs.device)
-    q, _ = learner.controller(obs.view(1, 1, n, -1), none, learner.controller.initial_hidden(1))
-    q = q.view(n, a)
     joint = torch.tensor(list(itertools.product(range(a), repeat=n)), device=obs.device)  # [A^N, N]
-    q_all = q.expand(joint.shape[0], n, a).unsqueeze(0)  # every joint action sees the same Q_i
     states = state.view(1, 1, -1).expand(1, joint.shape[0], -1)
-    available = torch.ones_like(q_all, dtype=torch.bool)
-    q_tot = learner.joint_value(learner.mixer, learner.mixer_inputs(q_all, states), joint.unsqueeze(0),
-                                available, states)
-    q_tot = q_tot.sum(dim=-1).view([a] * n)
-    greedy = q.argmax(dim=-1)
+    values = _fop_values if isinstance(learner, FOPLearner) else _value_decomposition_values
+    q, q_tot, greedy, probs = values(learner, obs.view(1, 1, n, -1), joint.unsqueeze(0), states, t_env)
     policy = {}
-    if isinstance(learner.controller, SoftmaxPolicyController):
-        probs = learner.controller.log_policy(q, state, torch.ones_like(q, dtype=torch.bool)).exp()
+    if probs is not None:
         likely = probs.argmax(dim=-1)
         policy = {"policy": probs.tolist(), "most_probable_joint_action": likely.tolist(),
                   "most_probable_payoff": float(payoff[tuple(likely.tolist())])}
     return {
         "payoff": payoff.tolist(),
         "agent_q": q.tolist(),
-        "joint_q": q_tot.tolist(),
+        "joint_q": q_tot.view([a] * n).tolist(),
         "greedy_joint_action": greedy.tolist(),
         "greedy_payoff": float(payoff[tuple(greedy.tolist())]),
         "optimal_payoff": float(payoff.max()),
         **policy,
     }
+
+
+def _first_step(controller: AgentController, obs: torch.Tensor) -> torch.Tensor:
+    """The controller's outputs [N, A] on the first step ``obs`` [1, 1, N, dim]."""
+    none = torch.full(obs.shape[:3], -1, dtype=torch.int64, device=obs.device)
+    out, _ = controller(obs, none, controller.initial_hidden(1))
+    return out[0, 0]
+
+
+def _value_decomposition_values(learner: ValueDecompositionLearner, obs: torch.Tensor, joint: torch.Tensor,
+                                states: torch.Tensor, t_env: int) -> _Values:
+    q = _first_step(learner.controller, obs)
+    q_all = q.expand(joint.shape[1], *q.shape).unsqueeze(0)  # every joint action sees the same Q_i
+    available = torch.ones_like(q_all, dtype=torch.bool)
+    q_tot = learner.joint_value(learner.mixer, learner.mixer_inputs(q_all, states), joint, available, states)
+    probs = None
+    if isinstance(learner.controller, SoftmaxPolicyController):
+        probs = learner.controller.log_policy(q, states[0, 0], torch.ones_like(q, dtype=torch.bool)).exp()
+    return q, q_tot.sum(dim=-1), q.argmax(dim=-1), probs
+
+
+def _fop_values(learner: FOPLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,
+                t_env: int) -> _Values:
+    alpha = learner.temperature(torch.tensor(float(t_env), device=obs.device))
+    logits = _first_step(learner.actor, obs)
+    q_local, q_tot = [], []
+    for critic in (learner.critic_1, learner.critic_2):
+        q = _first_step(critic.agents, obs)
+        q_local.append(q)
+        q_tot.append(critic.joint_value(q.expand(joint.shape[1], *q.shape).unsqueeze(0), joint, states, alpha)[0])
+    probs = torch.softmax(logits, dim=-1)
+    return torch.minimum(*q_local), torch.minimum(*q_tot).squeeze(-1), probs.argmax(dim=-1), probs

@@ -58,14 +58,14 @@ from marlrepro.checkpoint import load_checkpoint, save_checkpoint
 from marlrepro.config import TrainConfig, flatten, to_dict
 from marlrepro.core.graphed import GraphedStep
 from marlrepro.core.optim import build_optimizer, clip_grad_norm_per_run
-from marlrepro.core.stacked import StackedModules
+from marlrepro.core.stacked import StackedModules, child_name
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import LinearEpsilon
 from marlrepro.faults import maybe_crash
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
-from marlrepro.learners.base import Learner
-from marlrepro.learners.igm_da import build_learner
+from marlrepro.learners.base import Learner, ParamGroup
+from marlrepro.learners.build import build_learner
 from marlrepro.memory import check_pack_fits
 from marlrepro.pack_plan import PackMember
 from marlrepro.runner import EpisodeRunner, RolloutStats
@@ -79,6 +79,9 @@ BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
 # A run's own generator (replay sampling, stepwise exploration) is seeded apart from the global
 # generator that initialises its weights, so that the two streams do not repeat each other.
 GENERATOR_SEED_OFFSET = 0x5EED_0000
+
+# The name under which each run's environment step joins its batch (Learner.forward's t_env).
+T_ENV = "t_env"
 
 # Keys that may differ between the first start and a resume of the same run.
 RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "run.length_buckets", "run.matmul_precision",
@@ -178,11 +181,6 @@ def check_pack(members: list[PackMember]) -> None:
                               f"runs of one pack may differ only in {', '.join(PACK_FREE_KEYS)}")
 
 
-def _child_name(parent: torch.nn.Module, child: torch.nn.Module) -> str:
-    """The attribute name under which ``parent`` holds ``child``."""
-    return next(name for name, module in parent.named_children() if module is child)
-
-
 @dataclass
 class RunState:
     """What the pack trainer keeps per run besides its slice of the stacked tensors."""
@@ -238,7 +236,7 @@ class Trainer:
             list(trainable.values()), first.learner,
             [lr if per_run[0] is None else torch.tensor([g.lr for g in per_run], device=self.device)
              for per_run in groups.values()])
-        self._clipped = [p for name, p in trainable.items() if groups[name][0] is None or groups[name][0].clip]
+        self._clip_sets = _clip_sets(trainable, {name: per_run[0] for name, per_run in groups.items()})
         self._losses = self.learners.vmapped(_loss_terms)
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision(first.run.matmul_precision)
@@ -249,8 +247,8 @@ class Trainer:
         self._cut = functools.partial(padded_length, lengths=lengths) if len(lengths) > 1 else None
         self.buffer = EpisodeBuffer(len(self.runs), first.learner.buffer_size, self.spec, self.device,
                                     getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
-        acting = _child_name(template, template.acting_controller)
-        self.eval_policies = {prefix: _child_name(template, c) for prefix, c in template.eval_controllers().items()}
+        acting = child_name(template, template.acting_controller)
+        self.eval_policies = {prefix: child_name(template, c) for prefix, c in template.eval_controllers().items()}
         self.runners = {name: EpisodeRunner(self.envs, self.learners, name, first.run.rollout)
                         for name in {acting, *self.eval_policies.values()}}
         self.runner = self.runners[acting]
@@ -313,7 +311,13 @@ class Trainer:
             self.buffer.load_run_state(r, state["buffer"])
         self.train_sums[r] = state["train_means"].to(self.device)
         self.last_loss[r] = state["last_loss"].to(self.device)
-        run.generator.set_state(state["generator"])
+        # a generator's state is device-specific: a checkpoint written on another device type
+        # (run.device is resume-free) reseeds the run's generator instead
+        moved = state["generator"].numel() != run.generator.get_state().numel()
+        if moved:
+            run.generator.manual_seed(run.config.run.seed + GENERATOR_SEED_OFFSET + run.progress.episode)
+        else:
+            run.generator.set_state(state["generator"])
         if restore_global:
             random.setstate(state["python_rng"])
             np.random.set_state(state["numpy_rng"])
@@ -326,6 +330,7 @@ class Trainer:
         inexact = [reason for missing, reason in (
             (state["buffer"] is None, "the replay buffer was too large to save and is refilled"),
             (state["env_rng"] is None, "the environments' random state was not saved; they are reseeded"),
+            (moved, "the checkpoint was written on another device type; the run's generator is reseeded"),
         ) if missing]
         if inexact:
             log.warning("%s: this resume will not match an uninterrupted run: %s", run.run_dir, "; ".join(inexact))
@@ -375,13 +380,20 @@ class Trainer:
         frame = pd.DataFrame(self.runs[r].progress.rows)
         atomic_write(self.runs[r].run_dir / "metrics.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
 
+    def loss_inputs(self, batch: Episodes) -> dict[str, torch.Tensor]:
+        """What the vmapped loss reads: the runs' sampled ``batch`` [R, B, ...] and each run's
+        environment steps [R] (:meth:`Learner.forward`'s ``t_env``, for the learners' schedules)."""
+        t_env = torch.tensor([run.progress.t_env for run in self.runs], dtype=torch.float32, device=self.device)
+        return {**batch.tensors(), T_ENV: t_env}
+
     def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...];
         returns every run's loss [R]. On CUDA it is replayed from a graph (:class:`GraphedStep`)."""
         losses = self._losses(batch)
         self.optimizer.zero_grad()
         losses.sum().backward()
-        clip_grad_norm_per_run(self._clipped, self.config.learner.grad_clip)
+        for params in self._clip_sets:
+            clip_grad_norm_per_run(params, self.config.learner.grad_clip)
         self.optimizer.step(mask)
         return losses.detach()
 
@@ -393,7 +405,7 @@ class Trainer:
         generators = [run.generator for run in self.runs]
         for _ in range(cfg.updates_per_rollout):
             batch = self.buffer.sample(cfg.batch_size, generators, runs, self._cut)
-            losses = self._step(batch.tensors(), mask)
+            losses = self._step(self.loss_inputs(batch), mask)
             self.last_loss = torch.where(mask, losses, self.last_loss)
             due = []
             for r, (run, updated) in enumerate(zip(self.runs, runs)):
@@ -523,7 +535,7 @@ class Trainer:
             from marlrepro.matrix_analysis import joint_q_table
 
             first = self.envs[r].reset()
-            final.update(joint_q_table(learner, first.obs[0], first.state[0], self.envs[r].payoff))
+            final.update(joint_q_table(learner, first.obs[0], first.state[0], self.envs[r].payoff, p.t_env))
         extras = type(learner).extra_outputs is not Learner.extra_outputs
         if extras:
             episodes, _ = self.runners[self.eval_policies["test"]].run(
@@ -553,9 +565,22 @@ def padded_length(longest: int, lengths: list[int]) -> int:
     return next(length for length in lengths if length >= longest)
 
 
-def _loss_terms(learner: Learner, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One run's loss on its batch (the function the pack vmaps)."""
-    return learner(Episodes(**batch)).loss
+def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One run's loss on its batch at its environment step (the function the pack vmaps)."""
+    return learner(Episodes(**{name: v for name, v in inputs.items() if name != T_ENV}), inputs[T_ENV]).loss
+
+
+def _clip_sets(trainable: dict[str, torch.Tensor], groups: dict[str, ParamGroup | None]) -> list[list[torch.Tensor]]:
+    """The sets of parameters whose gradient norms are clipped together: the ungrouped ones with
+    the groups that ``clip``, then each ``clip_alone`` group on its own; unclipped groups in none."""
+    together = [p for name, p in trainable.items() if groups[name] is None
+                or (groups[name].clip and not groups[name].clip_alone)]
+    alone: dict[str, list[torch.Tensor]] = {}
+    for name, p in trainable.items():
+        group = groups[name]
+        if group is not None and group.clip and group.clip_alone:
+            alone.setdefault(group.prefix, []).append(p)
+    return [params for params in (together, *alone.values()) if params]
 
 
 def _run_rows(episodes: Episodes, r: int) -> Episodes:

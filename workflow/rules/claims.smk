@@ -28,6 +28,7 @@ LEDGER_TARGETS = {
     "igm_da_fig6": rules.igm_da_fig6,
     "igm_da_fig7": rules.igm_da_fig7,
     "me_igm_table1_qmix": rules.me_igm_table1_qmix,
+    "me_igm_table1_fop": rules.me_igm_table1_fop,
     "me_igm_table1_me_qmix": rules.me_igm_table1_me_qmix,
 }
 try:

@@ -3,6 +3,7 @@
 
 localrules:
     me_igm_table1_qmix,
+    me_igm_table1_fop,
     me_igm_table1_me_qmix,
 
 
@@ -24,6 +25,31 @@ rule me_igm_table1_qmix:
         published=matrix_game_published("config/published/me_igm.yaml", "table1", "qmix"),
     log:
         "results/logs/report/me_igm_table1_qmix.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/matrix_game_table.py"
+
+
+rule me_igm_table1_fop:
+    """FOP's learned Q_tot, local policies and most probable joint action per seed, beside the
+    published row."""
+    input:
+        finals=run_outputs("me_igm", "table1_fop"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs(
+            "me_igm", "me_igm_table1_fop", "Table 1 (FOP row)", "me_igm_table1_fop_figure"
+        ),
+    params:
+        table="table1",
+        method="fop",
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=run_setting(experiment("me_igm", "table1_fop").runs()),
+        published=matrix_game_published("config/published/me_igm.yaml", "table1", "fop"),
+    log:
+        "results/logs/report/me_igm_table1_fop.log",
     conda:
         "../../envs/report.yaml"
     script:

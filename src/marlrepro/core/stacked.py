@@ -95,6 +95,11 @@ class StackedModules:
         return view
 
 
+def child_name(parent: nn.Module, child: nn.Module) -> str:
+    """The attribute name under which ``parent`` holds ``child``."""
+    return next(name for name, module in parent.named_children() if module is child)
+
+
 class _Call(nn.Module):
     """Calls ``fn(module, *inputs)``: lets ``functional_call`` evaluate any method of ``module``
     with substituted weights (it can only call a module's ``forward``)."""

@@ -24,6 +24,9 @@ class EnvSpec:
     n_actions: int
     episode_limit: int
     full_obs_dim: int = 0  # width of the optional full-sight ("expert") obs; 0 = not provided
+    # the state starts with one block of this many features per ally (SMAC's ``get_state``, the
+    # ``unit_dim`` of Qatten's and FOP's attention keys); 0 = the state has no per-ally blocks
+    unit_dim: int = 0
 
 
 class EnvBatch(NamedTuple):

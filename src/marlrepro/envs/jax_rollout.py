@@ -104,14 +104,25 @@ def agent_inputs(
     return jnp.concatenate(parts, axis=-1)
 
 
+def masked_greedy(q: jax.Array, avail: jax.Array) -> jax.Array:
+    """:func:`marlrepro.exploration.masked_greedy` in JAX: the greedy available action."""
+    return jnp.argmax(jnp.where(avail, q, -jnp.inf), axis=-1)
+
+
+def epsilon_mix(key: jax.Array, actions: jax.Array, avail: jax.Array, epsilon: jax.Array) -> jax.Array:
+    """:func:`marlrepro.exploration.epsilon_mix` in JAX: each of ``actions`` replaced, with
+    probability ``epsilon``, by a uniform available action (``avail`` [..., A]); the ε-greedy of
+    greedy ``actions``."""
+    score_key, explore_key = jax.random.split(key)
+    scores = jnp.where(avail, jax.random.uniform(score_key, avail.shape), -1.0)
+    explore = jax.random.uniform(explore_key, actions.shape) < epsilon
+    return jnp.where(explore, jnp.argmax(scores, axis=-1), actions)
+
+
 def epsilon_greedy(key: jax.Array, q: jax.Array, avail: jax.Array, epsilon: jax.Array) -> jax.Array:
     """:func:`marlrepro.exploration.epsilon_greedy` in JAX: with probability ``epsilon`` a uniform
     available action, else the greedy available one. ``q``, ``avail`` [..., A]."""
-    greedy = jnp.argmax(jnp.where(avail, q, -jnp.inf), axis=-1)
-    score_key, explore_key = jax.random.split(key)
-    scores = jnp.where(avail, jax.random.uniform(score_key, q.shape), -1.0)
-    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
-    return jnp.where(explore, jnp.argmax(scores, axis=-1), greedy)
+    return epsilon_mix(key, masked_greedy(q, avail), avail, epsilon)
 
 
 def _hypernet(params: dict[str, jax.Array], prefix: str, x: jax.Array) -> jax.Array:
@@ -229,13 +240,13 @@ class FusedRollout:
             else:
                 q, hidden = rnn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden)
             q = q.reshape(b, n, -1)
-            actions = epsilon_greedy(act_key, q, avail, epsilon)
-            if softmax:  # exploring: sample the policy; evaluating (explore false): greedy, as above
+            actions = masked_greedy(q, avail)
+            if softmax:  # exploring: sample the policy; evaluating (explore false): greedy
                 logits = q if not transform else opt_logits(
                     transform, q, packed[:, n_obs:n_obs + n_state], self.controller.transform.non_negative)
                 alpha = jnp.maximum(jnp.exp(params["log_alpha"]), ALPHA_FLOOR)
                 actions = jnp.where(explore, softmax_sample(extra_key, logits, avail, alpha), actions)
-            actions = actions.astype(jnp.int32)
+            actions = epsilon_mix(act_key, actions, avail, epsilon).astype(jnp.int32)
             env_state, env_key, packed = env.step_batch(c.env_state, c.env_key, actions)
             ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
             return _Carry(

@@ -56,6 +56,7 @@ def spec_of(name: str, env: Any) -> EnvSpec:
         n_actions=env.num_ally_actions,
         episode_limit=env.max_steps,
         full_obs_dim=env.obs_size if getattr(env, "full_sight_obs", False) else 0,
+        unit_dim=getattr(env, "ally_state_size", 0),  # our SMAC-layout envs; stock SMAX's state has none
     )
 
 

@@ -146,7 +146,7 @@ def _serve(conn: Connection, factory: GameFactory) -> None:
                 game.reset()
                 conn.send(_observe(game))
             elif command == "info":
-                conn.send(game.get_env_info())
+                conn.send(_env_info(game))
             else:
                 break
     finally:
@@ -159,15 +159,20 @@ def spec(scenario: str, **options: Any) -> EnvSpec:
     require_starcraft(scenario)
     game = GameFactory(scenario, 0, options.get("sight_range")).build()
     try:
-        return _spec_from_info(scenario, game.get_env_info())
+        return _spec_from_info(scenario, _env_info(game))
     finally:
         game.close()
+
+
+def _env_info(game: Any) -> dict[str, Any]:
+    """SMAC's ``get_env_info``, plus the state's features per ally (``get_ally_num_attributes``)."""
+    return {**game.get_env_info(), "unit_dim": game.get_ally_num_attributes()}
 
 
 def _spec_from_info(scenario: str, info: dict[str, Any]) -> EnvSpec:
     return EnvSpec(name=f"sc2:{scenario}", n_agents=info["n_agents"], obs_dim=info["obs_shape"],
                    state_dim=info["state_shape"], n_actions=info["n_actions"],
-                   episode_limit=info["episode_limit"])
+                   episode_limit=info["episode_limit"], unit_dim=info["unit_dim"])
 
 
 class Env:

@@ -21,12 +21,14 @@ from marlrepro.controller import AgentController
 @dataclass(frozen=True)
 class ParamGroup:
     """Parameters (those whose name starts with ``prefix``) trained with their own learning rate
-    ``lr`` instead of ``learner.lr``; ``clip``: whether they count in the per-run gradient-norm
-    clipping (``learner.grad_clip``)."""
+    ``lr`` instead of ``learner.lr``. ``clip``: whether their gradient norm is clipped to
+    ``learner.grad_clip`` (per run); ``clip_alone``: clipped on their own norm, as a separate
+    optimiser would (FOP's actor and each critic), instead of together with the ungrouped ones."""
 
     prefix: str
     lr: float
     clip: bool = True
+    clip_alone: bool = False
 
 
 @dataclass
@@ -48,13 +50,14 @@ class Learner(nn.Module):
       fused rollout can run it on the device);
     * :meth:`eval_controllers`: the policies evaluated greedily, by metric prefix: ``test`` is the
       decentralised agents (the paper's metric); others (IGM-DA's experts) are extra columns;
-    * :meth:`forward`: the loss of one batch of stored episodes (episode replay), as
+    * :meth:`forward`: the loss of one batch of stored episodes (episode replay) at the run's
+      environment step ``t_env`` (a 0-d float tensor, for schedules such as FOP's temperature), as
       :class:`LossTerms`; it must use no state outside its modules' parameters and buffers, and
       no host synchronisation (on CUDA it is replayed from a graph, :mod:`marlrepro.core.graphed`);
     * :attr:`target_pairs`: (target module, online module) names whose parameters the core
       hard-copies every ``learner.target_update_interval`` episodes;
-    * :meth:`param_groups`: optional parameters with their own learning rate (a temperature,
-      an actor beside its critic);
+    * :meth:`param_groups`: optional parameters with their own learning rate and gradient
+      clipping (a temperature, an actor beside its critics);
     * :meth:`extra_outputs`: optional per-run files written when training ends.
     """
 
@@ -67,7 +70,7 @@ class Learner(nn.Module):
     def eval_controllers(self) -> dict[str, AgentController]:
         raise NotImplementedError
 
-    def forward(self, batch: Episodes) -> LossTerms:
+    def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
         raise NotImplementedError
 
     def param_groups(self) -> tuple[ParamGroup, ...]:

@@ -36,7 +36,6 @@ from marlrepro.controller import AgentController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.exploration import masked_greedy
 from marlrepro.learners.distributional import DistributionalLearner
-from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 
@@ -116,13 +115,3 @@ class DistributionalIGMDALearner(IGMDALearner, DistributionalLearner):
     The experts' greedy action for the imitation target is the argmax of the mean over the ``N``
     quantiles sampled for the update (:meth:`DistributionalLearner.expected_values`)."""
 
-
-def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> ValueDecompositionLearner:
-    """The learner ``config`` asks for: plain value decomposition (distributional for dmix),
-    IGM-DA around it, or ME-IGM (``max_entropy.mode``)."""
-    distributional = config.algo == "dmix"
-    if config.max_entropy.mode != "none":
-        return MaxEntropyLearner(spec, config, device)
-    if config.imitation.mode == "none":
-        return (DistributionalLearner if distributional else ValueDecompositionLearner)(spec, config, device)
-    return (DistributionalIGMDALearner if distributional else IGMDALearner)(spec, config, device)

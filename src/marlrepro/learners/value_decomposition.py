@@ -90,7 +90,8 @@ class ValueDecompositionLearner(Learner):
     def eval_controllers(self) -> dict[str, AgentController]:
         return {"test": self.eval_controller}
 
-    def forward(self, batch: Episodes) -> LossTerms:
+    def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
+        """The loss of :meth:`loss` (no schedule: ``t_env`` is not used)."""
         return LossTerms(*self.loss(batch))
 
     def loss(self, batch: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -56,15 +56,21 @@ def matrix_game_report(
     if pub.greedy_joint_action is not None:  # the published greedy payoff is that of this joint action
         greedy = display["quantity"] == "greedy payoff"
         display.loc[greedy, source] += " " + "(" + ", ".join(pub.greedy_joint_action) + ")"
+    actor_critic = method == "fop"  # its agents execute their policies' most probable actions
+    executed = "each agent's most probable action under its policy" if actor_critic else \
+        "each agent's argmax of its own Q_i"
     notes = [
         (
         f"{label}'s learned Q_tot of every joint action (agent 1's action first) and the payoff of the greedy "
-        f"joint action the agents execute (each agent's argmax of its own Q_i); median and 25/75 % quantiles "
+        f"joint action the agents execute ({executed}); median and 25/75 % quantiles "
         f"over {len(finals)} seeds, every seed's value, the value transcribed from {published.source}, and the "
         f"difference (our median minus published). The game's optimal payoff is {published.optimal_payoff:g}."
         ),
     ]
-    if table["quantity"].str.startswith("pi").any():
+    if actor_critic:
+        notes.append(f"pi<i>(a): agent i's local policy (its probability of action a). {label}'s Q_tot is the "
+                     f"smaller of its two critics' (what its targets and its actor use).")
+    elif table["quantity"].str.startswith("pi").any():
         notes.append(f"pi<i>(a): agent i's local policy (its probability of action a); the greedy joint action is "
                      f"also the policies' most probable one, since {label}'s transformation preserves each "
                      f"agent's order.")

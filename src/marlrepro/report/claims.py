@@ -92,7 +92,8 @@ TABLE_FORMATS: dict[str, TableFormat] = {
     "igm_da_fig7": TableFormat({"map": "igm_da_map", "algo": "algo"}, ("map", *_CURVES)),
     "igm_da_fig6": TableFormat({"method": "frozenlake_method"}, _FROZENLAKE),
     "me_igm_table1_qmix": _MATRIX,
-    "me_igm_table1_me_qmix": _MATRIX,  # ME-QMIX: planned, no rule yet
+    "me_igm_table1_fop": _MATRIX,
+    "me_igm_table1_me_qmix": _MATRIX,
 }
 
 

@@ -138,6 +138,7 @@ class ExtendedSMAX(SMAX):
         del self.unit_features, self.see_enemy_actions
         self.obs_size = self.view.obs_size
         self.state_size = self.view.state_size
+        self.ally_state_size = self.view.ally_state_size
         self.num_units = self.num_allies + self.num_enemies
         self.all_agents = self.agents
         self.agents = self.all_agents[: self.num_allies]

@@ -162,10 +162,14 @@ class View:
         return self.num_ally_actions + 1
 
     @property
+    def ally_state_size(self) -> int:
+        """State features per ally (the state's first ``num_allies`` blocks)."""
+        return 4 + int(self.ally_shields) + self.type_bits
+
+    @property
     def state_size(self) -> int:
-        ally = 4 + int(self.ally_shields) + self.type_bits
         enemy = 3 + int(self.enemy_shields) + self.type_bits
-        return self.num_allies * (ally + self.last_action_size) + self.num_enemies * enemy
+        return self.num_allies * (self.ally_state_size + self.last_action_size) + self.num_enemies * enemy
 
     def obs_feature_names(self) -> list[str]:
         """Names of the observation features, as SMACv2's ``build_obs_feature_names`` (ally 0's view)."""

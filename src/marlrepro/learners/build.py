@@ -1,0 +1,28 @@
+"""Which learner family a train config asks for."""
+
+from __future__ import annotations
+
+import torch
+
+from marlrepro.config import TrainConfig
+from marlrepro.envs.base import EnvSpec
+from marlrepro.learners.base import Learner
+from marlrepro.learners.distributional import DistributionalLearner
+from marlrepro.learners.fop import FOPLearner
+from marlrepro.learners.igm_da import DistributionalIGMDALearner, IGMDALearner
+from marlrepro.learners.me_igm import MaxEntropyLearner
+from marlrepro.learners.value_decomposition import ValueDecompositionLearner
+
+
+def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
+    """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); ME-IGM
+    (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
+    decomposition, distributional for ``dmix``."""
+    if config.algo == "fop":
+        return FOPLearner(spec, config, device)
+    if config.max_entropy.mode != "none":
+        return MaxEntropyLearner(spec, config, device)
+    distributional = config.algo == "dmix"
+    if config.imitation.mode == "none":
+        return (DistributionalLearner if distributional else ValueDecompositionLearner)(spec, config, device)
+    return (DistributionalIGMDALearner if distributional else IGMDALearner)(spec, config, device)
