@@ -73,6 +73,7 @@ include: "workflow/rules/claims.smk"
 rule all:
     default_target: True
     input:
+        rules.me_igm_table1.output,
         rules.me_igm_table1_qmix.output,
         rules.me_igm_table1_fop.output,
         rules.me_igm_table1_me_qmix.output,

@@ -25,7 +25,7 @@ from matplotlib.image import imread
 from marlrepro.report.html_table import DIFFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ["me_igm_table1_qmix", "me_igm_table1_fop", "me_igm_table1_me_qmix", "vd_smax_curves",
+TABLES = ["me_igm_table1", "me_igm_table1_qmix", "me_igm_table1_fop", "me_igm_table1_me_qmix", "vd_smax_curves",
           *(f"igm_da_{target}" for target in ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7"))]  # fmt: skip
 TARGETS = [
     *(f"results/tables/{table}.{ext}" for table in TABLES for ext in ("csv", "md", "html")),
@@ -86,6 +86,11 @@ def test_smoke_dag_builds_every_target(smoke_dag):
     table = pd.read_csv(smoke_dag / "results/tables/me_igm_table1_qmix.csv")
     assert {"value_median", "published_value", "difference"} <= set(table.columns)
     assert "smoke" in (smoke_dag / "results/tables/me_igm_table1_qmix.md").read_text().lower()
+    whole = pd.read_csv(smoke_dag / "results/tables/me_igm_table1.csv")  # the paper's three rows, in its order
+    assert list(dict.fromkeys(whole["method"])) == ["QMIX", "FOP", "ME-QMIX"]
+    for method, part in (("QMIX", table), ("FOP", pd.read_csv(smoke_dag / "results/tables/me_igm_table1_fop.csv"))):
+        rows = whole[whole["method"] == method].drop(columns="method").reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows, part)
     igm_table = (smoke_dag / "results/tables/igm_da_table1.md").read_text()
     assert "smoke" in igm_table.lower() and "| qmix-DA | published |" in igm_table
     assert (smoke_dag / "results/mlflow.db").exists()

@@ -158,6 +158,7 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     counts = job_counts(output)
     assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(scale)
     assert counts["me_igm_table1_qmix"] == counts["me_igm_table1_fop"] == counts["me_igm_table1_me_qmix"] == 1
+    assert counts["me_igm_table1"] == 1
     assert counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger

@@ -86,7 +86,7 @@ class EpisodeRunner:
         steps, won = [], []
         for r, env in enumerate(self.envs):
             if active[r]:
-                controller = getattr(self.learners.module_for(r), self.controller)
+                controller = self.learners.module_for(r, self.controller)
                 run_steps, run_won = _run_episodes(env, controller, self.storage[r], epsilons[r], generators[r],
                                                    explore)
             else:

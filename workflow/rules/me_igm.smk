@@ -1,7 +1,9 @@
-"""ME-IGM (config/me_igm.yaml): Table 1, the matrix game, beside config/published/me_igm.yaml."""
+"""ME-IGM (config/me_igm.yaml): Table 1, the matrix game, beside config/published/me_igm.yaml: one
+target per method (its runs, notes and heatmaps) and `me_igm_table1`, the whole table."""
 
 
 localrules:
+    me_igm_table1,
     me_igm_table1_qmix,
     me_igm_table1_fop,
     me_igm_table1_me_qmix,
@@ -79,3 +81,27 @@ rule me_igm_table1_me_qmix:
         "../../envs/report.yaml"
     script:
         "../scripts/matrix_game_table.py"
+
+
+rule me_igm_table1:
+    """The whole Table 1: QMIX, FOP and ME-QMIX (the paper's rows) from their own tables."""
+    input:
+        qmix=rules.me_igm_table1_qmix.output.csv,
+        fop=rules.me_igm_table1_fop.output.csv,
+        me_qmix=rules.me_igm_table1_me_qmix.output.csv,
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_table1", "Table 1", "me_igm_table1_figure"),
+    params:
+        table="table1",
+        methods=["qmix", "fop", "me_qmix"],
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        optimum=matrix_game_published("config/published/me_igm.yaml", "table1", "qmix")["optimum"],
+        cite=matrix_game_published("config/published/me_igm.yaml", "table1", "qmix")["cite"],
+    log:
+        "results/logs/report/me_igm_table1.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/matrix_game_summary.py"

@@ -36,7 +36,7 @@ class StackedModules:
             self.params[name] = stacked.requires_grad_(p.requires_grad)
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in modules])
                         for name, _ in self.template.named_buffers()}
-        self._views: dict[int, nn.Module] = {}
+        self._views: dict[tuple[int, str], nn.Module] = {}
 
     @property
     def trainable(self) -> list[torch.Tensor]:
@@ -84,14 +84,19 @@ class StackedModules:
             (self.params.get(name) if name in self.params else self.buffers[name])[r].copy_(value)
 
     @torch.no_grad()
-    def module_for(self, r: int) -> nn.Module:
-        """A module with run ``r``'s current weights (one cached copy per run, refreshed on each
-        call)."""
-        if r not in self._views:
-            self._views[r] = copy.deepcopy(self.template).requires_grad_(False)
-        view = self._views[r]
-        view.load_state_dict({**{n: p[r] for n, p in self.params.items()},
-                              **{n: b[r] for n, b in self.buffers.items()}}, strict=False)
+    def module_for(self, r: int, submodule: str = "") -> nn.Module:
+        """A module with run ``r``'s current weights: the whole module, or its child ``submodule``
+        (only that child's weights are copied: a stepwise rollout needs the acting agents only).
+        One cached copy per run and child, refreshed on each call."""
+        key = (r, submodule)
+        if key not in self._views:
+            module = getattr(self.template, submodule) if submodule else self.template
+            self._views[key] = copy.deepcopy(module).requires_grad_(False)
+        view = self._views[key]
+        prefix = f"{submodule}." if submodule else ""
+        weights = {n[len(prefix):]: t[r] for source in (self.params, self.buffers) for n, t in source.items()
+                   if n.startswith(prefix)}
+        view.load_state_dict(weights, strict=False)
         return view
 
 

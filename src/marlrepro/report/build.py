@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from marlrepro.errors import ConfigError
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.figures import learning_curves, matrix_heatmaps, save_figure
 from marlrepro.report.published import matrix_game
@@ -24,6 +25,7 @@ from marlrepro.report.tables import (
     comparison,
     final_metric_summary,
     matrix_game_table,
+    q_columns,
     write_table,
 )
 
@@ -89,6 +91,58 @@ def matrix_game_report(
         published.actions,
         f"{published.cite}: {label} (scale: {scale}, backend: {single_value(finals, 'backend')})",
     )
+    save_figure(fig, figure_paths, scale)
+    return table
+
+
+@styled
+def matrix_game_summary_report(
+    method_tables: Mapping[str, str | Path],
+    published_path: str | Path,
+    table_key: str,
+    scale: str,
+    scale_description: str,
+    table_paths: Sequence[str | Path],
+    figure_paths: Sequence[str | Path],
+) -> pd.DataFrame:
+    """The whole matrix-game table (ME-IGM Table 1): every method's rows, from the per-method
+    tables of :func:`matrix_game_report` (``method_tables``: method -> its csv, in the paper's
+    row order), one block per method beside the published values; the heatmaps show the payoff,
+    then each method's median learned Q_tot over its seeds above its published Q_tot."""
+    published = matrix_game(published_path, table_key)
+    parts = []
+    for method, path in method_tables.items():
+        part = pd.read_csv(path)
+        if method not in published.methods:
+            raise ConfigError(f"{published_path}: tables.{table_key}.methods has no {method!r}; "
+                              f"valid choices: {', '.join(published.methods)}")
+        parts.append(part.assign(method=published.methods[method].label).loc[:, ["method", *part.columns]])
+    table = pd.concat(parts, ignore_index=True)
+    source = f"published ({published.cite})"
+    display = comparison(
+        table, "value", {"method": "method", "quantity": "quantity"}, source, missing="not printed", fmt=".2f"
+    ).assign(**{"ours per seed": table["per_seed"].fillna("")})
+    notes = [
+        f"Each method's learned Q_tot of every joint action (agent 1's action first), its local policies "
+        f"pi<i>(a) where it has stochastic ones, and the payoff of the joint action its agents execute "
+        f"(greedy on their own Q_i, or on their policies for FOP); median and 25/75 % quantiles over seeds, "
+        f"every seed's value, the value transcribed from {published.source}, and the difference (our median "
+        f"minus published). The game's optimal payoff is {published.optimal_payoff:g}. The per-method "
+        f"targets (me_igm_table1_<method>) hold each method's notes and heatmaps.",
+    ]
+    backend = single_value([{"backend": b} for b in table["backend"]], "backend")
+    write_table(table, table_paths, f"{published.cite}: our runs beside the published numbers", scale=scale,
+                scale_description=scale_description, backend=backend, notes=notes, display=display, group="method")
+    panels = [("payoff", published.payoff)]
+    for method in method_tables:
+        rows = table[table["method"] == published.methods[method].label].set_index("quantity")
+        ours = np.full(published.payoff.shape, math.nan)
+        for name, (i, j) in q_columns(published.actions).items():
+            ours[i, j] = rows.loc[name, "value_median"]
+        label = published.methods[method].label
+        panels += [(f"{label}, ours (median)", ours), (f"{label}, published", published.methods[method].q_tot)]
+    fig = matrix_heatmaps(panels, published.actions, f"{published.cite} (scale: {scale}, backend: {backend})",
+                          columns=2)
     save_figure(fig, figure_paths, scale)
     return table
 

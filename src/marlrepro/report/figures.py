@@ -21,21 +21,31 @@ from marlrepro.report.style import BANNER_COLOUR, DPI, series_styles
 from marlrepro.report.tables import scale_banner
 
 
-def matrix_heatmaps(panels: Sequence[tuple[str, np.ndarray]], actions: Sequence[str], title: str) -> Figure:
-    """One annotated heatmap per ``(panel title, matrix)``, sharing one colour scale centred on 0.
+def matrix_heatmaps(panels: Sequence[tuple[str, np.ndarray]], actions: Sequence[str], title: str,
+                    columns: int | None = None) -> Figure:
+    """One annotated heatmap per ``(panel title, matrix)``, sharing one colour scale centred on 0,
+    ``columns`` per row (default: all in one row; the first panel alone on the first row when the
+    rest fill whole rows, e.g. the payoff above one row per method).
 
     Rows are agent 1's action and columns agent 2's, labelled with ``actions``.
     """
     limit = max(float(np.abs(matrix).max()) for _, matrix in panels) or 1.0
-    fig = Figure(figsize=(4.0 * len(panels) + 1.0, 4.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (name, matrix) in zip(axes, panels, strict=True):
+    columns = columns or len(panels)
+    rows = 1 + -(-(len(panels) - 1) // columns) if columns < len(panels) else 1
+    fig = Figure(figsize=(4.0 * columns + 1.0, 4.6 * rows), layout="constrained")
+    grid = np.atleast_2d(fig.subplots(rows, columns))
+    axes = [grid[0, 0], *grid[1:].ravel()] if rows > 1 else list(grid.ravel())
+    for ax in grid.ravel():
+        if not any(ax is used for used in axes[:len(panels)]):
+            ax.set_axis_off()
+    for ax, (name, matrix) in zip(axes, panels, strict=False):
         sns.heatmap(
             matrix, ax=ax, annot=True, fmt=".1f", cmap="vlag", center=0.0, vmin=-limit, vmax=limit,
             square=True, cbar=False, xticklabels=list(actions), yticklabels=list(actions),
         )  # fmt: skip
         ax.set(title=name, xlabel="agent 2 action", ylabel="agent 1 action")
-    fig.colorbar(axes[-1].collections[0], ax=list(axes), shrink=0.8, label="value")
+    used = axes[:len(panels)]
+    fig.colorbar(used[-1].collections[0], ax=used, shrink=0.8, label="value")
     fig.suptitle(title)
     return fig
 
