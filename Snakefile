@@ -74,6 +74,9 @@ rule all:
     default_target: True
     input:
         rules.me_igm_table1.output,
+        rules.me_igm_table2.output,
+        rules.me_igm_table3.output,
+        rules.me_igm_table4.output,
         rules.me_igm_table1_qmix.output,
         rules.me_igm_table1_fop.output,
         rules.me_igm_table1_me_qmix.output,

@@ -25,7 +25,8 @@ from matplotlib.image import imread
 from marlrepro.report.html_table import DIFFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ["me_igm_table1", "me_igm_table1_qmix", "me_igm_table1_fop", "me_igm_table1_me_qmix", "vd_smax_curves",
+TABLES = ["me_igm_table1", "me_igm_table1_qmix", "me_igm_table1_fop", "me_igm_table1_me_qmix", "me_igm_table2",
+          "me_igm_table3", "me_igm_table4", "vd_smax_curves",
           *(f"igm_da_{target}" for target in ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7"))]  # fmt: skip
 TARGETS = [
     *(f"results/tables/{table}.{ext}" for table in TABLES for ext in ("csv", "md", "html")),

@@ -46,16 +46,20 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
 PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # The training cells (maps x algos) and seeds of every experiment, in this order: ME-IGM
-# table1_qmix, table1_fop and table1_me_qmix, vd smax_curves, then IGM-DA's sight0, bc, sight3,
-# sight6 and sight9 (config/igm_da.yaml; smoke runs subsets of maps, algos and seeds; validation
-# runs sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
-CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), (1 * 3, 2), (2 * 3, 2), (1 * 1, 2), (1 * 2, 1), (1 * 2, 1),
-                   (1 * 2, 2)],
-         "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), (1 * 3, 5), (6 * 6, 5), (2 * 1, 5), (1 * 2, 5), (1 * 2, 5),
-                   (2 * 2, 5)],
-         "validation": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), (1 * 3, 5), (4 * 2, 3), (1 * 1, 3), (1 * 2, 5),
-                        (1 * 2, 5), (2 * 2, 5)]}
-IGM_DA = slice(4, None)
+# table1_qmix, table1_fop, table1_me_qmix, table2_protoss, table2_terran, table2_zerg, table3 and
+# table4, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9 (config/igm_da.yaml;
+# smoke runs subsets of maps, algos and seeds; validation runs ME-QMIX and QMIX on protoss_5_vs_5,
+# sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
+ME_IGM_SMACV2 = {"smoke": [(1 * 5, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
+                 "paper": [(5 * 5, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)],
+                 "validation": [(1 * 2, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)]}
+CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], (1 * 3, 2), (2 * 3, 2), (1 * 1, 2),
+                   (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
+         "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["paper"], (1 * 3, 5), (6 * 6, 5), (2 * 1, 5),
+                   (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)],
+         "validation": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["validation"], (1 * 3, 5), (4 * 2, 3),
+                        (1 * 1, 3), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)]}
+IGM_DA = slice(9, None)
 PACK_SIZES = {"smoke": 2, "paper": 4, "validation": 4}  # config/scales/*.yaml
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
 
@@ -158,7 +162,7 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     counts = job_counts(output)
     assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(scale)
     assert counts["me_igm_table1_qmix"] == counts["me_igm_table1_fop"] == counts["me_igm_table1_me_qmix"] == 1
-    assert counts["me_igm_table1"] == 1
+    assert counts["me_igm_table1"] == counts["me_igm_table2"] == counts["me_igm_table3"] == counts["me_igm_table4"] == 1
     assert counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger

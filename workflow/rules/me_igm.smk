@@ -1,9 +1,15 @@
 """ME-IGM (config/me_igm.yaml): Table 1, the matrix game, beside config/published/me_igm.yaml: one
-target per method (its runs, notes and heatmaps) and `me_igm_table1`, the whole table."""
+target per method (its runs, notes and heatmaps) and `me_igm_table1`, the whole table; Tables 2-4,
+the SMACv2 win rates, each from its experiments' runs."""
+
+TABLE2_EXPERIMENTS = ("table2_protoss", "table2_terran", "table2_zerg")
 
 
 localrules:
     me_igm_table1,
+    me_igm_table2,
+    me_igm_table3,
+    me_igm_table4,
     me_igm_table1_qmix,
     me_igm_table1_fop,
     me_igm_table1_me_qmix,
@@ -105,3 +111,68 @@ rule me_igm_table1:
         "../../envs/report.yaml"
     script:
         "../scripts/matrix_game_summary.py"
+
+
+rule me_igm_table2:
+    """Table 2: the final SMACv2 win rate of ME-QMIX, ME-QPLEX, QMIX, QPLEX and FOP on 15 scenarios,
+    beside every published row (MAPPO, IPPO and HASAC: the actor-critic issue; IMAX-PPO and InQ:
+    published only)."""
+    input:
+        finals=[final for name in TABLE2_EXPERIMENTS for final in run_outputs("me_igm", name)],
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_table2", "Table 2", "me_igm_table2_figure"),
+    params:
+        table="table2",
+        built=["me_qmix", "me_qplex", "qmix", "qplex", "fop"],
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=run_setting([run for name in TABLE2_EXPERIMENTS for run in experiment("me_igm", name).runs()]),
+    log:
+        "results/logs/report/me_igm_table2.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/score_table.py"
+
+
+rule me_igm_table3:
+    """Table 3: QMIX, +Entropy and +OPT (ME-QMIX) on three 5v5 scenarios, mean ± std over 4 seeds."""
+    input:
+        finals=run_outputs("me_igm", "table3"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_table3", "Table 3", "me_igm_table3_figure"),
+    params:
+        table="table3",
+        built=["qmix", "qmix_entropy", "me_qmix"],
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=run_setting(experiment("me_igm", "table3").runs()),
+    log:
+        "results/logs/report/me_igm_table3.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/score_table.py"
+
+
+rule me_igm_table4:
+    """Table 4: ME-QMIX with an MLP in place of the OPT against ME-QMIX (the paper's cells are empty)."""
+    input:
+        finals=run_outputs("me_igm", "table4"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_table4", "Table 4", "me_igm_table4_figure"),
+    params:
+        table="table4",
+        built=["me_qmix_mlp", "me_qmix"],
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=run_setting(experiment("me_igm", "table4").runs()),
+    log:
+        "results/logs/report/me_igm_table4.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/score_table.py"
