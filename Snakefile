@@ -73,13 +73,7 @@ include: "workflow/rules/claims.smk"
 rule all:
     default_target: True
     input:
-        rules.me_igm_table1.output,
-        rules.me_igm_table2.output,
-        rules.me_igm_table3.output,
-        rules.me_igm_table4.output,
-        rules.me_igm_table1_qmix.output,
-        rules.me_igm_table1_fop.output,
-        rules.me_igm_table1_me_qmix.output,
+        rules.me_igm.input,
         rules.vd_smax_curves.output,
         rules.igm_da.input,
         rules.claims.input,

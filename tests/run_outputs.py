@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -29,3 +30,34 @@ def assert_same_outputs(resumed: Path, uninterrupted: Path) -> None:
     assert values[0].is_file() == values[1].is_file()
     if values[1].is_file():
         pd.testing.assert_frame_equal(*map(pd.read_parquet, values), check_exact=True)
+
+
+def assert_crashed_pack_resumes_exactly(pack: Callable[[str], list], monkeypatch, root: Path,
+                                        crash_after: int = 13) -> None:
+    """Train ``pack("uninterrupted")``; train ``pack("resumed")`` until an exception after its
+    ``crash_after``-th training step (a crash between checkpoints), then again from its
+    checkpoints; every member's outputs equal the uninterrupted member's, bit for bit.
+    ``pack(name)`` gives the members, with run directories under ``root / name``."""
+    import pytest
+
+    from marlrepro.train import Trainer, train_pack
+
+    members = pack("uninterrupted")
+    train_pack(members)
+    train_step, calls = Trainer._train_step, []
+
+    def train_step_then_crash(self, runs):
+        train_step(self, runs)
+        calls.append(1)
+        if len(calls) == crash_after:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(Trainer, "_train_step", train_step_then_crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_pack(pack("resumed"))
+    monkeypatch.undo()
+    resumed = Trainer(pack("resumed"))
+    assert all(0 < run.progress.t_env < run.config.run.t_max for run in resumed.runs)
+    resumed.run()
+    for member in members:
+        assert_same_outputs(root / "resumed" / member.run_dir.name, member.run_dir)

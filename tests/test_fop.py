@@ -270,30 +270,13 @@ def test_bad_fop_settings_fail_before_any_compute(override, message):
 def test_a_fop_pack_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     """The actor, both critics and their targets, three optimisers' state, the temperature's
     schedule (each run's own t_env) and the sampled bootstrap actions resume exactly."""
-    from run_outputs import assert_same_outputs
+    from run_outputs import assert_crashed_pack_resumes_exactly
 
     def pack(name: str) -> list[PackMember]:
         return [PackMember(_config("run.t_max=240", "run.checkpoint_interval=5", "learner.target_update_interval=16",
                                    f"run.seed={seed}"), tmp_path / name / f"seed{seed}") for seed in (0, 1)]
 
-    train_pack(pack("uninterrupted"))
-    train_step, calls = Trainer._train_step, []
-
-    def train_step_then_crash(self, runs):
-        train_step(self, runs)
-        calls.append(1)
-        if len(calls) == 13:
-            raise RuntimeError("killed")
-
-    monkeypatch.setattr(Trainer, "_train_step", train_step_then_crash)
-    with pytest.raises(RuntimeError, match="killed"):
-        train_pack(pack("resumed"))
-    monkeypatch.undo()
-    resumed = Trainer(pack("resumed"))
-    assert all(0 < run.progress.t_env < run.config.run.t_max for run in resumed.runs)
-    resumed.run()
-    for seed in (0, 1):
-        assert_same_outputs(tmp_path / "resumed" / f"seed{seed}", tmp_path / "uninterrupted" / f"seed{seed}")
+    assert_crashed_pack_resumes_exactly(pack, monkeypatch, tmp_path)
 
 
 def test_fops_q_tot_fits_the_non_monotonic_payoff(tmp_path):

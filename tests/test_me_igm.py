@@ -183,30 +183,13 @@ def test_me_qmix_finds_the_optimal_joint_action_of_the_non_monotonic_game_in_mos
 def test_an_me_qmix_pack_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     """The temperature, its optimiser state, the transformation and the softmax policies' random
     draws (acting and the loss's bootstrap samples) resume exactly: outputs equal, bit for bit."""
-    from run_outputs import assert_same_outputs
+    from run_outputs import assert_crashed_pack_resumes_exactly
 
     def pack(name: str) -> list[PackMember]:
         return [PackMember(_matrix_config("run.t_max=200", "run.eval_interval=80", "run.checkpoint_interval=5",
                                           f"run.seed={seed}"), tmp_path / name / f"seed{seed}") for seed in (0, 1)]
 
-    train_pack(pack("uninterrupted"))
-    train_step, calls = Trainer._train_step, []
-
-    def train_step_then_crash(self, runs):
-        train_step(self, runs)
-        calls.append(1)
-        if len(calls) == 13:
-            raise RuntimeError("killed")
-
-    monkeypatch.setattr(Trainer, "_train_step", train_step_then_crash)
-    with pytest.raises(RuntimeError, match="killed"):
-        train_pack(pack("resumed"))
-    monkeypatch.undo()
-    resumed = Trainer(pack("resumed"))
-    assert all(0 < run.progress.t_env < run.config.run.t_max for run in resumed.runs)
-    resumed.run()
-    for seed in (0, 1):
-        assert_same_outputs(tmp_path / "resumed" / f"seed{seed}", tmp_path / "uninterrupted" / f"seed{seed}")
+    assert_crashed_pack_resumes_exactly(pack, monkeypatch, tmp_path)
 
 
 def test_a_pack_may_sweep_the_temperature_learning_rate_and_the_target_entropy(tmp_path):

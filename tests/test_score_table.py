@@ -10,7 +10,12 @@ import pytest
 
 from marlrepro.report.published import score_table
 from marlrepro.report.runs import RunDataError
-from marlrepro.report.score_table import NOT_BUILT, PUBLISHED_ONLY, display_rows, score_rows
+from marlrepro.report.score_table import (
+    NOT_BUILT,
+    PUBLISHED_ONLY,
+    display_rows,
+    score_rows,
+)
 
 PUBLISHED = "config/published/me_igm.yaml"
 

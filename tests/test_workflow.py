@@ -48,11 +48,11 @@ PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # The training cells (maps x algos) and seeds of every experiment, in this order: ME-IGM
 # table1_qmix, table1_fop, table1_me_qmix, table2_protoss, table2_terran, table2_zerg, table3 and
 # table4, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9 (config/igm_da.yaml;
-# smoke runs subsets of maps, algos and seeds; validation runs ME-QMIX and QMIX on protoss_5_vs_5,
-# sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
+# smoke runs subsets of maps, algos and seeds; validation runs ME-QMIX and QMIX on the three 5v5
+# SMACv2 scenarios and the ablations at 1M steps, sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
 ME_IGM_SMACV2 = {"smoke": [(1 * 5, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
                  "paper": [(5 * 5, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)],
-                 "validation": [(1 * 2, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)]}
+                 "validation": [(1 * 2, 3), (1 * 2, 3), (1 * 2, 3), (3 * 3, 4), (3 * 2, 4)]}
 CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], (1 * 3, 2), (2 * 3, 2), (1 * 1, 2),
                    (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
          "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["paper"], (1 * 3, 5), (6 * 6, 5), (2 * 1, 5),

@@ -6,6 +6,7 @@ TABLE2_EXPERIMENTS = ("table2_protoss", "table2_terran", "table2_zerg")
 
 
 localrules:
+    me_igm,
     me_igm_table1,
     me_igm_table2,
     me_igm_table3,
@@ -176,3 +177,15 @@ rule me_igm_table4:
         "../../envs/report.yaml"
     script:
         "../scripts/score_table.py"
+
+
+rule me_igm:
+    """Every ME-IGM result built so far (Figures 2 and 4-6 are still to come, issue 12)."""
+    input:
+        rules.me_igm_table1.output,
+        rules.me_igm_table1_qmix.output,
+        rules.me_igm_table1_fop.output,
+        rules.me_igm_table1_me_qmix.output,
+        rules.me_igm_table2.output,
+        rules.me_igm_table3.output,
+        rules.me_igm_table4.output,

@@ -122,14 +122,14 @@ def matrix_game_summary_report(
     display = comparison(
         table, "value", {"method": "method", "quantity": "quantity"}, source, missing="not printed", fmt=".2f"
     ).assign(**{"ours per seed": table["per_seed"].fillna("")})
-    notes = [
+    notes = [(
         f"Each method's learned Q_tot of every joint action (agent 1's action first), its local policies "
         f"pi<i>(a) where it has stochastic ones, and the payoff of the joint action its agents execute "
         f"(greedy on their own Q_i, or on their policies for FOP); median and 25/75 % quantiles over seeds, "
         f"every seed's value, the value transcribed from {published.source}, and the difference (our median "
         f"minus published). The game's optimal payoff is {published.optimal_payoff:g}. The per-method "
-        f"targets (me_igm_table1_<method>) hold each method's notes and heatmaps.",
-    ]
+        f"targets (me_igm_table1_<method>) hold each method's notes and heatmaps."
+    )]
     backend = single_value([{"backend": b} for b in table["backend"]], "backend")
     write_table(table, table_paths, f"{published.cite}: our runs beside the published numbers", scale=scale,
                 scale_description=scale_description, backend=backend, notes=notes, display=display, group="method")
