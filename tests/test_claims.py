@@ -31,7 +31,8 @@ from marlrepro.report.claims import (
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/published.schema.yaml"
 MAPS = ["3s5z", "5m_vs_6m", "MMM2", "8m", "3s_vs_5z", "8m_vs_9m"]
-DOMAINS = domains(["qmix", "qmix_da", "qmix_bc", "qplex", "qplex_da", "dmix", "dmix_da"], MAPS, ["A", "B", "C"])
+DOMAINS = domains(["qmix", "qmix_da", "qmix_bc", "qplex", "qplex_da", "dmix", "dmix_da", "me_qmix", "me_qplex",
+                   "qmix_entropy", "me_qmix_mlp", "fop"], MAPS, ["A", "B", "C"])
 
 
 def cell(method: str, map_name: str, table: str = "igm_da_table1") -> dict:

@@ -10,6 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -289,7 +290,9 @@ def test_fops_q_tot_fits_the_non_monotonic_payoff(tmp_path):
         "run.eval_episodes=8", "run.device=cpu", "run.progress=false", "tracking.uri=", "learner.lr=0.005",
         "fop.critic_lr=0.005", "exploration.epsilon_finish=1.0", f"run.seed={seed}"]), tmp_path / f"seed{seed}")
         for seed in (0, 1)]
-    for final in train_pack(members):
+    for member, final in zip(members, train_pack(members), strict=True):
+        metrics = pd.read_parquet(member.run_dir / "metrics.parquet")  # the scheduled temperature, logged
+        np.testing.assert_allclose(metrics["temperature"], np.maximum(0.05, 0.5 - metrics["t_env"] / 200_000), rtol=1e-6)
         q, payoff = np.asarray(final["joint_q"]), np.asarray(final["payoff"])
         assert np.abs(q - payoff).max() <= 1.5, (final["seed"], q.round(2).tolist())
         assert final["updates"] >= 999  # one per rollout of 16 episodes, from the second (batch 32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -150,6 +151,9 @@ def test_each_mode_trains_on_the_matrix_game_and_reports_its_policies(tmp_path, 
     assert probs.shape == (2, 3) and torch.allclose(probs.sum(dim=-1), torch.ones(2))
     assert saved["most_probable_joint_action"] == probs.argmax(dim=-1).tolist()
     assert saved["most_probable_joint_action"] == saved["greedy_joint_action"]  # order preserved
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")  # the learned temperature, per evaluation
+    assert metrics["temperature"].iloc[0] == pytest.approx(0.03) and (metrics["temperature"] >= 1e-4).all()
+    assert metrics["temperature"].nunique() > 1  # it learns
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -355,6 +355,10 @@ class Trainer:
         results = {prefix: self.evaluate(runs, controller) for prefix, controller in self.eval_policies.items()}
         sums = self.train_sums[runs].tolist()
         losses = self.last_loss[runs].tolist()
+        t_env = torch.tensor([run.progress.t_env for run in self.runs], dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            scalars = {name: values.tolist() for name, values in
+                       self.learners.template.logged_scalars(self.learners.params, t_env).items()}
         for i, r in enumerate(runs):
             p, epsilon = self.runs[r].progress, self.runs[r].epsilon(self.runs[r].progress.t_env)
             ret, won, count = sums[i]
@@ -370,6 +374,8 @@ class Trainer:
             for prefix, values in results.items():
                 if prefix != "test":
                     p.rows[-1][f"{prefix}_won_mean"] = values[r][1]
+            for name, values in scalars.items():
+                p.rows[-1][name] = values[r]
             p.last_eval_t = p.t_env
             self._write_metrics(r)
         self.train_sums[runs] = 0.0

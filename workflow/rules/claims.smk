@@ -30,6 +30,9 @@ LEDGER_TARGETS = {
     "me_igm_table1_qmix": rules.me_igm_table1_qmix,
     "me_igm_table1_fop": rules.me_igm_table1_fop,
     "me_igm_table1_me_qmix": rules.me_igm_table1_me_qmix,
+    "me_igm_table2": rules.me_igm_table2,
+    "me_igm_table3": rules.me_igm_table3,
+    "me_igm_table4": rules.me_igm_table4,
 }
 try:
     _DOMAINS = domains(

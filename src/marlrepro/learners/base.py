@@ -58,6 +58,7 @@ class Learner(nn.Module):
       hard-copies every ``learner.target_update_interval`` episodes;
     * :meth:`param_groups`: optional parameters with their own learning rate and gradient
       clipping (a temperature, an actor beside its critics);
+    * :meth:`logged_scalars`: optional per-run scalars logged at each evaluation (a temperature);
     * :meth:`extra_outputs`: optional per-run files written when training ends.
     """
 
@@ -77,6 +78,11 @@ class Learner(nn.Module):
         """Parameters trained at their own learning rate; none by default (every parameter at
         ``learner.lr``, all clipped together)."""
         return ()
+
+    def logged_scalars(self, weights: dict[str, torch.Tensor], t_env: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Scalars [R] to log beside each evaluation (``metrics.parquet`` columns), from the pack's
+        stacked ``weights`` (name -> [R, ...]) and its runs' env steps ``t_env`` [R]; none by default."""
+        return {}
 
     def extra_outputs(self, episodes: Episodes) -> dict[str, object]:
         """Files (name -> pandas DataFrame) computed from greedy evaluation ``episodes`` at the end

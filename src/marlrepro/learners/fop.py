@@ -94,6 +94,10 @@ class FOPLearner(Learner):
                 ParamGroup("critic_1.", self.fop.critic_lr, clip_alone=True),
                 ParamGroup("critic_2.", self.fop.critic_lr, clip_alone=True))
 
+    def logged_scalars(self, weights: dict[str, torch.Tensor], t_env: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The scheduled temperature at each run's env steps."""
+        return {"temperature": self.temperature(t_env)}
+
     def temperature(self, t_env: torch.Tensor) -> torch.Tensor:
         """``α(t) = max(alpha_finish, alpha_start − t / alpha_decay_steps)``."""
         fop = self.fop

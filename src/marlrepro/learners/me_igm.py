@@ -63,6 +63,10 @@ class MaxEntropyLearner(ValueDecompositionLearner):
         """The temperature learns at ``max_entropy.temperature_lr``, outside the gradient clipping."""
         return (ParamGroup("controller.log_alpha", self.me.temperature_lr, clip=False),)
 
+    def logged_scalars(self, weights: dict[str, torch.Tensor], t_env: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The temperature the policies use, ``max(exp(log α), ALPHA_FLOOR)``."""
+        return {"temperature": temperature(weights["controller.log_alpha"])}
+
     def mixer_inputs(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """What the mixer mixes: ``g_i(Q_i; s)``, or ``Q_i`` itself (``max_entropy.mixer_input``)."""
         return q if self.me.mixer_input == "local" else self.controller.inner(q, states)

@@ -75,6 +75,11 @@ _MATRIX = TableFormat(
     ("quantity", "value_median", "value_q25", "value_q75", "n_seeds", "per_seed", "published_value", "difference",
      "scale", "backend"),
 )  # fmt: skip
+_SCORES = TableFormat(
+    {"scenario": "smacv2_scenario", "method": "algo"},
+    ("scenario", "method", "label", "ours_mean", "ours_std", "n_seeds", "per_seed", "published_mean", "published_std",
+     "difference", "status", "scale", "backend"),
+)  # fmt: skip
 _FROZENLAKE = (
     "method", "n_seeds", "episodes",
     *(f"{p}_{s}" for p in ("greedy", "proportional") for s in ("success_median", "success_q25", "success_q75",
@@ -94,19 +99,22 @@ TABLE_FORMATS: dict[str, TableFormat] = {
     "me_igm_table1_qmix": _MATRIX,
     "me_igm_table1_fop": _MATRIX,
     "me_igm_table1_me_qmix": _MATRIX,
+    **{f"me_igm_table{n}": _SCORES for n in (2, 3, 4)},
 }
 
 
 def domains(algos: Sequence[str], igm_da_maps: Sequence[str], matrix_actions: Sequence[str]) -> dict[str, Any]:
     """The values a row key may take: ``algo`` (config/algos), ``igm_da_map`` (Table 1's maps and
     Avg.Score), ``frozenlake_method`` (the FrozenLake table's labels), ``matrix_quantity`` (the
-    matrix-game table's rows) and ``number`` (any number)."""
+    matrix-game table's rows), ``smacv2_scenario`` (SMACv2's 15 scenarios) and ``number`` (any number)."""
+    from marlrepro.env_catalog import SMACV2_SCENARIOS
     from marlrepro.frozenlake import METHOD_LABELS
     from marlrepro.report.tables import q_columns
 
     return {
         "algo": set(algos), "igm_da_map": {*igm_da_maps, AVG}, "frozenlake_method": set(METHOD_LABELS.values()),
-        "matrix_quantity": {*q_columns(matrix_actions), "greedy payoff"}, "number": None,
+        "matrix_quantity": {*q_columns(matrix_actions), "greedy payoff"}, "smacv2_scenario": set(SMACV2_SCENARIOS),
+        "number": None,
     }  # fmt: skip
 
 
