@@ -355,10 +355,9 @@ class Trainer:
         results = {prefix: self.evaluate(runs, controller) for prefix, controller in self.eval_policies.items()}
         sums = self.train_sums[runs].tolist()
         losses = self.last_loss[runs].tolist()
-        t_env = torch.tensor([run.progress.t_env for run in self.runs], dtype=torch.float32, device=self.device)
         with torch.no_grad():
             scalars = {name: values.tolist() for name, values in
-                       self.learners.template.logged_scalars(self.learners.params, t_env).items()}
+                       self.learners.template.logged_scalars(self.learners.params, self._t_env()).items()}
         for i, r in enumerate(runs):
             p, epsilon = self.runs[r].progress, self.runs[r].epsilon(self.runs[r].progress.t_env)
             ret, won, count = sums[i]
@@ -386,11 +385,14 @@ class Trainer:
         frame = pd.DataFrame(self.runs[r].progress.rows)
         atomic_write(self.runs[r].run_dir / "metrics.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
 
+    def _t_env(self) -> torch.Tensor:
+        """Each run's environment steps [R] on the device, for the learners' schedules and logs."""
+        return torch.tensor([run.progress.t_env for run in self.runs], dtype=torch.float32, device=self.device)
+
     def loss_inputs(self, batch: Episodes) -> dict[str, torch.Tensor]:
         """What the vmapped loss reads: the runs' sampled ``batch`` [R, B, ...] and each run's
-        environment steps [R] (:meth:`Learner.forward`'s ``t_env``, for the learners' schedules)."""
-        t_env = torch.tensor([run.progress.t_env for run in self.runs], dtype=torch.float32, device=self.device)
-        return {**batch.tensors(), T_ENV: t_env}
+        environment steps [R] (:meth:`Learner.forward`'s ``t_env``)."""
+        return {**batch.tensors(), T_ENV: self._t_env()}
 
     def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...];
@@ -579,14 +581,12 @@ def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> torch.Tens
 def _clip_sets(trainable: dict[str, torch.Tensor], groups: dict[str, ParamGroup | None]) -> list[list[torch.Tensor]]:
     """The sets of parameters whose gradient norms are clipped together: the ungrouped ones with
     the groups that ``clip``, then each ``clip_alone`` group on its own; unclipped groups in none."""
-    together = [p for name, p in trainable.items() if groups[name] is None
-                or (groups[name].clip and not groups[name].clip_alone)]
-    alone: dict[str, list[torch.Tensor]] = {}
+    sets: dict[str, list[torch.Tensor]] = {}
     for name, p in trainable.items():
         group = groups[name]
-        if group is not None and group.clip and group.clip_alone:
-            alone.setdefault(group.prefix, []).append(p)
-    return [params for params in (together, *alone.values()) if params]
+        if group is None or group.clip:
+            sets.setdefault(group.prefix if group is not None and group.clip_alone else "", []).append(p)
+    return list(sets.values())
 
 
 def _run_rows(episodes: Episodes, r: int) -> Episodes:

@@ -34,18 +34,17 @@ def matrix_heatmaps(panels: Sequence[tuple[str, np.ndarray]], actions: Sequence[
     rows = 1 + -(-(len(panels) - 1) // columns) if columns < len(panels) else 1
     fig = Figure(figsize=(4.0 * columns + 1.0, 4.6 * rows), layout="constrained")
     grid = np.atleast_2d(fig.subplots(rows, columns))
-    axes = [grid[0, 0], *grid[1:].ravel()] if rows > 1 else list(grid.ravel())
+    axes = ([grid[0, 0], *grid[1:].ravel()] if rows > 1 else list(grid.ravel()))[:len(panels)]
     for ax in grid.ravel():
-        if not any(ax is used for used in axes[:len(panels)]):
+        if all(ax is not used for used in axes):
             ax.set_axis_off()
-    for ax, (name, matrix) in zip(axes, panels, strict=False):
+    for ax, (name, matrix) in zip(axes, panels, strict=True):
         sns.heatmap(
             matrix, ax=ax, annot=True, fmt=".1f", cmap="vlag", center=0.0, vmin=-limit, vmax=limit,
             square=True, cbar=False, xticklabels=list(actions), yticklabels=list(actions),
         )  # fmt: skip
         ax.set(title=name, xlabel="agent 2 action", ylabel="agent 1 action")
-    used = axes[:len(panels)]
-    fig.colorbar(used[-1].collections[0], ax=used, shrink=0.8, label="value")
+    fig.colorbar(axes[-1].collections[0], ax=axes, shrink=0.8, label="value")
     fig.suptitle(title)
     return fig
 

@@ -18,8 +18,9 @@ from marlrepro.report.runs import RunDataError, read_final, single_value
 from marlrepro.report.style import series_colours, styled
 from marlrepro.report.tables import number, write_table
 
-# our final win rate (a fraction) in a published table's unit
+# our final win rate (a fraction) in a published table's unit, and how that unit is printed
 UNIT_SCALE = {"percent": 100.0, "fraction": 1.0}
+UNIT_FORMAT = {"percent": ".1f", "fraction": ".2f"}
 NOT_BUILT = "not built yet"
 PUBLISHED_ONLY = "published only"
 
@@ -30,9 +31,10 @@ def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTab
     with ours beside it.
 
     ``built``: the published methods we build; a published method's key is the method name our runs
-    record (``final.json``'s ``algo``: ``me_qmix``, ``qmix_entropy``). Ours is the mean and (sample) standard deviation over seeds of each
-    run's final test win rate in the table's unit, as the paper prints them; a cell whose method we
-    do not build, or whose scenario was not run at this scale, has no value of ours.
+    record (``final.json``'s ``algo``: ``me_qmix``, ``qmix_entropy``). Ours is the mean and
+    (sample) standard deviation over seeds of each run's final test win rate in the table's unit,
+    as the paper prints them; a cell whose method we do not build, or whose scenario was not run at
+    this scale, has no value of ours. Runs that are no cell of the table fail first.
     Columns: ``scenario``, ``method`` (published key), ``label``, ``ours_mean``, ``ours_std``,
     ``n_seeds``, ``per_seed``, ``published_mean``, ``published_std``, ``difference`` (ours minus
     published), ``status`` (ours, not built yet, published only), ``scale``.
@@ -40,12 +42,14 @@ def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTab
     unknown = sorted(set(built) - set(published.labels))
     if unknown:
         raise RunDataError(f"{published.cite} has no methods {unknown}; its methods: {', '.join(published.labels)}")
-    factor = UNIT_SCALE[published.unit]
-    fmt = ".1f" if published.unit == "percent" else ".2f"
+    factor, fmt = UNIT_SCALE[published.unit], UNIT_FORMAT[published.unit]
     by_cell: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for final in finals:
         scenario = final["env"].split(":", 1)[1]
         by_cell.setdefault((scenario, final["algo"]), []).append(final)
+    foreign = set(by_cell) - {(s, m) for s in published.scenarios for m in built}
+    if foreign:
+        raise RunDataError(f"runs of cells {sorted(foreign)} are not cells of {published.cite}")
     rows = []
     order = {scenario: i for i, scenario in enumerate(published.scenarios)}
     cells = published.cells.sort_values("scenario", key=lambda column: column.map(order), kind="stable")
@@ -61,10 +65,6 @@ def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTab
             "published_mean": cell.mean, "published_std": cell.std, "difference": mean - cell.mean,
             "status": status, "scale": scale,
         })  # fmt: skip
-    used = {(s, a) for s, a in by_cell}
-    wanted = {(s, m) for s in published.scenarios for m in built}
-    if used - wanted:
-        raise RunDataError(f"runs of cells {sorted(used - wanted)} are not cells of {published.cite}")
     return pd.DataFrame(rows)
 
 
@@ -76,7 +76,7 @@ def _mean_std(mean: float, std: float, fmt: str) -> str:
 
 def display_rows(table: pd.DataFrame, published: PublishedScoreTable) -> pd.DataFrame:
     """The readable form: ours and published as ``mean ± std``; why a cell of ours is empty."""
-    fmt = ".1f" if published.unit == "percent" else ".2f"
+    fmt = UNIT_FORMAT[published.unit]
     source = f"published ({published.cite})"
     ours = [_mean_std(m, s, fmt) or (status if status != "ours" else "not run at this scale")
             for m, s, status in zip(table["ours_mean"], table["ours_std"], table["status"], strict=True)]
