@@ -210,6 +210,32 @@ def test_the_loss_and_its_gradients_equal_the_reference_losses_written_as_loops(
             torch.testing.assert_close(named[name], want, atol=1e-4, rtol=1e-4, msg=name)
 
 
+def test_the_q_gap_of_figure_2_equals_the_mixer_at_both_greedy_joint_actions_step_by_step():
+    """ME-IGM Figure 2's measure on a batch: critic 1's Q_tot at each agent's greedy action on its
+    own values, minus at its greedy action on its policy, over the filled steps only; computed
+    here one step at a time with explicit argmaxes over the available actions."""
+    learner = FOPLearner(SPEC, _config(), torch.device("cpu"))
+    batch, t_env = _batch(), 30_000.0
+    terms = learner(batch, torch.tensor(t_env))
+    alpha = torch.tensor(max(0.05, 0.5 - t_env / 200_000))
+    with torch.no_grad():
+        q = learner.critic_1.local_values(batch)[:, :-1]
+        logits = learner.actor.sequence(learner.actor.observe(batch), batch.actions, batch.avail_actions)[:, :-1]
+        gaps = []
+        for b, t in zip(*torch.nonzero(batch.filled).T.tolist(), strict=True):
+            avail, values, v = batch.avail_actions[b, t], q[b, t], alpha * torch.logsumexp(q[b, t] / alpha, dim=-1)
+            best = torch.tensor([max((a for a in range(SPEC.n_actions) if avail[i, a]), key=lambda a: values[i, a])
+                                 for i in range(SPEC.n_agents)])
+            chosen = torch.tensor([max((a for a in range(SPEC.n_actions) if avail[i, a]), key=lambda a: logits[b, t, i, a])
+                                   for i in range(SPEC.n_agents)])
+            value = [learner.critic_1.mixer(values.gather(-1, u[:, None]).squeeze(-1)[None], batch.state[b, t][None],
+                                            u[None], v[None])[0] for u in (best, chosen)]
+            gaps.append(float(value[0] - value[1]))
+    assert learner.update_scalars == ("q_gap",) and set(terms.logged) == {"q_gap"}
+    assert float(terms.logged["q_gap"]) == pytest.approx(np.mean(gaps), abs=1e-5)
+    assert any(abs(g) > 1e-3 for g in gaps)  # the untrained actor and critic disagree somewhere
+
+
 def test_the_actor_and_each_critic_have_their_own_learning_rate_and_clipping(tmp_path):
     trainer = Trainer([PackMember(_config("fop.critic_lr=0.002"), tmp_path / "run")])
     names = [name for name, p in trainer.learners.params.items() if p.requires_grad]
@@ -293,6 +319,8 @@ def test_fops_q_tot_fits_the_non_monotonic_payoff(tmp_path):
     for member, final in zip(members, train_pack(members), strict=True):
         metrics = pd.read_parquet(member.run_dir / "metrics.parquet")  # the scheduled temperature, logged
         np.testing.assert_allclose(metrics["temperature"], np.maximum(0.05, 0.5 - metrics["t_env"] / 200_000), rtol=1e-6)
+        # Figure 2's gap: the mean over the updates since the last evaluation (none before the first)
+        assert math.isnan(metrics["q_gap"].iloc[0]) and np.isfinite(metrics["q_gap"].iloc[-1])
         q, payoff = np.asarray(final["joint_q"]), np.asarray(final["payoff"])
         assert np.abs(q - payoff).max() <= 1.5, (final["seed"], q.round(2).tolist())
         assert final["updates"] >= 999  # one per rollout of 16 episodes, from the second (batch 32)

@@ -254,6 +254,8 @@ class Trainer:
         self.runner = self.runners[acting]
         self.train_sums = torch.zeros(len(self.runs), 3, device=self.device)  # return, won, episodes
         self.last_loss = torch.full((len(self.runs),), math.nan, device=self.device)
+        # per run: the sums of the loss's update_scalars since the last evaluation, then their count
+        self.update_sums = torch.zeros(len(self.runs), len(template.update_scalars) + 1, device=self.device)
         for r, checkpoint in enumerate(checkpoints):
             if checkpoint is not None:
                 self._restore(r, checkpoint, restore_global=r == 0)
@@ -288,6 +290,7 @@ class Trainer:
             "buffer": self.buffer.run_state(r) if stored <= BUFFER_CHECKPOINT_LIMIT_BYTES else None,
             "train_means": self.train_sums[r].clone(),
             "last_loss": self.last_loss[r].clone(),
+            "update_sums": self.update_sums[r].clone(),
             "generator": run.generator.get_state(),
             "python_rng": random.getstate(),
             "numpy_rng": np.random.get_state(),
@@ -311,6 +314,8 @@ class Trainer:
             self.buffer.load_run_state(r, state["buffer"])
         self.train_sums[r] = state["train_means"].to(self.device)
         self.last_loss[r] = state["last_loss"].to(self.device)
+        if "update_sums" in state:  # absent from checkpoints written before update_scalars existed
+            self.update_sums[r] = state["update_sums"].to(self.device)
         # a generator's state is device-specific: a checkpoint written on another device type
         # (run.device is resume-free) reseeds the run's generator instead
         moved = state["generator"].numel() != run.generator.get_state().numel()
@@ -355,6 +360,8 @@ class Trainer:
         results = {prefix: self.evaluate(runs, controller) for prefix, controller in self.eval_policies.items()}
         sums = self.train_sums[runs].tolist()
         losses = self.last_loss[runs].tolist()
+        update_names = self.learners.template.update_scalars
+        update_sums = self.update_sums[runs].tolist()
         with torch.no_grad():
             scalars = {name: values.tolist() for name, values in
                        self.learners.template.logged_scalars(self.learners.params, self._t_env()).items()}
@@ -375,9 +382,13 @@ class Trainer:
                     p.rows[-1][f"{prefix}_won_mean"] = values[r][1]
             for name, values in scalars.items():
                 p.rows[-1][name] = values[r]
+            *measured, count = update_sums[i]
+            for name, total in zip(update_names, measured, strict=True):
+                p.rows[-1][name] = total / count if count else math.nan
             p.last_eval_t = p.t_env
             self._write_metrics(r)
         self.train_sums[runs] = 0.0
+        self.update_sums[runs] = 0.0
         if len(self.runs) == 1:
             bar.set_postfix(ret=f"{test_return:.2f}", win=f"{test_won:.2f}", eps=f"{epsilon:.2f}")
 
@@ -396,14 +407,15 @@ class Trainer:
 
     def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...];
-        returns every run's loss [R]. On CUDA it is replayed from a graph (:class:`GraphedStep`)."""
-        losses = self._losses(batch)
+        returns every run's loss and its update scalars [R, 1 + K] (:func:`_loss_terms`). On CUDA
+        it is replayed from a graph (:class:`GraphedStep`)."""
+        terms = self._losses(batch)
         self.optimizer.zero_grad()
-        losses.sum().backward()
+        terms[:, 0].sum().backward()
         for params in self._clip_sets:
             clip_grad_norm_per_run(params, self.config.learner.grad_clip)
         self.optimizer.step(mask)
-        return losses.detach()
+        return terms.detach()
 
     def _train_step(self, runs: list[bool]) -> None:
         """``updates_per_rollout`` gradient steps for the runs where ``runs`` holds; hard target
@@ -413,8 +425,11 @@ class Trainer:
         generators = [run.generator for run in self.runs]
         for _ in range(cfg.updates_per_rollout):
             batch = self.buffer.sample(cfg.batch_size, generators, runs, self._cut)
-            losses = self._step(self.loss_inputs(batch), mask)
-            self.last_loss = torch.where(mask, losses, self.last_loss)
+            terms = self._step(self.loss_inputs(batch), mask)
+            self.last_loss = torch.where(mask, terms[:, 0], self.last_loss)
+            if terms.shape[1] > 1:
+                measured = torch.cat([terms[:, 1:], torch.ones_like(terms[:, :1])], dim=1)
+                self.update_sums += torch.where(mask.unsqueeze(1), measured, 0.0)
             due = []
             for r, (run, updated) in enumerate(zip(self.runs, runs)):
                 run.progress.updates += updated
@@ -574,8 +589,13 @@ def padded_length(longest: int, lengths: list[int]) -> int:
 
 
 def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One run's loss on its batch at its environment step (the function the pack vmaps)."""
-    return learner(Episodes(**{name: v for name, v in inputs.items() if name != T_ENV}), inputs[T_ENV]).loss
+    """One run's loss on its batch at its environment step, then the :attr:`Learner.update_scalars`
+    it measured, detached: [1 + K] (the function the pack vmaps)."""
+    terms = learner(Episodes(**{name: v for name, v in inputs.items() if name != T_ENV}), inputs[T_ENV])
+    if terms.logged.keys() != set(learner.update_scalars):
+        raise TypeError(f"{type(learner).__name__}.forward logged {sorted(terms.logged)}; its update_scalars "
+                        f"are {list(learner.update_scalars)}")
+    return torch.stack([terms.loss, *(terms.logged[name].detach() for name in learner.update_scalars)])
 
 
 def _clip_sets(trainable: dict[str, torch.Tensor], groups: dict[str, ParamGroup | None]) -> list[list[torch.Tensor]]:

@@ -10,7 +10,7 @@ launching them, not by the GPU. A CUDA graph records the launches once; each rep
 launch of the whole update (PyTorch's "whole-network capture", ``torch.cuda.graphs``).
 The graphs of the different lengths share one memory pool: they are replayed one at a time on
 one stream, and what must outlive a replay (weights, optimiser state, each graph's static
-inputs and losses) is allocated outside the pool or stays referenced.
+inputs and outputs) is allocated outside the pool or stays referenced.
 
 Capture needs a few eager warm-up calls (lazy cuBLAS and autograd allocations). They run with
 every run masked out, which the stacked optimisers define as leaving parameters, optimiser state
@@ -34,7 +34,7 @@ Step = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 
 class GraphedStep:
-    """``step(batch, mask) -> losses`` [R], replayed from a CUDA graph captured at the first call
+    """``step(batch, mask) -> terms`` ([R, ...]: every run's loss and what else the step reports), replayed from a CUDA graph captured at the first call
     with each new set of batch shapes.
 
     ``step`` must read its inputs only from ``batch`` (name -> tensor) and ``mask`` [R] (bool),
@@ -70,7 +70,7 @@ class GraphedStep:
             captured.inputs[name].copy_(value)
         captured.mask.copy_(mask)
         captured.graph.replay()
-        return captured.losses.clone()
+        return captured.terms.clone()
 
     def _capture(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> _Captured:
         inputs = {name: value.clone() for name, value in batch.items()}
@@ -90,17 +90,17 @@ class GraphedStep:
             self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-            losses = self.step(inputs, masked_out)
+            terms = self.step(inputs, masked_out)
         log.debug("captured the update for batch shapes %s", {k: tuple(v.shape) for k, v in batch.items()})
-        return _Captured(graph, inputs, masked_out, losses)
+        return _Captured(graph, inputs, masked_out, terms)
 
 
 @dataclass
 class _Captured:
     """One captured update: its graph, the static tensors it reads (``inputs``, ``mask``) and
-    the one it writes (``losses``)."""
+    the one it writes (``terms``)."""
 
     graph: torch.cuda.CUDAGraph
     inputs: dict[str, torch.Tensor]
     mask: torch.Tensor
-    losses: torch.Tensor
+    terms: torch.Tensor

@@ -9,7 +9,7 @@ See ``docs/architecture.md`` for the contract and a worked example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -33,11 +33,14 @@ class ParamGroup:
 
 @dataclass
 class LossTerms:
-    """What one update's loss reports; device tensors, scalars per run."""
+    """What one update's loss reports; device tensors, scalars per run. ``logged``: the scalars
+    that :attr:`Learner.update_scalars` names, measured on the update's batch (no gradient flows
+    from them)."""
 
     loss: torch.Tensor
     q_taken_mean: torch.Tensor
     target_mean: torch.Tensor
+    logged: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Learner(nn.Module):
@@ -59,10 +62,14 @@ class Learner(nn.Module):
     * :meth:`param_groups`: optional parameters with their own learning rate and gradient
       clipping (a temperature, an actor beside its critics);
     * :meth:`logged_scalars`: optional per-run scalars logged at each evaluation (a temperature);
+    * :attr:`update_scalars`: optional names of scalars that :meth:`forward` measures on each
+      update's batch (:attr:`LossTerms.logged`); each is averaged over the updates between two
+      evaluations and logged beside them (FOP's Q-value gap, ME-IGM Figure 2);
     * :meth:`extra_outputs`: optional per-run files written when training ends.
     """
 
     target_pairs: tuple[tuple[str, str], ...] = ()
+    update_scalars: tuple[str, ...] = ()
 
     @property
     def acting_controller(self) -> AgentController:

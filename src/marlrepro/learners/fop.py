@@ -66,6 +66,7 @@ class FOPLearner(Learner):
     """FOP's actor and twin critics (module docstring)."""
 
     target_pairs = (("target_critic_1", "critic_1"), ("target_critic_2", "critic_2"))
+    update_scalars = ("q_gap",)
 
     def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device) -> None:
         super().__init__()
@@ -135,4 +136,21 @@ class FOPLearner(Learner):
         q_tot_2, regulariser_2 = self.critic_2.joint_value(q_2[:, :-1], actions, states[:, :-1], alpha)
         critic_loss = (((q_tot_1 - targets) * mask).pow(2).sum() / denom + regulariser_1
                        + ((q_tot_2 - targets) * mask).pow(2).sum() / denom + regulariser_2)
-        return LossTerms(actor_loss + critic_loss, (q_tot_1 * mask).sum() / denom, (targets * mask).sum() / denom)
+        with torch.no_grad():
+            gap = self.q_gap(q_1[:, :-1], log_pi[:, :-1], avail[:, :-1], states[:, :-1], alpha)
+        return LossTerms(actor_loss + critic_loss, (q_tot_1 * mask).sum() / denom, (targets * mask).sum() / denom,
+                         logged={"q_gap": (gap * mask).sum() / denom})
+
+    def q_gap(self, q: torch.Tensor, log_pi: torch.Tensor, avail: torch.Tensor, states: torch.Tensor,
+              alpha: torch.Tensor) -> torch.Tensor:
+        """ME-IGM Figure 2's gap at each step [..., 1]: ``Q_tot(s, ū) − Q_tot(s, û)`` with critic 1's
+        ``Q_tot``, where ``ū_i = argmax Q_i`` (the agents' greedy joint action on their own values)
+        and ``û_i = argmax π_i`` (the joint action the policies execute). ``ū`` stands for
+        ``argmax_u Q_tot``: the mixer increases with each ``Q_i`` at fixed weights, but its
+        ``λ_i(s, u)`` depend on the joint action, so ``ū`` is the IGM-consistent maximiser, not a
+        search over the joint actions (docs/deviations.md)."""
+        greedy_q = q.masked_fill(~avail, -torch.inf).argmax(dim=-1)
+        greedy_pi = log_pi.masked_fill(~avail, -torch.inf).argmax(dim=-1)
+        best = self.critic_1.joint_value(q, greedy_q, states, alpha)[0]
+        chosen = self.critic_1.joint_value(q, greedy_pi, states, alpha)[0]
+        return best - chosen
