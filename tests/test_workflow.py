@@ -30,10 +30,12 @@ from marlrepro.config_schema import check_schema, load_checked
 from marlrepro.errors import ConfigError
 from marlrepro.experiments import (
     Run,
+    Sweep,
     format_value,
     plan_paper,
     resolve_env,
     scale_from_dict,
+    sweep_members,
 )
 from marlrepro.pack_plan import PackMember, expand_pack
 from marlrepro.report.build import learning_curve_report, matrix_game_report
@@ -46,20 +48,25 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_ME_IGM = REPO / "config" / "published" / "me_igm.yaml"
 PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # The training cells (maps x algos) and seeds of every experiment, in this order: ME-IGM
-# table1_qmix, table1_fop, table1_me_qmix, table2_protoss, table2_terran, table2_zerg, table3 and
-# table4, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9 (config/igm_da.yaml;
+# table1_qmix, table1_fop, table1_me_qmix, table2_protoss, table2_terran, table2_zerg, table3,
+# table4 and the figures' experiments, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9 (config/igm_da.yaml;
 # smoke runs subsets of maps, algos and seeds; validation runs ME-QMIX and QMIX on the three 5v5
 # SMACv2 scenarios and the ablations at 1M steps, sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
 ME_IGM_SMACV2 = {"smoke": [(1 * 5, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
                  "paper": [(5 * 5, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)],
                  "validation": [(1 * 2, 3), (1 * 2, 3), (1 * 2, 3), (3 * 3, 4), (3 * 2, 4)]}
-CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], (1 * 3, 2), (2 * 3, 2), (1 * 1, 2),
-                   (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
-         "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["paper"], (1 * 3, 5), (6 * 6, 5), (2 * 1, 5),
-                   (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)],
-         "validation": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["validation"], (1 * 3, 5), (4 * 2, 3),
-                        (1 * 1, 3), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)]}
-IGM_DA = slice(9, None)
+# ME-IGM's figures: fig2_fop_gap, fig4_overcooked (layouts x algos; validation: cramped room only),
+# fig5_long_anneal, then one experiment per value of the fig6_temperature_lr and fig6_target_entropy scans
+ME_IGM_FIGURES = {"smoke": [(1 * 1, 1), (2 * 2, 1), (1 * 1, 1), *[(1 * 1, 1)] * 2, *[(1 * 1, 1)] * 2],
+                  "paper": [(1 * 1, 5), (2 * 4, 3), (1 * 1, 3), *[(1 * 1, 3)] * 4, *[(1 * 1, 3)] * 3],
+                  "validation": [(1 * 1, 3), (1 * 2, 3), (1 * 1, 3), *[(1 * 1, 3)] * 4, *[(1 * 1, 3)] * 3]}
+CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], *ME_IGM_FIGURES["smoke"],
+                   (1 * 3, 2), (2 * 3, 2), (1 * 1, 2), (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
+         "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["paper"], *ME_IGM_FIGURES["paper"],
+                   (1 * 3, 5), (6 * 6, 5), (2 * 1, 5), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)],
+         "validation": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["validation"], *ME_IGM_FIGURES["validation"],
+                        (1 * 3, 5), (4 * 2, 3), (1 * 1, 3), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)]}
+IGM_DA = slice(-5, None)
 PACK_SIZES = {"smoke": 2, "paper": 4, "validation": 4}  # config/scales/*.yaml
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
 
@@ -163,6 +170,7 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(scale)
     assert counts["me_igm_table1_qmix"] == counts["me_igm_table1_fop"] == counts["me_igm_table1_me_qmix"] == 1
     assert counts["me_igm_table1"] == counts["me_igm_table2"] == counts["me_igm_table3"] == counts["me_igm_table4"] == 1
+    assert all(counts[f"me_igm_fig{n}"] == 1 for n in (2, 4, 5, 6))
     assert counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger
@@ -411,6 +419,11 @@ SCALE = scale_from_dict(
     {"description": "tiny", "device": "cpu", "threads": 1, "retries": 0, "pack_size": 2,
      "resources": {"runtime": 5, "mem_mb": 100}, "settings": {"run": {"eval_episodes": 4, "t_max": 99}}},
 )  # fmt: skip
+SCALE_PAPER = scale_from_dict(
+    "paper",
+    {"description": "all", "device": "cpu", "threads": 1, "retries": 0, "pack_size": 4,
+     "resources": {"runtime": 5, "mem_mb": 100}, "settings": {}},
+)  # fmt: skip
 WORKFLOW = {"scale": "smoke", "seeds": None, "pack_size": None, "device": "auto", "backend": "smax", "tracking_uri": ""}
 ALGOS = {path.stem: read_settings(path) for path in (REPO / "config" / "algos").glob("*.yaml")}
 
@@ -450,6 +463,42 @@ def test_overrides_for_an_unknown_scale_are_rejected():
         plan_paper("p", grid(scales={"smok": {"seeds": 1}}), SCALE, WORKFLOW, ["paper", "smoke"], ALGOS)
 
 
+def test_a_sweep_plans_one_experiment_per_value_with_the_value_set_last():
+    data = grid(algos=["qmix", "me_qmix"], settings={"max_entropy": {"temperature_lr": 0.5}},
+                algo_settings={"me_qmix": {"learner": {"batch_size": 7}}},
+                sweep={"key": "max_entropy.temperature_lr", "values": [0.01, 0.3, 1]},
+                scales={"smoke": {"sweep_values": [0.3, 1], "settings": {"learner": {"batch_size": 3}}}})
+    plan = plan_paper("p", data, SCALE, WORKFLOW, ["smoke"], ALGOS)
+    assert list(plan) == ["exp-0.3", "exp-1"]
+    for name, value in (("exp-0.3", 0.3), ("exp-1", 1)):
+        exp = plan[name]
+        assert exp.sweep == Sweep("exp", "max_entropy.temperature_lr", value)
+        assert sweep_members(plan, "exp") == [plan["exp-0.3"], plan["exp-1"]]
+        runs = {run.algo: run for run in exp.runs() if run.seed == 0}
+        assert runs["qmix"].settings["max_entropy.temperature_lr"] == value
+        assert runs["qmix"].run_dir == f"results/runs/p/{name}/smax-3m/qmix/seed0"
+        # algo_settings sit between the experiment's settings and the scale's: the scale wins
+        assert runs["me_qmix"].settings["learner.batch_size"] == 3 and runs["qmix"].settings["learner.batch_size"] == 3
+    paper = plan_paper("p", data, SCALE_PAPER, {**WORKFLOW, "scale": "paper"}, ["smoke", "paper"], ALGOS)
+    me_qmix = next(run for run in paper["exp-0.01"].runs() if run.algo == "me_qmix")
+    assert me_qmix.settings["learner.batch_size"] == 7 and "learner.batch_size" not in paper["exp-0.01"].settings
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"sweep": {"key": "max_entropy.temperature_lrr", "values": [1, 2]}}, "temperature_lrr"),
+    ({"sweep": {"key": "learner.lr", "values": ["fast", 0.1]}}, "learner.lr"),
+    ({"sweep": {"key": "run.seed", "values": [1, 2]}}, "decided by the workflow"),
+    ({"sweep": {"key": "learner.lr", "values": [0.1, 0.2]}, "scales": {"smoke": {"sweep_values": [0.3]}}},
+     "sweep_values\\[0\\]: 0.3 is not one of the sweep's values: 0.1, 0.2"),
+    ({"scales": {"smoke": {"sweep_values": [0.3]}}}, "has no sweep"),
+    ({"algo_settings": {"vdn": {"learner": {"lr": 0.1}}}}, "algo_settings.vdn: not one of the experiment's algos"),
+    ({"algo_settings": {"qmix": {"learner": {"lrr": 0.1}}}}, "algo_settings.qmix.learner.lrr"),
+])
+def test_bad_sweeps_and_algo_settings_fail_with_the_field(change, words):
+    with pytest.raises(ConfigError, match=words):
+        plan_paper("p", grid(**change), SCALE, WORKFLOW, ["smoke"], ALGOS)
+
+
 @pytest.mark.parametrize(
     "value", ["smax:3m", "true", "", "me_igm/table1/seed0", 0.001, 2_000_000, False, 10.0, [[8, -12], [-12, 0]]]
 )
@@ -485,7 +534,7 @@ def synthetic_matrix_run(root: Path, seed: int, joint_q: np.ndarray, greedy: lis
 
 def test_published_me_igm_table_is_the_paper_table():
     table = matrix_game(PUBLISHED_ME_IGM, "table1")
-    assert table.source == "ME-IGM paper, Tables 1-4 (published)" and table.cite == "ME-IGM Table 1"
+    assert table.source == "ME-IGM paper, Tables 1-4 and Figures 2, 4-6 (published)" and table.cite == "ME-IGM Table 1"
     assert table.actions == ("A", "B", "C")
     np.testing.assert_array_equal(table.payoff, PAYOFF)
     qmix = table.methods["qmix"]

@@ -10,7 +10,8 @@ which checks the rest before any job starts: algorithm and env names, train sett
 The settings of one run are applied in this order, later wins:
 
 1. ``config/algos/<algo>.yaml`` (passed to ``marlrepro train --config``),
-2. the experiment's ``settings`` (the paper's values),
+2. the experiment's ``settings`` (the paper's values), then its ``algo_settings.<algo>`` (a paper's
+   values for one method in this experiment, e.g. ME-IGM's Overcooked batch size),
 3. the scale's ``settings`` (scale-wide, e.g. fewer evaluation episodes),
 4. the experiment's ``scales.<scale>.settings`` (e.g. a tiny ``run.t_max``),
 5. the keys the workflow owns (:data:`WORKFLOW_KEYS`): environment, seed, device, progress bar,
@@ -21,6 +22,10 @@ by ``marlrepro train --pack run.seed=0,1,2`` (:class:`Pack`, :mod:`marlrepro.pac
 cell's seeds are split into ``ceil(seeds / pack_size)`` packs (:func:`seed_packs`). A pack of one
 seed is the run's own ``marlrepro train`` command, without ``--pack``.
 
+Sweeps. An experiment with ``sweep: {key, values}`` (a paper's hyperparameter scan) becomes one
+experiment per value, named ``<experiment>-<value>`` (:func:`sweep_name`), whose runs set ``key``
+to the value after every other setting; :attr:`Experiment.sweep` records the scan it belongs to.
+
 Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
 ``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
 """
@@ -28,9 +33,10 @@ Settings are nested mappings, like the train config files; they reach ``marlrepr
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from marlrepro.config import (
@@ -159,8 +165,19 @@ class Pack:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """Where an experiment sits in a scan: the scan's experiment name in ``config/<paper>.yaml``,
+    the swept train-config key and this experiment's value of it."""
+
+    name: str
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
 class Experiment:
-    """One experiment of a paper at one scale, with its settings already merged."""
+    """One experiment of a paper at one scale, with its settings already merged; ``sweep``: the
+    scan it is one value of, if any."""
 
     paper: str
     name: str
@@ -173,6 +190,12 @@ class Experiment:
     settings: dict[str, Any]
     runtime_min: int
     mem_mb: int
+    sweep: Sweep | None = None
+    algo_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # the whole settings of such algos
+
+    def settings_of(self, algo: str) -> dict[str, Any]:
+        """The merged settings of ``algo``'s runs (:attr:`settings` unless it has ``algo_settings``)."""
+        return self.algo_settings.get(algo, self.settings)
 
     @property
     def target(self) -> str:
@@ -186,7 +209,7 @@ class Experiment:
     def packs(self, pack_size: int) -> list[Pack]:
         """The runs of every (env, algo) cell, the cell's seeds split by :func:`seed_packs`."""
         return [
-            Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings)
+            Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo))
                        for seed in seeds))
             for env in self.envs
             for algo in self.algos
@@ -279,29 +302,74 @@ def plan_paper(
             for at, block in spec["scales"].items()
         }
         at_scale = spec["scales"].get(scale.name, {})
-        settings = {
-            **_check_settings(f"{where}.settings", spec["settings"]),
-            **scale.settings,
-            **overrides.get(scale.name, {}),
+        shared = _check_settings(f"{where}.settings", spec["settings"])
+        later = {**scale.settings, **overrides.get(scale.name, {})}
+        settings = {**shared, **later}
+        per_algo = {
+            algo: {**shared, **_check_settings(f"{where}.algo_settings.{algo}", block), **later}
+            for algo, block in spec.get("algo_settings", {}).items()
         }
         seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
         envs, run_algos = (at_scale.get(key, spec[key]) for key in ("envs", "algos"))
-        _check_runs(f"{where} at scale {scale.name}", envs, run_algos, settings, algos)
         resources = at_scale.get("resources", {})
-        experiments[name] = Experiment(
-            paper=paper,
-            name=name,
-            description=spec["description"],
-            algos=tuple(run_algos),
-            envs=tuple(resolve_env(env, workflow_config["backend"]) for env in envs),
-            seeds=tuple(range(seeds)),
-            scale=scale.name,
-            device=scale.device if workflow_config["device"] == "auto" else workflow_config["device"],
-            settings=settings,
-            runtime_min=resources.get("runtime", scale.runtime_min),
-            mem_mb=resources.get("mem_mb", scale.mem_mb),
-        )
+        for sub_name, sweep in _sweep_points(where, name, spec, scale.name):
+            swept = {} if sweep is None else {sweep.key: sweep.value}
+            sub_settings = {**settings, **swept}
+            sub_per_algo = {algo: {**merged, **swept} for algo, merged in per_algo.items() if algo in run_algos}
+            _check_runs(f"{where} at scale {scale.name}" + (f", {sweep.key}={sweep.value!r}" if sweep else ""),
+                        envs, {algo: sub_per_algo.get(algo, sub_settings) for algo in run_algos}, algos)
+            experiments[sub_name] = Experiment(
+                paper=paper,
+                name=sub_name,
+                description=spec["description"],
+                algos=tuple(run_algos),
+                envs=tuple(resolve_env(env, workflow_config["backend"]) for env in envs),
+                seeds=tuple(range(seeds)),
+                scale=scale.name,
+                device=scale.device if workflow_config["device"] == "auto" else workflow_config["device"],
+                settings=sub_settings,
+                runtime_min=resources.get("runtime", scale.runtime_min),
+                mem_mb=resources.get("mem_mb", scale.mem_mb),
+                sweep=sweep,
+                algo_settings=sub_per_algo,
+            )
     return experiments
+
+
+SWEEP_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def sweep_name(name: str, value: Any) -> str:
+    """The experiment of ``value`` in the scan ``name``: ``fig6_temperature_lr-0.3``."""
+    return f"{name}-{format_value(value)}"
+
+
+def sweep_members(experiments: Mapping[str, Experiment], name: str) -> list[Experiment]:
+    """The experiments of the scan ``name`` (:attr:`Experiment.sweep`), in the order of its values."""
+    return [exp for exp in experiments.values() if exp.sweep is not None and exp.sweep.name == name]
+
+
+def _sweep_points(where: str, name: str, spec: Mapping[str, Any], scale: str) -> list[tuple[str, Sweep | None]]:
+    """``[(name, None)]`` for an experiment without ``sweep``; else each value's experiment name and
+    :class:`Sweep` at ``scale`` (its ``sweep_values``, when given, must be among the values)."""
+    if "sweep" not in spec:
+        for at, block in spec["scales"].items():
+            if "sweep_values" in block:
+                raise ConfigError(f"{where}.scales.{at}.sweep_values: the experiment has no sweep; remove it")
+        return [(name, None)]
+    key, values = spec["sweep"]["key"], spec["sweep"]["values"]
+    for i, value in enumerate(values):
+        _check_settings(f"{where}.sweep (value {i})", unflatten({key: value}))
+        if not SWEEP_VALUE.fullmatch(format_value(value)):
+            raise ConfigError(f"{where}.sweep.values[{i}]: {value!r} cannot name a run directory; use numbers or "
+                              f"words of letters, digits, '_', '.', '+' and '-'")
+    for at, block in spec["scales"].items():
+        for i, value in enumerate(block.get("sweep_values", [])):
+            if value not in values:
+                raise ConfigError(f"{where}.scales.{at}.sweep_values[{i}]: {value!r} is not one of the sweep's "
+                                  f"values: {', '.join(map(format_value, values))}")
+    chosen = spec["scales"].get(scale, {}).get("sweep_values", values)
+    return [(sweep_name(name, value), Sweep(name, key, value)) for value in chosen]
 
 
 def _check_names(
@@ -313,6 +381,10 @@ def _check_names(
             raise ConfigError(f"{unknown_choice(f'{where}.algos[{i}]', algo, algos, 'algorithm')} (config/algos/)")
     for i, env in enumerate(spec["envs"]):
         check_env_name(env, f"{where}.envs[{i}]")
+    for algo in spec.get("algo_settings", {}):
+        if algo not in spec["algos"]:
+            raise ConfigError(f"{where}.algo_settings.{algo}: not one of the experiment's algos"
+                              f"{did_you_mean(algo, spec['algos'])}; its algos: {', '.join(spec['algos'])}")
     for at, block in spec["scales"].items():
         if at not in known_scales:
             raise ConfigError(f"{unknown_choice(f'{where}.scales.{at}', at, known_scales, 'scale')} (config/scales/)")
@@ -326,12 +398,13 @@ def _check_names(
 
 
 def _check_runs(
-    where: str, envs: list[str], run_algos: list[str], settings: Mapping[str, Any], algos: Mapping[str, Any]
+    where: str, envs: list[str], run_settings: Mapping[str, Mapping[str, Any]], algos: Mapping[str, Any]
 ) -> None:
-    """Check the train config of every (env, algo) run: algo file, then ``settings``, then the env."""
-    nested = unflatten(settings)
-    for env in envs:
-        for algo in run_algos:
+    """Check the train config of every (env, algo) run: algo file, then the algo's settings in
+    ``run_settings``, then the env."""
+    for algo, settings in run_settings.items():
+        nested = unflatten(settings)
+        for env in envs:
             with located(f"{where} ({algo} on {env})"):
                 check_run_settings(algos[algo], nested, {"env": {"name": env}})
 

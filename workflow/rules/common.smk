@@ -31,7 +31,7 @@ memory (mem_mb) of all its runs and the runtime of one.
 
 import re
 
-from marlrepro.experiments import RUN_DIR, Experiment, Pack, Run, env_slug, packed_seeds
+from marlrepro.experiments import RUN_DIR, Experiment, Pack, Run, env_slug, packed_seeds, sweep_members
 
 
 PACK_SIZE = config["pack_size"] or SCALE.pack_size
@@ -39,7 +39,7 @@ PACK_SIZE = config["pack_size"] or SCALE.pack_size
 
 wildcard_constraints:
     paper=r"[a-z0-9_]+",
-    experiment=r"[a-z0-9_]+",
+    experiment=r"[a-z0-9_]+(-[A-Za-z0-9_.+-]+)?",  # a scan's experiments: <name>-<value>
     env=r"[a-z0-9_]+-[A-Za-z0-9_]+",
     algo=r"[a-z0-9_]+",
     seed=r"\d+",
@@ -54,9 +54,43 @@ def experiment(paper: str, name: str) -> Experiment:
         raise WorkflowError(f"no experiment {paper}/{name}; experiments: {', '.join(known)}") from None
 
 
+def sweep(paper: str, name: str) -> list[Experiment]:
+    """The experiments of the scan ``name`` of config/<paper>.yaml, one per value at this scale."""
+    members = sweep_members(EXPERIMENTS[paper], name)
+    if not members:
+        raise WorkflowError(f"no scan {paper}/{name} (an experiment with sweep:) in config/{paper}.yaml")
+    return members
+
+
 def run_outputs(paper: str, name: str, filename: str = "final.json") -> list[str]:
     """``filename`` in the run directory of every run of experiment ``paper``/``name``."""
     return [f"{run.run_dir}/{filename}" for run in experiment(paper, name).runs()]
+
+
+# Curve figures (marlrepro.report.curve_panels): panels of labelled series of runs, as rule params.
+def cell_runs(paper: str, name: str, algo: str, scenario: str) -> list[str]:
+    """The run directories of ``algo`` on ``scenario`` in experiment ``paper``/``name`` at this scale."""
+    return [run.run_dir for run in experiment(paper, name).runs()
+            if run.algo == algo and run.env.split(":", 1)[1] == scenario]
+
+
+def curve_panel(title: str, metric: str, ylabel: str, series: dict, limits: list | None = None) -> dict:
+    """A panel of marlrepro.report.curve_panels.Panel, as rule params; series without runs at this
+    scale are left out."""
+    kept = {label: runs for label, runs in series.items() if runs}
+    return {"title": title, "metric": metric, "ylabel": ylabel, "series": kept,
+            **({"limits": limits} if limits else {})}
+
+
+def panel_files(panels: list, filename: str) -> list[str]:
+    """``filename`` in the run directory of every run the ``panels`` plot."""
+    return [f"{run_dir}/{filename}" for panel in panels for runs in panel["series"].values() for run_dir in runs]
+
+
+def panel_setting(paper: str, panels: list) -> str:
+    """The caption's setting line (run_setting) of ``paper``'s runs that the ``panels`` plot."""
+    runs = {run.run_dir: run for exp in EXPERIMENTS[paper].values() for run in exp.runs()}
+    return run_setting([runs[run_dir] for panel in panels for dirs in panel["series"].values() for run_dir in dirs])
 
 
 def run_of(wildcards) -> Run:
