@@ -116,3 +116,38 @@ def test_a_uint8_replay_buffer_stores_overcooked_episodes_exactly(tmp_path):
     assert torch.equal(stored.state[0, :2].float(), episodes.state[0])
     with pytest.raises(ConfigError, match="learner.buffer_dtype: uint8 .* overcooked.*'smax:3m'.*float32, float16"):
         load_config(["config/algos/qmix.yaml"], ["env.name=smax:3m", "learner.buffer_dtype=uint8"])
+
+
+def test_the_fused_rollout_collects_the_stepwise_runners_episodes():
+    """Without the shaped reward the kitchens run in the fused JAX rollout (one call per batch of
+    episodes): greedy episodes equal the stepwise runner's, step for step, truncated at the limit."""
+    from marlrepro.config import AgentConfig
+    from marlrepro.controller import AgentController
+    from marlrepro.core.stacked import StackedModules
+    from marlrepro.runner import EpisodeRunner
+
+    collected = {}
+    for mode in ("stepwise", "fused"):
+        env = make("overcooked:cramped_room", num_envs=3, seed=5, episode_limit=12)
+        torch.manual_seed(1)
+        holder = torch.nn.Module()
+        holder.controller = AgentController(env.spec, AgentConfig())
+        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
+        assert (runner._fused is not None) == (mode == "fused")
+        episodes, stats = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
+        collected[mode] = (episodes.tensors(), stats)
+    (fused, fused_stats), (stepwise, step_stats) = collected["fused"], collected["stepwise"]
+    assert torch.equal(fused_stats.lengths, torch.full((1, 3), 12.0))
+    assert torch.equal(fused_stats.returns, step_stats.returns)
+    for name in ("obs", "state", "actions", "reward", "terminated", "filled"):
+        assert torch.equal(fused[name], stepwise[name]), name
+    assert fused["terminated"][0, :, -1].all()  # the limit ends every episode (stored as its end)
+
+
+def test_the_shaped_reward_keeps_the_stepwise_runner():
+    from marlrepro.config import load_config
+
+    with pytest.raises(ConfigError, match="cannot anneal Overcooked's shaped reward"):
+        load_config([], ["env.name=overcooked:cramped_room", "env.options.shaped_reward=1.0", "run.rollout=fused"])
+    env = make("overcooked:cramped_room", num_envs=1, seed=0, shaped_reward=1.0)
+    assert not env.fusable

@@ -402,6 +402,9 @@ def check_config(config: TrainConfig) -> None:
     if config.run.rollout == "fused" and backend not in FUSED_BACKENDS:
         raise ConfigError(f"run.rollout: 'fused' needs a JAX backend ({', '.join(sorted(FUSED_BACKENDS))}), "
                           f"env.name is {config.env.name!r}; valid choices here: auto, stepwise")
+    if config.run.rollout == "fused" and backend == "overcooked" and config.env.options.get("shaped_reward", 0):
+        raise ConfigError("run.rollout: 'fused' cannot anneal Overcooked's shaped reward (env.options.shaped_reward "
+                          "> 0), whose coefficient follows the host's step clock; valid choices here: auto, stepwise")
     positive = {
         "env.num_envs": config.env.num_envs,
         "agent.hidden_dim": config.agent.hidden_dim,

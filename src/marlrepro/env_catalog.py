@@ -70,7 +70,7 @@ OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
 }
 
 # backends whose Env offers ``fused_rollout`` (whole episode batches in one compiled call)
-FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock"})
+FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock", "overcooked"})  # overcooked: without the shaped reward
 # backends whose observations and states are integers in [0, 255], so that a uint8 replay buffer
 # (``learner.buffer_dtype: uint8``) stores them exactly (Overcooked's feature grids)
 INTEGER_OBS_BACKENDS = frozenset({"overcooked"})

@@ -59,10 +59,10 @@ class EpisodeRunner:
         self.controller = controller
         env = envs[0]
         template = getattr(learners.template, controller)
-        fusable = hasattr(env, "fused_rollout")
+        fusable = hasattr(env, "fused_rollout") and getattr(env, "fusable", True)
         if mode == "fused" and not fusable:
-            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax); {env.spec.name} has none; "
-                              "valid choices here: auto, stepwise")
+            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax, smacv2, overcooked without the "
+                              f"shaped reward); {env.spec.name} is not one here; valid choices here: auto, stepwise")
         self._fused = env.fused_rollout(template, envs) if fusable and mode != "stepwise" else None
         self.storage = [Episodes.empty(env.num_envs, env.spec, env.device) for _ in envs] \
             if self._fused is None else None

@@ -16,6 +16,8 @@
   do (``REW_SHAPING_HORIZON``).
 * Every environment resets on its own when its episode ends; a reset redraws the agents'
   orientations (JaxMARL's reset), not their positions.
+* Without the shaped reward, rollouts are fused into one JAX call as SMAX's are
+  (:class:`~marlrepro.envs.jax_rollout.FusedRollout`); with it, the stepwise runner serves them.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ class Env:
         self.key = jax.device_put(jax.random.key(seed), self._jax_device)
         self.env_steps = 0  # env steps taken by this batch: the clock of the shaping's annealing
         self._states: Any = None
-        self._reset_fn = jax.jit(self._reset_batch)
-        self._step_fn = jax.jit(self._step_batch)
+        self._reset_fn = jax.jit(self.reset_batch)
+        self._step_fn = jax.jit(self.step_batch)
 
     # ---- pure JAX (traced once) -------------------------------------------------------------
 
@@ -99,16 +101,17 @@ class Env:
         return jnp.concatenate([grids.reshape(self.num_envs, -1), grids[:, 0], avail, reward[:, None], false,
                                 truncated.astype(jnp.float32)[:, None], false], axis=1)
 
-    def _reset_batch(self, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+    def reset_batch(self, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        """Reset every kitchen (pure, traceable): the states, the next key and the packed outputs."""
         key, reset_key = jax.random.split(key)
         obs, states = jax.vmap(self._env.reset)(jax.random.split(reset_key, self.num_envs))
         zeros = jnp.zeros(self.num_envs, dtype=jnp.float32)
         return states, key, self._outputs(obs, zeros, zeros > 0)
 
-    def _step_batch(self, states: Any, key: jax.Array, actions: jax.Array,
-                    shaping: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-        """Step every kitchen (JaxMARL's ``step`` resets ended ones); ``shaping`` is the shaped
-        reward's coefficient at this step."""
+    def step_batch(self, states: Any, key: jax.Array, actions: jax.Array,
+                   shaping: jax.Array | float = 0.0) -> tuple[Any, jax.Array, jax.Array]:
+        """Step every kitchen (pure, traceable; JaxMARL's ``step`` resets ended ones); ``shaping``
+        is the shaped reward's coefficient at this step."""
         key, step_key = jax.random.split(key)
         agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
         obs, states, rewards, dones, infos = jax.vmap(self._env.step)(
@@ -121,6 +124,19 @@ class Env:
 
     def _to_torch(self, packed: jax.Array) -> EnvBatch:
         return unpack_outputs(torch.from_dlpack(packed), self.spec)
+
+    @property
+    def fusable(self) -> bool:
+        """Whether the fused rollout can run these kitchens: only without the shaped reward, whose
+        coefficient follows the host's step clock (the stepwise runner serves that option)."""
+        return self._shaping[0] == 0.0
+
+    def fused_rollout(self, controller: Any, pack: list[Env]) -> Any:
+        """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the kitchens of
+        every run of a pack (``pack``: one batch per run, this one first)."""
+        from marlrepro.envs.jax_rollout import FusedRollout
+
+        return FusedRollout(pack, controller)
 
     def shaping_coefficient(self) -> float:
         """The shaped reward's weight now: linear from ``shaped_reward`` to 0 over the horizon."""
