@@ -197,7 +197,7 @@ def test_no_caption_or_report_code_holds_a_published_value():
 
 def test_frozenlake_table_shows_the_claims_of_the_published_file(tmp_path):
     data = yaml.safe_load((ROOT / "config/published/igm_da.yaml").read_text())
-    data["fig6"]["claims"] = {"qtable": "claim one", "dagger": "claim two"}
+    data["figures"]["fig6"]["claims"] = {"qtable": "claim one", "dagger": "claim two"}
     fake = tmp_path / "igm_da.yaml"
     fake.write_text(yaml.safe_dump(data))
     result = run_frozenlake([0], 20)
@@ -205,7 +205,7 @@ def test_frozenlake_table_shows_the_claims_of_the_published_file(tmp_path):
     claims = dict(zip(table["method"], table["paper"], strict=True))
     assert claims[METHOD_LABELS["qtable"]] == "claim one" and claims[METHOD_LABELS["dagger"]] == "claim two"
     assert claims[METHOD_LABELS["bc"]] == ""  # not in the paper's figure
-    data["fig6"]["claims"]["nosuch"] = "x"
+    data["figures"]["fig6"]["claims"]["nosuch"] = "x"
     fake.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="unknown methods \\['nosuch'\\]; valid choices"):
         frozenlake_table(result, "smoke", figure_claims(fake, "fig6"))

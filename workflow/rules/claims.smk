@@ -33,6 +33,10 @@ LEDGER_TARGETS = {
     "me_igm_table2": rules.me_igm_table2,
     "me_igm_table3": rules.me_igm_table3,
     "me_igm_table4": rules.me_igm_table4,
+    "me_igm_fig2": rules.me_igm_fig2,
+    "me_igm_fig4": rules.me_igm_fig4,
+    "me_igm_fig5": rules.me_igm_fig5,
+    "me_igm_fig6": rules.me_igm_fig6,
 }
 try:
     _DOMAINS = domains(

@@ -1,8 +1,36 @@
 """ME-IGM (config/me_igm.yaml): Table 1, the matrix game, beside config/published/me_igm.yaml: one
 target per method (its runs, notes and heatmaps) and `me_igm_table1`, the whole table; Tables 2-4,
-the SMACv2 win rates, each from its experiments' runs."""
+the SMACv2 win rates, each from its experiments' runs; Figures 2 and 4-6, learning curves in
+panels beside the paper's words (marlrepro.report.curve_panels)."""
 
 TABLE2_EXPERIMENTS = ("table2_protoss", "table2_terran", "table2_zerg")
+LONG_ANNEAL = "qmix (epsilon over 1M steps)"  # Figure 5's third curve; its key in the published file
+
+
+FIG2_PANELS = [
+    curve_panel("zerg_5_vs_5", "q_gap", "max Q_tot − Q_tot(policies' joint action)",
+                {"fop": cell_runs("me_igm", "fig2_fop_gap", "fop", "zerg_5_vs_5")}),
+]
+FIG4_PANELS = [
+    curve_panel(layout, "test_return_mean", "mean test return",
+                {algo: cell_runs("me_igm", "fig4_overcooked", algo, layout) for algo in experiment("me_igm", "fig4_overcooked").algos})
+    for layout in ("cramped_room", "asymmetric_advantages")
+]
+FIG5_PANELS = [
+    curve_panel("protoss_5_vs_5", "test_won_mean", "test win rate", {
+        "me_qmix": cell_runs("me_igm", "table2_protoss", "me_qmix", "protoss_5_vs_5"),
+        "qmix": cell_runs("me_igm", "table2_protoss", "qmix", "protoss_5_vs_5"),
+        LONG_ANNEAL: cell_runs("me_igm", "fig5_long_anneal", "qmix", "protoss_5_vs_5"),
+    }, limits=[0.0, 1.0]),
+]
+FIG6_SCANS = {"a": ("fig6_temperature_lr", "temperature lr {}"), "b": ("fig6_target_entropy", "target entropy {} per ally")}
+FIG6_PANELS = [
+    curve_panel(f"({panel}) {what}", metric, what, {
+        label.format(member.sweep.value): [run.run_dir for run in member.runs()] for member in sweep("me_igm", name)
+    })
+    for panel, (name, label) in FIG6_SCANS.items()
+    for metric, what in (("test_return_mean", "test return"), ("temperature", "temperature"))
+]
 
 
 localrules:
@@ -11,6 +39,10 @@ localrules:
     me_igm_table2,
     me_igm_table3,
     me_igm_table4,
+    me_igm_fig2,
+    me_igm_fig4,
+    me_igm_fig5,
+    me_igm_fig6,
     me_igm_table1_qmix,
     me_igm_table1_fop,
     me_igm_table1_me_qmix,
@@ -179,8 +211,107 @@ rule me_igm_table4:
         "../scripts/score_table.py"
 
 
+rule me_igm_fig2:
+    """Figure 2: FOP's gap between the largest Q_tot and the Q_tot of its policies' joint action on
+    zerg_5_vs_5, over training."""
+    input:
+        finals=panel_files(FIG2_PANELS, "final.json"),
+        metrics=panel_files(FIG2_PANELS, "metrics.parquet"),
+        configs=panel_files(FIG2_PANELS, "config.yaml"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_fig2", "Figure 2", "me_igm_fig2_figure"),
+    params:
+        panels=FIG2_PANELS,
+        title="ME-IGM Figure 2: FOP's Q-value gap on SMACv2 zerg_5_vs_5",
+        figure="fig2",
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=panel_setting("me_igm", FIG2_PANELS),
+    log:
+        "results/logs/report/me_igm_fig2.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/curve_panels.py"
+
+
+rule me_igm_fig4:
+    """Figure 4: Overcooked test returns of ME-QMIX, ME-QPLEX, QMIX and QPLEX on two layouts."""
+    input:
+        finals=panel_files(FIG4_PANELS, "final.json"),
+        metrics=panel_files(FIG4_PANELS, "metrics.parquet"),
+        configs=panel_files(FIG4_PANELS, "config.yaml"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_fig4", "Figure 4", "me_igm_fig4_figure"),
+    params:
+        panels=FIG4_PANELS,
+        title="ME-IGM Figure 4: Overcooked, mean test return",
+        figure="fig4",
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=panel_setting("me_igm", FIG4_PANELS),
+    log:
+        "results/logs/report/me_igm_fig4.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/curve_panels.py"
+
+
+rule me_igm_fig5:
+    """Figure 5: ME-QMIX against QMIX and QMIX with a long epsilon anneal on protoss_5_vs_5 (the first
+    two are Table 2's runs)."""
+    input:
+        finals=panel_files(FIG5_PANELS, "final.json"),
+        metrics=panel_files(FIG5_PANELS, "metrics.parquet"),
+        configs=panel_files(FIG5_PANELS, "config.yaml"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_fig5", "Figure 5", "me_igm_fig5_figure"),
+    params:
+        panels=FIG5_PANELS,
+        title="ME-IGM Figure 5: entropy-driven exploration against a longer epsilon anneal, protoss_5_vs_5",
+        figure="fig5",
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=panel_setting("me_igm", FIG5_PANELS),
+    log:
+        "results/logs/report/me_igm_fig5.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/curve_panels.py"
+
+
+rule me_igm_fig6:
+    """Figure 6: ME-QMIX's temperature learning rate (a) and target entropy (b) scanned: test return
+    and the learned temperature."""
+    input:
+        finals=panel_files(FIG6_PANELS, "final.json"),
+        metrics=panel_files(FIG6_PANELS, "metrics.parquet"),
+        configs=panel_files(FIG6_PANELS, "config.yaml"),
+        published="config/published/me_igm.yaml",
+    output:
+        **report_outputs("me_igm", "me_igm_fig6", "Figure 6", "me_igm_fig6_figure"),
+    params:
+        panels=FIG6_PANELS,
+        title="ME-IGM Figure 6: the temperature's learning rate (a) and target entropy (b), protoss_5_vs_5",
+        figure="fig6",
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=panel_setting("me_igm", FIG6_PANELS),
+    log:
+        "results/logs/report/me_igm_fig6.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/curve_panels.py"
+
+
 rule me_igm:
-    """Every ME-IGM result built so far (Figures 2 and 4-6 are still to come, issue 12)."""
+    """Every ME-IGM result: Tables 1-4 and Figures 2 and 4-6."""
     input:
         rules.me_igm_table1.output,
         rules.me_igm_table1_qmix.output,
@@ -189,3 +320,7 @@ rule me_igm:
         rules.me_igm_table2.output,
         rules.me_igm_table3.output,
         rules.me_igm_table4.output,
+        rules.me_igm_fig2.output,
+        rules.me_igm_fig4.output,
+        rules.me_igm_fig5.output,
+        rules.me_igm_fig6.output,

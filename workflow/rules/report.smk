@@ -17,7 +17,7 @@ report: "../report/workflow.rst"
 
 
 REPORT_CATEGORIES = {
-    "me_igm": "ME-IGM — maximum-entropy IGM (Table 1)",
+    "me_igm": "ME-IGM — maximum-entropy IGM (Tables 1–4, Figures 2 and 4–6)",
     "vd": "Foundation — value decomposition on SMAX",
     "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
 }

@@ -48,6 +48,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from marlrepro.errors import ConfigError, unknown_choice
+from marlrepro.report.curve_panels import PANEL_COLUMNS, PANEL_KEYS
 from marlrepro.report.igm_da import AVG, TABLE1_COLUMNS, WIN
 from marlrepro.report.tables import write_table
 
@@ -100,13 +101,15 @@ TABLE_FORMATS: dict[str, TableFormat] = {
     "me_igm_table1_fop": _MATRIX,
     "me_igm_table1_me_qmix": _MATRIX,
     **{f"me_igm_table{n}": _SCORES for n in (2, 3, 4)},
+    **{f"me_igm_fig{n}": TableFormat({key: "text" for key in PANEL_KEYS}, PANEL_COLUMNS) for n in (2, 4, 5, 6)},
 }
 
 
 def domains(algos: Sequence[str], igm_da_maps: Sequence[str], matrix_actions: Sequence[str]) -> dict[str, Any]:
     """The values a row key may take: ``algo`` (config/algos), ``igm_da_map`` (Table 1's maps and
     Avg.Score), ``frozenlake_method`` (the FrozenLake table's labels), ``matrix_quantity`` (the
-    matrix-game table's rows), ``smacv2_scenario`` (SMACv2's 15 scenarios) and ``number`` (any number)."""
+    matrix-game table's rows), ``smacv2_scenario`` (SMACv2's 15 scenarios), ``number`` (any number)
+    and ``text`` (any label: a curve figure's panels and series, named by its rule)."""
     from marlrepro.env_catalog import SMACV2_SCENARIOS
     from marlrepro.frozenlake import METHOD_LABELS
     from marlrepro.report.tables import q_columns
@@ -114,7 +117,7 @@ def domains(algos: Sequence[str], igm_da_maps: Sequence[str], matrix_actions: Se
     return {
         "algo": set(algos), "igm_da_map": {*igm_da_maps, AVG}, "frozenlake_method": set(METHOD_LABELS.values()),
         "matrix_quantity": {*q_columns(matrix_actions), "greedy payoff"}, "smacv2_scenario": set(SMACV2_SCENARIOS),
-        "number": None,
+        "number": None, "text": str,
     }  # fmt: skip
 
 
@@ -251,6 +254,9 @@ def _check_cell(at: str, cell: Cell, targets: Sequence[str], domains: Mapping[st
         if domain is None:
             if not _is_number(value):
                 raise ConfigError(f"{at}: row key {key}: expected a number, got {value!r}")
+        elif domain is str:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{at}: row key {key}: expected a label (text), got {value!r}")
         elif value not in domain:
             raise unknown_choice(f"{at}: row key {key} of {cell.table}", value, domain, "value")
 

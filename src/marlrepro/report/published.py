@@ -161,10 +161,10 @@ class PublishedClaims:
 
 
 def figure_claims(path: str | Path, figure: str) -> PublishedClaims:
-    """Load the per-method claims of ``figure`` (a top-level key such as ``fig6``) from ``path``."""
+    """Load the per-method claims of ``figure`` (a key of ``figures:``, such as ``fig6``) from ``path``."""
     data = load_published(path)
-    where = f"{path}: {figure}"
-    spec = _mapping(where, data.get(figure))
+    where = f"{path}: figures.{figure}"
+    spec = _mapping(where, _mapping(f"{path}: figures", data.get("figures")).get(figure))
     cite = spec.get("cite")
     if not isinstance(cite, str) or not cite:
         raise ConfigError(f"{where}.cite: expected a short citation such as 'IGM-DA Figure 6(b)', got {cite!r}")
