@@ -27,7 +27,8 @@ smoke: install
 	$(BIN)/snakemake --cores $(CORES) --config scale=smoke --report results/report.html
 
 test: install
-	$(BIN)/pytest
+	# one worker per core (at most 4), each taking whole files: the smoke DAG's tests share one run
+	$(BIN)/pytest -n auto --maxprocesses=4 --dist loadfile
 
 clean-results:
 	rm -rf results .snakemake
