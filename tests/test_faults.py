@@ -337,6 +337,9 @@ def test_a_workflow_killed_at_a_phase_boundary_finishes_on_rerun(ahead, uninterr
     log = rerun(workdir, uri)
     assert (0 < resumed_at(log) < T_MAX) if phase == "mid_training" else resumed_at(log) >= T_MAX
     assert "will not match" not in log
+    # the job's log is the rerun's alone; the run's own train.log keeps the killed attempt too
+    assert log.count(" start: ") == 1
+    assert (workdir / RUN_DIR / "train.log").read_text().count(" start: ") == 2
     assert_same_outputs(workdir / RUN_DIR, uninterrupted())
     if uri:  # the half-logged run was replaced by one complete run
         runs = mlflow_runs(uri, workdir / RUN_DIR)

@@ -137,7 +137,9 @@ def test_train_with_pack_hands_the_members_to_train_pack(captured_packs, tmp_pat
     assert [(m.config.run.seed, m.run_dir, m.config.tracking.run_name) for m in members] == [
         (seed, tmp_path / f"seed{seed}", f"t/seed{seed}") for seed in range(3)]  # fmt: skip
     assert {m.config.env.name for m in members} == {"matrix:me_igm"}
-    assert not any(tmp_path.iterdir())  # nothing written before training
+    # nothing but each run's own log is written before training
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        f"seed{seed}/train.log" for seed in range(3)]
 
 
 @pytest.mark.parametrize(

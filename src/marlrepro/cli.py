@@ -6,10 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from marlrepro.errors import ConfigError
 
 log = logging.getLogger("marlrepro")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -61,18 +63,50 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, args.overrides)
         run_dirs = [args.out]
+    handlers = _log_to_run_dirs(run_dirs)
+    log.info("start: %s", ", ".join(map(str, run_dirs)))
     try:
         finals = train_pack(members) if args.pack else [train(config, args.out)]
     except Interrupted as err:
+        log.warning("%s", err)
         print(f"marlrepro: {err}", file=sys.stderr)
         return 128 + err.signum
     except Diverged as err:
+        log.error("%s", err)
         print(f"marlrepro: error: {err}", file=sys.stderr)
         return 1
-    for run_dir, final in zip(run_dirs, finals, strict=True):
-        log.info("done: %s t_env=%d test_return=%.3f win_rate=%.3f", run_dir, final["t_env"],
-                 final["test_return_mean"], final["test_won_mean"])
-    return 0
+    except ConfigError as err:  # a clear message (main prints it), no traceback
+        log.error("%s", err)
+        raise
+    except Exception:
+        log.exception("failed")  # the traceback, into each run's own log too
+        raise
+    else:
+        for run_dir, final in zip(run_dirs, finals, strict=True):
+            log.info("done: %s t_env=%d test_return=%.3f win_rate=%.3f", run_dir, final["t_env"],
+                     final["test_return_mean"], final["test_won_mean"])
+        return 0
+    finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+RUN_LOG = "train.log"  # in each run directory: every attempt's log, appended (not a workflow output)
+
+
+def _log_to_run_dirs(run_dirs: Sequence[str | Path]) -> list[logging.Handler]:
+    """Append this process's log to ``train.log`` in each run directory; returns the handlers.
+    The workflow's job log is replaced by each attempt (Snakemake removes a job's log before it
+    runs the job again); this one keeps every attempt, its resumes and a failed one's traceback."""
+    handlers: list[logging.Handler] = []
+    for run_dir in run_dirs:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(Path(run_dir) / RUN_LOG, mode="a", encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logging.getLogger().addHandler(handler)
+        handlers.append(handler)
+    return handlers
 
 
 def _add_track(commands: argparse._SubParsersAction) -> None:
@@ -150,8 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
     try:
         return args.handler(args)
     except ConfigError as err:

@@ -146,168 +146,78 @@ rule me_igm_table1:
         "../scripts/matrix_game_summary.py"
 
 
-rule me_igm_table2:
-    """Table 2: the final SMACv2 win rate of ME-QMIX, ME-QPLEX, QMIX, QPLEX and FOP on 15 scenarios,
-    beside every published row (MAPPO, IPPO and HASAC: the actor-critic issue; IMAX-PPO and InQ:
-    published only)."""
-    input:
-        finals=[final for name in TABLE2_EXPERIMENTS for final in run_outputs("me_igm", name)],
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_table2", "Table 2", "me_igm_table2_figure"),
-    params:
-        table="table2",
-        built=["me_qmix", "me_qplex", "qmix", "qplex", "fop"],
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=run_setting([run for name in TABLE2_EXPERIMENTS for run in experiment("me_igm", name).runs()]),
-    log:
-        "results/logs/report/me_igm_table2.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/score_table.py"
+# Tables 2-4, the SMACv2 win rates: table id -> (its experiments, the published methods we build).
+# Table 2's MAPPO, IPPO and HASAC rows come with the actor-critic issue; IMAX-PPO and InQ are
+# published only. Table 4's published cells are empty.
+SCORE_TABLES = {
+    "table2": (TABLE2_EXPERIMENTS, ["me_qmix", "me_qplex", "qmix", "qplex", "fop"]),
+    "table3": (("table3",), ["qmix", "qmix_entropy", "me_qmix"]),
+    "table4": (("table4",), ["me_qmix_mlp", "me_qmix"]),
+}
+
+for _table, (_experiments, _built) in SCORE_TABLES.items():
+
+    rule:
+        """One of ME-IGM's SMACv2 score tables (SCORE_TABLES): each method's final win rate per
+        scenario, mean ± std over seeds, beside every published row."""
+        name:
+            f"me_igm_{_table}"
+        input:
+            finals=[final for name in _experiments for final in run_outputs("me_igm", name)],
+            published="config/published/me_igm.yaml",
+        output:
+            **report_outputs("me_igm", f"me_igm_{_table}", f"Table {_table[-1]}", f"me_igm_{_table}_figure"),
+        params:
+            table=_table,
+            built=_built,
+            scale=SCALE.name,
+            scale_description=SCALE.description,
+            setting=run_setting([run for name in _experiments for run in experiment("me_igm", name).runs()]),
+        log:
+            f"results/logs/report/me_igm_{_table}.log",
+        conda:
+            "../../envs/report.yaml"
+        script:
+            "../scripts/score_table.py"
 
 
-rule me_igm_table3:
-    """Table 3: QMIX, +Entropy and +OPT (ME-QMIX) on three 5v5 scenarios, mean ± std over 4 seeds."""
-    input:
-        finals=run_outputs("me_igm", "table3"),
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_table3", "Table 3", "me_igm_table3_figure"),
-    params:
-        table="table3",
-        built=["qmix", "qmix_entropy", "me_qmix"],
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=run_setting(experiment("me_igm", "table3").runs()),
-    log:
-        "results/logs/report/me_igm_table3.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/score_table.py"
+# Figures 2 and 4-6: figure id -> (report subcategory, panels, title). Their rules differ only in these.
+FIGURES = {
+    "fig2": ("Figure 2", FIG2_PANELS, "ME-IGM Figure 2: FOP's Q-value gap on SMACv2 zerg_5_vs_5"),
+    "fig4": ("Figure 4", FIG4_PANELS, "ME-IGM Figure 4: Overcooked, mean test return"),
+    "fig5": ("Figure 5", FIG5_PANELS,
+             "ME-IGM Figure 5: entropy-driven exploration against a longer epsilon anneal, protoss_5_vs_5"),
+    "fig6": ("Figure 6", FIG6_PANELS,
+             "ME-IGM Figure 6: the temperature's learning rate (a) and target entropy (b), protoss_5_vs_5"),
+}
 
+for _figure, (_subcategory, _panels, _title) in FIGURES.items():
 
-rule me_igm_table4:
-    """Table 4: ME-QMIX with an MLP in place of the OPT against ME-QMIX (the paper's cells are empty)."""
-    input:
-        finals=run_outputs("me_igm", "table4"),
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_table4", "Table 4", "me_igm_table4_figure"),
-    params:
-        table="table4",
-        built=["me_qmix_mlp", "me_qmix"],
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=run_setting(experiment("me_igm", "table4").runs()),
-    log:
-        "results/logs/report/me_igm_table4.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/score_table.py"
-
-
-rule me_igm_fig2:
-    """Figure 2: FOP's gap between the largest Q_tot and the Q_tot of its policies' joint action on
-    zerg_5_vs_5, over training."""
-    input:
-        finals=panel_files(FIG2_PANELS, "final.json"),
-        metrics=panel_files(FIG2_PANELS, "metrics.parquet"),
-        configs=panel_files(FIG2_PANELS, "config.yaml"),
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_fig2", "Figure 2", "me_igm_fig2_figure"),
-    params:
-        panels=FIG2_PANELS,
-        title="ME-IGM Figure 2: FOP's Q-value gap on SMACv2 zerg_5_vs_5",
-        figure="fig2",
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=panel_setting("me_igm", FIG2_PANELS),
-    log:
-        "results/logs/report/me_igm_fig2.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/curve_panels.py"
-
-
-rule me_igm_fig4:
-    """Figure 4: Overcooked test returns of ME-QMIX, ME-QPLEX, QMIX and QPLEX on two layouts."""
-    input:
-        finals=panel_files(FIG4_PANELS, "final.json"),
-        metrics=panel_files(FIG4_PANELS, "metrics.parquet"),
-        configs=panel_files(FIG4_PANELS, "config.yaml"),
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_fig4", "Figure 4", "me_igm_fig4_figure"),
-    params:
-        panels=FIG4_PANELS,
-        title="ME-IGM Figure 4: Overcooked, mean test return",
-        figure="fig4",
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=panel_setting("me_igm", FIG4_PANELS),
-    log:
-        "results/logs/report/me_igm_fig4.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/curve_panels.py"
-
-
-rule me_igm_fig5:
-    """Figure 5: ME-QMIX against QMIX and QMIX with a long epsilon anneal on protoss_5_vs_5 (the first
-    two are Table 2's runs)."""
-    input:
-        finals=panel_files(FIG5_PANELS, "final.json"),
-        metrics=panel_files(FIG5_PANELS, "metrics.parquet"),
-        configs=panel_files(FIG5_PANELS, "config.yaml"),
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_fig5", "Figure 5", "me_igm_fig5_figure"),
-    params:
-        panels=FIG5_PANELS,
-        title="ME-IGM Figure 5: entropy-driven exploration against a longer epsilon anneal, protoss_5_vs_5",
-        figure="fig5",
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=panel_setting("me_igm", FIG5_PANELS),
-    log:
-        "results/logs/report/me_igm_fig5.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/curve_panels.py"
-
-
-rule me_igm_fig6:
-    """Figure 6: ME-QMIX's temperature learning rate (a) and target entropy (b) scanned: test return
-    and the learned temperature."""
-    input:
-        finals=panel_files(FIG6_PANELS, "final.json"),
-        metrics=panel_files(FIG6_PANELS, "metrics.parquet"),
-        configs=panel_files(FIG6_PANELS, "config.yaml"),
-        published="config/published/me_igm.yaml",
-    output:
-        **report_outputs("me_igm", "me_igm_fig6", "Figure 6", "me_igm_fig6_figure"),
-    params:
-        panels=FIG6_PANELS,
-        title="ME-IGM Figure 6: the temperature's learning rate (a) and target entropy (b), protoss_5_vs_5",
-        figure="fig6",
-        scale=SCALE.name,
-        scale_description=SCALE.description,
-        setting=panel_setting("me_igm", FIG6_PANELS),
-    log:
-        "results/logs/report/me_igm_fig6.log",
-    conda:
-        "../../envs/report.yaml"
-    script:
-        "../scripts/curve_panels.py"
+    rule:
+        """One of ME-IGM's curve figures (FIGURES): its panels' curves and a table of final values
+        and averages over training, beside the paper's words (workflow/report/me_igm_<figure>.rst)."""
+        name:
+            f"me_igm_{_figure}"
+        input:
+            finals=panel_files(_panels, "final.json"),
+            metrics=panel_files(_panels, "metrics.parquet"),
+            configs=panel_files(_panels, "config.yaml"),
+            published="config/published/me_igm.yaml",
+        output:
+            **report_outputs("me_igm", f"me_igm_{_figure}", _subcategory, f"me_igm_{_figure}_figure"),
+        params:
+            panels=_panels,
+            title=_title,
+            figure=_figure,
+            scale=SCALE.name,
+            scale_description=SCALE.description,
+            setting=panel_setting("me_igm", _panels),
+        log:
+            f"results/logs/report/me_igm_{_figure}.log",
+        conda:
+            "../../envs/report.yaml"
+        script:
+            "../scripts/curve_panels.py"
 
 
 rule me_igm:
