@@ -55,9 +55,9 @@ PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 ME_IGM_SMACV2 = {"smoke": [(1 * 5, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
                  "paper": [(5 * 5, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)],
                  "validation": [(1 * 2, 3), (1 * 2, 3), (1 * 2, 3), (3 * 3, 4), (3 * 2, 4)]}
-# ME-IGM's figures: fig2_fop_gap, fig4_overcooked (layouts x algos; validation: cramped room only),
-# fig5_long_anneal, then one experiment per value of the fig6_temperature_lr and fig6_target_entropy scans
-ME_IGM_FIGURES = {"smoke": [(1 * 1, 1), (2 * 2, 1), (1 * 1, 1), *[(1 * 1, 1)] * 2, *[(1 * 1, 1)] * 2],
+# ME-IGM's figures: fig2_fop_gap, fig4_overcooked (layouts x algos; smoke: ME-QMIX only; validation: cramped room only),
+# fig5_long_anneal, then one experiment per value of the fig6_temperature_lr and fig6_target_entropy scans (smoke: one each)
+ME_IGM_FIGURES = {"smoke": [(1 * 1, 1), (2 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
                   "paper": [(1 * 1, 5), (2 * 4, 3), (1 * 1, 3), *[(1 * 1, 3)] * 4, *[(1 * 1, 3)] * 3],
                   "validation": [(1 * 1, 3), (1 * 2, 3), (1 * 1, 3), *[(1 * 1, 3)] * 4, *[(1 * 1, 3)] * 3]}
 CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], *ME_IGM_FIGURES["smoke"],
