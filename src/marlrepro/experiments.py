@@ -314,11 +314,7 @@ def plan_paper(
         resources = at_scale.get("resources", {})
         for sub_name, sweep in _sweep_points(where, name, spec, scale.name):
             swept = {} if sweep is None else {sweep.key: sweep.value}
-            sub_settings = {**settings, **swept}
-            sub_per_algo = {algo: {**merged, **swept} for algo, merged in per_algo.items() if algo in run_algos}
-            _check_runs(f"{where} at scale {scale.name}" + (f", {sweep.key}={sweep.value!r}" if sweep else ""),
-                        envs, {algo: sub_per_algo.get(algo, sub_settings) for algo in run_algos}, algos)
-            experiments[sub_name] = Experiment(
+            exp = Experiment(
                 paper=paper,
                 name=sub_name,
                 description=spec["description"],
@@ -327,12 +323,15 @@ def plan_paper(
                 seeds=tuple(range(seeds)),
                 scale=scale.name,
                 device=scale.device if workflow_config["device"] == "auto" else workflow_config["device"],
-                settings=sub_settings,
+                settings={**settings, **swept},
                 runtime_min=resources.get("runtime", scale.runtime_min),
                 mem_mb=resources.get("mem_mb", scale.mem_mb),
                 sweep=sweep,
-                algo_settings=sub_per_algo,
+                algo_settings={algo: {**merged, **swept} for algo, merged in per_algo.items() if algo in run_algos},
             )
+            _check_runs(f"{where} at scale {scale.name}" + (f", {sweep.key}={sweep.value!r}" if sweep else ""),
+                        envs, {algo: exp.settings_of(algo) for algo in exp.algos}, algos)
+            experiments[sub_name] = exp
     return experiments
 
 

@@ -34,8 +34,8 @@ Step = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 
 class GraphedStep:
-    """``step(batch, mask) -> terms`` ([R, ...]: every run's loss and what else the step reports), replayed from a CUDA graph captured at the first call
-    with each new set of batch shapes.
+    """``step(batch, mask) -> terms`` ([R, ...]: every run's loss and what else the step reports),
+    replayed from a CUDA graph captured at the first call with each new set of batch shapes.
 
     ``step`` must read its inputs only from ``batch`` (name -> tensor) and ``mask`` [R] (bool),
     write only into tensors that outlive it (parameters, gradients, optimiser state),

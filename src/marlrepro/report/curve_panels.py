@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from marlrepro.report.curves import align_curves, curve_band
-from marlrepro.report.figures import save_figure
+from marlrepro.report.figures import draw_bands, facets, save_figure
 from marlrepro.report.published import PublishedClaims
 from marlrepro.report.runs import (
     RunDataError,
@@ -106,21 +106,10 @@ def panels_figure(panels: Sequence[Panel], bands: Sequence[pd.DataFrame], title:
     """One axis per panel, the series' median lines and 25-75 % bands; series keep one style
     across panels."""
     styles = series_styles(list(dict.fromkeys(label for panel in panels for label in panel.series)))
-    nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(5.2 * min(ncols, len(panels)), 3.8 * nrows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, min(ncols, len(panels)), squeeze=False)).ravel()
-    for ax in axes[len(panels):]:
-        ax.set_axis_off()
-    for ax, panel, band in zip(axes, panels, bands, strict=False):
-        for label in panel.series:
-            part = band[band["algo"] == label]
-            ax.fill_between(part["t_env"], part["q25"], part["q75"], color=styles[label]["color"], alpha=0.2,
-                            linewidth=0)
-            ax.plot(part["t_env"], part["median"], label=label, linewidth=2.0, **styles[label])
+    fig, axes = facets(len(panels), ncols, panel=(5.2, 3.8))
+    for ax, panel, band in zip(axes, panels, bands, strict=True):
+        draw_bands(ax, band, list(panel.series), styles, panel.limits)
         ax.set(title=panel.title, xlabel="environment steps", ylabel=panel.ylabel)
-        if panel.limits is not None:
-            pad = 0.02 * (panel.limits[1] - panel.limits[0])
-            ax.set_ylim(panel.limits[0] - pad, panel.limits[1] + pad)
         ax.legend(fontsize="small")
     fig.suptitle(f"{title}\nmedian and 25-75 % band over seeds")
     return fig
@@ -152,10 +141,10 @@ def curve_panels_report(
         bands.append(curve_band(align_curves(curves, step)))
     table = pd.concat(rows, ignore_index=True)
     notes = [
-        "final: each run's last evaluation; over training: the mean of each run's evaluations (higher at an "
-        "equal final value = faster learning); both as median [25 %, 75 %] over seeds.",
-        *([f"{claims.source}: the paper prints these curves without numbers; its words stand beside ours "
-           f"(published column)."] if claims is not None else []),
+        ("final: each run's last evaluation; over training: the mean of each run's evaluations (higher at an "
+         "equal final value = faster learning); both as median [25 %, 75 %] over seeds."),
+        *([(f"{claims.source}: the paper prints these curves without numbers; its words stand beside ours "
+            "(published column).")] if claims is not None else []),
     ]
     display = pd.DataFrame({
         "panel": table["panel"], "series": table["series"], "seeds": table["n_seeds"],

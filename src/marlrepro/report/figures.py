@@ -7,12 +7,15 @@ any process without a display and never leak between calls. Their look comes fro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
 
@@ -49,24 +52,40 @@ def matrix_heatmaps(panels: Sequence[tuple[str, np.ndarray]], actions: Sequence[
     return fig
 
 
-def learning_curves(
-    band: pd.DataFrame, order: Sequence[str], ylabel: str, title: str, limits: tuple[float, float] | None = None
-) -> Figure:
-    """Median line and 25-75 % band per algorithm from a :func:`~marlrepro.report.curves.curve_band` result.
+def facets(n: int, ncols: int, panel: tuple[float, float] = (4.2, 3.3)) -> tuple[Figure, list[Axes]]:
+    """A constrained-layout figure with ``n`` panels in rows of ``ncols`` (spare panels hidden)."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows + 0.8), layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
-    ``limits``: the metric's range (e.g. 0 and 1 for a win rate), shown whole on the y axis.
-    """
-    styles = series_styles(order)
-    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
-    ax = fig.subplots()
-    for algo in order:
-        part = band[band["algo"] == algo]
-        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=styles[algo]["color"], alpha=0.2, linewidth=0)
-        ax.plot(part["t_env"], part["median"], label=algo, linewidth=2.0, **styles[algo])
-    ax.set(xlabel="environment steps", ylabel=ylabel, title=title)
+
+def draw_bands(ax: Axes, band: pd.DataFrame, series: Sequence[str], styles: Mapping[str, Mapping[str, Any]],
+               limits: tuple[float, float] | None = None) -> None:
+    """Median line and 25-75 % band of each of ``series`` (``band``'s column ``algo``, a
+    :func:`~marlrepro.report.curves.curve_band` result) on ``ax``. ``limits``: the metric's range
+    (e.g. 0 and 1 for a win rate), shown whole on the y axis."""
+    for name in series:
+        part = band[band["algo"] == name]
+        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=styles[name]["color"], alpha=0.2, linewidth=0)
+        ax.plot(part["t_env"], part["median"], label=name, linewidth=2.0, **styles[name])
     if limits is not None:
         pad = 0.02 * (limits[1] - limits[0])
         ax.set_ylim(limits[0] - pad, limits[1] + pad)
+
+
+def learning_curves(
+    band: pd.DataFrame, order: Sequence[str], ylabel: str, title: str, limits: tuple[float, float] | None = None
+) -> Figure:
+    """Median line and 25-75 % band per algorithm from a :func:`~marlrepro.report.curves.curve_band`
+    result (:func:`draw_bands`)."""
+    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
+    ax = fig.subplots()
+    draw_bands(ax, band, order, series_styles(order), limits)
+    ax.set(xlabel="environment steps", ylabel=ylabel, title=title)
     ax.legend(title="median, 25-75 % band over seeds")
     return fig
 

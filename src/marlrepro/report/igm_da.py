@@ -27,7 +27,7 @@ from matplotlib.patches import Patch
 
 from marlrepro.errors import ConfigError
 from marlrepro.report.curves import align_curves, curve_band
-from marlrepro.report.figures import save_figure
+from marlrepro.report.figures import facets, save_figure
 from marlrepro.report.html_table import DIFFERENCE
 from marlrepro.report.published import _mapping, _strings, load_published
 from marlrepro.report.runs import (
@@ -329,17 +329,6 @@ def _smoothing_note(window: int) -> str:
 
 
 # -------------------------------------------------------------------------------------- figures
-def _facets(n: int, ncols: int, panel: tuple[float, float] = (4.2, 3.3)) -> tuple[Figure, list[Axes]]:
-    """A constrained-layout figure with ``n`` panels in rows of ``ncols`` (spare panels hidden)."""
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows + 0.8), layout="constrained")
-    axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
-
-
 def _draw_bands(ax: Axes, band: pd.DataFrame, styles: Mapping[str, Mapping[str, Any]]) -> None:
     """Median line and 25-75 % band per series; IGM-DA and BC series drawn coarse, as in the paper."""
     for series, style in styles.items():
@@ -522,7 +511,7 @@ def table1_figure(table: pd.DataFrame, published: PublishedTable1, title: str) -
     methods = list(dict.fromkeys(table["method"]))
     labels = dict(zip(table["method"], table["label"], strict=True))
     palette = series_colours(methods)
-    fig, axes = _facets(len(panels), ncols=4)
+    fig, axes = facets(len(panels), ncols=4)
     width = 0.4
     for ax, panel in zip(axes, panels, strict=True):
         part = table[table["map"] == panel].set_index("method")
@@ -585,7 +574,7 @@ def curves_report(
         display=_comparison(table, {"map": "map", "algo": "method"}, published), group="map",
     )  # fmt: skip
     styles = series_styles(list(series))
-    fig, axes = _facets(len(maps), ncols=3)
+    fig, axes = facets(len(maps), ncols=3)
     for ax, (name, group) in zip(axes, maps.items(), strict=True):
         _draw_bands(ax, _smoothed_band(group, label, smooth_window), styles)
         ax.set(title=name, xlabel="environment steps", ylabel="test win rate (%)", ylim=(-2, 102))
@@ -631,7 +620,7 @@ def sight_sweep_report(
     )  # fmt: skip
     maps = list(dict.fromkeys(table["map"]))
     styles = series_styles(list(dict.fromkeys(table["algo"])))
-    fig, axes = _facets(len(maps), ncols=3)
+    fig, axes = facets(len(maps), ncols=3)
     for ax, name in zip(axes, maps, strict=True):
         for algo, style in styles.items():
             part = table[(table["map"] == name) & (table["algo"] == algo)]
@@ -764,7 +753,7 @@ def _lossy_figure(
 ) -> Figure:
     styles = series_styles([s for s in order if s != TARGET])
     palette = {**{s: style["color"] for s, style in styles.items()}, TARGET: REFERENCE_COLOUR}
-    fig, (curves, dists) = _facets(2, ncols=2, panel=(5.6, 4.0))
+    fig, (curves, dists) = facets(2, ncols=2, panel=(5.6, 4.0))
     _draw_bands(curves, learners, styles)
     line = {"color": REFERENCE_COLOUR, "linestyle": "--", "linewidth": _IMITATION_WIDTH}
     curves.plot(expert["t_env"], expert["mean"], label=TARGET, **line)
