@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from marlrepro import env_catalog
+from marlrepro.config import AgentConfig
+from marlrepro.controller import AgentController
+from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import EnvBatch, EnvSpec, make, validate_env
 from marlrepro.envs.registry import BACKEND_MODULES
 from marlrepro.errors import ConfigError
+from marlrepro.runner import EpisodeRunner
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -57,23 +61,28 @@ def random_actions(avail: torch.Tensor, generator: torch.Generator) -> torch.Ten
 
 
 class EpisodeClock:
-    """Per-environment step counters checking the episode-limit semantics."""
+    """Per-environment step counters checking the episode-limit semantics and the auto-reset on
+    the step after an episode ends (that step restarts the env: no flags, no reward)."""
 
     def __init__(self, num_envs: int, limit: int) -> None:
         self.t = torch.zeros(num_envs, dtype=torch.long)
         self.limit = limit
         self.lengths: list[int] = []
+        self.ended = torch.zeros(num_envs, dtype=torch.bool)
 
     def tick(self, batch: EnvBatch) -> torch.Tensor:
-        """Advance one step; return the mask of environments whose episode just ended."""
-        self.t += 1
+        """Advance one step; return the mask of environments that restarted on this step (their
+        observation is a new episode's first)."""
+        restarted = self.ended
         ended = (batch.terminated | batch.truncated).cpu()
+        assert not ended[restarted].any() and not batch.reward.cpu()[restarted].any(), "a restart step is empty"
+        self.t = torch.where(restarted, 0, self.t + 1)
         assert (self.t <= self.limit).all(), "episode ran past its limit"
         assert torch.equal(batch.truncated.cpu(), ~batch.terminated.cpu() & (self.t == self.limit))
         assert ended[self.t == self.limit].all(), "episode not ended at its limit"
         self.lengths += self.t[ended].tolist()
-        self.t[ended] = 0
-        return ended
+        self.ended = ended
+        return restarted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,22 +148,38 @@ MOVABLE = {"simple_spread": [0, 1, 2], "simple_reference": [0, 1], "simple_speak
 
 
 @pytest.mark.parametrize("scenario", MPE_SCENARIOS)
-def test_mpe_interface_and_auto_reset(scenario: str) -> None:
+def test_mpe_interface_and_next_step_auto_reset(scenario: str) -> None:
     env = make(f"mpe:{scenario}", num_envs=3, seed=1, max_cycles=4)
     gen = torch.Generator().manual_seed(0)
     batch = env.reset()
     check_batch(batch, env.spec, 3, env.device)
     clock = EpisodeClock(3, env.spec.episode_limit)
-    moved = False
+    moved_at_the_end = False
     for _ in range(10):
         batch = env.step(random_actions(batch.avail_actions, gen))
         check_batch(batch, env.spec, 3, env.device)
-        ended = clock.tick(batch)
+        restarted = clock.tick(batch)
         velocity = batch.obs[:, MOVABLE[scenario], :2]
-        assert not velocity[ended].any(), "after an episode ends the obs must be a first-step obs"
-        moved |= bool(velocity[~ended].any())
+        assert not velocity[restarted].any(), "the step after an episode's end returns a first-step obs"
+        moved_at_the_end |= bool(velocity[batch.truncated].any())  # the final obs, not a reset one
         assert not batch.terminated.any() and not batch.won.any()
-    assert moved and clock.lengths == [4] * 6
+    assert moved_at_the_end and clock.lengths == [4] * 6
+    env.close()
+
+
+def test_a_truncated_episode_is_stored_unterminated_with_its_final_observation() -> None:
+    """pymarl's runner: an episode cut by the time limit is not terminal, and the observation after
+    its last step is the final one (the learners' TD(λ) targets bootstrap from it), not the next
+    episode's first (whose velocities are zero)."""
+    env = make("mpe:simple_spread", num_envs=3, seed=2, max_cycles=6)
+    holder = torch.nn.Module()
+    holder.controller = AgentController(env.spec, AgentConfig(), "obs")
+    runner = EpisodeRunner([env], StackedModules([holder]), "controller", "stepwise")
+    episodes, stats = runner.run([1.0], [True], [torch.Generator().manual_seed(0)])
+    assert stats.lengths.eq(6).all() and episodes.filled.sum() == 18
+    assert not episodes.terminated.any()
+    final = episodes.obs[0, :, 6, :, :2]  # every agent's own velocity after the last step
+    assert final.abs().sum(dim=(1, 2)).gt(0).all()
     env.close()
 
 
@@ -260,13 +285,18 @@ def test_smax_interface_and_episode_limit(smax_run: tuple[EnvSpec, list[EnvBatch
     assert max(clock.lengths) == SMAX_LIMIT
 
 
-def test_smax_auto_reset_gives_first_step(smax_run: tuple[EnvSpec, list[EnvBatch]]) -> None:
+def test_smax_ends_on_its_final_state_and_restarts_on_the_next_step(smax_run: tuple[EnvSpec, list[EnvBatch]]) -> None:
     _, batches = smax_run
     n_units = 6  # 3 allies + 3 enemies; world state: 10 features per unit, health first
+    clock = EpisodeClock(SMAX_ENVS, SMAX_LIMIT)
+    ended_at_full_health = True
     for batch in batches[1:]:
         health = batch.state[:, : 10 * n_units : 10].cpu()
-        ended = (batch.terminated | batch.truncated).cpu()
-        assert health[ended].eq(1).all(), "a new episode starts at full health"
+        restarted = clock.tick(batch)
+        assert health[restarted].eq(1).all(), "a new episode starts at full health"
+        terminated = batch.terminated.cpu()
+        ended_at_full_health &= bool(health[terminated].eq(1).all())  # the final state: a side is dead
+    assert not ended_at_full_health, "the step that ends a battle returns its final state"
     assert (torch.stack([b.state[:, : 10 * n_units : 10] for b in batches]) < 1).any()
 
 

@@ -72,12 +72,21 @@ def test_episodes_end_by_truncation_at_400_steps_and_restart():
     env = make("overcooked:cramped_room", num_envs=2, seed=1)
     first = env.reset()
     for t in range(1, 401):
-        step = env.step(torch.tensor([[RIGHT, LEFT], [STAY, STAY]]))
+        step = env.step(torch.tensor([[DOWN, STAY], [STAY, STAY]]))
         assert not step.terminated.any() and not step.won.any()
         assert bool(step.truncated.all()) == (t == 400), t
-    # the kitchen restarted: agent 0 is back at its start cell (moving right had taken it away)
-    own_position = step.obs[0, 0].view(4, 5, 26)[..., 0]
-    assert torch.equal(own_position, first.obs[0, 0].view(4, 5, 26)[..., 0])
+    def own_position(batch):
+        return batch.obs[0, 0].view(4, 5, 26)[..., 0]
+
+    # the last step shows the final kitchen (a truncated episode bootstraps from it): agent 0 has
+    # moved down, away from its start cell
+    assert not torch.equal(own_position(step), own_position(first))
+    # the next step restarts the kitchen, whatever the actions: agent 0 is back at its start cell
+    restart = env.step(torch.tensor([[DOWN, STAY], [STAY, STAY]]))
+    assert torch.equal(own_position(restart), own_position(first))
+    assert not (restart.truncated | restart.terminated).any() and not restart.reward.any()
+    step = env.step(torch.tensor([[DOWN, STAY], [STAY, STAY]]))
+    assert not step.truncated.any(), "the new episode counts its steps from the restart"
 
 
 def test_a_saved_rng_state_replays_the_same_kitchens():
@@ -141,7 +150,8 @@ def test_the_fused_rollout_collects_the_stepwise_runners_episodes():
     assert torch.equal(fused_stats.returns, step_stats.returns)
     for name in ("obs", "state", "actions", "reward", "terminated", "filled"):
         assert torch.equal(fused[name], stepwise[name]), name
-    assert fused["terminated"][0, :, -1].all()  # the limit ends every episode (stored as its end)
+    # the limit ends every episode by truncation: not terminal, so its return bootstraps
+    assert not fused["terminated"].any()
 
 
 def test_the_shaped_reward_keeps_the_stepwise_runner():

@@ -104,8 +104,11 @@ def test_workers_batch_step_and_auto_reset(fake_starcraft):
         win = env.step(torch.tensor([[2, 2], [0, 1], [1, 1]]))
         assert win.won.tolist() == [True, False, False] and win.terminated.tolist() == [True, False, False]
         assert win.reward.tolist() == [4.0, 1.0, 2.0]
-        assert win.obs[0, 0, 1] == 0 and win.obs[1, 0, 1] == 1, "a finished game restarts at once"
-        for _ in range(3):
+        assert win.obs[0, 0, 1] == 1 and win.obs[1, 0, 1] == 1, "the ending step returns the final observation"
+        restart = env.step(torch.zeros(3, 2, dtype=torch.int64))
+        assert restart.obs[0, 0, 1] == 0 and restart.obs[1, 0, 1] == 2, "the next step restarts a finished game"
+        assert restart.reward[0] == 0 and not (restart.terminated | restart.truncated | restart.won).any()
+        for _ in range(2):
             last = env.step(torch.zeros(3, 2, dtype=torch.int64))
         assert last.truncated.tolist() == [False, True, True] and not last.terminated.any()
     finally:

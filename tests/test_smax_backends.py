@@ -28,7 +28,7 @@ def mmm2_blind() -> tuple:
     n = env.spec.n_agents
 
     def ally_health() -> np.ndarray:
-        return np.asarray(env._states.state.unit_health[:, :n]).sum(axis=1)
+        return np.asarray(env._states[0].state.unit_health[:, :n]).sum(axis=1)
 
     batches = [env.reset()]
     health = [ally_health()]

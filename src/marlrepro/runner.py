@@ -126,7 +126,7 @@ def _run_episodes(env: BatchedEnv, controller: AgentController, ep: Episodes, ep
         done = step.terminated | step.truncated
         ep.actions[:, t] = actions
         ep.reward[:, t] = step.reward * live
-        ep.terminated[:, t] = (done & active).float()
+        ep.terminated[:, t] = (step.terminated & active).float()  # a truncation bootstraps (pymarl)
         ep.filled[:, t] = live
         won |= step.won & active
         active &= ~done

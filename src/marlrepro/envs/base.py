@@ -39,6 +39,12 @@ class EnvBatch(NamedTuple):
     ``full_obs`` [B, N, full_obs_dim] is the full-sight observation where the backend was asked
     for it (e.g. ``sight_range=0`` allies plus the expert's view), else None.
     After ``reset`` the reward is zero and all flags are False.
+
+    Auto-reset (Gymnasium's "next step" mode): the step that ends an episode returns its reward,
+    flags and *final* observation (a truncated episode bootstraps from it, as pymarl's runner
+    does); the next ``step`` ignores that environment's actions, restarts it and returns the new
+    episode's first observation with zero reward and all flags False. (The matrix games, whose
+    every step is a whole episode from one constant state, are the exception.)
     """
 
     obs: torch.Tensor

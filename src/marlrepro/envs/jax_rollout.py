@@ -288,12 +288,11 @@ class FusedRollout:
         runs, b = flat.shape[:2]
         batch = unpack_outputs(flat.reshape(runs * b, t + 1, -1), spec)
         filled_t = torch.from_dlpack(filled)[:, :t].transpose(1, 2).reshape(runs * b, t)
-        ended = (batch.terminated | batch.truncated)[:, 1:]
         reward = batch.reward[:, 1:] * filled_t
         episodes = Episodes(
             obs=batch.obs, state=batch.state, avail_actions=batch.avail_actions,
             actions=torch.from_dlpack(actions)[:, :t].transpose(1, 2).reshape(runs * b, t, -1).long(),
-            reward=reward, terminated=ended.float() * filled_t, filled=filled_t, full_obs=batch.full_obs,
+            reward=reward, terminated=batch.terminated[:, 1:].float() * filled_t, filled=filled_t, full_obs=batch.full_obs,
         )
         won = (batch.won[:, 1:] & (filled_t > 0)).any(dim=1)
         per_run = Episodes(**{name: v.view(runs, b, *v.shape[1:]) for name, v in episodes.tensors().items()})

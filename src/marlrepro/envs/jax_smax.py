@@ -14,8 +14,10 @@ Episode bookkeeping done here, identically for every SMAX-family env:
 * ``truncated``: the episode reached ``episode_limit`` steps without the battle ending.
 * Team reward: every ally receives the same team reward; it is ally 0's reward times
   ``reward_scale``.
-* Ended battles restart at once (auto-reset); the step that ends one returns its reward and flags
-  with the next episode's first observation.
+* Ended battles restart on their next step (auto-reset, Gymnasium's "next step" mode): the step
+  that ends a battle returns its reward and flags with its final observation, from which a
+  learner bootstraps a truncated episode; the next step ignores that battle's actions and returns
+  the new episode's first observation, with zero reward and no flags.
 
 GPU memory: JAX preallocates most of the GPU by default, which starves torch on a shared GPU.
 This module sets ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (via ``os.environ.setdefault``, before
@@ -175,35 +177,37 @@ class SMAXBatch:
         return jnp.concatenate([c.reshape(self.num_envs, -1).astype(jnp.float32) for c in columns], axis=1)
 
     def reset_batch(self, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-        """Reset every battle (pure, traceable): the new states, the next key and the packed outputs."""
+        """Reset every battle (pure, traceable): the new states (the battles' and which ended on
+        the last step), the next key and the packed outputs."""
         key, reset_key = jax.random.split(key)
         state, views = self._reset_all(reset_key)
         false = jnp.zeros(self.num_envs, dtype=jnp.bool_)
         reward = jnp.zeros(self.num_envs, dtype=jnp.float32)
-        return state, key, self._outputs(state, views, reward, false, false, false)
+        return (state, false), key, self._outputs(state, views, reward, false, false, false)
 
     def step_batch(
-        self, state: Any, key: jax.Array, actions: jax.Array
-    ) -> tuple[Any, jax.Array, jax.Array]:
-        """Step every battle, do the win/limit bookkeeping and auto-reset ended ones (pure, traceable).
-
-        ``actions`` [B, N] int32; returns the new states, the next key and the packed outputs.
-        """
+        self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array
+    ) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """Step every battle and do the win/limit bookkeeping; a battle that ended on the last step
+        restarts instead (pure, traceable). ``actions`` [B, N] int32; returns the new states, the
+        next key and the packed outputs (an ending step's with the battle's final observation)."""
+        state, ended_before = states
         key, step_key, reset_key = jax.random.split(key, 3)
         agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
         obs, state, rewards, _, _ = jax.vmap(self._env.step_env)(
             jax.random.split(step_key, self.num_envs), state, agent_actions
         )
-        terminated = jax.vmap(self._rules.battle_over)(state)
-        won = jax.vmap(self._rules.won)(state)
-        truncated = ~terminated & (state.state.step >= self.spec.episode_limit)
-        ended = terminated | truncated
-        reward = rewards[self._env.agents[0]] * self._reward_scale
+        stepping = ~ended_before
+        terminated = jax.vmap(self._rules.battle_over)(state) & stepping
+        won = jax.vmap(self._rules.won)(state) & terminated
+        truncated = stepping & ~terminated & (state.state.step >= self.spec.episode_limit)
+        reward = jnp.where(stepping, rewards[self._env.agents[0]] * self._reward_scale, 0.0)
 
         fresh_state, fresh_views = self._reset_all(reset_key)
-        state = _where(ended, fresh_state, state)
-        views = _where(ended, fresh_views, self._observed(obs))
-        return state, key, self._outputs(state, views, reward, terminated, truncated, won)
+        state = _where(ended_before, fresh_state, state)
+        views = _where(ended_before, fresh_views, self._observed(obs))
+        outputs = self._outputs(state, views, reward, terminated, truncated, won)
+        return (state, terminated | truncated), key, outputs
 
     # ---- torch boundary -----------------------------------------------------------------------
 
@@ -224,7 +228,8 @@ class SMAXBatch:
         return self._to_torch(outputs)
 
     def step(self, actions: torch.Tensor) -> EnvBatch:
-        """Step every battle with ``actions`` [B, N] (int64 on ``device``); ended ones restart."""
+        """Step every battle with ``actions`` [B, N] (int64 on ``device``); those that ended on the
+        last step restart instead."""
         if self._states is None:
             raise RuntimeError("SMAX Env.step called before reset")
         jax_actions = jax.dlpack.from_dlpack(actions.to(torch.int32).contiguous())

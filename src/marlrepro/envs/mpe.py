@@ -92,7 +92,8 @@ def _pad_index(obs_dims: list[int]) -> torch.Tensor:
 
 
 class Env:
-    """``num_envs`` independently seeded mpe2 environments with per-environment auto-reset.
+    """``num_envs`` independently seeded mpe2 environments with per-environment auto-reset on the
+    step after an episode ends (Gymnasium's "next step" mode).
 
     The returned ``avail_actions`` and ``won`` are shared constant tensors: copy before
     modifying them.
@@ -119,6 +120,7 @@ class Env:
         avail = torch.arange(self.spec.n_actions) < torch.tensor(action_counts)[:, None]
         self._avail = avail.repeat(num_envs, 1, 1).to(device)
         self._won = torch.zeros(num_envs, dtype=torch.bool, device=device)
+        self._ended = [False] * num_envs  # which environments' episodes ended on the last step
         # Distinct, reproducible per-environment seeds; later resets continue each env's stream.
         for env, env_seed in zip(self._envs, np.random.SeedSequence(seed).generate_state(num_envs)):
             env.reset(seed=int(env_seed))
@@ -145,21 +147,27 @@ class Env:
 
     def reset(self) -> EnvBatch:
         """Reset every environment."""
+        self._ended = [False] * self.num_envs
         host = np.zeros((self.num_envs, self.spec.state_dim + 3), dtype=np.float32)
         for b, env in enumerate(self._envs):
             host[b, : self.spec.state_dim] = self._flat_obs(env.reset()[0])
         return self._to_batch(host)
 
     def step(self, actions: torch.Tensor) -> EnvBatch:
-        """Step every environment; those whose episode ended restart and report their first obs."""
+        """Step every environment. The step that ends an episode reports its final obs (a
+        truncated episode bootstraps from it); the next step restarts that environment instead,
+        whatever its actions, and reports the first obs with zero reward and no flags."""
         s = self.spec.state_dim
-        host = np.empty((self.num_envs, s + 3), dtype=np.float32)
+        host = np.zeros((self.num_envs, s + 3), dtype=np.float32)
         first = self._agents[0]
         for b, (env, row) in enumerate(zip(self._envs, actions.cpu().tolist())):
+            if self._ended[b]:
+                host[b, :s] = self._flat_obs(env.reset()[0])
+                self._ended[b] = False
+                continue
             obs, rewards, terminations, truncations, _ = env.step(dict(zip(self._agents, row)))
             terminated, truncated = terminations[first], truncations[first]
-            if terminated or truncated:
-                obs = env.reset()[0]
+            self._ended[b] = terminated or truncated
             host[b, :s] = self._flat_obs(obs)
             reward = rewards[first] if self._shared_reward else sum(rewards.values())
             host[b, s:] = (reward, terminated, truncated)

@@ -14,8 +14,11 @@
   the pot 3, useful plate pick-up 3, soup pick-up 5), annealed linearly from the coefficient to 0
   over ``shaped_reward_horizon`` env steps of this batch of environments, as JaxMARL's baselines
   do (``REW_SHAPING_HORIZON``).
-* Every environment resets on its own when its episode ends; a reset redraws the agents'
-  orientations (JaxMARL's reset), not their positions.
+* Every environment resets on its own on the step after its episode ends (Gymnasium's "next
+  step" auto-reset): the last step returns the final kitchen, from which a learner bootstraps the
+  truncated episode; the next one ignores the actions and returns a fresh kitchen, with zero
+  reward and no flags. A reset redraws the agents' orientations (JaxMARL's reset), not their
+  positions.
 * Without the shaped reward, rollouts are fused into one JAX call as SMAX's are
   (:class:`~marlrepro.envs.jax_rollout.FusedRollout`); with it, the stepwise runner serves them.
 """
@@ -102,23 +105,35 @@ class Env:
                                 truncated.astype(jnp.float32)[:, None], false], axis=1)
 
     def reset_batch(self, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-        """Reset every kitchen (pure, traceable): the states, the next key and the packed outputs."""
+        """Reset every kitchen (pure, traceable): the states (the kitchens' and which ended on the
+        last step), the next key and the packed outputs."""
         key, reset_key = jax.random.split(key)
         obs, states = jax.vmap(self._env.reset)(jax.random.split(reset_key, self.num_envs))
         zeros = jnp.zeros(self.num_envs, dtype=jnp.float32)
-        return states, key, self._outputs(obs, zeros, zeros > 0)
+        return (states, zeros > 0), key, self._outputs(obs, zeros, zeros > 0)
 
-    def step_batch(self, states: Any, key: jax.Array, actions: jax.Array,
-                   shaping: jax.Array | float = 0.0) -> tuple[Any, jax.Array, jax.Array]:
-        """Step every kitchen (pure, traceable; JaxMARL's ``step`` resets ended ones); ``shaping``
-        is the shaped reward's coefficient at this step."""
+    def _step_one(self, key: jax.Array, state: Any, ended_before: jax.Array, actions: dict[str, jax.Array]) -> tuple:
+        """One kitchen: JaxMARL's ``step_env``, or its ``reset`` if the last step ended the episode
+        (the keys split as JaxMARL's ``step`` splits them)."""
+        step_key, reset_key = jax.random.split(key)
+        obs, stepped, rewards, dones, infos = self._env.step_env(step_key, state, actions)
+        fresh_obs, fresh = self._env.reset(reset_key)
+        state = jax.tree.map(lambda new, old: jax.lax.select(ended_before, new, old), fresh, stepped)
+        obs = jax.tree.map(lambda new, old: jax.lax.select(ended_before, new, old), fresh_obs, obs)
+        shaped = sum(infos["shaped_reward"][agent] for agent in self._env.agents)
+        return obs, state, rewards[self._env.agents[0]], shaped, dones["__all__"] & ~ended_before
+
+    def step_batch(self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array,
+                   shaping: jax.Array | float = 0.0) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """Step every kitchen, or restart one whose episode ended on the last step (pure,
+        traceable); ``shaping`` is the shaped reward's coefficient at this step."""
+        states, ended_before = states
         key, step_key = jax.random.split(key)
         agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
-        obs, states, rewards, dones, infos = jax.vmap(self._env.step)(
-            jax.random.split(step_key, self.num_envs), states, agent_actions)
-        shaped = sum(infos["shaped_reward"][agent] for agent in self._env.agents)
-        reward = rewards[self._env.agents[0]] + shaping * shaped
-        return states, key, self._outputs(obs, reward.astype(jnp.float32), dones["__all__"])
+        obs, states, reward, shaped, truncated = jax.vmap(self._step_one)(
+            jax.random.split(step_key, self.num_envs), states, ended_before, agent_actions)
+        reward = jnp.where(ended_before, 0.0, reward + shaping * shaped).astype(jnp.float32)
+        return (states, truncated), key, self._outputs(obs, reward, truncated)
 
     # ---- torch boundary -----------------------------------------------------------------------
 
@@ -149,7 +164,8 @@ class Env:
         return self._to_torch(outputs)
 
     def step(self, actions: torch.Tensor) -> EnvBatch:
-        """Step every kitchen with ``actions`` [B, 2] (int64 on ``device``); ended ones restart."""
+        """Step every kitchen with ``actions`` [B, 2] (int64 on ``device``); those that ended on
+        the last step restart instead."""
         if self._states is None:
             raise RuntimeError("Overcooked Env.step called before reset")
         jax_actions = jax.dlpack.from_dlpack(actions.to(torch.int32).contiguous())

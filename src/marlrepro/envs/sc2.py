@@ -4,7 +4,8 @@ Scenarios are the SMAC maps (``sc2:3s5z``, ``sc2:MMM2``, ...) served by ``smac``
 ``StarCraft2Env``, and the SMACv2 race scenarios (``sc2:protoss_10_vs_11``, ...) served by
 ``smacv2``'s ``StarCraftCapabilityEnvWrapper`` with SMACv2's unit weights and start positions.
 Each of the ``num_envs`` games runs in its own worker process (StarCraft II is one OS process per
-game); the workers step in parallel and auto-reset finished episodes. ``sight_range`` limits
+game); the workers step in parallel and restart a finished game on its next step (the step that
+ends an episode returns its final observation). ``sight_range`` limits
 what the allies observe, as IGM-DA's SMAC fork does, by overriding SMAC's per-agent
 ``unit_sight_range``. SMAC runs with its default flags (those of pymarl's ``sc2.yaml``), SMACv2
 with the flags of its ``sc2_gen_*.yaml`` configs (:data:`SMACV2_FLAGS`), so observation and state
@@ -132,18 +133,22 @@ def _observe(game: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _serve(conn: Connection, factory: GameFactory) -> None:
     """Worker loop: one game, commands ``info``, ``reset``, ``step`` and ``close`` over a pipe."""
     game = factory.build()
+    ended = False  # whether the last step ended the episode: the next step restarts the game
     try:
         while True:
             command, payload = conn.recv()
-            if command == "step":
+            if command == "step" and ended:
+                game.reset()
+                ended = False
+                conn.send((_observe(game), 0.0, False, False, False))
+            elif command == "step":
                 reward, ended, info = game.step(payload)
                 truncated = bool(ended and info.get("episode_limit", False))
                 won = bool(ended and info.get("battle_won", False))
-                if ended:
-                    game.reset()
                 conn.send((_observe(game), float(reward), bool(ended) and not truncated, truncated, won))
             elif command == "reset":
                 game.reset()
+                ended = False
                 conn.send(_observe(game))
             elif command == "info":
                 conn.send(_env_info(game))

@@ -63,8 +63,10 @@ def soft_td_lambda_targets(
 
 
 def _last(target_qs: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
-    """``G_T = Q_T · (1 − Σ_t d_t)``: the bootstrap of an episode cut by the batch, zero for one
-    that ended. [B, 1, K]."""
+    """``G_T = Q_T · (1 − Σ_t d_t)``: the bootstrap of an episode that did not terminate, zero for
+    one that did. An episode cut by the time limit is not terminal (pymarl's runner): it spans the
+    whole batch (the limit is the longest length) and step ``T`` holds its final observation
+    (the environments' "next step" auto-reset, :class:`~marlrepro.envs.base.EnvBatch`). [B, 1, K]."""
     return target_qs[:, -1:] * (1 - terminated.sum(dim=1, keepdim=True))
 
 
