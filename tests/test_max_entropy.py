@@ -11,6 +11,7 @@ import torch
 
 from marlrepro.config import MixerConfig
 from marlrepro.learners.max_entropy import (
+    away_from_policy_weights,
     masked_log_policy,
     opt_loss,
     policy_entropy,
@@ -199,3 +200,19 @@ def test_the_temperature_stops_at_its_floor_and_recovers_from_it():
             assert log_alpha.item() > math.log(ALPHA_FLOOR) - 5.0  # Adam's momentum overshoots by ~10 steps at most
             assert temperature(log_alpha).item() >= torch.tensor(ALPHA_FLOOR).item()  # in float32
     assert temperature(log_alpha).item() > 10 * ALPHA_FLOOR  # it came back up
+
+
+def test_td_errors_that_pull_q_tot_away_from_the_summed_logits_get_the_away_weight():
+    """The released code's weighted TD loss, element by element: a TD step moves ``Q_tot`` by
+    ``−td_error``; it moves away from the policies' summed logits ``Q_tot − opt_error`` when the
+    two errors' signs say so (zeros included as the code has them: ``opt_error > 0``, ``td < 0``)."""
+    torch.manual_seed(0)
+    td = torch.randn(4, 6, 1).round()  # some exact zeros
+    opt = torch.randn(4, 6, 1).round()
+    weights = away_from_policy_weights(td, opt, 0.25)
+    for w, t, o in zip(weights.flatten().tolist(), td.flatten().tolist(), opt.flatten().tolist(), strict=True):
+        q_tot_above_logits = o > 0
+        td_raises_q_tot = t < 0
+        away = q_tot_above_logits == td_raises_q_tot
+        assert w == (0.25 if away else 1.0)
+    assert away_from_policy_weights(td, opt, 1.0).eq(1).all()

@@ -179,6 +179,11 @@ class MaxEntropyConfig:
     learning from the TD loss and ``f`` from the OPT loss (the released code's gradient paths);
     ``local`` mixes the raw local values, ``Q_tot = Mixer(Q; s)``, and the whole transformation
     ``f ∘ g`` learns from the OPT loss alone (§5's text).
+    ``away_td_weight`` (the released code's weighted TD loss; the paper is silent): a TD error
+    whose gradient moves ``Q_tot`` away from the policies' summed logits ``Σ_i f_i(g_i(q_i))``
+    counts with this weight, the others with 1, and the loss is normalised by the summed weights
+    (:func:`~marlrepro.learners.max_entropy.away_from_policy_weights`). 1 is the plain TD loss;
+    the code's is 0.5. Only with a transformation (``opt``, ``mlp``).
     """
 
     mode: MaxEntropyMode = "none"
@@ -187,6 +192,7 @@ class MaxEntropyConfig:
     alpha_init: float = 0.03
     temperature_lr: float = 0.3
     target_entropy_per_agent: float = 0.24
+    away_td_weight: float = 0.5
 
 
 @dataclass
@@ -466,6 +472,9 @@ def check_config(config: TrainConfig) -> None:
             raise ConfigError(f"max_entropy.alpha_init: the temperature must be > 0, got {me.alpha_init}")
         if me.temperature_lr < 0:
             raise ConfigError(f"max_entropy.temperature_lr: must be >= 0, got {me.temperature_lr}")
+        if not 0 < me.away_td_weight <= 1:
+            raise ConfigError(f"max_entropy.away_td_weight: a weight in (0, 1] (1: the plain TD loss, 0.5: the "
+                              f"released code's), got {me.away_td_weight}")
     if config.algo == "fop":
         for key, mode in (("max_entropy.mode", me.mode), ("imitation.mode", config.imitation.mode)):
             if mode != "none":

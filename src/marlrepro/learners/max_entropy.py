@@ -56,3 +56,14 @@ def opt_loss(q_tot: torch.Tensor, transformed_taken: torch.Tensor, mask: torch.T
     ``f_i(sg[g_i(q_i(a_i))])``, the caller stopping the gradient into ``g_i``; ``mask`` [B, T, 1]."""
     error = q_tot.detach() - transformed_taken.sum(dim=-1, keepdim=True)
     return 0.5 * (mask * error.pow(2)).sum() / mask.sum().clamp(min=1)
+
+
+def away_from_policy_weights(td_error: torch.Tensor, opt_error: torch.Tensor, away_weight: float) -> torch.Tensor:
+    """The weights of the released code's TD loss (notes/me_igm.md, "a 0.5 weight on samples
+    where the OPT error and the TD error have a particular sign combination"). With
+    ``td_error = Q_tot − G`` and ``opt_error = Q_tot − Σ_i f_i(g_i(q_i(a_i)))``, a sample whose TD
+    gradient moves ``Q_tot`` away from the policies' summed logits (``opt_error > 0`` and
+    ``td_error < 0``, or ``opt_error ≤ 0`` and ``td_error ≥ 0``) weighs ``away_weight``; every other
+    sample weighs 1. Shapes [B, T, 1]; no gradient flows through the weights."""
+    away = (opt_error > 0) == (td_error < 0)
+    return torch.where(away.detach(), away_weight, 1.0).to(td_error.dtype)

@@ -5,11 +5,14 @@ One run's networks: the agents ``Q_i`` with their transformations and temperatur
 (:class:`~marlrepro.controller.SoftmaxPolicyController`), the mixer (QMIX's or QPLEX's) and
 target copies of both. The loss of one batch is the sum of three terms:
 
-* the soft TD(λ) loss ``w · E[(Q_tot(τ, u; s) − sg[G^λ_soft])²]``, with
+* the soft TD(λ) loss ``w · E_ω[(Q_tot(τ, u; s) − sg[G^λ_soft])²]``, with
   ``Q_tot = Mixer(g_1(Q_1(u_1)), …, g_N(Q_N(u_N)); s)`` (or ``Mixer(Q_1(u_1), …; s)``, with
   ``max_entropy.mixer_input: local``) and the soft return of
   :func:`~marlrepro.learners.targets.soft_td_lambda_targets`: target networks evaluate joint
   actions ``a'`` sampled from the current policies, plus ``α`` times their entropy estimate;
+  ``E_ω`` weighs the samples whose TD gradient moves ``Q_tot`` away from the policies' summed
+  logits by ``max_entropy.away_td_weight`` (the released code's 0.5;
+  :func:`~marlrepro.learners.max_entropy.away_from_policy_weights`);
 * the OPT loss (eq. 9), which fits ``Σ_i f_i(sg[g_i(Q_i(u_i))])`` (``f_i(g_i(sg[Q_i(u_i)]))``
   with ``local``) to ``sg[Q_tot]``
   (:func:`~marlrepro.learners.max_entropy.opt_loss`; not in the +Entropy ablation, which has no
@@ -28,6 +31,7 @@ from marlrepro.controller import AgentController, ObsSource, SoftmaxPolicyContro
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import ParamGroup
 from marlrepro.learners.max_entropy import (
+    away_from_policy_weights,
     masked_log_policy,
     opt_loss,
     policy_entropy,
@@ -104,11 +108,15 @@ class MaxEntropyLearner(ValueDecompositionLearner):
                                              target_tot, entropy_estimate, alpha, cfg.gamma, cfg.td_lambda)
         q_tot = self.joint_value(self.mixer, mixed[:, :-1], batch.actions, avail[:, :-1], states[:, :-1])
         denom = mask.sum()
-        td_loss = cfg.td_weight * ((q_tot - targets) * mask).pow(2).sum() / denom
-        loss = td_loss
+        td_error = q_tot - targets
+        td_weights = mask
+        loss = torch.zeros((), device=q_tot.device)
         if controller.transform is not None:
-            taken = logits[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
-            loss = loss + opt_loss(q_tot, taken * real[:, :-1], mask)
+            taken = logits[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * real[:, :-1]  # [B, T, N]
+            loss = loss + opt_loss(q_tot, taken, mask)
+            opt_error = q_tot.detach() - taken.sum(dim=-1, keepdim=True)
+            td_weights = mask * away_from_policy_weights(td_error, opt_error, self.me.away_td_weight)
+        loss = loss + cfg.td_weight * (td_weights * td_error.pow(2)).sum() / td_weights.sum().clamp(min=1e-8)
         joint_entropy = (policy_entropy(log_pi[:, :-1]) * real[:, :-1]).sum(dim=-1, keepdim=True)  # [B, T, 1]
         loss = loss + temperature_loss(controller.log_alpha, joint_entropy, self.target_entropy, mask)
         return loss, (q_tot * mask).sum() / denom, (targets * mask).sum() / denom
