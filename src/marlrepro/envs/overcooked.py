@@ -37,11 +37,11 @@ from flax.core.frozen_dict import FrozenDict
 from marlrepro import env_catalog
 from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.envs.jax_smax import _jax_device, unpack_outputs
-from marlrepro.envs.smax_stock import _quiet_jaxmarl_import
+from marlrepro.envs.jaxmarl_modules import jaxmarl_module
 from marlrepro.errors import ConfigError
 
-with _quiet_jaxmarl_import():
-    from jaxmarl.environments.overcooked import Overcooked, overcooked_layouts
+_overcooked = jaxmarl_module("jaxmarl.environments.overcooked")
+Overcooked, overcooked_layouts = _overcooked.Overcooked, _overcooked.overcooked_layouts
 
 # our layout name -> JaxMARL's key
 LAYOUTS = {"cramped_room": "cramped_room", "asymmetric_advantages": "asymm_advantages"}

@@ -20,10 +20,6 @@ source:
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -32,30 +28,12 @@ import torch
 from marlrepro import env_catalog
 from marlrepro.envs.base import EnvSpec
 from marlrepro.envs.jax_smax import SMAXBatch, spec_of
+from marlrepro.envs.jaxmarl_modules import jaxmarl_module
 from marlrepro.errors import ConfigError, unknown_choice
 
-
-@contextlib.contextmanager
-def _quiet_jaxmarl_import() -> Iterator[None]:
-    """Swallow jaxmarl 0.2.0's import-time prints and undo its stream rebinding.
-
-    ``jaxmarl.environments`` prints two lines on import, and its MABrax module rebinds
-    ``sys.stdout``/``sys.stderr`` to ``sys.__stdout__``/``sys.__stderr__`` (which would escape
-    ``contextlib.redirect_stdout`` and clobber any caller's redirection). Pointing the dunder
-    streams at a sink for the duration, then restoring all four, contains both.
-    """
-    saved = sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__
-    sys.stdout = sys.__stdout__ = io.StringIO()
-    sys.__stderr__ = sys.stderr
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__ = saved
-
-
-with _quiet_jaxmarl_import():
-    from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
-    from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
+_smax = jaxmarl_module("jaxmarl.environments.smax")
+HeuristicEnemySMAX, map_name_to_scenario = _smax.HeuristicEnemySMAX, _smax.map_name_to_scenario
+MAP_NAME_TO_SCENARIO = jaxmarl_module("jaxmarl.environments.smax.smax_env").MAP_NAME_TO_SCENARIO
 
 SCENARIOS = frozenset(MAP_NAME_TO_SCENARIO)
 ATTACK_MODES = ("closest", "random")
