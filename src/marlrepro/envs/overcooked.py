@@ -36,7 +36,7 @@ from flax.core.frozen_dict import FrozenDict
 
 from marlrepro import env_catalog
 from marlrepro.envs.base import EnvBatch, EnvSpec
-from marlrepro.envs.jax_smax import _jax_device, unpack_outputs
+from marlrepro.envs.jax_smax import _jax_device, _where, unpack_outputs
 from marlrepro.envs.jaxmarl_modules import jaxmarl_module
 from marlrepro.errors import ConfigError
 
@@ -112,27 +112,22 @@ class Env:
         zeros = jnp.zeros(self.num_envs, dtype=jnp.float32)
         return (states, zeros > 0), key, self._outputs(obs, zeros, zeros > 0)
 
-    def _step_one(self, key: jax.Array, state: Any, ended_before: jax.Array, actions: dict[str, jax.Array]) -> tuple:
-        """One kitchen: JaxMARL's ``step_env``, or its ``reset`` if the last step ended the episode
-        (the keys split as JaxMARL's ``step`` splits them)."""
-        step_key, reset_key = jax.random.split(key)
-        obs, stepped, rewards, dones, infos = self._env.step_env(step_key, state, actions)
-        fresh_obs, fresh = self._env.reset(reset_key)
-        state = jax.tree.map(lambda new, old: jax.lax.select(ended_before, new, old), fresh, stepped)
-        obs = jax.tree.map(lambda new, old: jax.lax.select(ended_before, new, old), fresh_obs, obs)
-        shaped = sum(infos["shaped_reward"][agent] for agent in self._env.agents)
-        return obs, state, rewards[self._env.agents[0]], shaped, dones["__all__"] & ~ended_before
-
     def step_batch(self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array,
                    shaping: jax.Array | float = 0.0) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
-        """Step every kitchen, or restart one whose episode ended on the last step (pure,
-        traceable); ``shaping`` is the shaped reward's coefficient at this step."""
+        """Step every kitchen with JaxMARL's ``step_env``, or restart one whose episode ended on the
+        last step (pure, traceable; each kitchen's key split as JaxMARL's ``step`` splits it);
+        ``shaping`` is the shaped reward's coefficient at this step."""
         states, ended_before = states
         key, step_key = jax.random.split(key)
+        step_keys, reset_keys = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(step_key, self.num_envs))
         agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
-        obs, states, reward, shaped, truncated = jax.vmap(self._step_one)(
-            jax.random.split(step_key, self.num_envs), states, ended_before, agent_actions)
-        reward = jnp.where(ended_before, 0.0, reward + shaping * shaped).astype(jnp.float32)
+        obs, stepped, rewards, dones, infos = jax.vmap(self._env.step_env)(step_keys, states, agent_actions)
+        fresh_obs, fresh = jax.vmap(self._env.reset)(reset_keys)
+        states = _where(ended_before, fresh, stepped)
+        obs = _where(ended_before, fresh_obs, obs)
+        shaped = sum(infos["shaped_reward"][agent] for agent in self._env.agents)
+        reward = jnp.where(ended_before, 0.0, rewards[self._env.agents[0]] + shaping * shaped).astype(jnp.float32)
+        truncated = dones["__all__"] & ~ended_before
         return (states, truncated), key, self._outputs(obs, reward, truncated)
 
     # ---- torch boundary -----------------------------------------------------------------------
