@@ -178,6 +178,8 @@ def test_each_mode_trains_on_the_matrix_game_and_reports_its_policies(tmp_path, 
     (["imitation.mode=dagger", "imitation.expert_input=state"], "cannot be combined with imitation.mode"),
     (["max_entropy.alpha_init=0"], "max_entropy.alpha_init"),
     (["max_entropy.mode=soft"], "max_entropy.mode"),
+    (["max_entropy.away_td_weight=0"], r"max_entropy.away_td_weight: a weight in \(0, 1\]"),
+    (["max_entropy.away_td_weight=1.5"], r"max_entropy.away_td_weight: a weight in \(0, 1\]"),
 ])
 def test_bad_max_entropy_settings_fail_before_any_compute(overrides, message):
     with pytest.raises(ConfigError, match=message):
