@@ -22,6 +22,7 @@ from marlrepro.envs.jax_rollout import (
     opt_logits,
     rnn_agent_step,
 )
+from marlrepro.envs.jax_smax import packed_widths
 from marlrepro.errors import ConfigError
 from marlrepro.nets.opt import OrderPreservingTransform
 from marlrepro.runner import EpisodeRunner, RolloutStats
@@ -50,6 +51,18 @@ def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "
     assert stats.returns.shape == stats.won.shape == stats.lengths.shape == (1, 4)
     return ({name: value[0].clone() for name, value in episodes.tensors().items()},
             RolloutStats(stats.returns[0], stats.won[0], stats.lengths[0]))
+
+
+def _assert_equal_within_episodes(fused: dict, stepwise: dict, lengths: torch.Tensor) -> None:
+    """Each field of ``fused`` equals ``stepwise``'s over each episode's span: its transitions, and
+    its observations up to its final one. After an episode's end the stepwise runner's environment
+    restarts while the fused one's steps on; both are masked (``filled`` is 0 there)."""
+    for name, value in fused.items():
+        per_observation = name in ("obs", "state", "avail_actions", "full_obs")
+        steps = torch.arange(value.shape[1])[None]
+        span = steps <= lengths.long()[:, None] - int(not per_observation)
+        span = span.view(*span.shape, *[1] * (value.dim() - 2))
+        assert torch.equal(value * span, stepwise[name][:, :value.shape[1]] * span), name
 
 
 @pytest.mark.parametrize("with_avail", [False, True])
@@ -116,9 +129,7 @@ def test_fused_greedy_rollout_equals_stepwise(source, avail):
     assert fused.keys() == stepwise.keys() and "full_obs" in fused
     t = fused["actions"].shape[1]
     assert t == int(fused_stats.lengths.max())  # fused stops when the last episode ends
-    for name, value in fused.items():
-        keep = t + 1 if name in ("obs", "state", "avail_actions", "full_obs") else t
-        assert torch.equal(value, stepwise[name][:, :keep]), name
+    _assert_equal_within_episodes(fused, stepwise, fused_stats.lengths)
     assert stepwise["filled"][:, t:].sum() == 0  # the stepwise loop's extra steps are masked
     for field in ("returns", "won", "lengths"):
         assert torch.equal(getattr(fused_stats, field), getattr(step_stats, field)), field
@@ -151,9 +162,8 @@ def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
 def test_fused_greedy_rollout_of_softmax_agents_equals_stepwise():
     """Evaluation (``explore=False``) of ME-IGM's agents is greedy on the raw values in both runners."""
     stepwise, _ = _collect("stepwise", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
-    fused, _ = _collect("fused", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
-    t = fused["actions"].shape[1]
-    assert torch.equal(fused["actions"], stepwise["actions"][:, :t])
+    fused, stats = _collect("fused", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
+    _assert_equal_within_episodes({"actions": fused["actions"]}, stepwise, stats.lengths)
 
 
 @pytest.mark.parametrize(("non_negative", "layers"), [(True, 2), (False, 2), (True, 1)])
@@ -205,3 +215,28 @@ def test_a_packed_fused_rollout_collects_each_runs_episodes_as_alone():
         assert both.filled[r, :, t:].sum() == 0  # the pack's longer episodes are padding here
         for field in ("returns", "won", "lengths"):
             assert torch.equal(getattr(stats, field)[r], getattr(alone_stats, field)[0]), (r, field)
+
+
+@pytest.mark.parametrize("name", [ENV, "overcooked:cramped_room"])
+def test_advancing_without_restarts_equals_stepping_until_an_episode_ends(name):
+    """``advance_batch`` is ``step_batch`` without its restarts: from the same state and key it gives
+    the same outputs and keys while no environment has ended, and after an environment's end it
+    never raises its flags or pays it a reward again (the lock-step rollout masks it)."""
+    env = make(name, 6, 3, "cpu", episode_limit=12)
+    spec = env.spec
+    n_obs, n_state, n_avail = packed_widths(spec)[:3]
+    stepped, key, first = env.reset_batch(jax.random.key(5))
+    advanced, advanced_key = stepped, key
+    ended = jnp.zeros(6, bool)
+    for t in range(20):
+        avail = first[:, n_obs + n_state:n_obs + n_state + n_avail].reshape(6, spec.n_agents, -1) > 0.5
+        actions = epsilon_greedy(jax.random.key(100 + t), jnp.zeros(avail.shape), avail, jnp.float32(1.0))
+        actions = actions.astype(jnp.int32)
+        stepped, key, first = env.step_batch(stepped, key, actions)
+        advanced, advanced_key, out = env.advance_batch(advanced, advanced_key, actions)
+        assert bool((jax.random.key_data(key) == jax.random.key_data(advanced_key)).all())
+        live = ~ended
+        assert bool((out[live] == first[live]).all()), t
+        assert not bool(out[ended][:, -4:].any()), t  # no reward and no flags after the end
+        ended |= (out[:, -3] > 0.5) | (out[:, -2] > 0.5)
+    assert bool(ended.all())  # every episode ended within 20 steps (limit 12)

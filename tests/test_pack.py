@@ -34,12 +34,12 @@ def _outputs(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     return metrics, final
 
 
-def _train_pack_and_alone(root: Path, algo: str, seeds=(0, 1, 2)) -> Path:
+def _train_pack_and_alone(root: Path, algo: str, seeds=(0, 1, 2), extra: tuple[str, ...] = ()) -> Path:
     """``seeds`` of ``algo`` trained as one pack (``root/pack/seed<s>``) and each alone
-    (``root/alone/seed<s>``); returns ``root``."""
-    train_pack([PackMember(_config(algo, s), root / "pack" / f"seed{s}") for s in seeds])
+    (``root/alone/seed<s>``), with the ``extra`` settings; returns ``root``."""
+    train_pack([PackMember(_config(algo, s, *extra), root / "pack" / f"seed{s}") for s in seeds])
     for s in seeds:
-        train_pack([PackMember(_config(algo, s), root / "alone" / f"seed{s}")])
+        train_pack([PackMember(_config(algo, s, *extra), root / "alone" / f"seed{s}")])
     return root
 
 
@@ -54,9 +54,11 @@ def qmix_runs(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("algo", ["qmix", "qmix_da"])
 def test_a_packed_run_equals_the_same_run_alone(request, tmp_path, algo):
     """Three seeds packed in one process produce, run by run, exactly the metrics, final summary
-    and final weights of the three runs trained alone (CPU)."""
+    and final weights of the three runs trained alone (CPU); qmix-DA evaluates its learners and
+    experts each in one wide rollout (``run.eval_at_once``)."""
     seeds = [0, 1, 2]
-    root = request.getfixturevalue("qmix_runs") if algo == "qmix" else _train_pack_and_alone(tmp_path, algo, seeds)
+    root = request.getfixturevalue("qmix_runs") if algo == "qmix" else \
+        _train_pack_and_alone(tmp_path, algo, seeds, ("run.eval_at_once=true",))
     for s in seeds:
         packed, alone = root / "pack" / f"seed{s}", root / "alone" / f"seed{s}"
         packed_metrics, packed_final = _outputs(packed)
@@ -71,6 +73,33 @@ def test_a_packed_run_equals_the_same_run_alone(request, tmp_path, algo):
     # the seeds really differ: packing did not make the runs copies of each other
     finals = [_outputs(root / "pack" / f"seed{s}")[0]["loss"].tolist() for s in seeds]
     assert finals[0] != finals[1] != finals[2]
+
+
+@pytest.mark.parametrize(("at_once", "width", "rollouts"), [(False, 4, 2), (True, 8, 1)])
+def test_an_evaluation_at_once_is_one_rollout_of_all_its_episodes(tmp_path, at_once, width, rollouts):
+    """``run.eval_at_once``: the 8 evaluation episodes of each run come from one fused rollout of 8
+    environments instead of two of the 4 training ones; training still steps 4 per run."""
+    trainer = Trainer([PackMember(_config("qmix", s, f"run.eval_at_once={str(at_once).lower()}"), tmp_path / str(s))
+                       for s in (0, 1)])
+    controller = trainer.eval_policies["test"]
+    runner = trainer.eval_runners[controller]
+    assert (runner.width, trainer.runner.width) == (width, 4)
+    collected = []
+    run = runner.run
+
+    def counted(*args, **kwargs):
+        episodes, stats = run(*args, **kwargs)
+        collected.append(stats)
+        return episodes, stats
+
+    runner.run = counted
+    results = trainer.evaluate([0, 1], controller)
+    assert len(collected) == rollouts
+    assert all(stats.lengths.shape == (2, width) for stats in collected)
+    lengths = torch.cat([stats.lengths for stats in collected], dim=1)
+    assert bool((lengths > 0).all())  # every episode of both runs was played
+    won = torch.cat([stats.won for stats in collected], dim=1).float().mean(dim=1)
+    assert [results[r][1] for r in (0, 1)] == pytest.approx(won.tolist())
 
 
 def test_pack_rejects_runs_that_differ_in_more_than_seed_and_lr(tmp_path):

@@ -242,6 +242,11 @@ class RunConfig:
     # torch.set_float32_matmul_precision). "high" is what JAX does by default on GPUs (the anchor)
     # and what PyTorch did by default when pymarl2 was written (torch 1.7-1.11); CPU ignores it.
     matmul_precision: MatmulPrecision = "high"
+    # fused rollouts only: evaluate all eval_episodes in one rollout of that many environments
+    # instead of env.num_envs at a time (pymarl's runner). A fused rollout on a GPU costs its
+    # longest episode, not its width (BENCHMARKS.md §6), so this cuts an evaluation's cost by
+    # eval_episodes / num_envs; stepwise rollouts evaluate num_envs at a time either way.
+    eval_at_once: bool = False
 
 
 @dataclass

@@ -46,14 +46,16 @@ class EpisodeRunner:
     """Runs one episode in each of the ``B`` environments of every run of a pack, in lock-step,
     with the agents of one controller of the pack's learners (``controller``: its attribute name).
 
-    Every environment is reset at the start; a finished environment keeps stepping (its
-    auto-reset episode is masked out) until all have finished or the episode limit is reached.
-    Fused: all runs in one compiled call over their stacked weights. Stepwise: one run at a time
-    through the environment's Python API, with that run's weights (:meth:`StackedModules.module_for`).
+    Every environment is reset at the start; a finished environment keeps stepping (masked out)
+    until all have finished or the episode limit is reached. Fused: all runs in one compiled call
+    over their stacked weights, ``fused_width`` environments per run if given (evaluation batches
+    wider than the training ones; each run's random stream is its environments'). Stepwise: one
+    run at a time through the environment's Python API, with that run's weights
+    (:meth:`StackedModules.module_for`).
     """
 
     def __init__(self, envs: list[BatchedEnv], learners: StackedModules, controller: str,
-                 mode: str = "auto") -> None:
+                 mode: str = "auto", fused_width: int | None = None) -> None:
         self.envs = envs
         self.learners = learners
         self.controller = controller
@@ -63,7 +65,10 @@ class EpisodeRunner:
         if mode == "fused" and not fusable:
             raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax, smacv2, overcooked without the "
                               f"shaped reward); {env.spec.name} is not one here; valid choices here: auto, stepwise")
-        self._fused = env.fused_rollout(template, envs) if fusable and mode != "stepwise" else None
+        self._fused = env.fused_rollout(template, envs, fused_width) if fusable and mode != "stepwise" else None
+        # environments per run and rollout: fused_width (the fused rollout's own batches, of
+        # the runs' environments and random streams) or each run's batch of environments
+        self.width = self._fused.env.num_envs if self._fused is not None else env.num_envs
         self.storage = [Episodes.empty(env.num_envs, env.spec, env.device) for _ in envs] \
             if self._fused is None else None
 

@@ -249,9 +249,12 @@ class Trainer:
                                     getattr(torch, first.learner.buffer_dtype), first.learner.buffer_on_host)
         acting = child_name(template, template.acting_controller)
         self.eval_policies = {prefix: child_name(template, c) for prefix, c in template.eval_controllers().items()}
-        self.runners = {name: EpisodeRunner(self.envs, self.learners, name, first.run.rollout)
-                        for name in {acting, *self.eval_policies.values()}}
-        self.runner = self.runners[acting]
+        self.runner = EpisodeRunner(self.envs, self.learners, acting, first.run.rollout)
+        # evaluation: the training runner's batches, or one fused rollout of eval_episodes per run
+        width = first.run.eval_episodes if first.run.eval_at_once else None
+        self.eval_runners = {name: self.runner if name == acting and width is None else
+                             EpisodeRunner(self.envs, self.learners, name, first.run.rollout, width)
+                             for name in set(self.eval_policies.values())}
         self.train_sums = torch.zeros(len(self.runs), 3, device=self.device)  # return, won, episodes
         self.last_loss = torch.full((len(self.runs),), math.nan, device=self.device)
         # per run: the sums of the loss's update_scalars since the last evaluation, then their count
@@ -344,10 +347,10 @@ class Trainer:
     def evaluate(self, runs: list[int], controller: str) -> dict[int, tuple[float, float]]:
         """Greedy evaluation of ``controller`` over ``eval_episodes`` episodes for each of ``runs``:
         run -> (mean return, win rate)."""
-        runner, n = self.runners[controller], self.config.run.eval_episodes
+        runner, n = self.eval_runners[controller], self.config.run.eval_episodes
         active = [r in runs for r in range(len(self.runs))]
         returns, won = [], []
-        for _ in range(math.ceil(n / self.envs[0].num_envs)):
+        for _ in range(math.ceil(n / runner.width)):
             _, stats = runner.run([0.0] * len(self.runs), active, [run.generator for run in self.runs],
                                   explore=False)
             returns.append(stats.returns)
@@ -561,7 +564,7 @@ class Trainer:
             final.update(joint_q_table(learner, first.obs[0], first.state[0], self.envs[r].payoff, p.t_env))
         extras = type(learner).extra_outputs is not Learner.extra_outputs
         if extras:
-            episodes, _ = self.runners[self.eval_policies["test"]].run(
+            episodes, _ = self.eval_runners[self.eval_policies["test"]].run(
                 [0.0] * len(self.runs), [i == r for i in range(len(self.runs))], [x.generator for x in self.runs],
                 explore=False)
             for name, frame in learner.extra_outputs(_run_rows(episodes, r)).items():

@@ -15,6 +15,7 @@ of each step (:func:`opt_logits`).
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import jax
@@ -182,8 +183,11 @@ class FusedRollout:
     """Collects one episode per environment for every run of a pack, in one JAX call.
 
     Same semantics as the stepwise :class:`~marlrepro.runner.EpisodeRunner`: every environment is
-    reset, all run in lock-step, a finished environment's auto-reset episode is masked out, and
-    a run's loop stops when all its environments have finished or at the episode limit. The
+    reset, all run in lock-step, a finished environment steps on masked out (without restarting:
+    ``advance_batch``), and a run's loop stops when all its environments have finished or at the
+    episode limit. With ``num_envs``, each run steps that many environments instead of its own
+    batch's (wider evaluation batches; the pure functions read the width from ``num_envs``
+    alone), drawing from the same key stream. The
     ``R`` runs are a ``vmap`` of the one-run rollout over their stacked agent weights, their
     environment keys and their epsilons; a run that is not ``active`` collects nothing and keeps
     its key, so a run's episodes never depend on the other runs of its pack. Exploration
@@ -191,9 +195,12 @@ class FusedRollout:
     that a checkpoint saves (:meth:`SMAXBatch.rng_state`) carries the exploration's random state too.
     """
 
-    def __init__(self, envs: list[SMAXBatch], controller: AgentController) -> None:
-        self.envs = envs
+    def __init__(self, envs: list[SMAXBatch], controller: AgentController, num_envs: int | None = None) -> None:
+        self.envs = envs  # each run's key stream
         self.env = envs[0]  # the pure step/reset functions; every run's env has the same config
+        if num_envs is not None and num_envs != self.env.num_envs:
+            self.env = copy.copy(self.env)
+            self.env.num_envs = num_envs
         self.controller = controller
         self._rollout = jax.jit(jax.vmap(self._collect))
 
@@ -247,7 +254,7 @@ class FusedRollout:
                 alpha = jnp.maximum(jnp.exp(params["log_alpha"]), ALPHA_FLOOR)
                 actions = jnp.where(explore, softmax_sample(extra_key, logits, avail, alpha), actions)
             actions = epsilon_mix(act_key, actions, avail, epsilon).astype(jnp.int32)
-            env_state, env_key, packed = env.step_batch(c.env_state, c.env_key, actions)
+            env_state, env_key, packed = env.advance_batch(c.env_state, c.env_key, actions)
             ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
             return _Carry(
                 t=c.t + 1, env_state=env_state, env_key=env_key, policy_key=policy_key,

@@ -185,12 +185,12 @@ class SMAXBatch:
         reward = jnp.zeros(self.num_envs, dtype=jnp.float32)
         return (state, false), key, self._outputs(state, views, reward, false, false, false)
 
-    def step_batch(
+    def _battle_step(
         self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array
-    ) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
-        """Step every battle and do the win/limit bookkeeping; a battle that ended on the last step
-        restarts instead (pure, traceable). ``actions`` [B, N] int32; returns the new states, the
-        next key and the packed outputs (an ending step's with the battle's final observation)."""
+    ) -> tuple[Any, tuple[jax.Array, ...], tuple[jax.Array, ...], jax.Array, jax.Array]:
+        """Step every battle, restarting none: (battle states, observation views, the flags
+        (reward, terminated, truncated, won), the next key, a key for restarts). A battle that
+        ended on the last step steps on with zero reward and no flags."""
         state, ended_before = states
         key, step_key, reset_key = jax.random.split(key, 3)
         agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
@@ -202,12 +202,32 @@ class SMAXBatch:
         won = jax.vmap(self._rules.won)(state) & terminated
         truncated = stepping & ~terminated & (state.state.step >= self.spec.episode_limit)
         reward = jnp.where(stepping, rewards[self._env.agents[0]] * self._reward_scale, 0.0)
+        return state, self._observed(obs), (reward, terminated, truncated, won), key, reset_key
 
+    def advance_batch(
+        self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array
+    ) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """:meth:`step_batch` without its restarts (pure, traceable): a battle that has ended steps
+        on, with zero reward and no flags, and its outputs mean nothing. The lock-step rollout
+        masks an environment once its episode has ended, so it needs no restarts, and a restart
+        costs a whole batched reset at every step."""
+        state, views, flags, key, _ = self._battle_step(states, key, actions)
+        _, terminated, truncated, _ = flags
+        return (state, states[1] | terminated | truncated), key, self._outputs(state, views, *flags)
+
+    def step_batch(
+        self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array
+    ) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """Step every battle and do the win/limit bookkeeping; a battle that ended on the last step
+        restarts instead (pure, traceable). ``actions`` [B, N] int32; returns the new states, the
+        next key and the packed outputs (an ending step's with the battle's final observation)."""
+        ended_before = states[1]
+        state, views, flags, key, reset_key = self._battle_step(states, key, actions)
+        _, terminated, truncated, _ = flags
         fresh_state, fresh_views = self._reset_all(reset_key)
         state = _where(ended_before, fresh_state, state)
-        views = _where(ended_before, fresh_views, self._observed(obs))
-        outputs = self._outputs(state, views, reward, terminated, truncated, won)
-        return (state, terminated | truncated), key, outputs
+        views = _where(ended_before, fresh_views, views)
+        return (state, terminated | truncated), key, self._outputs(state, views, *flags)
 
     # ---- torch boundary -----------------------------------------------------------------------
 
@@ -215,12 +235,12 @@ class SMAXBatch:
         """Unpack :meth:`_outputs` into torch views on ``device`` (one DLPack, no copy)."""
         return unpack_outputs(torch.from_dlpack(packed), self.spec)
 
-    def fused_rollout(self, controller: Any, pack: list[SMAXBatch]) -> Any:
+    def fused_rollout(self, controller: Any, pack: list[SMAXBatch], num_envs: int | None = None) -> Any:
         """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the battles of
         every run of a pack (``pack``: one batch per run, this one first, all of the same env)."""
         from marlrepro.envs.jax_rollout import FusedRollout
 
-        return FusedRollout(pack, controller)
+        return FusedRollout(pack, controller, num_envs)
 
     def reset(self) -> EnvBatch:
         """Reset every battle."""

@@ -112,23 +112,38 @@ class Env:
         zeros = jnp.zeros(self.num_envs, dtype=jnp.float32)
         return (states, zeros > 0), key, self._outputs(obs, zeros, zeros > 0)
 
+    def _kitchen_step(self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array, shaping: jax.Array | float,
+                      restart: bool) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """One step of every kitchen; with ``restart``, one whose episode ended on the last step
+        restarts instead; without it, it steps on with zero reward and no flags."""
+        states, ended_before = states
+        key, step_key = jax.random.split(key)
+        step_keys, reset_keys = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(step_key, self.num_envs))
+        agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
+        obs, states_after, rewards, dones, infos = jax.vmap(self._env.step_env)(step_keys, states, agent_actions)
+        if restart:
+            fresh_obs, fresh = jax.vmap(self._env.reset)(reset_keys)
+            states_after = _where(ended_before, fresh, states_after)
+            obs = _where(ended_before, fresh_obs, obs)
+        shaped = sum(infos["shaped_reward"][agent] for agent in self._env.agents)
+        reward = jnp.where(ended_before, 0.0, rewards[self._env.agents[0]] + shaping * shaped).astype(jnp.float32)
+        truncated = dones["__all__"] & ~ended_before
+        ended = truncated if restart else ended_before | truncated
+        return (states_after, ended), key, self._outputs(obs, reward, truncated)
+
     def step_batch(self, states: tuple[Any, jax.Array], key: jax.Array, actions: jax.Array,
                    shaping: jax.Array | float = 0.0) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
         """Step every kitchen with JaxMARL's ``step_env``, or restart one whose episode ended on the
         last step (pure, traceable; each kitchen's key split as JaxMARL's ``step`` splits it);
         ``shaping`` is the shaped reward's coefficient at this step."""
-        states, ended_before = states
-        key, step_key = jax.random.split(key)
-        step_keys, reset_keys = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(step_key, self.num_envs))
-        agent_actions = {agent: actions[:, i] for i, agent in enumerate(self._env.agents)}
-        obs, stepped, rewards, dones, infos = jax.vmap(self._env.step_env)(step_keys, states, agent_actions)
-        fresh_obs, fresh = jax.vmap(self._env.reset)(reset_keys)
-        states = _where(ended_before, fresh, stepped)
-        obs = _where(ended_before, fresh_obs, obs)
-        shaped = sum(infos["shaped_reward"][agent] for agent in self._env.agents)
-        reward = jnp.where(ended_before, 0.0, rewards[self._env.agents[0]] + shaping * shaped).astype(jnp.float32)
-        truncated = dones["__all__"] & ~ended_before
-        return (states, truncated), key, self._outputs(obs, reward, truncated)
+        return self._kitchen_step(states, key, actions, shaping, restart=True)
+
+    def advance_batch(self, states: tuple[Any, jax.Array], key: jax.Array,
+                      actions: jax.Array) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """:meth:`step_batch` without its restarts, for the lock-step rollout (as
+        :meth:`marlrepro.envs.jax_smax.SMAXBatch.advance_batch`): an ended kitchen steps on with
+        zero reward and no flags, and its outputs mean nothing; the keys split as they do there."""
+        return self._kitchen_step(states, key, actions, 0.0, restart=False)
 
     # ---- torch boundary -----------------------------------------------------------------------
 
@@ -141,12 +156,12 @@ class Env:
         coefficient follows the host's step clock (the stepwise runner serves that option)."""
         return self._shaping[0] == 0.0
 
-    def fused_rollout(self, controller: Any, pack: list[Env]) -> Any:
+    def fused_rollout(self, controller: Any, pack: list[Env], num_envs: int | None = None) -> Any:
         """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the kitchens of
         every run of a pack (``pack``: one batch per run, this one first)."""
         from marlrepro.envs.jax_rollout import FusedRollout
 
-        return FusedRollout(pack, controller)
+        return FusedRollout(pack, controller, num_envs)
 
     def shaping_coefficient(self) -> float:
         """The shaped reward's weight now: linear from ``shaped_reward`` to 0 over the horizon."""
