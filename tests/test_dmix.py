@@ -96,12 +96,12 @@ def test_acting_values_are_the_mean_over_sampled_quantiles():
 
 def test_runner_fuses_the_iqn_agent_on_jax_backends():
     learner, spec = _learner("dmix")
-    env = SimpleNamespace(spec=spec, num_envs=2, device=torch.device("cpu"),
-                          fused_rollout=lambda controller, pack: ("fused", controller, pack))
+    env = SimpleNamespace(spec=spec, num_envs=2, device=torch.device("cpu"))
+    env.fused_rollout = lambda controller, pack, num_envs: SimpleNamespace(controller=controller, pack=pack, env=env)
     learners = StackedModules([learner])
     fused = EpisodeRunner([env], learners, "controller", "auto")._fused
-    assert fused == ("fused", learners.template.controller, [env])
-    assert isinstance(fused[1].agent, IQNRNNAgent)
+    assert (fused.controller, fused.pack) == (learners.template.controller, [env])
+    assert isinstance(fused.controller.agent, IQNRNNAgent)
     assert EpisodeRunner([env], learners, "controller", "stepwise")._fused is None
 
 

@@ -24,7 +24,10 @@ import yaml
 from marlrepro.env_catalog import FUSED_BACKENDS, INTEGER_OBS_BACKENDS, check_env
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo"]
+# the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
+ON_POLICY_ALGOS = ("mappo", "ippo")
+CriticInput = Literal["state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
@@ -217,6 +220,31 @@ class FOPConfig:
 
 
 @dataclass
+class PPOConfig:
+    """MAPPO and IPPO (algos ``mappo``, ``ippo``; learners/ppo.py): PPO with a recurrent softmax
+    actor and a recurrent critic ``V_i`` per agent, trained on each rollout alone.
+
+    Each rollout's ``env.num_envs`` episodes are the whole data: ``learner.updates_per_rollout``
+    updates (PPO's epochs) each draw ``learner.batch_size`` of them; ``learner.gamma`` and
+    ``learner.td_lambda`` are GAE's γ and λ. ``critic_input``: ``state`` (MAPPO: the global state,
+    the agent's observation and its id) or ``obs`` (IPPO: the observation and the id). The actor
+    learns at ``learner.lr``, the critic at ``critic_lr``, each clipped on its own gradient norm
+    (``learner.grad_clip``); with ``lr_decay`` both decay linearly to 0 at ``run.t_max``.
+    ``clip``: PPO's ε; ``value_clip``: the critic's change clipped around its rollout value
+    (0: a plain squared error); ``entropy_coef``: the policy entropy bonus; ``advantage_norm``:
+    advantages standardised over the live agents of the batch.
+    """
+
+    critic_input: CriticInput = "state"
+    critic_lr: float = 5e-4
+    clip: float = 0.2
+    value_clip: float = 0.2
+    entropy_coef: float = 0.01
+    lr_decay: bool = False
+    advantage_norm: bool = True
+
+
+@dataclass
 class RunConfig:
     """Budget, evaluation, checkpointing and placement of one training run."""
 
@@ -272,6 +300,7 @@ class TrainConfig:
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
     max_entropy: MaxEntropyConfig = field(default_factory=MaxEntropyConfig)
     fop: FOPConfig = field(default_factory=FOPConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -407,6 +436,28 @@ def check_run_settings(*layers: Mapping[str, Any]) -> None:
     check_config(config)
 
 
+def _check_on_policy(config: TrainConfig) -> None:
+    """The settings an on-policy learner (MAPPO, IPPO) needs: its replay holds one rollout."""
+    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
+        if mode != "none":
+            raise ConfigError(f"{key}: algo {config.algo!r} is PPO; set {key}=none (got {mode!r})")
+    learner, envs = config.learner, config.env.num_envs
+    if learner.buffer_size != envs:
+        raise ConfigError(f"learner.buffer_size: algo {config.algo!r} trains on its last rollout alone, so it "
+                          f"keeps env.num_envs = {envs} episodes; set learner.buffer_size={envs} "
+                          f"(got {learner.buffer_size})")
+    if envs % learner.batch_size:
+        raise ConfigError(f"learner.batch_size: algo {config.algo!r} draws minibatches from one rollout of "
+                          f"{envs} episodes; use a divisor of env.num_envs (got {learner.batch_size})")
+    ppo = config.ppo
+    for key in ("critic_lr", "clip"):
+        if getattr(ppo, key) <= 0:
+            raise ConfigError(f"ppo.{key}: must be > 0, got {getattr(ppo, key)}")
+    for key in ("value_clip", "entropy_coef"):
+        if getattr(ppo, key) < 0:
+            raise ConfigError(f"ppo.{key}: must be >= 0, got {getattr(ppo, key)}")
+
+
 def check_config(config: TrainConfig) -> None:
     """Cross-field checks that types alone cannot express (``env.options`` already resolved)."""
     backend = config.env.name.split(":", 1)[0]
@@ -494,6 +545,8 @@ def check_config(config: TrainConfig) -> None:
                 raise ConfigError(f"fop.{key}: must be > 0, got {getattr(fop, key)}")
         if fop.attend_reg_coef < 0:
             raise ConfigError(f"fop.attend_reg_coef: must be >= 0, got {fop.attend_reg_coef}")
+    if config.algo in ON_POLICY_ALGOS:
+        _check_on_policy(config)
     imitation = config.imitation
     if imitation.mode != "none" and imitation.expert_input == "full_obs" \
             and not config.env.options.get("full_sight_obs", False):

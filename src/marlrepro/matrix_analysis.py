@@ -10,11 +10,13 @@ import torch
 from marlrepro.controller import AgentController, SoftmaxPolicyController
 from marlrepro.learners.base import Learner
 from marlrepro.learners.fop import FOPLearner
+from marlrepro.learners.ppo import PPOLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
-# a learner's view of the game: its local values [N, A], Q_tot of every joint action [A^N], its
-# greedy joint action [N] and its local policies [N, A] (None without stochastic policies)
-_Values = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
+# a learner's view of the game: its local values [N, A], Q_tot of every joint action [A^N] (both
+# None for PPO, which learns no action values), its greedy joint action [N] and its local policies
+# [N, A] (None without stochastic policies)
+_Values = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor | None]
 
 
 @torch.no_grad()
@@ -35,17 +37,17 @@ def joint_q_table(learner: Learner, obs: torch.Tensor, state: torch.Tensor, payo
     n, a = learner.spec.n_agents, learner.spec.n_actions
     joint = torch.tensor(list(itertools.product(range(a), repeat=n)), device=obs.device)  # [A^N, N]
     states = state.view(1, 1, -1).expand(1, joint.shape[0], -1)
-    values = _fop_values if isinstance(learner, FOPLearner) else _value_decomposition_values
+    values = {FOPLearner: _fop_values, PPOLearner: _ppo_values}.get(type(learner), _value_decomposition_values)
     q, q_tot, greedy, probs = values(learner, obs.view(1, 1, n, -1), joint.unsqueeze(0), states, t_env)
     policy = {}
     if probs is not None:
         likely = probs.argmax(dim=-1)
         policy = {"policy": probs.tolist(), "most_probable_joint_action": likely.tolist(),
                   "most_probable_payoff": float(payoff[tuple(likely.tolist())])}
+    if q is not None:
+        policy.update(agent_q=q.tolist(), joint_q=q_tot.view([a] * n).tolist())
     return {
         "payoff": payoff.tolist(),
-        "agent_q": q.tolist(),
-        "joint_q": q_tot.view([a] * n).tolist(),
         "greedy_joint_action": greedy.tolist(),
         "greedy_payoff": float(payoff[tuple(greedy.tolist())]),
         "optimal_payoff": float(payoff.max()),
@@ -83,3 +85,9 @@ def _fop_values(learner: FOPLearner, obs: torch.Tensor, joint: torch.Tensor, sta
         q_tot.append(critic.joint_value(q.expand(joint.shape[1], *q.shape).unsqueeze(0), joint, states, alpha)[0])
     probs = torch.softmax(logits, dim=-1)
     return torch.minimum(*q_local), torch.minimum(*q_tot).squeeze(-1), probs.argmax(dim=-1), probs
+
+
+def _ppo_values(learner: PPOLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,
+                t_env: int) -> _Values:
+    probs = torch.softmax(_first_step(learner.actor, obs), dim=-1)
+    return None, None, probs.argmax(dim=-1), probs

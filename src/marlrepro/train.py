@@ -426,6 +426,10 @@ class Trainer:
         cfg = self.config.learner
         mask = torch.tensor(runs, device=self.device)
         generators = [run.generator for run in self.runs]
+        template = self.learners.template
+        for copy, source in template.behaviour_pairs:  # the networks that collected this rollout
+            self.learners.copy_runs(copy, source, mask)
+        self.optimizer.lr_scale.copy_(template.lr_scale(self._t_env()))
         for _ in range(cfg.updates_per_rollout):
             batch = self.buffer.sample(cfg.batch_size, generators, runs, self._cut)
             terms = self._step(self.loss_inputs(batch), mask)

@@ -41,6 +41,9 @@ class StackedOptimizer:
         self.eps = eps
         runs = params[0].shape[0]
         self.steps = torch.zeros(runs, device=params[0].device)
+        # a factor on every learning rate, per run (a schedule; set in place, so a captured CUDA
+        # graph of the step reads the current values)
+        self.lr_scale = torch.ones(runs, device=params[0].device)
         self.state: list[dict[str, torch.Tensor]] = [self.init_state(p) for p in params]
 
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -55,7 +58,7 @@ class StackedOptimizer:
         """One step for the runs where ``mask`` [R] (bool) is True."""
         self.steps += mask.to(self.steps.dtype)
         for p, lr, state in zip(self.params, self.lrs, self.state, strict=True):
-            new_p, new_state = self.update(p, p.grad, lr, state)
+            new_p, new_state = self.update(p, p.grad, lr * self.lr_scale, state)
             keep = _per_run(mask, p)
             p.copy_(torch.where(keep, new_p, p))
             for key, value in new_state.items():

@@ -59,6 +59,10 @@ class Learner(nn.Module):
       no host synchronisation (on CUDA it is replayed from a graph, :mod:`marlrepro.core.graphed`);
     * :attr:`target_pairs`: (target module, online module) names whose parameters the core
       hard-copies every ``learner.target_update_interval`` episodes;
+    * :attr:`behaviour_pairs`: (copy, module) names that the core copies before the updates of
+      each rollout, so that the copy holds the networks that collected it (PPO's old policy and
+      old values);
+    * :meth:`lr_scale`: optional per-run factor on every learning rate (a linear decay);
     * :meth:`param_groups`: optional parameters with their own learning rate and gradient
       clipping (a temperature, an actor beside its critics);
     * :meth:`logged_scalars`: optional per-run scalars logged at each evaluation (a temperature);
@@ -69,6 +73,7 @@ class Learner(nn.Module):
     """
 
     target_pairs: tuple[tuple[str, str], ...] = ()
+    behaviour_pairs: tuple[tuple[str, str], ...] = ()
     update_scalars: tuple[str, ...] = ()
 
     @property
@@ -86,6 +91,10 @@ class Learner(nn.Module):
         ``learner.lr``, all clipped together)."""
         return ()
 
+    def lr_scale(self, t_env: torch.Tensor) -> torch.Tensor:
+        """The factor [R] on each run's learning rates at its env steps ``t_env`` [R]; 1 by default."""
+        return torch.ones_like(t_env)
+
     def logged_scalars(self, weights: dict[str, torch.Tensor], t_env: torch.Tensor) -> dict[str, torch.Tensor]:
         """Scalars [R] to log beside each evaluation (``metrics.parquet`` columns), from the pack's
         stacked ``weights`` (name -> [R, ...]) and its runs' env steps ``t_env`` [R]; none by default."""
@@ -95,3 +104,18 @@ class Learner(nn.Module):
         """Files (name -> pandas DataFrame) computed from greedy evaluation ``episodes`` at the end
         of training; none by default."""
         return {}
+
+
+class ActorCriticLearner(Learner):
+    """A learner whose ``actor`` module (a softmax policy on the local observation) collects the
+    training episodes and is the decentralised policy evaluated, greedily (FOP, MAPPO, IPPO)."""
+
+    actor: AgentController
+
+    @property
+    def acting_controller(self) -> AgentController:
+        return self.actor
+
+    def eval_controllers(self) -> dict[str, AgentController]:
+        """The actor, greedy on its policy (the papers' evaluation)."""
+        return {"test": self.actor}

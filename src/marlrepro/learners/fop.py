@@ -33,7 +33,7 @@ from marlrepro.buffer import Episodes
 from marlrepro.config import TrainConfig
 from marlrepro.controller import AgentController, SoftmaxPolicyController
 from marlrepro.envs.base import EnvSpec
-from marlrepro.learners.base import Learner, LossTerms, ParamGroup
+from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
 from marlrepro.learners.max_entropy import masked_log_policy
 from marlrepro.learners.targets import td_lambda_targets
 from marlrepro.nets.fop_mixer import FOPMixer
@@ -62,7 +62,7 @@ class FOPCritic(nn.Module):
         return self.mixer(taken, states, actions, soft_values)
 
 
-class FOPLearner(Learner):
+class FOPLearner(ActorCriticLearner):
     """FOP's actor and twin critics (module docstring)."""
 
     target_pairs = (("target_critic_1", "critic_1"), ("target_critic_2", "critic_2"))
@@ -80,14 +80,6 @@ class FOPLearner(Learner):
         self.target_critic_1 = copy.deepcopy(self.critic_1).requires_grad_(False)
         self.target_critic_2 = copy.deepcopy(self.critic_2).requires_grad_(False)
         self.to(device)
-
-    @property
-    def acting_controller(self) -> AgentController:
-        return self.actor
-
-    def eval_controllers(self) -> dict[str, AgentController]:
-        """The actor, greedy on its policy (the paper's evaluation)."""
-        return {"test": self.actor}
 
     def param_groups(self) -> tuple[ParamGroup, ...]:
         """The actor at ``learner.lr``, each critic at ``fop.critic_lr``; each clipped on its own."""

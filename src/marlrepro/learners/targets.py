@@ -62,6 +62,29 @@ def soft_td_lambda_targets(
     return _lambda_recursion(c, _last(target_q_tot, terminated), td_lambda * gamma)
 
 
+def gae_advantages(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    mask: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> torch.Tensor:
+    """Generalised advantage estimates (Schulman et al. 2016, eq. 16) over padded episodes.
+
+    ``δ_t = r_t + γ V_{t+1} (1 − d_t) − V_t`` and ``A_t = m_t [δ_t + γλ (1 − d_t) A_{t+1}]``:
+    a terminated episode bootstraps nothing past its end; one cut by the time limit is not
+    terminal and bootstraps from ``V`` at its final observation (step ``T``, the environments'
+    "next step" auto-reset). Masked steps (``m_t = 0``, after the end) contribute nothing, so
+    ``A_t = Σ_{k≥t} (γλ)^{k−t} m_k δ_k``, solved by :func:`_lambda_recursion`.
+
+    ``rewards``, ``terminated``, ``mask`` [B, T, 1]; ``values`` [B, T+1, K] (K = N for one value
+    per agent, which shares the team reward) -> [B, T, K].
+    """
+    deltas = mask * (rewards + gamma * values[:, 1:] * (1 - terminated) - values[:, :-1])
+    return _lambda_recursion(deltas, torch.zeros_like(values[:, -1:]), gamma * gae_lambda)
+
+
 def _last(target_qs: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
     """``G_T = Q_T · (1 − Σ_t d_t)``: the bootstrap of an episode that did not terminate, zero for
     one that did. An episode cut by the time limit is not terminal (pymarl's runner): it spans the
