@@ -176,3 +176,16 @@ def test_ppo_coordinates_on_the_matrix_game(tmp_path, algo):
     assert expected > -1.0, (expected, final["policy"])
     assert final["greedy_payoff"] >= 0.0
     assert "joint_q" not in final  # PPO learns no action values
+
+
+def test_a_mappo_pack_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    """The actor, the critic, their behaviour copies and both optimisers' states resume exactly:
+    outputs equal, bit for bit, for a pack of two seeds with the learning rates decaying."""
+    from run_outputs import assert_crashed_pack_resumes_exactly
+
+    def pack(name: str) -> list[PackMember]:
+        return [PackMember(_matrix_config("mappo", "run.t_max=640", "run.eval_interval=160", "run.checkpoint_interval=5",
+                                          "ppo.lr_decay=true", f"run.seed={seed}"), tmp_path / name / f"seed{seed}")
+                for seed in (0, 1)]
+
+    assert_crashed_pack_resumes_exactly(pack, monkeypatch, tmp_path, crash_after=13)
