@@ -52,8 +52,8 @@ PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # table4 and the figures' experiments, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9 (config/igm_da.yaml;
 # smoke runs subsets of maps, algos and seeds; validation runs ME-QMIX and QMIX on the three 5v5
 # SMACv2 scenarios and the ablations at 1M steps, sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
-ME_IGM_SMACV2 = {"smoke": [(1 * 5, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
-                 "paper": [(5 * 5, 3), (5 * 5, 3), (5 * 5, 3), (3 * 3, 4), (3 * 2, 4)],
+ME_IGM_SMACV2 = {"smoke": [(1 * 7, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
+                 "paper": [(5 * 7, 3), (5 * 7, 3), (5 * 7, 3), (3 * 3, 4), (3 * 2, 4)],
                  "validation": [(1 * 2, 3), (1 * 2, 3), (1 * 2, 3), (3 * 3, 4), (3 * 2, 4)]}
 # ME-IGM's figures: fig2_fop_gap, fig4_overcooked (layouts x algos; smoke: ME-QMIX only; validation: cramped room only),
 # fig5_long_anneal, then one experiment per value of the fig6_temperature_lr and fig6_target_entropy scans (smoke: one each)
