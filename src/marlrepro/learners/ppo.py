@@ -2,8 +2,9 @@
 the on-policy actor-critic baselines of ME-IGM's Table 2 and MIFQ's experts (notes/actor_critic.md).
 
 One run's networks: the actor, a GRU softmax policy ``π_i(·|τ_i)`` shared by the agents (on the
-observation, the last action and the agent's id: :class:`~marlrepro.controller.
-SoftmaxPolicyController` at temperature 1, so its JAX twin samples it in the fused rollout), a
+observation, plus the last action and the agent's id where ``agent`` asks for them; MAPPO's
+recipe asks for neither: :class:`~marlrepro.controller.SoftmaxPolicyController` at temperature
+1, so its JAX twin samples it in the fused rollout), a
 GRU critic ``V_i`` per agent (:class:`RecurrentCritic`; MAPPO's on the global state, IPPO's on
 the agent's observation alone) and frozen copies of both: the networks that collected the
 rollout, which the core refreshes before each rollout's updates (``behaviour_pairs``).
