@@ -47,7 +47,7 @@ def test_graphed_steps_of_several_shapes_equal_the_eager_step_and_leave_masked_r
         torch.testing.assert_close(weights["graph"], weights["eager"])
         assert torch.equal(weights["graph"][2], frozen)  # run 2 never updates
     assert len(graphed.graphs) == 3 and not graphed.eager
-    assert optimisers["graph"].steps.tolist() == [6.0, 3.0, 0.0]
+    assert optimisers["graph"].state[0]["step"].flatten().tolist() == [6.0, 3.0, 0.0]
 
 
 @pytest.mark.parametrize("algo", ["qmix", "qmix_da", "dmix"])
@@ -73,11 +73,12 @@ def test_a_graphed_pack_trains_as_the_eager_pack(tmp_path, algo):
             torch.testing.assert_close(graphed[name], value, rtol=1e-4, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("algo", ["me_qmix", "fop"])
+@pytest.mark.parametrize("algo", ["me_qmix", "fop", "hasac"])
 def test_the_stochastic_losses_capture_and_train_as_graphs(tmp_path, algo):
-    """ME-IGM's and FOP's losses draw random numbers (their bootstrap actions) and FOP's reads the
-    run's t_env: both are captured (no eager fallback) and train, losses finite, weights moving.
-    Their draws differ between graph replays and eager calls, so they are not compared bitwise."""
+    """ME-IGM's, FOP's and HASAC's losses draw random numbers (their bootstrap actions), FOP's
+    reads the run's t_env and HASAC's its update phase: all are captured (no eager fallback) and
+    train, losses finite, weights moving. Their draws differ between graph replays and eager
+    calls, so they are not compared bitwise."""
     from training_checks import run_and_check_training
 
     from marlrepro.train import Trainer

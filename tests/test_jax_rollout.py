@@ -11,6 +11,7 @@ from marlrepro.config import AgentConfig, MixerConfig, load_config
 from marlrepro.controller import (
     AgentController,
     DistributionalController,
+    PerAgentPolicyController,
     SoftmaxPolicyController,
 )
 from marlrepro.core.stacked import StackedModules
@@ -37,6 +38,14 @@ def _softmax_controller(spec, config: AgentConfig, source: str, non_negative: bo
     for p in transform.parameters():
         p.data.normal_(0, 0.5)
     return SoftmaxPolicyController(spec, config, transform, alpha_init=2.0, source=source)
+
+
+def _per_agent_controller(spec, config: AgentConfig, source: str) -> PerAgentPolicyController:
+    """HASAC's agents, each its own MLP, with weights far from their near-uniform initial head."""
+    controller = PerAgentPolicyController(spec, config)
+    for p in controller.agent.parameters():
+        p.data.add_(torch.randn_like(p) * 0.5)
+    return controller
 
 
 def _collect(mode: str, epsilon: float, episode_limit: int = 40, source: str = "obs", avail: bool = False,
@@ -140,7 +149,7 @@ def test_fused_greedy_rollout_equals_stepwise(source, avail):
 @pytest.mark.parametrize(("limit", "controller_class", "avail"),
                          [(5, AgentController, False), (40, AgentController, True),
                           (40, DistributionalController, False), (40, DistributionalController, True),
-                          (40, _softmax_controller, True)])
+                          (40, _softmax_controller, True), (40, _per_agent_controller, True)])
 def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
     episodes, stats = _collect("fused", 0.7, episode_limit=limit, controller_class=controller_class, avail=avail)
     filled = episodes["filled"]
@@ -161,10 +170,12 @@ def test_fused_exploring_rollout_is_consistent(limit, controller_class, avail):
     assert int(stats.lengths.max()) <= limit
 
 
-def test_fused_greedy_rollout_of_softmax_agents_equals_stepwise():
-    """Evaluation (``explore=False``) of ME-IGM's agents is greedy on the raw values in both runners."""
-    stepwise, _ = _collect("stepwise", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
-    fused, stats = _collect("fused", 0.0, avail=True, controller_class=_softmax_controller, explore=False)
+@pytest.mark.parametrize("controller_class", [_softmax_controller, _per_agent_controller])
+def test_fused_greedy_rollout_of_softmax_agents_equals_stepwise(controller_class):
+    """Evaluation (``explore=False``) of ME-IGM's agents is greedy on the raw values in both
+    runners; HASAC's per-agent policies on their logits."""
+    stepwise, _ = _collect("stepwise", 0.0, avail=True, controller_class=controller_class, explore=False)
+    fused, stats = _collect("fused", 0.0, avail=True, controller_class=controller_class, explore=False)
     _assert_equal_within_episodes({"actions": fused["actions"]}, stepwise, stats.lengths)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from episode_batches import masked_cases_batch
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import load_config
@@ -80,18 +81,7 @@ def test_an_agent_with_a_single_available_action_is_dead():
 
 
 def _batch(seed: int) -> Episodes:
-    g = torch.Generator().manual_seed(seed)
-    b, t, n, a = 4, SPEC.episode_limit, SPEC.n_agents, SPEC.n_actions
-    filled = torch.ones(b, t)
-    filled[2, 3:] = 0
-    terminated = torch.zeros(b, t)
-    terminated[2, 2] = 1
-    avail = torch.ones(b, t + 1, n, a, dtype=torch.bool)
-    avail[:, 3:, 1] = torch.tensor([True, False, False])  # agent 1 dies at step 3: only the no-op
-    return Episodes(obs=torch.randn(b, t + 1, n, SPEC.obs_dim, generator=g),
-                    state=torch.randn(b, t + 1, SPEC.state_dim, generator=g), avail_actions=avail,
-                    actions=torch.randint(0, a, (b, t, n), generator=g), reward=torch.randn(b, t, generator=g) * filled,
-                    terminated=terminated, filled=filled)
+    return masked_cases_batch(SPEC, seed)
 
 
 def _perturbed_learner() -> PPOLearner:

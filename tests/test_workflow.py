@@ -52,8 +52,8 @@ PAYOFF = [[8.0, -12.0, -12.0], [-12.0, 0.0, 0.0], [-12.0, 0.0, 0.0]]
 # table4 and the figures' experiments, vd smax_curves, then IGM-DA's sight0, bc, sight3, sight6 and sight9 (config/igm_da.yaml;
 # smoke runs subsets of maps, algos and seeds; validation runs ME-QMIX and QMIX on the three 5v5
 # SMACv2 scenarios and the ablations at 1M steps, sight0's qmix pair on four maps and bc on MMM2, with 3 seeds, the rest as at paper scale).
-ME_IGM_SMACV2 = {"smoke": [(1 * 7, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
-                 "paper": [(5 * 7, 3), (5 * 7, 3), (5 * 7, 3), (3 * 3, 4), (3 * 2, 4)],
+ME_IGM_SMACV2 = {"smoke": [(1 * 8, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
+                 "paper": [(5 * 8, 3), (5 * 8, 3), (5 * 8, 3), (3 * 3, 4), (3 * 2, 4)],
                  "validation": [(1 * 2, 3), (1 * 2, 3), (1 * 2, 3), (3 * 3, 4), (3 * 2, 4)]}
 # ME-IGM's figures: fig2_fop_gap, fig4_overcooked (layouts x algos; smoke: ME-QMIX only; validation: cramped room only),
 # fig5_long_anneal, then one experiment per value of the fig6_temperature_lr and fig6_target_entropy scans (smoke: one each)
@@ -485,6 +485,21 @@ def test_a_sweep_plans_one_experiment_per_value_with_the_value_set_last():
     assert me_qmix.settings["learner.batch_size"] == 7 and "learner.batch_size" not in paper["exp-0.01"].settings
 
 
+def test_a_scales_algo_settings_apply_to_that_algo_last():
+    """A slow learner's smoke budget (ME-IGM's HASAC): the scale's algo_settings win over every
+    other layer, for that algo alone, at that scale alone."""
+    data = grid(algos=["qmix", "me_qmix"], algo_settings={"me_qmix": {"learner": {"batch_size": 7}}},
+                scales={"smoke": {"settings": {"learner": {"batch_size": 3}},
+                                  "algo_settings": {"qmix": {"learner": {"updates_per_rollout": 2}},
+                                                    "me_qmix": {"learner": {"batch_size": 5}}}}})
+    runs = {run.algo: run for run in plan_paper("p", data, SCALE, WORKFLOW, ["smoke"], ALGOS)["exp"].runs()}
+    assert runs["qmix"].settings["learner.updates_per_rollout"] == 2 and runs["qmix"].settings["learner.batch_size"] == 3
+    assert runs["me_qmix"].settings["learner.batch_size"] == 5
+    assert "learner.updates_per_rollout" not in runs["me_qmix"].settings
+    paper = plan_paper("p", data, SCALE_PAPER, {**WORKFLOW, "scale": "paper"}, ["smoke", "paper"], ALGOS)["exp"]
+    assert all("learner.updates_per_rollout" not in run.settings for run in paper.runs())
+
+
 @pytest.mark.parametrize(("change", "words"), [
     ({"sweep": {"key": "max_entropy.temperature_lrr", "values": [1, 2]}}, "temperature_lrr"),
     ({"sweep": {"key": "learner.lr", "values": ["fast", 0.1]}}, "learner.lr"),
@@ -494,6 +509,10 @@ def test_a_sweep_plans_one_experiment_per_value_with_the_value_set_last():
     ({"scales": {"smoke": {"sweep_values": [0.3]}}}, "has no sweep"),
     ({"algo_settings": {"vdn": {"learner": {"lr": 0.1}}}}, "algo_settings.vdn: not one of the experiment's algos"),
     ({"algo_settings": {"qmix": {"learner": {"lrr": 0.1}}}}, "algo_settings.qmix.learner.lrr"),
+    ({"scales": {"smoke": {"algo_settings": {"vdn": {"learner": {"lr": 0.1}}}}}},
+     "scales.smoke.algo_settings.vdn: not one of the experiment's algos"),
+    ({"scales": {"smoke": {"algo_settings": {"qmix": {"learner": {"lrr": 0.1}}}}}},
+     "scales.smoke.algo_settings.qmix.learner.lrr"),
 ])
 def test_bad_sweeps_and_algo_settings_fail_with_the_field(change, words):
     with pytest.raises(ConfigError, match=words):

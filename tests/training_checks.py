@@ -16,8 +16,10 @@ from marlrepro.checkpoint import load_checkpoint
 from marlrepro.train import Trainer
 
 # The networks a learner trains (its target copies only follow them): the agents, the mixer,
-# for IGM-DA the decentralised learners, for FOP the actor and the two critics.
-TRAINED = ("controller", "mixer", "learners", "actor", "critic_1", "critic_2")
+# for IGM-DA the decentralised learners, for FOP the actor and the two critics, for PPO and HASAC
+# the actor and the critic, and HASAC's temperatures.
+TRAINED = ("controller", "mixer", "learners", "actor", "critic_1", "critic_2", "critic", "log_alphas",
+           "critic_log_alpha")
 
 
 def network(name: str) -> str:

@@ -24,9 +24,11 @@ import yaml
 from marlrepro.env_catalog import FUSED_BACKENDS, INTEGER_OBS_BACKENDS, check_env
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
 ON_POLICY_ALGOS = ("mappo", "ippo")
+# the actor-critic learners, whose own losses replace the value-decomposition modes
+ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
 CriticInput = Literal["state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -139,11 +141,13 @@ class LearnerConfig:
 
 @dataclass
 class ExplorationConfig:
-    """Linear epsilon schedule over environment steps."""
+    """Linear epsilon schedule over environment steps, after ``warmup_steps`` steps of uniformly
+    random available actions (HASAC's warm-up; 0: none)."""
 
     epsilon_start: float = 1.0
     epsilon_finish: float = 0.05
     epsilon_anneal_steps: int = 100_000
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -245,6 +249,26 @@ class PPOConfig:
 
 
 @dataclass
+class HASACConfig:
+    """HASAC (algo ``hasac``; learners/hasac.py; PKU-MARL/HARL ``hasac.yaml``).
+
+    The actors learn at ``learner.lr``, the twin critic at ``critic_lr``; nothing is clipped.
+    ``auto_alpha``: each agent's temperature (and the critic's) starts at ``alpha_init`` and
+    learns at ``alpha_lr`` towards ``target_entropy_scale · log |A|`` nats per agent; false keeps
+    them at ``alpha_init``. The critic's target is an ``n_step`` return, its target network a
+    Polyak average with rate ``polyak`` after every update.
+    """
+
+    critic_lr: float = 5e-4
+    alpha_init: float = 1.0
+    auto_alpha: bool = True
+    alpha_lr: float = 3e-4
+    target_entropy_scale: float = 0.98
+    polyak: float = 0.005
+    n_step: int = 20
+
+
+@dataclass
 class RunConfig:
     """Budget, evaluation, checkpointing and placement of one training run."""
 
@@ -301,6 +325,7 @@ class TrainConfig:
     max_entropy: MaxEntropyConfig = field(default_factory=MaxEntropyConfig)
     fop: FOPConfig = field(default_factory=FOPConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    hasac: HASACConfig = field(default_factory=HASACConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -438,9 +463,6 @@ def check_run_settings(*layers: Mapping[str, Any]) -> None:
 
 def _check_on_policy(config: TrainConfig) -> None:
     """The settings an on-policy learner (MAPPO, IPPO) needs: its replay holds one rollout."""
-    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
-        if mode != "none":
-            raise ConfigError(f"{key}: algo {config.algo!r} is PPO; set {key}=none (got {mode!r})")
     learner, envs = config.learner, config.env.num_envs
     if learner.buffer_size != envs:
         raise ConfigError(f"learner.buffer_size: algo {config.algo!r} trains on its last rollout alone, so it "
@@ -456,6 +478,17 @@ def _check_on_policy(config: TrainConfig) -> None:
     for key in ("value_clip", "entropy_coef"):
         if getattr(ppo, key) < 0:
             raise ConfigError(f"ppo.{key}: must be >= 0, got {getattr(ppo, key)}")
+
+
+def _check_hasac(config: TrainConfig) -> None:
+    """HASAC's settings: positive rates, a Polyak rate in (0, 1], an entropy scale in (0, 1]."""
+    hasac = config.hasac
+    for key in ("critic_lr", "alpha_init", "alpha_lr", "n_step"):
+        if getattr(hasac, key) <= 0:
+            raise ConfigError(f"hasac.{key}: must be > 0, got {getattr(hasac, key)}")
+    for key in ("polyak", "target_entropy_scale"):
+        if not 0 < getattr(hasac, key) <= 1:
+            raise ConfigError(f"hasac.{key}: must lie in (0, 1], got {getattr(hasac, key)}")
 
 
 def check_config(config: TrainConfig) -> None:
@@ -481,6 +514,7 @@ def check_config(config: TrainConfig) -> None:
         "learner.batch_size": config.learner.batch_size,
         "learner.buffer_size": config.learner.buffer_size,
         "learner.target_update_interval": config.learner.target_update_interval,
+        "learner.updates_per_rollout": config.learner.updates_per_rollout,
         "run.t_max": config.run.t_max,
         "run.eval_interval": config.run.eval_interval,
         "run.checkpoint_interval": config.run.checkpoint_interval,
@@ -531,11 +565,14 @@ def check_config(config: TrainConfig) -> None:
         if not 0 < me.away_td_weight <= 1:
             raise ConfigError(f"max_entropy.away_td_weight: a weight in (0, 1] (1: the plain TD loss, 0.5: the "
                               f"released code's), got {me.away_td_weight}")
-    if config.algo == "fop":
+    if config.algo in ACTOR_CRITIC_ALGOS:
         for key, mode in (("max_entropy.mode", me.mode), ("imitation.mode", config.imitation.mode)):
             if mode != "none":
-                raise ConfigError(f"{key}: algo 'fop' is its own maximum-entropy actor-critic learner; "
+                raise ConfigError(f"{key}: algo {config.algo!r} is an actor-critic learner of its own; "
                                   f"set {key}=none (got {mode!r})")
+    if config.algo == "hasac":
+        _check_hasac(config)
+    if config.algo == "fop":
         fop = config.fop
         if not 0 < fop.alpha_finish <= fop.alpha_start:
             raise ConfigError(f"fop.alpha_finish: the temperature schedule needs 0 < alpha_finish <= alpha_start, "

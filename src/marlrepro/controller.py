@@ -14,6 +14,7 @@ from marlrepro.exploration import epsilon_greedy, epsilon_mix
 from marlrepro.learners.max_entropy import masked_log_policy, temperature
 from marlrepro.nets.agent import RNNAgent
 from marlrepro.nets.iqn_agent import IQNRNNAgent
+from marlrepro.nets.stacked_mlp import PerAgentPolicy
 
 ObsSource = Literal["obs", "full_obs", "state"]
 
@@ -247,6 +248,20 @@ class SoftmaxPolicyController(AgentController):
         uniform = torch.rand(log_pi.shape, device=log_pi.device, generator=generator).clamp(min=1e-20)
         sampled = (log_pi - torch.log(-torch.log(uniform))).argmax(dim=-1)
         return epsilon_mix(sampled, step.avail_actions, epsilon, generator)
+
+
+class PerAgentPolicyController(SoftmaxPolicyController):
+    """Heterogeneous agents (HASAC): each agent its own softmax policy, an MLP on its observation
+    (:class:`~marlrepro.nets.stacked_mlp.PerAgentPolicy`, no recurrence, no shared weights), at
+    temperature 1. Acting and evaluation are :class:`SoftmaxPolicyController`'s: a sample of
+    the policy while exploring, its most probable available action otherwise; the JAX twin is
+    :func:`marlrepro.envs.jax_rollout.per_agent_policy_step`."""
+
+    def __init__(self, spec: EnvSpec, config: AgentConfig) -> None:
+        super().__init__(spec, config, transform=None, alpha_init=1.0, learn_temperature=False)
+
+    def make_agent(self, input_dim: int) -> nn.Module:
+        return PerAgentPolicy(self.spec.n_agents, input_dim, self.config.hidden_dim, self.spec.n_actions)
 
 
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:

@@ -13,7 +13,8 @@ The settings of one run are applied in this order, later wins:
 2. the experiment's ``settings`` (the paper's values), then its ``algo_settings.<algo>`` (a paper's
    values for one method in this experiment, e.g. ME-IGM's Overcooked batch size),
 3. the scale's ``settings`` (scale-wide, e.g. fewer evaluation episodes),
-4. the experiment's ``scales.<scale>.settings`` (e.g. a tiny ``run.t_max``),
+4. the experiment's ``scales.<scale>.settings`` (e.g. a tiny ``run.t_max``), then its
+   ``scales.<scale>.algo_settings.<algo>`` (one method's, e.g. fewer updates for a slow learner),
 5. the keys the workflow owns (:data:`WORKFLOW_KEYS`): environment, seed, device, progress bar,
    MLflow experiment (the paper), run name and tags.
 
@@ -305,9 +306,13 @@ def plan_paper(
         shared = _check_settings(f"{where}.settings", spec["settings"])
         later = {**scale.settings, **overrides.get(scale.name, {})}
         settings = {**shared, **later}
+        published_algo = spec.get("algo_settings", {})
+        scale_algo = {algo: _check_settings(f"{where}.scales.{scale.name}.algo_settings.{algo}", block)
+                      for algo, block in at_scale.get("algo_settings", {}).items()}
         per_algo = {
-            algo: {**shared, **_check_settings(f"{where}.algo_settings.{algo}", block), **later}
-            for algo, block in spec.get("algo_settings", {}).items()
+            algo: {**shared, **_check_settings(f"{where}.algo_settings.{algo}", published_algo.get(algo, {})),
+                   **later, **scale_algo.get(algo, {})}
+            for algo in (*published_algo, *(a for a in scale_algo if a not in published_algo))
         }
         seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
         envs, run_algos = (at_scale.get(key, spec[key]) for key in ("envs", "algos"))
@@ -387,6 +392,10 @@ def _check_names(
     for at, block in spec["scales"].items():
         if at not in known_scales:
             raise ConfigError(f"{unknown_choice(f'{where}.scales.{at}', at, known_scales, 'scale')} (config/scales/)")
+        for algo in block.get("algo_settings", {}):
+            if algo not in spec["algos"]:
+                raise ConfigError(f"{where}.scales.{at}.algo_settings.{algo}: not one of the experiment's algos"
+                                  f"{did_you_mean(algo, spec['algos'])}; its algos: {', '.join(spec['algos'])}")
         for key in ("envs", "algos"):
             for i, item in enumerate(block.get(key, [])):
                 if item not in spec[key]:

@@ -11,18 +11,22 @@ from marlrepro.config import ExplorationConfig
 
 @dataclass(frozen=True)
 class LinearEpsilon:
-    """``epsilon(t) = start + (finish - start) * min(1, t / anneal_steps)`` (pymarl's schedule)."""
+    """``epsilon(t) = start + (finish - start) * min(1, (t − w) / anneal_steps)`` (pymarl's
+    schedule), and 1 (uniformly random actions) during a warm-up of ``w = warmup_steps``."""
 
     start: float
     finish: float
     anneal_steps: int
+    warmup_steps: int = 0
 
     @classmethod
     def from_config(cls, config: ExplorationConfig) -> LinearEpsilon:
-        return cls(config.epsilon_start, config.epsilon_finish, config.epsilon_anneal_steps)
+        return cls(config.epsilon_start, config.epsilon_finish, config.epsilon_anneal_steps, config.warmup_steps)
 
     def __call__(self, t_env: int) -> float:
-        frac = min(1.0, t_env / max(1, self.anneal_steps))
+        if t_env < self.warmup_steps:
+            return 1.0
+        frac = min(1.0, (t_env - self.warmup_steps) / max(1, self.anneal_steps))
         return self.start + (self.finish - self.start) * frac
 
 

@@ -10,12 +10,13 @@ import torch
 from marlrepro.controller import AgentController, SoftmaxPolicyController
 from marlrepro.learners.base import Learner
 from marlrepro.learners.fop import FOPLearner
+from marlrepro.learners.hasac import HASACLearner
 from marlrepro.learners.ppo import PPOLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
-# a learner's view of the game: its local values [N, A], Q_tot of every joint action [A^N] (both
-# None for PPO, which learns no action values), its greedy joint action [N] and its local policies
-# [N, A] (None without stochastic policies)
+# a learner's view of the game: its local values [N, A] (None for PPO and HASAC, which learn none),
+# Q_tot of every joint action [A^N] (None for PPO, which learns no action values), its greedy joint
+# action [N] and its local policies [N, A] (None without stochastic policies)
 _Values = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor | None]
 
 
@@ -32,12 +33,14 @@ def joint_q_table(learner: Learner, obs: torch.Tensor, state: torch.Tensor, payo
     ``Q_tot = E[Z_tot]``. For softmax-policy agents (ME-IGM, FOP) the local policies ``π_i``,
     their most probable joint action and its payoff are reported too. ME-IGM's mixer mixes the
     transformed values ``g_i(Q_i)``; FOP's ``Q_tot`` and ``Q_i`` are the smaller of its two
-    critics' (what its targets and its actor use).
+    critics' (what its targets and its actor use), and so is HASAC's ``Q_tot`` (it has no
+    ``Q_i``); PPO has neither.
     """
     n, a = learner.spec.n_agents, learner.spec.n_actions
     joint = torch.tensor(list(itertools.product(range(a), repeat=n)), device=obs.device)  # [A^N, N]
     states = state.view(1, 1, -1).expand(1, joint.shape[0], -1)
-    values = {FOPLearner: _fop_values, PPOLearner: _ppo_values}.get(type(learner), _value_decomposition_values)
+    values = {FOPLearner: _fop_values, PPOLearner: _ppo_values, HASACLearner: _hasac_values}.get(
+        type(learner), _value_decomposition_values)
     q, q_tot, greedy, probs = values(learner, obs.view(1, 1, n, -1), joint.unsqueeze(0), states, t_env)
     policy = {}
     if probs is not None:
@@ -45,7 +48,9 @@ def joint_q_table(learner: Learner, obs: torch.Tensor, state: torch.Tensor, payo
         policy = {"policy": probs.tolist(), "most_probable_joint_action": likely.tolist(),
                   "most_probable_payoff": float(payoff[tuple(likely.tolist())])}
     if q is not None:
-        policy.update(agent_q=q.tolist(), joint_q=q_tot.view([a] * n).tolist())
+        policy["agent_q"] = q.tolist()
+    if q_tot is not None:
+        policy["joint_q"] = q_tot.view([a] * n).tolist()
     return {
         "payoff": payoff.tolist(),
         "greedy_joint_action": greedy.tolist(),
@@ -91,3 +96,11 @@ def _ppo_values(learner: PPOLearner, obs: torch.Tensor, joint: torch.Tensor, sta
                 t_env: int) -> _Values:
     probs = torch.softmax(_first_step(learner.actor, obs), dim=-1)
     return None, None, probs.argmax(dim=-1), probs
+
+
+def _hasac_values(learner: HASACLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,
+                  t_env: int) -> _Values:
+    probs = torch.softmax(_first_step(learner.actor, obs), dim=-1)
+    onehot = torch.nn.functional.one_hot(joint, learner.spec.n_actions).to(probs.dtype)
+    q_tot = learner.critic(states, onehot).min(dim=-1).values
+    return None, q_tot, probs.argmax(dim=-1), probs

@@ -57,7 +57,7 @@ from marlrepro.buffer import EpisodeBuffer, Episodes
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
 from marlrepro.config import TrainConfig, flatten, to_dict
 from marlrepro.core.graphed import GraphedStep
-from marlrepro.core.optim import build_optimizer, clip_grad_norm_per_run
+from marlrepro.core.optim import Phase, build_optimizer, clip_grad_norm_per_run
 from marlrepro.core.stacked import StackedModules, child_name
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
@@ -80,8 +80,10 @@ BUFFER_CHECKPOINT_LIMIT_BYTES = 512 * 2**20
 # generator that initialises its weights, so that the two streams do not repeat each other.
 GENERATOR_SEED_OFFSET = 0x5EED_0000
 
-# The name under which each run's environment step joins its batch (Learner.forward's t_env).
+# The names under which each run's environment step and update phase join its batch
+# (Learner.forward's t_env and phase).
 T_ENV = "t_env"
+PHASE = "phase"
 
 # Keys that may differ between the first start and a resume of the same run.
 RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "run.length_buckets", "run.matmul_precision",
@@ -235,6 +237,8 @@ class Trainer:
         self.optimizer = build_optimizer(
             list(trainable.values()), first.learner,
             [lr if per_run[0] is None else torch.tensor([g.lr for g in per_run], device=self.device)
+             for per_run in groups.values()],
+            [None if per_run[0] is None or per_run[0].phase is None else Phase(per_run[0].phase, per_run[0].per_agent)
              for per_run in groups.values()])
         self._clip_sets = _clip_sets(trainable, {name: per_run[0] for name, per_run in groups.items()})
         self._losses = self.learners.vmapped(_loss_terms)
@@ -417,12 +421,14 @@ class Trainer:
         terms[:, 0].sum().backward()
         for params in self._clip_sets:
             clip_grad_norm_per_run(params, self.config.learner.grad_clip)
-        self.optimizer.step(mask)
+        self.optimizer.step(mask, batch.get(PHASE))
         return terms.detach()
 
     def _train_step(self, runs: list[bool]) -> None:
-        """``updates_per_rollout`` gradient steps for the runs where ``runs`` holds; hard target
-        updates every ``target_update_interval`` episodes of each run."""
+        """``updates_per_rollout`` updates for the runs where ``runs`` holds, each one gradient
+        step per phase of the learner's update (:attr:`Learner.update_phases`) on one sampled
+        batch; then the target networks: Polyak-averaged after every update where the learner
+        asks for it, else hard copies every ``target_update_interval`` episodes of each run."""
         cfg = self.config.learner
         mask = torch.tensor(runs, device=self.device)
         generators = [run.generator for run in self.runs]
@@ -432,10 +438,20 @@ class Trainer:
         self.optimizer.lr_scale.copy_(template.lr_scale(self._t_env()))
         for _ in range(cfg.updates_per_rollout):
             batch = self.buffer.sample(cfg.batch_size, generators, runs, self._cut)
-            terms = self._step(self.loss_inputs(batch), mask)
-            self.last_loss = torch.where(mask, terms[:, 0], self.last_loss)
-            if terms.shape[1] > 1:
-                measured = torch.cat([terms[:, 1:], torch.ones_like(terms[:, :1])], dim=1)
+            inputs = self.loss_inputs(batch)
+            if template.update_phases == 1:
+                terms = self._step(inputs, mask)
+                loss, measured = terms[:, 0], terms[:, 1:]
+            else:  # one gradient step per phase, in each run's own order
+                orders = torch.stack([template.update_order(run.generator) if updated
+                                      else torch.arange(template.update_phases, device=self.device)
+                                      for run, updated in zip(self.runs, runs)])
+                phase_terms = [self._step({**inputs, PHASE: order}, mask) for order in orders.T]
+                loss = torch.stack([terms[:, 0] for terms in phase_terms]).sum(dim=0)
+                measured = phase_terms[0][:, 1:]
+            self.last_loss = torch.where(mask, loss, self.last_loss)
+            if measured.shape[1] > 0:
+                measured = torch.cat([measured, torch.ones_like(measured[:, :1])], dim=1)
                 self.update_sums += torch.where(mask.unsqueeze(1), measured, 0.0)
             due = []
             for r, (run, updated) in enumerate(zip(self.runs, runs)):
@@ -444,9 +460,12 @@ class Trainer:
                            >= cfg.target_update_interval)
                 if due[-1]:
                     run.last_target_update_episode = run.progress.episode
-            if any(due):
+            if template.target_polyak is not None:
+                for target, online in template.target_pairs:
+                    self.learners.copy_runs(target, online, mask, template.target_polyak)
+            elif any(due):
                 due_mask = torch.tensor(due, device=self.device)
-                for target, online in self.learners.template.target_pairs:
+                for target, online in template.target_pairs:
                     self.learners.copy_runs(target, online, due_mask)
 
     def run(self) -> list[dict[str, Any]]:
@@ -596,9 +615,12 @@ def padded_length(longest: int, lengths: list[int]) -> int:
 
 
 def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One run's loss on its batch at its environment step, then the :attr:`Learner.update_scalars`
+    """One run's loss on its batch at its environment step (and in its update phase, for a
+    learner of several), then the :attr:`Learner.update_scalars`
     it measured, detached: [1 + K] (the function the pack vmaps)."""
-    terms = learner(Episodes(**{name: v for name, v in inputs.items() if name != T_ENV}), inputs[T_ENV])
+    batch = Episodes(**{name: v for name, v in inputs.items() if name not in (T_ENV, PHASE)})
+    phase = (inputs[PHASE],) if PHASE in inputs else ()
+    terms = learner(batch, inputs[T_ENV], *phase)
     if terms.logged.keys() != set(learner.update_scalars):
         raise TypeError(f"{type(learner).__name__}.forward logged {sorted(terms.logged)}; its update_scalars "
                         f"are {list(learner.update_scalars)}")

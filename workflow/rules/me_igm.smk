@@ -147,10 +147,9 @@ rule me_igm_table1:
 
 
 # Tables 2-4, the SMACv2 win rates: table id -> (its experiments, the published methods we build).
-# Table 2's MAPPO, IPPO and HASAC rows come with the actor-critic issue; IMAX-PPO and InQ are
-# published only. Table 4's published cells are empty.
+# IMAX-PPO and InQ are published only. Table 4's published cells are empty.
 SCORE_TABLES = {
-    "table2": (TABLE2_EXPERIMENTS, ["me_qmix", "me_qplex", "qmix", "qplex", "fop", "mappo", "ippo"]),
+    "table2": (TABLE2_EXPERIMENTS, ["me_qmix", "me_qplex", "qmix", "qplex", "fop", "mappo", "ippo", "hasac"]),
     "table3": (("table3",), ["qmix", "qmix_entropy", "me_qmix"]),
     "table4": (("table4",), ["me_qmix_mlp", "me_qmix"]),
 }

@@ -3,10 +3,14 @@ update mask, in one set of elementwise kernels.
 
 Every tensor has the runs as its leading dimension. A run whose mask entry is False is left
 exactly as it was (parameters and optimiser state), so a pack can hold runs that cannot update
-yet (too few stored episodes), have finished, or diverged.
+yet (too few stored episodes), have finished, or diverged. Likewise, a parameter with a
+:class:`Phase` moves only in its phase of a learner's update (HASAC's sequential agents), as if
+it had an optimiser of its own: its state and its Adam step count stay put in the other phases.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -30,21 +34,50 @@ def clip_grad_norm_per_run(params: list[torch.Tensor], max_norm: float) -> torch
     return norms
 
 
+@dataclass(frozen=True)
+class Phase:
+    """The phase of a learner's update in which a parameter [R, ...] trains: ``first``; with
+    ``per_agent``, its slice ``i`` along the axis after the runs' (agent ``i``'s network) trains
+    in phase ``first + i`` (:class:`marlrepro.learners.base.ParamGroup`)."""
+
+    first: int
+    per_agent: bool = False
+
+    def shape(self, p: torch.Tensor) -> tuple[int, ...]:
+        """The shape of this parameter's per-phase flags: [R, 1, ...], or [R, N, 1, ...] per agent."""
+        lead = p.shape[:2] if self.per_agent else p.shape[:1]
+        return (*lead, *[1] * (p.dim() - len(lead)))
+
+    def active(self, phase: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Whether each run's (and agent's) slice of ``p`` trains in the runs' phases ``phase`` [R]."""
+        if not self.per_agent:
+            return _per_run(phase == self.first, p)
+        agents = torch.arange(p.shape[1], device=p.device) + self.first
+        return (phase.unsqueeze(1) == agents).view(self.shape(p))
+
+
 class StackedOptimizer:
     """Base of the stacked optimisers: ``params`` are leaf tensors [R, ...] with ``.grad``;
     ``lr`` is one learning rate per run [R] (a pack may sweep it), or a list of them, one per
-    parameter (a learner's parameter groups, :meth:`marlrepro.learners.base.Learner.param_groups`)."""
+    parameter (a learner's parameter groups, :meth:`marlrepro.learners.base.Learner.param_groups`);
+    ``phases``: each parameter's :class:`Phase`, or None where it trains in every phase. Each
+    parameter counts its own steps (``state["step"]``, per run and, per agent, per slice), so a
+    parameter that trains in one phase of several has the step count of an optimiser of its own."""
 
-    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor | list[torch.Tensor], eps: float) -> None:
+    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor | list[torch.Tensor], eps: float,
+                 phases: list[Phase | None] | None = None) -> None:
         self.params = params
         self.lrs = lr if isinstance(lr, list) else [lr] * len(params)
+        self.phases = phases if phases is not None else [None] * len(params)
         self.eps = eps
         runs = params[0].shape[0]
-        self.steps = torch.zeros(runs, device=params[0].device)
         # a factor on every learning rate, per run (a schedule; set in place, so a captured CUDA
         # graph of the step reads the current values)
         self.lr_scale = torch.ones(runs, device=params[0].device)
-        self.state: list[dict[str, torch.Tensor]] = [self.init_state(p) for p in params]
+        self.state: list[dict[str, torch.Tensor]] = [
+            {"step": torch.zeros(phase.shape(p) if phase is not None else _per_run(self.lr_scale, p).shape,
+                                 device=p.device), **self.init_state(p)}
+            for p, phase in zip(params, self.phases, strict=True)]
 
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -54,27 +87,29 @@ class StackedOptimizer:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, mask: torch.Tensor) -> None:
-        """One step for the runs where ``mask`` [R] (bool) is True."""
-        self.steps += mask.to(self.steps.dtype)
-        for p, lr, state in zip(self.params, self.lrs, self.state, strict=True):
-            new_p, new_state = self.update(p, p.grad, lr * self.lr_scale, state)
+    def step(self, mask: torch.Tensor, phase: torch.Tensor | None = None) -> None:
+        """One step for the runs where ``mask`` [R] (bool) is True, of the parameters that train
+        in the runs' update phases ``phase`` [R] (none given: every parameter)."""
+        for p, lr, state, own in zip(self.params, self.lrs, self.state, self.phases, strict=True):
             keep = _per_run(mask, p)
+            if own is not None and phase is not None:
+                keep = keep & own.active(phase, p)
+            state["step"].add_(keep.to(state["step"].dtype))
+            new_p, new_state = self.update(p, p.grad, lr * self.lr_scale, state)
             p.copy_(torch.where(keep, new_p, p))
             for key, value in new_state.items():
                 state[key].copy_(torch.where(keep, value, state[key]))
 
     def update(self, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor,
                state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The new parameter and state (other than ``step``, already counted) of a step."""
         raise NotImplementedError
 
     def run_state(self, r: int) -> dict:
         """Run ``r``'s optimiser state, for its checkpoint."""
-        return {"steps": self.steps[r].clone(),
-                "state": [{k: v[r].clone() for k, v in s.items()} for s in self.state]}
+        return {"state": [{k: v[r].clone() for k, v in s.items()} for s in self.state]}
 
     def load_run_state(self, r: int, saved: dict) -> None:
-        self.steps[r] = saved["steps"].to(self.steps.device)
         for state, values in zip(self.state, saved["state"]):
             for key, value in values.items():
                 state[key][r] = value.to(state[key].device)
@@ -84,9 +119,10 @@ class StackedRMSprop(StackedOptimizer):
     """RMSProp as ``torch.optim.RMSprop`` (no momentum, not centred):
     ``v ← α v + (1 − α) g²``, ``θ ← θ − lr · g / (√v + ε)``."""
 
-    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, alpha: float, eps: float) -> None:
+    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor | list[torch.Tensor], alpha: float, eps: float,
+                 phases: list[Phase | None] | None = None) -> None:
         self.alpha = alpha
-        super().__init__(params, lr, eps)
+        super().__init__(params, lr, eps, phases)
 
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"square_avg": torch.zeros_like(p)}
@@ -110,16 +146,16 @@ class StackedAdam(StackedOptimizer):
         b1, b2 = self.betas
         m = b1 * state["exp_avg"] + (1 - b1) * grad
         v = b2 * state["exp_avg_sq"] + (1 - b2) * grad * grad
-        t = _per_run(self.steps.clamp(min=1), p)
+        t = state["step"].clamp(min=1)
         denom = (v / (1 - b2 ** t)).sqrt() + self.eps
         return p - _per_run(lr, p) * (m / (1 - b1 ** t)) / denom, {"exp_avg": m, "exp_avg_sq": v}
 
 
-def build_optimizer(params: list[torch.Tensor], config: LearnerConfig,
-                    lr: torch.Tensor | list[torch.Tensor]) -> StackedOptimizer:
+def build_optimizer(params: list[torch.Tensor], config: LearnerConfig, lr: torch.Tensor | list[torch.Tensor],
+                    phases: list[Phase | None] | None = None) -> StackedOptimizer:
     """Adam (pymarl2, DFAC) or RMSProp (pymarl, IGM-DA) with the configured constants; an unset
     ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`)."""
     if config.optimizer == "adam":
-        return StackedAdam(params, lr, ADAM_EPS if config.optim_eps is None else config.optim_eps)
+        return StackedAdam(params, lr, ADAM_EPS if config.optim_eps is None else config.optim_eps, phases)
     eps = RMSPROP_EPS if config.optim_eps is None else config.optim_eps
-    return StackedRMSprop(params, lr, config.optim_alpha, eps)
+    return StackedRMSprop(params, lr, config.optim_alpha, eps, phases)

@@ -60,12 +60,14 @@ class StackedModules:
         return lambda *inputs: batched(self.params, self.buffers, *inputs)
 
     @torch.no_grad()
-    def copy_runs(self, target: str, source: str, mask: torch.Tensor) -> None:
-        """Set the parameters of submodule ``target`` to those of ``source`` for the runs where
-        ``mask`` [R] is True (hard target-network updates)."""
+    def copy_runs(self, target: str, source: str, mask: torch.Tensor, fraction: float = 1.0) -> None:
+        """Move the parameters of submodule ``target`` to those of ``source`` for the runs where
+        ``mask`` [R] is True: all the way (hard target-network updates), or by ``fraction``
+        (Polyak averaging, ``θ' ← (1 − τ) θ' + τ θ``)."""
         for name, p in self.weights(f"{source}.").items():
             dest = self.params[f"{target}.{name}"]
-            dest.copy_(torch.where(mask.view(-1, *[1] * (p.dim() - 1)), p, dest))
+            moved = p if fraction == 1.0 else torch.lerp(dest, p, fraction)
+            dest.copy_(torch.where(mask.view(-1, *[1] * (p.dim() - 1)), moved, dest))
 
     def run_state(self, r: int) -> dict[str, torch.Tensor]:
         """Run ``r``'s weights as the ``state_dict`` of one module."""

@@ -26,10 +26,12 @@ from marlrepro.buffer import Episodes
 from marlrepro.controller import (
     AgentController,
     DistributionalController,
+    PerAgentPolicyController,
     SoftmaxPolicyController,
 )
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
 from marlrepro.learners.max_entropy import ALPHA_FLOOR
+from marlrepro.nets.stacked_mlp import LAYER_NORM_EPS
 
 # acting in full float32 matmuls, as the torch agent on CPU (the update may use TF32 on CUDA,
 # run.matmul_precision; acting needs no speed from it)
@@ -83,6 +85,23 @@ def iqn_agent_step(
     grouped = h.reshape(g, m // g, 1, -1) * phi[:, None]  # [G, R, N̂, H]
     z = _linear(grouped, params["fc2.weight"], params["fc2.bias"])  # [G, R, N̂, A]
     return z.mean(axis=-2).reshape(m, -1), h
+
+
+def per_agent_policy_step(params: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
+    """:class:`marlrepro.nets.stacked_mlp.PerAgentPolicy` in JAX: agent ``k``'s own MLP,
+    ``LayerNorm → [Linear → ReLU → LayerNorm]×L → Linear``, on its row; ``inputs`` [B, N, in]
+    -> logits [B, N, A]."""
+    x = inputs
+    layers = sum(name.startswith("mlp.weights.") for name in params)
+    for i in range(layers):
+        if i > 0:
+            x = jax.nn.relu(x)
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        norm = params[f"mlp.norms.{i}"]
+        x = (x - mean) / jnp.sqrt(var + LAYER_NORM_EPS) * norm[:, 0] + norm[:, 1]
+        x = jnp.einsum("bki,kio->bko", x, params[f"mlp.weights.{i}"], precision=_HIGHEST) + params[f"mlp.biases.{i}"]
+    return x
 
 
 def agent_inputs(
@@ -220,6 +239,7 @@ class FusedRollout:
             "state": (n_obs, None),
         }[self.controller.source]
         distributional = isinstance(self.controller, DistributionalController)
+        per_agent = isinstance(self.controller, PerAgentPolicyController)
         softmax = isinstance(self.controller, SoftmaxPolicyController)
         agent = {name[len("agent."):]: p for name, p in params.items() if name.startswith("agent.")}
         transform = {name[len("transform."):]: p for name, p in params.items() if name.startswith("transform.")}
@@ -241,7 +261,9 @@ class FusedRollout:
                                   avail_actions=cfg.obs_avail_actions)
             # extra_key draws DMIX's quantile fractions, or a softmax agent's policy sample
             policy_key, act_key, extra_key = jax.random.split(c.policy_key, 3)
-            if distributional:
+            if per_agent:  # no recurrence: the carried hidden state passes through
+                q, hidden = per_agent_policy_step(agent, inputs), c.hidden
+            elif distributional:
                 taus = jax.random.uniform(extra_key, (b, cfg.n_greedy_quantiles), first.dtype)
                 q, hidden = iqn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden, taus)
             else:

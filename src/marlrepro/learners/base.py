@@ -23,19 +23,25 @@ class ParamGroup:
     """Parameters (those whose name starts with ``prefix``) trained with their own learning rate
     ``lr`` instead of ``learner.lr``. ``clip``: whether their gradient norm is clipped to
     ``learner.grad_clip`` (per run); ``clip_alone``: clipped on their own norm, as a separate
-    optimiser would (FOP's actor and each critic), instead of together with the ungrouped ones."""
+    optimiser would (FOP's actor and each critic), instead of together with the ungrouped ones.
+    ``phase``: the phase of each update (:attr:`Learner.update_phases`) in which they train, as
+    if with an optimiser of their own (None: in every phase); with ``per_agent``, the parameters'
+    first axis is the agents', and agent ``i``'s slice trains in phase ``phase + i`` (HASAC's
+    sequential update of heterogeneous agents)."""
 
     prefix: str
     lr: float
     clip: bool = True
     clip_alone: bool = False
+    phase: int | None = None
+    per_agent: bool = False
 
 
 @dataclass
 class LossTerms:
     """What one update's loss reports; device tensors, scalars per run. ``logged``: the scalars
     that :attr:`Learner.update_scalars` names, measured on the update's batch (no gradient flows
-    from them)."""
+    from them); in an update of several phases, the core logs those of the first phase."""
 
     loss: torch.Tensor
     q_taken_mean: torch.Tensor
@@ -59,9 +65,16 @@ class Learner(nn.Module):
       no host synchronisation (on CUDA it is replayed from a graph, :mod:`marlrepro.core.graphed`);
     * :attr:`target_pairs`: (target module, online module) names whose parameters the core
       hard-copies every ``learner.target_update_interval`` episodes;
+    * :attr:`target_polyak`: optional; where set, the core moves each target module towards its
+      online one by this fraction after every update (``θ' ← (1 − τ) θ' + τ θ``, HASAC) instead
+      of the hard copies;
     * :attr:`behaviour_pairs`: (copy, module) names that the core copies before the updates of
       each rollout, so that the copy holds the networks that collected it (PPO's old policy and
       old values);
+    * :attr:`update_phases` and :meth:`update_order`: optional; an update of several phases is
+      that many gradient steps on the same sampled batch, in the order :meth:`update_order`
+      draws; :meth:`forward` then takes the phase (a 0-d integer tensor) as a third argument, and
+      each parameter group trains in its own phase only (:class:`ParamGroup`);
     * :meth:`lr_scale`: optional per-run factor on every learning rate (a linear decay);
     * :meth:`param_groups`: optional parameters with their own learning rate and gradient
       clipping (a temperature, an actor beside its critics);
@@ -73,8 +86,10 @@ class Learner(nn.Module):
     """
 
     target_pairs: tuple[tuple[str, str], ...] = ()
+    target_polyak: float | None = None
     behaviour_pairs: tuple[tuple[str, str], ...] = ()
     update_scalars: tuple[str, ...] = ()
+    update_phases: int = 1
 
     @property
     def acting_controller(self) -> AgentController:
@@ -90,6 +105,11 @@ class Learner(nn.Module):
         """Parameters trained at their own learning rate; none by default (every parameter at
         ``learner.lr``, all clipped together)."""
         return ()
+
+    def update_order(self, generator: torch.Generator) -> torch.Tensor:
+        """The phases [P] of one update in the order they run, drawn with the run's ``generator``
+        where the order is random; ``0, 1, …, P − 1`` (no draw) by default."""
+        return torch.arange(self.update_phases, device=generator.device)
 
     def lr_scale(self, t_env: torch.Tensor) -> torch.Tensor:
         """The factor [R] on each run's learning rates at its env steps ``t_env`` [R]; 1 by default."""

@@ -9,6 +9,7 @@ from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
 from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
+from marlrepro.learners.hasac import HASACLearner
 from marlrepro.learners.igm_da import DistributionalIGMDALearner, IGMDALearner
 from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.learners.ppo import PPOLearner
@@ -17,13 +18,15 @@ from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
-    ``ippo``); ME-IGM
+    ``ippo``); HASAC (``hasac``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
     decomposition, distributional for ``dmix``."""
     if config.algo == "fop":
         return FOPLearner(spec, config, device)
     if config.algo in ON_POLICY_ALGOS:
         return PPOLearner(spec, config, device)
+    if config.algo == "hasac":
+        return HASACLearner(spec, config, device)
     if config.max_entropy.mode != "none":
         return MaxEntropyLearner(spec, config, device)
     distributional = config.algo == "dmix"

@@ -85,6 +85,37 @@ def gae_advantages(
     return _lambda_recursion(deltas, torch.zeros_like(values[:, -1:]), gamma * gae_lambda)
 
 
+def n_step_targets(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    mask: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    n: int,
+) -> torch.Tensor:
+    """``n``-step returns over padded episodes (HARL's off-policy buffer, ``n_step``):
+    ``y_t = Σ_{k<n_t} γ^k r_{t+k} + γ^{n_t} (1 − d) V_{t+n_t}`` with ``n_t = min(n, L − t)`` for an
+    episode of ``L`` steps: the window stops at the episode's end, where ``d`` = 1 if it
+    terminated (no bootstrap) and 0 if the time limit cut it (it bootstraps from ``V`` at its
+    final observation, step ``L``). Without a loop over time: the reward sums are one product
+    with the band matrix ``W[k, t] = γ^{k−t}`` for ``0 ≤ k − t < n``.
+
+    ``rewards``, ``terminated``, ``mask`` [B, T]; ``values`` [B, T+1] (the soft value of each
+    observation) -> [B, T], zero on masked steps.
+    """
+    steps = rewards.shape[1]
+    t = torch.arange(steps, device=rewards.device)
+    lag = t[:, None] - t[None, :]  # lag[k, t] = k − t
+    band = torch.where((lag >= 0) & (lag < n), gamma ** lag.clamp(min=0).to(rewards.dtype), 0.0)
+    sums = (rewards * mask) @ band
+    length = mask.sum(dim=1, keepdim=True).long()  # [B, 1]
+    end = torch.minimum(t[None, :] + n, length)  # [B, T]
+    at_end = (end == length).to(rewards.dtype)
+    terminal = terminated.sum(dim=1, keepdim=True).clamp(max=1.0)
+    bootstrap = gamma ** (end - t[None, :]).clamp(min=0).to(rewards.dtype) * values.gather(1, end)
+    return mask * (sums + (1 - at_end * terminal) * bootstrap)
+
+
 def _last(target_qs: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
     """``G_T = Q_T · (1 − Σ_t d_t)``: the bootstrap of an episode that did not terminate, zero for
     one that did. An episode cut by the time limit is not terminal (pymarl's runner): it spans the

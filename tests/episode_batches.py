@@ -1,0 +1,27 @@
+"""A small batch of stored episodes with the cases every loss must mask, for the learners' tests."""
+
+from __future__ import annotations
+
+import torch
+
+from marlrepro.buffer import Episodes
+from marlrepro.envs.base import EnvSpec
+
+
+def masked_cases_batch(spec: EnvSpec, seed: int) -> Episodes:
+    """Four random episodes of ``spec.episode_limit`` steps for two agents or more: episode 2
+    terminates after step 2 (its later steps are padding), and agent 1 dies at step 3 of every
+    episode (from then on its single available action is the no-op)."""
+    g = torch.Generator().manual_seed(seed)
+    b, t, n, a = 4, spec.episode_limit, spec.n_agents, spec.n_actions
+    filled = torch.ones(b, t)
+    filled[2, 3:] = 0
+    terminated = torch.zeros(b, t)
+    terminated[2, 2] = 1
+    avail = torch.ones(b, t + 1, n, a, dtype=torch.bool)
+    avail[:, 3:, 1] = False
+    avail[:, 3:, 1, 0] = True
+    return Episodes(obs=torch.randn(b, t + 1, n, spec.obs_dim, generator=g),
+                    state=torch.randn(b, t + 1, spec.state_dim, generator=g), avail_actions=avail,
+                    actions=torch.randint(0, a, (b, t, n), generator=g), reward=torch.randn(b, t, generator=g) * filled,
+                    terminated=terminated, filled=filled)
