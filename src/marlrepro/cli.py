@@ -17,9 +17,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train",
-        help="train one IQL/VDN/QMIX run, or a pack of runs in one process (resumes from checkpoints)",
+        help="train one run of any learner (config/algos/), or a pack of runs in one process (resumes from checkpoints)",
         description=(
-            "Train one value-decomposition run. Config files are merged in order, then each "
+            "Train one run of any learner family (value decomposition, IGM-DA, ME-IGM, FOP, MAPPO, IPPO, "
+            "HASAC). Config files are merged in order, then each "
             "--set key=value override (dotted keys, YAML values), e.g. --set learner.lr=5e-4 "
             "--set env.name=smax:3m. Writes config.yaml, metrics.parquet and final.json to --out, "
             "checkpoints to --out/checkpoint, and logs the finished run to MLflow when "
