@@ -25,7 +25,8 @@ SUBCOMMANDS = _subcommands(build_parser())
 
 
 def test_the_cli_has_its_subcommands():
-    assert {("train",), ("bench",), ("bench", "run"), ("bench", "train"), ("bench", "env")} <= set(SUBCOMMANDS)
+    assert {("train",), ("bench",), ("bench", "run"), ("bench", "train"), ("bench", "env"),
+            ("export-policy",)} <= set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS, ids=" ".join)

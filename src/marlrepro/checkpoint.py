@@ -55,7 +55,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     problems = []
     for path in (current, previous):
         try:
-            state = _read(path)
+            state = read_checkpoint(path)
         except CheckpointError as err:
             problems.append(f"{path}: {err}")
             continue
@@ -70,7 +70,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint in ``path``; raises :class:`CheckpointError` saying why it cannot be used."""
     if not path.exists():
         raise CheckpointError("missing")

@@ -166,6 +166,42 @@ def _run_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_policy(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export-policy",
+        help="write a run's trained decentralised policy to a versioned, checksummed file",
+        description=(
+            "Write the agents of RUN_DIR's checkpoint (a run alone or a member of a pack) to OUT_FILE: "
+            "a zip archive, format marlrepro-policy version 1, holding manifest.json (the method, the "
+            "environment and its spec, the controller, the run's config, the source run and t_env, the "
+            "SHA-256 of the weights) and weights.pt (the controller's state dict). "
+            "marlrepro.policy_file.load_policy loads it back as a ready controller, checking the format, "
+            "version, checksum and shapes first; its greedy evaluation reproduces the run's. "
+            "Status 2: no readable checkpoint or an unknown controller (the message says which)."
+        ),
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run's directory (holding checkpoint/)")
+    parser.add_argument("out", metavar="OUT_FILE", help="the policy file to write (replaced atomically)")
+    parser.add_argument("--controller", default="test", metavar="NAME",
+                        help="which evaluated controller: test (default), the decentralised agents whose "
+                             "greedy policy is the run's test metric; test_expert, IGM-DA's experts")
+    parser.add_argument("--checkpoint", choices=("latest", "previous"), default="latest",
+                        help="latest (checkpoint/state.pt, default) or previous (checkpoint/state.prev.pt, "
+                             "the one before it)")
+    parser.set_defaults(handler=_run_export_policy)
+
+
+def _run_export_policy(args: argparse.Namespace) -> int:
+    from marlrepro.checkpoint import CHECKPOINT_FILE, PREVIOUS_FILE
+    from marlrepro.policy_file import export_policy
+
+    checkpoint = {"latest": CHECKPOINT_FILE, "previous": PREVIOUS_FILE}[args.checkpoint]
+    manifest = export_policy(args.run_dir, args.out, args.controller, checkpoint)
+    log.info("wrote %s: the %s controller of %s on %s at t_env=%d (weights sha256 %s)", args.out,
+             manifest.controller, manifest.method, manifest.env, manifest.t_env, manifest.weights_sha256)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="marlrepro",
@@ -175,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
     _add_track(commands)
+    _add_export_policy(commands)
     from marlrepro.bench import add_bench_parser
     from marlrepro.report.validation import add_validation_parser
 

@@ -422,7 +422,16 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 def check_settings(prefix: str, settings: Mapping[str, Any]) -> None:
     """Reject unknown keys and wrong types in the nested train ``settings``; errors name each key
     as ``prefix`` + its dotted path (``config/vd.yaml: experiments.e.settings.learner.lrr``)."""
-    _apply(TrainConfig(), settings, prefix)
+    from_dict(settings, prefix)
+
+
+def from_dict(data: Mapping[str, Any], prefix: str = "") -> TrainConfig:
+    """The :class:`TrainConfig` of nested plain data, such as :func:`to_dict`'s (a checkpoint's
+    config): the defaults, then ``data``, keys and types checked (errors name each key as
+    ``prefix`` + its dotted path)."""
+    config = TrainConfig()
+    _apply(config, data, prefix)
+    return config
 
 
 def read_settings(path: str | Path) -> dict[str, Any]:
@@ -627,6 +636,7 @@ __all__ = [
     "check_run_settings",
     "check_settings",
     "flatten",
+    "from_dict",
     "load_config",
     "parse_override",
     "read_settings",

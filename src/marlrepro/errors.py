@@ -16,6 +16,12 @@ class CheckpointError(ConfigError):
     :class:`ConfigError` (status 2): the message names the file, the problem and what to do."""
 
 
+class PolicyFileError(ConfigError):
+    """A policy file (:mod:`marlrepro.policy_file`) cannot be written, read or used with an
+    environment: the message names the file, the problem and what to do (status 2 on the command
+    line, as a :class:`ConfigError`)."""
+
+
 def did_you_mean(value: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to ``value``; empty when none is close."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.7)
@@ -34,9 +40,10 @@ def unknown_choice(field: str, value: object, choices: Iterable[object], what: s
 
 
 @contextmanager
-def located(where: str) -> Iterator[None]:
-    """Prefix the message of a :class:`ConfigError` raised inside with ``where: ``."""
+def located(where: str, error: type[ConfigError] | None = None) -> Iterator[None]:
+    """Prefix the message of a :class:`ConfigError` raised inside with ``where: ``; the error
+    becomes an ``error`` where given, else keeps its class."""
     try:
         yield
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise (error or type(err))(f"{where}: {err}") from None

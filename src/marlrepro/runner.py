@@ -8,6 +8,7 @@ compiled call (:mod:`marlrepro.envs.jax_rollout`, which has JAX twins of both ag
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,17 @@ class EpisodeRunner:
                 self.learners.weights(f"{self.controller}."), epsilons, active, explore)
             return episodes, RolloutStats(returns, won, lengths)
         return self._run_stepwise(epsilons, active, generators, explore)
+
+    def evaluate(self, episodes: int, active: list[bool], generators: list[torch.Generator]) -> torch.Tensor:
+        """Greedy evaluation: each run's mean return and win rate [R, 2] over its first
+        ``episodes`` greedy episodes, played :attr:`width` at a time (rows of inactive runs are 0)."""
+        returns, won = [], []
+        for _ in range(math.ceil(episodes / self.width)):
+            _, stats = self.run([0.0] * len(self.envs), active, generators, explore=False)
+            returns.append(stats.returns)
+            won.append(stats.won.float())
+        return torch.stack([torch.cat(returns, dim=1)[:, :episodes].mean(dim=1),
+                            torch.cat(won, dim=1)[:, :episodes].mean(dim=1)], dim=1)
 
     def _run_stepwise(self, epsilons: list[float], active: list[bool], generators: list[torch.Generator],
                       explore: bool) -> tuple[Episodes, RolloutStats]:

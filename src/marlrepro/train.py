@@ -351,16 +351,9 @@ class Trainer:
     def evaluate(self, runs: list[int], controller: str) -> dict[int, tuple[float, float]]:
         """Greedy evaluation of ``controller`` over ``eval_episodes`` episodes for each of ``runs``:
         run -> (mean return, win rate)."""
-        runner, n = self.eval_runners[controller], self.config.run.eval_episodes
         active = [r in runs for r in range(len(self.runs))]
-        returns, won = [], []
-        for _ in range(math.ceil(n / runner.width)):
-            _, stats = runner.run([0.0] * len(self.runs), active, [run.generator for run in self.runs],
-                                  explore=False)
-            returns.append(stats.returns)
-            won.append(stats.won.float())
-        means = torch.stack([torch.cat(returns, dim=1)[:, :n].mean(dim=1),
-                             torch.cat(won, dim=1)[:, :n].mean(dim=1)], dim=1).tolist()
+        means = self.eval_runners[controller].evaluate(self.config.run.eval_episodes, active,
+                                                       [run.generator for run in self.runs]).tolist()
         return {r: tuple(means[r]) for r in runs}
 
     def _record_evals(self, runs: list[int], bar: tqdm) -> None:
