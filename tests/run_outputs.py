@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 # Fields that measure the wall clock: the only ones a resumed run may not share with an uninterrupted one.
@@ -30,6 +31,26 @@ def assert_same_outputs(resumed: Path, uninterrupted: Path) -> None:
     assert values[0].is_file() == values[1].is_file()
     if values[1].is_file():
         pd.testing.assert_frame_equal(*map(pd.read_parquet, values), check_exact=True)
+
+
+def assert_packed_run_equals_alone(packed: Path, alone: Path, exact_weights: bool = True) -> dict[str, torch.Tensor]:
+    """A run trained in a pack and the same run trained alone have equal metrics.parquet and
+    final.json (but the wall-clock fields and the pack size), exactly, and equal final weights and
+    buffers: exactly, or to float rounding without ``exact_weights``; returns those weights."""
+    metrics = [pd.read_parquet(run / "metrics.parquet").drop(columns="wall_time_s") for run in (packed, alone)]
+    pd.testing.assert_frame_equal(*metrics, check_exact=True)
+    finals = [{key: value for key, value in json.loads((run / "final.json").read_text()).items()
+               if key not in (*WALL_CLOCK, "pack_size")} for run in (packed, alone)]
+    assert finals[0] == finals[1]
+    assert finals[0]["updates"] > 0
+    weights = [torch.load(run / "checkpoint/state.pt", weights_only=False)["learner"] for run in (packed, alone)]
+    assert weights[0].keys() == weights[1].keys()
+    for name, value in weights[1].items():
+        if exact_weights:
+            assert torch.equal(weights[0][name], value), name
+        else:
+            torch.testing.assert_close(weights[0][name], value, rtol=1e-5, atol=1e-6, msg=name)
+    return weights[0]
 
 
 def assert_crashed_pack_resumes_exactly(pack: Callable[[str], list], monkeypatch, root: Path,

@@ -179,7 +179,7 @@ W = "config/p.yaml: experiments.exp"
     [
         # names: algorithms (config/algos/*.yaml), envs (every backend), scales and their subsets
         ({"algos": ["qmix", "qplexx"]}, [f"{W}.algos[1]: unknown algorithm 'qplexx' (did you mean 'qplex'?)",
-                                         "dmix, dmix_da, fop, hasac, ippo, iql, mappo, me_qmix, me_qmix_mlp, me_qplex, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn"]),
+                                         "dmix, dmix_da, fop, hasac, ippo, iql, mappo, mappo_expert, me_qmix, me_qmix_mlp, me_qplex, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn"]),
         ({"envs": ["smax:3m", "smax:9zz"]}, [f"{W}.envs[1]: unknown smax scenario '9zz'", "3m, 3s5z, 3s_vs_5z"]),
         ({"envs": ["smax:MMM3"]}, ["unknown smax scenario 'MMM3' (did you mean 'MMM2'?)"]),
         ({"envs": ["smacv2:protoss_5_vs_6"]}, ["unknown smacv2 scenario 'protoss_5_vs_6'", "protoss_5_vs_5"]),
@@ -221,6 +221,11 @@ W = "config/p.yaml: experiments.exp"
         ({"scales": {"smoke": {"settings": {"learner": {"buffer_size": 4}}}}},
          ["(qmix on smax:3m): learner.buffer_size (4) must be >= learner.batch_size (128)"]),
         ({"settings": {"run": {"t_max": 0}}}, ["(qmix on smax:3m): run.t_max: must be >= 1, got 0"]),
+        ({"algos": ["mappo"], "envs": ["matrix:me_igm"]},
+         ["(mappo on matrix:me_igm): ppo.critic_input: 'agent_state' reorders the per-ally blocks",
+          "valid choices here: state, obs"]),
+        ({"algos": ["mappo"], "settings": {"ppo": {"huber_delta": 0}}},
+         ["(mappo on smax:3m): ppo.huber_delta: must be > 0 (or null: a squared error), got 0"]),
     ],
 )  # fmt: skip
 def test_bad_experiments_name_the_key_and_the_choices(fields, words):
@@ -267,7 +272,7 @@ BAD_FILES = {
     "unknown-algo": ("config/vd.yaml", "algos: [iql, vdn, qmix]", "algos: [iql, vdn, qmixx]",
                      ["config/vd.yaml: experiments.smax_curves.algos[2]: unknown algorithm 'qmixx' "
                       "(did you mean 'qmix'?)",
-                      "dmix, dmix_da, fop, hasac, ippo, iql, mappo, me_qmix, me_qmix_mlp, me_qplex, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
+                      "dmix, dmix_da, fop, hasac, ippo, iql, mappo, mappo_expert, me_qmix, me_qmix_mlp, me_qplex, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
     "setting-key": ("config/me_igm.yaml", "        lr: 0.001", "        lrr: 0.001",
                     ["config/me_igm.yaml: experiments.table1_qmix.settings.learner.lrr: unknown key 'lrr' "
                      "(did you mean 'lr'?)"]),

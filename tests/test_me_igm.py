@@ -235,6 +235,6 @@ def test_a_pack_may_sweep_the_temperature_learning_rate_and_the_target_entropy(t
         episodes, _ = trainer.runner.run([0.0, 0.0], [True, True], [generator, generator])
         trainer.buffer.insert(episodes, [0, 1])
     batch = trainer.buffer.sample(8, [torch.Generator().manual_seed(1)] * 2, [True, True])
-    trainer._losses(trainer.loss_inputs(batch)).sum().backward()
+    trainer._losses(trainer.loss_inputs(batch))[0].sum().backward()
     grad = trainer.learners.params["controller.log_alpha"].grad
     torch.testing.assert_close(grad[0] - grad[1], targets[1] - targets[0])

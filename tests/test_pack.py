@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from run_outputs import assert_packed_run_equals_alone
 
 from marlrepro.config import load_config
 from marlrepro.core.optim import StackedAdam, StackedRMSprop, clip_grad_norm_per_run
@@ -60,16 +61,7 @@ def test_a_packed_run_equals_the_same_run_alone(request, tmp_path, algo):
     root = request.getfixturevalue("qmix_runs") if algo == "qmix" else \
         _train_pack_and_alone(tmp_path, algo, seeds, ("run.eval_at_once=true",))
     for s in seeds:
-        packed, alone = root / "pack" / f"seed{s}", root / "alone" / f"seed{s}"
-        packed_metrics, packed_final = _outputs(packed)
-        alone_metrics, alone_final = _outputs(alone)
-        pd.testing.assert_frame_equal(packed_metrics, alone_metrics, check_exact=True)
-        assert packed_final == alone_final
-        assert packed_final["updates"] > 0
-        packed_weights = torch.load(packed / "checkpoint/state.pt", weights_only=False)
-        alone_weights = torch.load(alone / "checkpoint/state.pt", weights_only=False)
-        for name, value in alone_weights["learner"].items():
-            assert torch.equal(packed_weights["learner"][name], value), name
+        assert_packed_run_equals_alone(root / "pack" / f"seed{s}", root / "alone" / f"seed{s}")
     # the seeds really differ: packing did not make the runs copies of each other
     finals = [_outputs(root / "pack" / f"seed{s}")[0]["loss"].tolist() for s in seeds]
     assert finals[0] != finals[1] != finals[2]
@@ -221,22 +213,25 @@ def test_a_diverging_run_stops_alone(tmp_path, qmix_runs):
         assert packed_final == alone_final
 
 
-@pytest.mark.parametrize("algo", ["qmix", "dmix_da"])
-def test_a_gradient_step_with_every_run_masked_out_changes_nothing(tmp_path, algo):
+@pytest.mark.parametrize(("algo", "extra"), [("qmix", ()), ("dmix_da", ()),
+                                           ("mappo", ("learner.batch_size=4", "learner.buffer_size=4"))])
+def test_a_gradient_step_with_every_run_masked_out_changes_nothing(tmp_path, algo, extra):
     """The CUDA graph's warm-up (``core/graphed.py``) relies on this: a step whose mask is all
-    False leaves weights, optimiser state and step counts bitwise as they were."""
-    members = [PackMember(_config(algo, s), tmp_path / f"seed{s}") for s in (0, 1)]
+    False leaves weights, buffers (MAPPO's value normaliser), optimiser state and step counts
+    bitwise as they were."""
+    members = [PackMember(_config(algo, s, *extra), tmp_path / f"seed{s}") for s in (0, 1)]
     trainer = Trainer(members)
     episodes, _ = trainer.runner.run([1.0, 1.0], [True, True], [run.generator for run in trainer.runs])
     trainer.buffer.insert(episodes, [0, 1])
     batch = trainer.buffer.sample(4, [run.generator for run in trainer.runs], [True, True])
     batch = trainer.loss_inputs(batch)
     trainer._gradient_step(batch, torch.tensor([True, False]))  # a real step first: non-zero state
-    before = ({k: v.clone() for k, v in trainer.learners.params.items()},
+    weights = {**trainer.learners.params, **trainer.learners.buffers}
+    before = ({k: v.clone() for k, v in weights.items()},
               [{k: v.clone() for k, v in s.items()} for s in trainer.optimizer.state])
     trainer._gradient_step(batch, torch.tensor([False, False]))
     for name, value in before[0].items():
-        assert torch.equal(trainer.learners.params[name], value), name
+        assert torch.equal(weights[name], value), name
     for saved, state in zip(before[1], trainer.optimizer.state):
         for key, value in saved.items():
             assert torch.equal(state[key], value), key
@@ -279,7 +274,7 @@ def test_a_batch_cut_to_its_longest_episode_gives_the_same_losses_and_gradients(
     results = []
     for batch in (full, cut):
         trainer.optimizer.zero_grad()
-        losses = trainer._losses(trainer.loss_inputs(batch))
+        losses = trainer._losses(trainer.loss_inputs(batch))[0]
         losses.sum().backward()
         results.append((losses.detach(), [p.grad.clone() for p in trainer.learners.trainable]))
     (full_losses, full_grads), (cut_losses, cut_grads) = results

@@ -21,7 +21,12 @@ from typing import Any, Literal
 
 import yaml
 
-from marlrepro.env_catalog import FUSED_BACKENDS, INTEGER_OBS_BACKENDS, check_env
+from marlrepro.env_catalog import (
+    ALLY_STATE_BACKENDS,
+    FUSED_BACKENDS,
+    INTEGER_OBS_BACKENDS,
+    check_env,
+)
 from marlrepro.errors import ConfigError, unknown_choice
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac"]
@@ -29,7 +34,7 @@ Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "h
 ON_POLICY_ALGOS = ("mappo", "ippo")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
 ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
-CriticInput = Literal["state", "obs"]
+CriticInput = Literal["state", "agent_state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
@@ -230,13 +235,19 @@ class PPOConfig:
 
     Each rollout's ``env.num_envs`` episodes are the whole data: ``learner.updates_per_rollout``
     updates (PPO's epochs) each draw ``learner.batch_size`` of them; ``learner.gamma`` and
-    ``learner.td_lambda`` are GAE's γ and λ. ``critic_input``: ``state`` (MAPPO: the global state,
-    the agent's observation and its id) or ``obs`` (IPPO: the observation and the id). The actor
-    learns at ``learner.lr``, the critic at ``critic_lr``, each clipped on its own gradient norm
-    (``learner.grad_clip``); with ``lr_decay`` both decay linearly to 0 at ``run.t_max``.
-    ``clip``: PPO's ε; ``value_clip``: the critic's change clipped around its rollout value
-    (0: a plain squared error); ``entropy_coef``: the policy entropy bonus; ``advantage_norm``:
-    advantages standardised over the live agents of the batch.
+    ``learner.td_lambda`` are GAE's γ and λ. ``critic_input``: ``state`` (the global state, the
+    agent's observation and its id: the SMACv2 paper's MAPPO), ``agent_state`` (the global state
+    with the agent's own ally block moved first, and its id; the state part zero once the agent is
+    dead: IMAX-PPO's and marlbenchmark/on-policy's agent-specific state; only envs whose state
+    starts with per-ally blocks, :data:`~marlrepro.env_catalog.ALLY_STATE_BACKENDS`) or ``obs``
+    (IPPO: the observation and the id). The actor learns at ``learner.lr``, the critic at
+    ``critic_lr``, each clipped on its own gradient norm (``learner.grad_clip``); with ``lr_decay``
+    both decay linearly to 0 at ``run.t_max``. ``clip``: PPO's ε; ``value_clip``: the critic's
+    change clipped around its rollout value (0: no clipping); ``entropy_coef``: the policy entropy
+    bonus; ``advantage_norm``: advantages standardised over the live agents of the batch.
+    ``value_norm``: the critic predicts returns normalised by running statistics (on-policy's
+    ValueNorm, :mod:`marlrepro.learners.value_norm`); ``huber_delta``: the critic's per-sample loss
+    is Huber's with this δ instead of ``½ e²`` (null).
     """
 
     critic_input: CriticInput = "state"
@@ -246,6 +257,8 @@ class PPOConfig:
     entropy_coef: float = 0.01
     lr_decay: bool = False
     advantage_norm: bool = True
+    value_norm: bool = False
+    huber_delta: float | None = None
 
 
 @dataclass
@@ -487,6 +500,13 @@ def _check_on_policy(config: TrainConfig) -> None:
     for key in ("value_clip", "entropy_coef"):
         if getattr(ppo, key) < 0:
             raise ConfigError(f"ppo.{key}: must be >= 0, got {getattr(ppo, key)}")
+    if ppo.huber_delta is not None and ppo.huber_delta <= 0:
+        raise ConfigError(f"ppo.huber_delta: must be > 0 (or null: a squared error), got {ppo.huber_delta}")
+    backend = config.env.name.split(":", 1)[0]
+    if ppo.critic_input == "agent_state" and backend not in ALLY_STATE_BACKENDS:
+        raise ConfigError(f"ppo.critic_input: 'agent_state' reorders the per-ally blocks at the start of the state, "
+                          f"and the state of {config.env.name!r} has none (backends with them: "
+                          f"{', '.join(sorted(ALLY_STATE_BACKENDS))}); valid choices here: state, obs")
 
 
 def _check_hasac(config: TrainConfig) -> None:

@@ -71,6 +71,9 @@ OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
 
 # backends whose Env offers ``fused_rollout`` (whole episode batches in one compiled call)
 FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock", "overcooked"})  # overcooked: without the shaped reward
+# backends whose state starts with one block of features per ally (SMAC's ``get_state``:
+# ``EnvSpec.unit_dim`` > 0), which MAPPO's agent-specific state reorders (``ppo.critic_input``)
+ALLY_STATE_BACKENDS = frozenset({"smax", "smacv2", "sc2"})
 # backends whose observations and states are integers in [0, 255], so that a uint8 replay buffer
 # (``learner.buffer_dtype: uint8``) stores them exactly (Overcooked's feature grids)
 INTEGER_OBS_BACKENDS = frozenset({"overcooked"})

@@ -407,14 +407,16 @@ class Trainer:
 
     def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...];
-        returns every run's loss and its update scalars [R, 1 + K] (:func:`_loss_terms`). On CUDA
-        it is replayed from a graph (:class:`GraphedStep`)."""
-        terms = self._losses(batch)
+        returns every run's loss and its update scalars [R, 1 + K] (:func:`_loss_terms`), and
+        writes the buffers the loss moved (:attr:`~marlrepro.learners.base.LossTerms.buffers`)
+        for those runs. On CUDA it is replayed from a graph (:class:`GraphedStep`)."""
+        terms, buffers = self._losses(batch)
         self.optimizer.zero_grad()
         terms[:, 0].sum().backward()
         for params in self._clip_sets:
             clip_grad_norm_per_run(params, self.config.learner.grad_clip)
         self.optimizer.step(mask, batch.get(PHASE))
+        self.learners.write_buffers(buffers, mask)
         return terms.detach()
 
     def _train_step(self, runs: list[bool]) -> None:
@@ -607,17 +609,19 @@ def padded_length(longest: int, lengths: list[int]) -> int:
     return next(length for length in lengths if length >= longest)
 
 
-def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One run's loss on its batch at its environment step (and in its update phase, for a
-    learner of several), then the :attr:`Learner.update_scalars`
-    it measured, detached: [1 + K] (the function the pack vmaps)."""
+    learner of several), then the :attr:`Learner.update_scalars` it measured, detached: [1 + K];
+    and the new values of the buffers it moved (:attr:`~marlrepro.learners.base.LossTerms.buffers`,
+    detached). The function the pack vmaps."""
     batch = Episodes(**{name: v for name, v in inputs.items() if name not in (T_ENV, PHASE)})
     phase = (inputs[PHASE],) if PHASE in inputs else ()
     terms = learner(batch, inputs[T_ENV], *phase)
     if terms.logged.keys() != set(learner.update_scalars):
         raise TypeError(f"{type(learner).__name__}.forward logged {sorted(terms.logged)}; its update_scalars "
                         f"are {list(learner.update_scalars)}")
-    return torch.stack([terms.loss, *(terms.logged[name].detach() for name in learner.update_scalars)])
+    scalars = torch.stack([terms.loss, *(terms.logged[name].detach() for name in learner.update_scalars)])
+    return scalars, {name: value.detach() for name, value in terms.buffers.items()}
 
 
 def _clip_sets(trainable: dict[str, torch.Tensor], groups: dict[str, ParamGroup | None]) -> list[list[torch.Tensor]]:

@@ -36,6 +36,7 @@ class StackedModules:
             self.params[name] = stacked.requires_grad_(p.requires_grad)
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in modules])
                         for name, _ in self.template.named_buffers()}
+        self._persistent_buffers = self.buffers.keys() & self.template.state_dict().keys()
         self._views: dict[tuple[int, str], nn.Module] = {}
 
     @property
@@ -61,13 +62,28 @@ class StackedModules:
 
     @torch.no_grad()
     def copy_runs(self, target: str, source: str, mask: torch.Tensor, fraction: float = 1.0) -> None:
-        """Move the parameters of submodule ``target`` to those of ``source`` for the runs where
-        ``mask`` [R] is True: all the way (hard target-network updates), or by ``fraction``
-        (Polyak averaging, ``θ' ← (1 − τ) θ' + τ θ``)."""
-        for name, p in self.weights(f"{source}.").items():
-            dest = self.params[f"{target}.{name}"]
-            moved = p if fraction == 1.0 else torch.lerp(dest, p, fraction)
-            dest.copy_(torch.where(mask.view(-1, *[1] * (p.dim() - 1)), moved, dest))
+        """Move the parameters and buffers of submodule ``target`` to those of ``source`` for the
+        runs where ``mask`` [R] is True: all the way (hard target-network updates, behaviour
+        copies), or by ``fraction`` (Polyak averaging, ``θ' ← (1 − τ) θ' + τ θ``, of the
+        floating-point ones)."""
+        prefix = f"{source}."
+        for store in (self.params, self.buffers):
+            for name, value in store.items():
+                if name.startswith(prefix):
+                    dest = store[f"{target}.{name[len(prefix):]}"]
+                    polyak = fraction != 1.0 and value.is_floating_point()
+                    _copy_where(dest, torch.lerp(dest, value, fraction) if polyak else value, mask)
+
+    @torch.no_grad()
+    def write_buffers(self, values: dict[str, torch.Tensor], mask: torch.Tensor) -> None:
+        """Set the persistent buffers named in ``values`` (name -> [R, ...]) to those values for the
+        runs where ``mask`` [R] is True (the state a loss moves,
+        :attr:`~marlrepro.learners.base.LossTerms.buffers`)."""
+        for name, value in values.items():
+            if name not in self._persistent_buffers:
+                raise TypeError(f"{type(self.template).__name__}.forward returned buffer {name!r}; its persistent "
+                                f"buffers are {sorted(self._persistent_buffers)}")
+            _copy_where(self.buffers[name], value, mask)
 
     def run_state(self, r: int) -> dict[str, torch.Tensor]:
         """Run ``r``'s weights as the ``state_dict`` of one module."""
@@ -100,6 +116,11 @@ class StackedModules:
                    if n.startswith(prefix)}
         view.load_state_dict(weights, strict=False)
         return view
+
+
+def _copy_where(dest: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> None:
+    """``dest[r] = source[r]`` for the runs ``r`` where ``mask`` [R] is True."""
+    dest.copy_(torch.where(mask.view(-1, *[1] * (dest.dim() - 1)), source, dest))
 
 
 def child_name(parent: nn.Module, child: nn.Module) -> str:

@@ -41,12 +41,17 @@ class ParamGroup:
 class LossTerms:
     """What one update's loss reports; device tensors, scalars per run. ``logged``: the scalars
     that :attr:`Learner.update_scalars` names, measured on the update's batch (no gradient flows
-    from them); in an update of several phases, the core logs those of the first phase."""
+    from them; in an update of several phases, the core logs those of the first phase).
+    ``buffers``: new values for some of the learner's persistent buffers (full names,
+    e.g. ``critic.value_norm.running_mean``), state that the update itself moves (running
+    statistics); the core writes them into the buffers of the runs that took the step, after
+    its backward pass, inside the step (so in its CUDA graph), and a masked run keeps its own."""
 
     loss: torch.Tensor
     q_taken_mean: torch.Tensor
     target_mean: torch.Tensor
     logged: dict[str, torch.Tensor] = field(default_factory=dict)
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Learner(nn.Module):
@@ -63,14 +68,16 @@ class Learner(nn.Module):
       environment step ``t_env`` (a 0-d float tensor, for schedules such as FOP's temperature), as
       :class:`LossTerms`; it must use no state outside its modules' parameters and buffers, and
       no host synchronisation (on CUDA it is replayed from a graph, :mod:`marlrepro.core.graphed`);
+      it changes no buffer in place: state that an update moves (ValueNorm's statistics) leaves it
+      as :attr:`LossTerms.buffers`, which the core writes back;
     * :attr:`target_pairs`: (target module, online module) names whose parameters the core
       hard-copies every ``learner.target_update_interval`` episodes;
     * :attr:`target_polyak`: optional; where set, the core moves each target module towards its
       online one by this fraction after every update (``θ' ← (1 − τ) θ' + τ θ``, HASAC) instead
       of the hard copies;
-    * :attr:`behaviour_pairs`: (copy, module) names that the core copies before the updates of
-      each rollout, so that the copy holds the networks that collected it (PPO's old policy and
-      old values);
+    * :attr:`behaviour_pairs`: (copy, module) names whose parameters and buffers the core copies
+      before the updates of each rollout, so that the copy holds the networks that collected it
+      (PPO's old policy and old values, with the value normaliser's statistics of that time);
     * :attr:`update_phases` and :meth:`update_order`: optional; an update of several phases is
       that many gradient steps on the same sampled batch, in the order :meth:`update_order`
       draws; :meth:`forward` then takes the phase (a 0-d integer tensor) as a third argument, and
