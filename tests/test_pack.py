@@ -94,6 +94,14 @@ def test_an_evaluation_at_once_is_one_rollout_of_all_its_episodes(tmp_path, at_o
     assert [results[r][1] for r in (0, 1)] == pytest.approx(won.tolist())
 
 
+def test_a_stepwise_rollout_evaluates_with_the_training_runner_even_at_once(tmp_path):
+    """``run.eval_at_once`` widens only fused rollouts: a stepwise one evaluates ``num_envs`` at a
+    time with the training runner itself, not a second runner of its own storage."""
+    trainer = Trainer([PackMember(_config("qmix", 0, "run.eval_at_once=true", "run.rollout=stepwise"), tmp_path)])
+    assert not trainer.runner.fused
+    assert trainer.eval_runners[trainer.eval_policies["test"]] is trainer.runner
+
+
 def test_pack_rejects_runs_that_differ_in_more_than_seed_and_lr(tmp_path):
     members = [PackMember(_config("qmix", 0), tmp_path / "a"),
                PackMember(_config("qmix", 1, "learner.gamma=0.9"), tmp_path / "b")]

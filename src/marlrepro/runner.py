@@ -73,6 +73,11 @@ class EpisodeRunner:
         self.storage = [Episodes.empty(env.num_envs, env.spec, env.device) for _ in envs] \
             if self._fused is None else None
 
+    @property
+    def fused(self) -> bool:
+        """Whether the episodes come from the fused JAX rollout (else from the stepwise loop)."""
+        return self._fused is not None
+
     def run(self, epsilons: list[float], active: list[bool], generators: list[torch.Generator],
             explore: bool = True) -> tuple[Episodes, RolloutStats]:
         """Collect one batch of episodes per run: episodes [R, B, t, ...] and per-episode stats

@@ -255,7 +255,8 @@ class Trainer:
         self.eval_policies = {prefix: child_name(template, c) for prefix, c in template.eval_controllers().items()}
         self.runner = EpisodeRunner(self.envs, self.learners, acting, first.run.rollout)
         # evaluation: the training runner's batches, or one fused rollout of eval_episodes per run
-        width = first.run.eval_episodes if first.run.eval_at_once else None
+        # (a stepwise rollout evaluates num_envs at a time either way: no second runner for it)
+        width = first.run.eval_episodes if first.run.eval_at_once and self.runner.fused else None
         self.eval_runners = {name: self.runner if name == acting and width is None else
                              EpisodeRunner(self.envs, self.learners, name, first.run.rollout, width)
                              for name in set(self.eval_policies.values())}
