@@ -65,12 +65,31 @@ def test_n_step_targets_equal_a_loop_over_terminated_truncated_and_padded_episod
     assert one[1, -1].item() == pytest.approx(rewards[1, -1].item())
 
 
-def test_the_target_entropy_is_a_fraction_of_the_uniform_policys():
-    """0.98 log|A| nats per agent, not the reference code's 0 (the Discrete space's empty shape)."""
+def test_the_target_entropy_is_a_fraction_of_the_uniform_policys_over_the_available_actions():
+    """0.98 log|A| nats with every action available, not the reference code's 0 (the Discrete
+    space's empty shape); where actions are masked, 0.98 log of the available ones, and 0 for a
+    dead agent."""
+    n = torch.tensor([3, 14, 2, 1])
+    torch.testing.assert_close(discrete_target_entropy(n, 0.98), 0.98 * torch.log(n.float()))
+    assert discrete_target_entropy(torch.tensor(1), 0.98).item() == 0.0
+
+
+@pytest.mark.parametrize("available", [2, 3])
+def test_a_uniform_policy_moves_the_temperature_towards_the_reachable_target(available):
+    """A uniform policy over the available actions has their whole entropy, log |A(s)|: the
+    temperature's gradient is its excess over the target, log |A(s)| − 0.98 log |A(s)| > 0, which
+    lowers α, also where only 2 of 3 actions are available (a target of 0.98 log 3 > log 2 would
+    raise α without end). Phase 1: agent 0, alive at every step."""
     learner = HASACLearner(SPEC, _matrix_config(), torch.device("cpu"))
-    assert learner.target_entropy == pytest.approx(0.98 * math.log(3))
-    assert discrete_target_entropy(14, 0.98) == pytest.approx(0.98 * math.log(14))
-    assert learner.target_entropy > 0
+    with torch.no_grad():
+        for p in learner.actor.parameters():  # a uniform policy: zero logits
+            p.zero_()
+    batch = _batch(0)
+    batch.avail_actions[..., 0, available:] = False
+    learner.zero_grad()
+    learner(batch, torch.tensor(0.0), torch.tensor(1)).loss.backward()
+    assert learner.log_alphas.grad[0].item() == pytest.approx(0.02 * math.log(available), rel=1e-4)
+    assert learner.log_alphas.grad[1].item() == 0.0  # agent 1's temperature trains in its own phase
 
 
 def _recorded_update(tmp_path):

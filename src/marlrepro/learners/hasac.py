@@ -19,8 +19,9 @@ An update draws one batch and takes ``1 + N`` gradient steps on it (the core's u
   is alive, its action a straight-through Gumbel-softmax sample (HARL's discrete actions) and the
   others' actions samples of their current policies; agents earlier in the order have already
   been updated, so theirs come from the updated policies, as HARL's re-sampling after each
-  agent's step gives; then ``α_i`` towards ``H̄_i = 0.98 log |A|`` (SAC-discrete's target;
-  HARL computes 0 from the Discrete space's empty shape, notes/actor_critic.md).
+  agent's step gives; then ``α_i`` towards ``H̄_i = 0.98 log |A_i(s)|`` over the actions
+  available to it (SAC-discrete's target, :func:`discrete_target_entropy`; HARL computes 0 from
+  the Discrete space's empty shape, notes/actor_critic.md).
 
 Each set of weights steps only in its own phase, with an optimiser state of its own, and none is
 clipped (HARL clips nothing). Deaths: an agent with a single available action is dead
@@ -50,11 +51,14 @@ from marlrepro.learners.targets import n_step_targets
 from marlrepro.nets.stacked_mlp import StackedMLP
 
 
-def discrete_target_entropy(n_actions: int, scale: float) -> float:
-    """The target entropy of a policy over ``n_actions`` actions: ``scale · log |A|`` nats, a
-    fraction of the uniform policy's (Christodoulou 2019; HARL's formula
-    ``−scale · log(1 / |A|)``, with ``|A|`` the number of actions)."""
-    return scale * math.log(n_actions)
+def discrete_target_entropy(n_available: torch.Tensor, scale: float) -> torch.Tensor:
+    """The target entropy of a policy over ``n_available`` actions [...] (those available in each
+    state): ``scale · log |A(s)|`` nats, a fraction of the uniform policy's, the most entropy it
+    can have there (SAC-discrete's target, Christodoulou 2019; HARL's formula
+    ``−scale · log(1 / |A|)``). With every action available it is ``scale · log |A|``; a target over
+    all actions could not be reached where some are masked, and the temperature would grow
+    without bound (docs/deviations.md)."""
+    return scale * torch.log(n_available.clamp(min=1).to(torch.float32))
 
 
 def gumbel_straight_through(log_pi: torch.Tensor) -> torch.Tensor:
@@ -96,7 +100,6 @@ class HASACLearner(ActorCriticLearner):
         self.hasac = config.hasac
         self.update_phases = 1 + spec.n_agents
         self.target_polyak = config.hasac.polyak
-        self.target_entropy = discrete_target_entropy(spec.n_actions, config.hasac.target_entropy_scale)
         self.actor = PerAgentPolicyController(spec, config.agent)
         self.critic = TwinSoftCritic(spec, config.agent.hidden_dim)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -128,6 +131,7 @@ class HASACLearner(ActorCriticLearner):
         logits = self.actor.sequence(self.actor.observe(batch), batch.actions, avail)
         log_pi = masked_log_policy(logits, avail, 1.0)  # [B, T+1, N, A]
         live = live_agents(avail[:, :-1]) * mask.unsqueeze(-1)  # [B, T, N]
+        target_entropy = discrete_target_entropy(avail[:, :-1].sum(dim=-1), self.hasac.target_entropy_scale)
         state = batch.state
 
         # phase 0: the critic, on the n-step soft target, and its temperature
@@ -143,8 +147,7 @@ class HASACLearner(ActorCriticLearner):
         steps = mask.sum().clamp(min=1.0)
         critic_loss = ((q_taken - targets.unsqueeze(-1)).pow(2) * mask.unsqueeze(-1)).sum() / steps
         joint_entropy = -next_log_pi[:, :-1]
-        critic_alpha_loss = temperature_loss(self.critic_log_alpha, joint_entropy,
-                                             n_agents * self.target_entropy, mask)
+        critic_alpha_loss = temperature_loss(self.critic_log_alpha, joint_entropy, target_entropy.sum(dim=-1), mask)
 
         # phase 1 + i: agent i's policy against the critic, and its temperature
         agent = (torch.arange(n_agents, device=phase.device) == phase - 1).to(log_pi.dtype)  # one-hot of i
@@ -158,7 +161,7 @@ class HASACLearner(ActorCriticLearner):
         live_count = live_i.sum().clamp(min=1.0)
         actor_loss = ((alpha_i.detach() * log_pi_i - q_joint) * live_i).sum() / live_count
         log_alpha_i = (self.log_alphas * agent).sum()
-        alpha_loss = temperature_loss(log_alpha_i, -log_pi_i.detach(), self.target_entropy, live_i)
+        alpha_loss = temperature_loss(log_alpha_i, -log_pi_i.detach(), (target_entropy * agent).sum(dim=-1), live_i)
 
         loss = torch.where(phase == 0, critic_loss + critic_alpha_loss, actor_loss + alpha_loss)
         with torch.no_grad():
