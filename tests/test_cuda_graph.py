@@ -1,7 +1,9 @@
 """The gradient step replayed from a CUDA graph equals the eager step (GPU only).
 
 Skipped without CUDA: the CPU suite pins the eager step (``test_pack.py``), and this file is run
-on the GPU machine (``docs/validation.md``, BENCHMARKS.md section 6)."""
+on the GPU machine (``docs/validation.md``, BENCHMARKS.md section 6) with ``JAX_PLATFORMS=cuda``:
+``conftest.py`` pins JAX to the CPU unless the variable is set, and the SMAX runs here need JAX
+on the GPU beside torch."""
 
 from __future__ import annotations
 
