@@ -267,8 +267,8 @@ class HASACConfig:
 
     The actors learn at ``learner.lr``, the twin critic at ``critic_lr``; nothing is clipped.
     ``auto_alpha``: each agent's temperature (and the critic's) starts at ``alpha_init`` and
-    learns at ``alpha_lr`` towards ``target_entropy_scale · log |A|`` nats per agent; false keeps
-    them at ``alpha_init``. The critic's target is an ``n_step`` return, its target network a
+    learns at ``alpha_lr`` towards ``target_entropy_scale · log |A(s)|`` nats per agent, ``|A(s)|``
+    the actions available to it in each state; false keeps them at ``alpha_init``. The critic's target is an ``n_step`` return, its target network a
     Polyak average with rate ``polyak`` after every update.
     """
 
