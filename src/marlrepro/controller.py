@@ -11,7 +11,7 @@ from torch import nn
 from marlrepro.config import AgentConfig
 from marlrepro.envs.base import EnvBatch, EnvSpec
 from marlrepro.exploration import epsilon_greedy, epsilon_mix
-from marlrepro.learners.max_entropy import masked_log_policy, temperature
+from marlrepro.learners.max_entropy import gumbel_noise, masked_log_policy, temperature
 from marlrepro.nets.agent import RNNAgent
 from marlrepro.nets.iqn_agent import IQNRNNAgent
 from marlrepro.nets.stacked_mlp import PerAgentPolicy
@@ -245,8 +245,7 @@ class SoftmaxPolicyController(AgentController):
         # Gumbel-max: the argmax of log π + Gumbel noise is a sample of π; no host synchronisation,
         # and a diverged run's NaN values still give an action (the loss then reports the divergence)
         log_pi = self.log_policy(q, step.state, step.avail_actions)
-        uniform = torch.rand(log_pi.shape, device=log_pi.device, generator=generator).clamp(min=1e-20)
-        sampled = (log_pi - torch.log(-torch.log(uniform))).argmax(dim=-1)
+        sampled = (log_pi + gumbel_noise(log_pi, generator)).argmax(dim=-1)
         return epsilon_mix(sampled, step.avail_actions, epsilon, generator)
 
 

@@ -34,7 +34,7 @@ from marlrepro.config import TrainConfig
 from marlrepro.controller import AgentController, SoftmaxPolicyController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
-from marlrepro.learners.max_entropy import masked_log_policy
+from marlrepro.learners.max_entropy import gumbel_noise, masked_log_policy
 from marlrepro.learners.targets import td_lambda_targets
 from marlrepro.nets.fop_mixer import FOPMixer
 
@@ -113,8 +113,7 @@ class FOPLearner(ActorCriticLearner):
 
         with torch.no_grad():
             log_pi_next = log_pi.detach()
-            gumbel = -torch.log(-torch.log(torch.rand_like(log_pi_next).clamp(min=1e-20)))
-            sampled = (log_pi_next + gumbel).argmax(dim=-1)  # a' ~ π (Gumbel-max), [B, T+1, N]
+            sampled = (log_pi_next + gumbel_noise(log_pi_next)).argmax(dim=-1)  # a' ~ π (Gumbel-max), [B, T+1, N]
             target_tot = torch.minimum(
                 self.target_critic_1.joint_value(self.target_critic_1.local_values(batch), sampled, states, alpha)[0],
                 self.target_critic_2.joint_value(self.target_critic_2.local_values(batch), sampled, states, alpha)[0])

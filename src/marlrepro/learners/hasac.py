@@ -42,6 +42,7 @@ from marlrepro.controller import PerAgentPolicyController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
 from marlrepro.learners.max_entropy import (
+    gumbel_noise,
     masked_log_policy,
     policy_entropy,
     temperature_loss,
@@ -65,8 +66,7 @@ def gumbel_straight_through(log_pi: torch.Tensor) -> torch.Tensor:
     """A one-hot sample [..., A] of ``π = exp(log_pi)`` by the Gumbel-max trick, whose gradient is
     that of the relaxed sample ``softmax(log π + g)`` (the straight-through Gumbel-softmax of
     Jang et al. 2017 at temperature 1, HARL's ``gumbel_softmax(hard=True)``)."""
-    gumbel = -torch.log(-torch.log(torch.rand_like(log_pi).clamp(min=1e-20)))
-    soft = torch.softmax(log_pi + gumbel, dim=-1)
+    soft = torch.softmax(log_pi + gumbel_noise(log_pi), dim=-1)
     hard = nn.functional.one_hot(soft.argmax(dim=-1), log_pi.shape[-1]).to(soft.dtype)
     return hard - soft.detach() + soft
 

@@ -28,6 +28,15 @@ def masked_log_policy(logits: torch.Tensor, avail: torch.Tensor, alpha: torch.Te
     return torch.log_softmax((logits / alpha).masked_fill(~avail, _MASKED), dim=-1)
 
 
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard Gumbel noise ``g = −log(−log u)``, ``u ~ U(0, 1)``, shaped like ``like``: the
+    argmax of ``log π + g`` is a sample of ``π`` (the Gumbel-max trick), with no host
+    synchronisation. The draws come from ``generator``, else from torch's global generator (the
+    one a pack's vmapped loss draws from, per run)."""
+    u = torch.rand_like(like) if generator is None else torch.rand(like.shape, device=like.device, generator=generator)
+    return -torch.log(-torch.log(u.clamp(min=1e-20)))
+
+
 def policy_entropy(log_probs: torch.Tensor) -> torch.Tensor:
     """``H(π) = −Σ_a π(a) log π(a)`` over the last axis (masked actions add exactly 0)."""
     return -(log_probs.exp() * log_probs).sum(dim=-1)

@@ -32,6 +32,7 @@ from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import ParamGroup
 from marlrepro.learners.max_entropy import (
     away_from_policy_weights,
+    gumbel_noise,
     masked_log_policy,
     opt_loss,
     policy_entropy,
@@ -99,8 +100,7 @@ class MaxEntropyLearner(ValueDecompositionLearner):
             target = self.target_controller
             target_mixed = self.target_mixer_inputs(target.sequence(target.observe(batch), batch.actions, avail), states)
             # a' ~ π (Gumbel-max: the argmax of log π + Gumbel noise is a sample of π)
-            gumbel = -torch.log(-torch.log(torch.rand_like(log_pi).clamp(min=1e-20)))
-            sampled = (log_pi + gumbel).argmax(dim=-1)  # [B, T+1, N]
+            sampled = (log_pi + gumbel_noise(log_pi)).argmax(dim=-1)  # [B, T+1, N]
             real = avail.any(dim=-1)
             entropy_estimate = -(log_pi.gather(-1, sampled.unsqueeze(-1)).squeeze(-1) * real).sum(-1, keepdim=True)
             target_tot = self.joint_value(self.target_mixer, target_mixed, sampled, avail, states)
