@@ -43,17 +43,19 @@ class Phase:
     first: int
     per_agent: bool = False
 
-    def shape(self, p: torch.Tensor) -> tuple[int, ...]:
-        """The shape of this parameter's per-phase flags: [R, 1, ...], or [R, N, 1, ...] per agent."""
-        lead = p.shape[:2] if self.per_agent else p.shape[:1]
-        return (*lead, *[1] * (p.dim() - len(lead)))
-
     def active(self, phase: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """Whether each run's (and agent's) slice of ``p`` trains in the runs' phases ``phase`` [R]."""
         if not self.per_agent:
             return _per_run(phase == self.first, p)
         agents = torch.arange(p.shape[1], device=p.device) + self.first
-        return (phase.unsqueeze(1) == agents).view(self.shape(p))
+        return (phase.unsqueeze(1) == agents).view(_slices(p, self))
+
+
+def _slices(p: torch.Tensor, phase: Phase | None) -> tuple[int, ...]:
+    """The shape that broadcasts one flag or count per independently stepped slice of ``p``
+    [R, ...]: [R, 1, ...], or [R, N, 1, ...] for a per-agent :class:`Phase`."""
+    lead = p.shape[:2] if phase is not None and phase.per_agent else p.shape[:1]
+    return (*lead, *[1] * (p.dim() - len(lead)))
 
 
 class StackedOptimizer:
@@ -75,8 +77,7 @@ class StackedOptimizer:
         # graph of the step reads the current values)
         self.lr_scale = torch.ones(runs, device=params[0].device)
         self.state: list[dict[str, torch.Tensor]] = [
-            {"step": torch.zeros(phase.shape(p) if phase is not None else _per_run(self.lr_scale, p).shape,
-                                 device=p.device), **self.init_state(p)}
+            {"step": torch.zeros(_slices(p, phase), device=p.device), **self.init_state(p)}
             for p, phase in zip(params, self.phases, strict=True)]
 
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
