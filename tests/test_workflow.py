@@ -498,6 +498,10 @@ def test_a_scales_algo_settings_apply_to_that_algo_last():
     assert "learner.updates_per_rollout" not in runs["me_qmix"].settings
     paper = plan_paper("p", data, SCALE_PAPER, {**WORKFLOW, "scale": "paper"}, ["smoke", "paper"], ALGOS)["exp"]
     assert all("learner.updates_per_rollout" not in run.settings for run in paper.runs())
+    # another scale's algo_settings are checked too, as its settings are
+    bad = grid(scales={"paper": {"algo_settings": {"qmix": {"learner": {"lrr": 0.1}}}}})
+    with pytest.raises(ConfigError, match=r"scales\.paper\.algo_settings\.qmix\.learner\.lrr"):
+        plan_paper("p", bad, SCALE, WORKFLOW, ["smoke", "paper"], ALGOS)
 
 
 @pytest.mark.parametrize(("change", "words"), [

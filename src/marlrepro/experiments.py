@@ -298,8 +298,14 @@ def plan_paper(
     for name, spec in data["experiments"].items():
         where = f"config/{paper}.yaml: experiments.{name}"
         _check_names(where, spec, known_scales, algos)
+        # every scale's settings are checked, not only this scale's: a typo fails at any scale
         overrides = {
             at: _check_settings(f"{where}.scales.{at}.settings", block.get("settings", {}))
+            for at, block in spec["scales"].items()
+        }
+        scale_algos = {
+            at: {algo: _check_settings(f"{where}.scales.{at}.algo_settings.{algo}", values)
+                 for algo, values in block.get("algo_settings", {}).items()}
             for at, block in spec["scales"].items()
         }
         at_scale = spec["scales"].get(scale.name, {})
@@ -307,12 +313,11 @@ def plan_paper(
         later = {**scale.settings, **overrides.get(scale.name, {})}
         settings = {**shared, **later}
         published_algo = spec.get("algo_settings", {})
-        scale_algo = {algo: _check_settings(f"{where}.scales.{scale.name}.algo_settings.{algo}", block)
-                      for algo, block in at_scale.get("algo_settings", {}).items()}
+        scale_algo = scale_algos.get(scale.name, {})
         per_algo = {
             algo: {**shared, **_check_settings(f"{where}.algo_settings.{algo}", published_algo.get(algo, {})),
                    **later, **scale_algo.get(algo, {})}
-            for algo in (*published_algo, *(a for a in scale_algo if a not in published_algo))
+            for algo in dict.fromkeys([*published_algo, *scale_algo])
         }
         seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
         envs, run_algos = (at_scale.get(key, spec[key]) for key in ("envs", "algos"))
