@@ -1,11 +1,14 @@
-"""A small batch of stored episodes with the cases every loss must mask, for the learners' tests."""
+"""Stored episodes for the learners' tests: a small batch with the cases every loss must mask, and
+a trainer whose replay holds one collected rollout."""
 
 from __future__ import annotations
 
 import torch
 
 from marlrepro.buffer import Episodes
+from marlrepro.config import TrainConfig
 from marlrepro.envs.base import EnvSpec
+from marlrepro.train import PackMember, Trainer
 
 
 def masked_cases_batch(spec: EnvSpec, seed: int) -> Episodes:
@@ -25,3 +28,12 @@ def masked_cases_batch(spec: EnvSpec, seed: int) -> Episodes:
                     state=torch.randn(b, t + 1, spec.state_dim, generator=g), avail_actions=avail,
                     actions=torch.randint(0, a, (b, t, n), generator=g), reward=torch.randn(b, t, generator=g) * filled,
                     terminated=terminated, filled=filled)
+
+
+def trainer_with_one_rollout(config: TrainConfig, run_dir) -> Trainer:
+    """A trainer of one run whose replay holds one rollout its acting controller collected
+    (ε = 0: the controller's own exploration), ready for :meth:`Trainer._train_step`."""
+    trainer = Trainer([PackMember(config, run_dir)])
+    episodes, _ = trainer.runner.run([0.0], [True], [trainer.runs[0].generator])
+    trainer.buffer.insert(episodes, [0])
+    return trainer

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from episode_batches import masked_cases_batch
+from episode_batches import masked_cases_batch, trainer_with_one_rollout
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import load_config
@@ -95,9 +95,7 @@ def test_a_uniform_policy_moves_the_temperature_towards_the_reachable_target(ava
 def _recorded_update(tmp_path):
     """One HASAC update (1 + N gradient steps) on a collected rollout; per phase: the phase id, the
     critic's and each agent's actor slices that moved."""
-    trainer = Trainer([PackMember(_matrix_config("learner.updates_per_rollout=1", "run.seed=3"), tmp_path)])
-    episodes, _ = trainer.runner.run([0.0], [True], [trainer.runs[0].generator])
-    trainer.buffer.insert(episodes, [0])
+    trainer = trainer_with_one_rollout(_matrix_config("learner.updates_per_rollout=1", "run.seed=3"), tmp_path)
     params = trainer.learners.params
     actor = [name for name in params if name.startswith("actor.agent.")]
     critic = [name for name in params if name.startswith("critic.")]
@@ -136,9 +134,7 @@ def test_an_update_trains_the_critic_then_every_agent_once_in_a_random_order(tmp
 
 
 def test_the_target_critic_follows_by_polyak_averaging(tmp_path):
-    trainer = Trainer([PackMember(_matrix_config("learner.updates_per_rollout=1"), tmp_path)])
-    episodes, _ = trainer.runner.run([0.0], [True], [trainer.runs[0].generator])
-    trainer.buffer.insert(episodes, [0])
+    trainer = trainer_with_one_rollout(_matrix_config("learner.updates_per_rollout=1"), tmp_path)
     params = trainer.learners.params
     target_before = {name: p.clone() for name, p in params.items() if name.startswith("target_critic.")}
     trainer._train_step([True])

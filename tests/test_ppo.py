@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from episode_batches import masked_cases_batch
+from episode_batches import masked_cases_batch, trainer_with_one_rollout
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import load_config
@@ -132,9 +132,7 @@ def test_dead_agents_and_padded_steps_contribute_nothing_to_the_loss():
 def test_the_behaviour_networks_are_the_ones_that_collected_the_rollout(tmp_path):
     """Before a rollout's updates the core copies the actor and critic into their behaviour copies,
     so the first update's ratios are exactly 1 (nothing clipped); the copies then stay fixed."""
-    trainer = Trainer([PackMember(_matrix_config("mappo", "learner.updates_per_rollout=1"), tmp_path)])
-    episodes, _ = trainer.runner.run([0.0], [True], [trainer.runs[0].generator])
-    trainer.buffer.insert(episodes, [0])
+    trainer = trainer_with_one_rollout(_matrix_config("mappo", "learner.updates_per_rollout=1"), tmp_path)
     params = trainer.learners.params
     before = {name: p.clone() for name, p in params.items() if name.startswith("actor.agent.")}
     trainer._train_step([True])
