@@ -20,7 +20,7 @@ from marlrepro.train import PackMember, train_pack
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
 
-def test_graphed_steps_of_several_shapes_equal_the_eager_step_and_leave_masked_runs_alone():
+def test_graphed_steps_of_several_shapes_and_stages_equal_the_eager_step_and_leave_masked_runs_alone():
     torch.manual_seed(0)
     runs, dim = 3, 16
     weights = {mode: torch.randn(runs, dim, dim, device="cuda").requires_grad_() for mode in ("eager", "graph")}
@@ -29,9 +29,10 @@ def test_graphed_steps_of_several_shapes_equal_the_eager_step_and_leave_masked_r
                   for mode, w in weights.items()}
 
     def step_for(mode):
-        def step(batch, mask):
+        def step(batch, mask, stage=None):
             w, opt = weights[mode], optimisers[mode]
-            losses = (torch.bmm(batch["x"], w).tanh() - batch["y"]).pow(2).mean(dim=(1, 2))
+            scale = 1.0 if stage is None else 2.0 + stage  # a stage is a static branch of the step
+            losses = (torch.bmm(batch["x"], w).tanh() * scale - batch["y"]).pow(2).mean(dim=(1, 2))
             opt.zero_grad()
             losses.sum().backward()
             clip_grad_norm_per_run([w], 0.5)
@@ -41,14 +42,15 @@ def test_graphed_steps_of_several_shapes_equal_the_eager_step_and_leave_masked_r
 
     eager, graphed = step_for("eager"), GraphedStep(step_for("graph"))
     for i in range(6):
-        rows = (8, 5, 8, 5, 3, 8)[i]  # three batch lengths: three graphs, each replayed in turn
+        rows = (8, 5, 8, 5, 3, 8)[i]  # three batch lengths and, at 8, a second stage: four graphs
+        stage = (None, None, 1, None, None, 1)[i]
         batch = {"x": torch.randn(runs, rows, dim, device="cuda"), "y": torch.randn(runs, rows, dim, device="cuda")}
         mask = torch.tensor([True, i % 2 == 0, False], device="cuda")
         frozen = weights["graph"][2].detach().clone()
-        torch.testing.assert_close(graphed(batch, mask), eager(batch, mask))
+        torch.testing.assert_close(graphed(batch, mask, stage), eager(batch, mask, stage))
         torch.testing.assert_close(weights["graph"], weights["eager"])
         assert torch.equal(weights["graph"][2], frozen)  # run 2 never updates
-    assert len(graphed.graphs) == 3 and not graphed.eager
+    assert len(graphed.graphs) == 4 and not graphed.eager
     assert optimisers["graph"].state[0]["step"].flatten().tolist() == [6.0, 3.0, 0.0]
 
 
@@ -81,7 +83,7 @@ def test_a_graphed_pack_trains_as_the_eager_pack(tmp_path, algo, extra):
 @pytest.mark.parametrize("algo", ["me_qmix", "fop", "hasac"])
 def test_the_stochastic_losses_capture_and_train_as_graphs(tmp_path, algo):
     """ME-IGM's, FOP's and HASAC's losses draw random numbers (their bootstrap actions), FOP's
-    reads the run's t_env and HASAC's its update phase: all are captured (no eager fallback) and
+    reads the run's t_env and HASAC's its update phase and stage: all are captured (no eager fallback) and
     train, losses finite, weights moving. Their draws differ between graph replays and eager
     calls, so they are not compared bitwise."""
     from training_checks import run_and_check_training
@@ -95,3 +97,5 @@ def test_the_stochastic_losses_capture_and_train_as_graphs(tmp_path, algo):
     trainer = Trainer(members)
     run_and_check_training(trainer)
     assert trainer._step.graphs and not trainer._step.eager
+    # HASAC's two update stages (the critic's phase, an agent's) are graphs of their own
+    assert {key[0] for key in trainer._step.graphs} == ({0, 1} if algo == "hasac" else {None})

@@ -87,7 +87,7 @@ def test_a_uniform_policy_moves_the_temperature_towards_the_reachable_target(ava
     batch = _batch(0)
     batch.avail_actions[..., 0, available:] = False
     learner.zero_grad()
-    learner(batch, torch.tensor(0.0), torch.tensor(1)).loss.backward()
+    learner(batch, torch.tensor(0.0), torch.tensor(1), 1).loss.backward()
     assert learner.log_alphas.grad[0].item() == pytest.approx(0.02 * math.log(available), rel=1e-4)
     assert learner.log_alphas.grad[1].item() == 0.0  # agent 1's temperature trains in its own phase
 
@@ -101,13 +101,13 @@ def _recorded_update(tmp_path):
     critic = [name for name in params if name.startswith("critic.")]
     step, moves = trainer._step, []
 
-    def recorded(inputs, mask):
+    def recorded(inputs, mask, stage):
         before = {name: params[name].clone() for name in actor + critic}
-        terms = step(inputs, mask)
+        terms = step(inputs, mask, stage)
         agents = [any(not torch.equal(params[name][0, i], before[name][0, i]) for name in actor)
                   for i in range(trainer.spec.n_agents)]
         critic_moved = any(not torch.equal(params[name], before[name]) for name in critic)
-        moves.append((int(inputs["phase"][0]), critic_moved, agents))
+        moves.append((int(inputs["phase"][0]), critic_moved, agents, stage))
         return terms
 
     trainer._step = recorded
@@ -118,11 +118,11 @@ def _recorded_update(tmp_path):
 def test_an_update_trains_the_critic_then_every_agent_once_in_a_random_order(tmp_path):
     trainer, moves = _recorded_update(tmp_path)
     n = trainer.spec.n_agents
-    assert moves[0][0] == 0
-    assert sorted(phase for phase, _, _ in moves[1:]) == list(range(1, n + 1))
+    assert moves[0][0] == 0 and moves[0][3] == 0  # the critic's phase, in the critic's stage
+    assert sorted(phase for phase, *_ in moves[1:]) == list(range(1, n + 1))
     assert moves[0][1] and not any(moves[0][2])  # phase 0: the critic alone
-    for phase, critic_moved, agents in moves[1:]:
-        assert not critic_moved
+    for phase, critic_moved, agents, stage in moves[1:]:
+        assert stage == 1 and not critic_moved
         assert agents == [i == phase - 1 for i in range(n)]  # agent phase − 1 alone
     # each set of weights counted one step of its own optimiser: Adam's bias correction as HARL's
     for state, name in zip(trainer.optimizer.state, [k for k, p in trainer.learners.params.items() if p.requires_grad],
@@ -150,9 +150,9 @@ def _batch(seed: int) -> Episodes:
 def _loss_and_grads(learner: HASACLearner, batch: Episodes, phase: int):
     learner.zero_grad()
     torch.manual_seed(0)  # the same Gumbel draws for both batches
-    loss = learner(batch, torch.tensor(0.0), torch.tensor(phase)).loss
+    loss = learner(batch, torch.tensor(0.0), torch.tensor(phase), min(phase, 1)).loss
     loss.backward()
-    return loss.detach(), [p.grad.clone() for p in learner.parameters() if p.requires_grad]
+    return loss.detach(), [p.grad for p in learner.parameters() if p.grad is not None]
 
 
 @pytest.mark.parametrize("phase", [0, 1, 2])

@@ -241,7 +241,9 @@ class Trainer:
             [None if per_run[0] is None or per_run[0].phase is None else Phase(per_run[0].phase, per_run[0].per_agent)
              for per_run in groups.values()])
         self._clip_sets = _clip_sets(trainable, {name: per_run[0] for name, per_run in groups.items()})
-        self._losses = self.learners.vmapped(_loss_terms)
+        # the vmapped loss of each update stage (Learner.update_stages; None: the learner has none)
+        self._losses = {stage: self.learners.vmapped(functools.partial(_loss_terms, stage=stage))
+                        for stage in (*template.update_stages, None)}
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision(first.run.matmul_precision)
         graphed = self.device.type == "cuda" and first.run.cuda_graph
@@ -406,12 +408,14 @@ class Trainer:
         environment steps [R] (:meth:`Learner.forward`'s ``t_env``)."""
         return {**batch.tensors(), T_ENV: self._t_env()}
 
-    def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...];
-        returns every run's loss and its update scalars [R, 1 + K] (:func:`_loss_terms`), and
-        writes the buffers the loss moved (:attr:`~marlrepro.learners.base.LossTerms.buffers`)
-        for those runs. On CUDA it is replayed from a graph (:class:`GraphedStep`)."""
-        terms, buffers = self._losses(batch)
+    def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor, stage: int | None = None
+                       ) -> torch.Tensor:
+        """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...]
+        (in update ``stage``, for a learner with :attr:`Learner.update_stages`); returns every
+        run's loss and its update scalars [R, 1 + K] (:func:`_loss_terms`), and writes the buffers
+        the loss moved (:attr:`~marlrepro.learners.base.LossTerms.buffers`) for those runs. On
+        CUDA it is replayed from a graph, one per stage and batch shapes (:class:`GraphedStep`)."""
+        terms, buffers = self._losses[stage](batch)
         self.optimizer.zero_grad()
         terms[:, 0].sum().backward()
         for params in self._clip_sets:
@@ -442,7 +446,9 @@ class Trainer:
                 orders = torch.stack([template.update_order(run.generator) if updated
                                       else torch.arange(template.update_phases, device=self.device)
                                       for run, updated in zip(self.runs, runs)])
-                phase_terms = [self._step({**inputs, PHASE: order}, mask) for order in orders.T]
+                stages = template.update_stages or (None,) * template.update_phases
+                phase_terms = [self._step({**inputs, PHASE: order}, mask, stage)
+                               for order, stage in zip(orders.T, stages, strict=True)]
                 loss = torch.stack([terms[:, 0] for terms in phase_terms]).sum(dim=0)
                 measured = phase_terms[0][:, 1:]
             self.last_loss = torch.where(mask, loss, self.last_loss)
@@ -610,14 +616,15 @@ def padded_length(longest: int, lengths: list[int]) -> int:
     return next(length for length in lengths if length >= longest)
 
 
-def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One run's loss on its batch at its environment step (and in its update phase, for a
-    learner of several), then the :attr:`Learner.update_scalars` it measured, detached: [1 + K];
-    and the new values of the buffers it moved (:attr:`~marlrepro.learners.base.LossTerms.buffers`,
-    detached). The function the pack vmaps."""
+def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor], stage: int | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One run's loss on its batch at its environment step (and in its update phase and stage,
+    for a learner of several), then the :attr:`Learner.update_scalars` it measured, detached:
+    [1 + K]; and the new values of the buffers it moved
+    (:attr:`~marlrepro.learners.base.LossTerms.buffers`, detached). The function the pack vmaps."""
     batch = Episodes(**{name: v for name, v in inputs.items() if name not in (T_ENV, PHASE)})
     phase = (inputs[PHASE],) if PHASE in inputs else ()
-    terms = learner(batch, inputs[T_ENV], *phase)
+    terms = learner(batch, inputs[T_ENV], *phase, *(() if stage is None else (stage,)))
     if terms.logged.keys() != set(learner.update_scalars):
         raise TypeError(f"{type(learner).__name__}.forward logged {sorted(terms.logged)}; its update_scalars "
                         f"are {list(learner.update_scalars)}")

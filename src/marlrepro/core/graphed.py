@@ -30,12 +30,13 @@ import torch
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+Step = Callable[[dict[str, torch.Tensor], torch.Tensor, int | None], torch.Tensor]
 
 
 class GraphedStep:
-    """``step(batch, mask) -> terms`` ([R, ...]: every run's loss and what else the step reports),
-    replayed from a CUDA graph captured at the first call with each new set of batch shapes.
+    """``step(batch, mask, stage) -> terms`` ([R, ...]: every run's loss and what else the step
+    reports), replayed from a CUDA graph captured at the first call with each new stage (a
+    Python int or None, the static kind of update step) and set of batch shapes.
 
     ``step`` must read its inputs only from ``batch`` (name -> tensor) and ``mask`` [R] (bool),
     write only into tensors that outlive it (parameters, gradients, optimiser state),
@@ -51,28 +52,28 @@ class GraphedStep:
         self.pool: tuple | None = None  # the memory pool the graphs share
         self.eager = False  # set when a capture fails: the step then runs eagerly
 
-    def __call__(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: dict[str, torch.Tensor], mask: torch.Tensor, stage: int | None = None) -> torch.Tensor:
         if self.eager:
-            return self.step(batch, mask)
-        key = tuple((name, tuple(value.shape), value.dtype) for name, value in sorted(batch.items()))
+            return self.step(batch, mask, stage)
+        key = (stage, *((name, tuple(value.shape), value.dtype) for name, value in sorted(batch.items())))
         captured = self.graphs.get(key)
         if captured is None:
             try:
-                captured = self.graphs[key] = self._capture(batch, mask)
+                captured = self.graphs[key] = self._capture(batch, mask, stage)
             except RuntimeError as error:  # torch.AcceleratorError is one
                 log.warning("CUDA graph capture of the update failed (%s); this pack updates eagerly",
                             str(error).splitlines()[0])
                 self.graphs.clear()
                 self.eager = True
                 torch.cuda.synchronize()
-                return self.step(batch, mask)
+                return self.step(batch, mask, stage)
         for name, value in batch.items():
             captured.inputs[name].copy_(value)
         captured.mask.copy_(mask)
         captured.graph.replay()
         return captured.terms.clone()
 
-    def _capture(self, batch: dict[str, torch.Tensor], mask: torch.Tensor) -> _Captured:
+    def _capture(self, batch: dict[str, torch.Tensor], mask: torch.Tensor, stage: int | None) -> _Captured:
         inputs = {name: value.clone() for name, value in batch.items()}
         masked_out = torch.zeros_like(mask)  # all runs masked out: the warm-up changes nothing
         rng = torch.cuda.get_rng_state()  # nor the random numbers the first real step draws
@@ -80,7 +81,7 @@ class GraphedStep:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(self.warmup):
-                self.step(inputs, masked_out)
+                self.step(inputs, masked_out, stage)
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.set_rng_state(rng)
         # the JAX rollout shares the GPU from its own threads: quiesce it, and let only this
@@ -90,8 +91,9 @@ class GraphedStep:
             self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-            terms = self.step(inputs, masked_out)
-        log.debug("captured the update for batch shapes %s", {k: tuple(v.shape) for k, v in batch.items()})
+            terms = self.step(inputs, masked_out, stage)
+        log.debug("captured the update (stage %s) for batch shapes %s", stage,
+                  {k: tuple(v.shape) for k, v in batch.items()})
         return _Captured(graph, inputs, masked_out, terms)
 
 

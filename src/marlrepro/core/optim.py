@@ -25,7 +25,9 @@ def _per_run(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def clip_grad_norm_per_run(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``torch.nn.utils.clip_grad_norm_`` applied to each run separately: the 2-norm of run
     ``r``'s gradient over all ``params`` is ``n_r``, and its gradients are scaled by
-    ``min(1, max_norm / (n_r + 1e-6))``. Returns the norms [R] before clipping."""
+    ``min(1, max_norm / (n_r + 1e-6))``; parameters without a gradient count for nothing (as
+    torch's). Returns the norms [R] before clipping."""
+    params = [p for p in params if p.grad is not None]
     squares = torch.stack([p.grad.flatten(1).pow(2).sum(dim=1) for p in params]).sum(dim=0)
     norms = squares.sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
@@ -90,8 +92,11 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self, mask: torch.Tensor, phase: torch.Tensor | None = None) -> None:
         """One step for the runs where ``mask`` [R] (bool) is True, of the parameters that train
-        in the runs' update phases ``phase`` [R] (none given: every parameter)."""
+        in the runs' update phases ``phase`` [R] (none given: every parameter). A parameter
+        without a gradient (the loss did not reach it) takes no step, as in torch's optimisers."""
         for p, lr, state, own in zip(self.params, self.lrs, self.state, self.phases, strict=True):
+            if p.grad is None:
+                continue
             keep = _per_run(mask, p)
             if own is not None and phase is not None:
                 keep = keep & own.active(phase, p)

@@ -82,6 +82,11 @@ class Learner(nn.Module):
       that many gradient steps on the same sampled batch, in the order :meth:`update_order`
       draws; :meth:`forward` then takes the phase (a 0-d integer tensor) as a third argument, and
       each parameter group trains in its own phase only (:class:`ParamGroup`);
+    * :attr:`update_stages`: optional, with phases; the kind of phase at each position of the
+      order (a Python int per position, the same for every order :meth:`update_order` draws):
+      :meth:`forward` then also takes the position's stage, so that it computes only what
+      phases of that kind need (HASAC: the critic first, then agents' phases) while the phase
+      itself stays a tensor; each stage is a CUDA graph of its own;
     * :meth:`lr_scale`: optional per-run factor on every learning rate (a linear decay);
     * :meth:`param_groups`: optional parameters with their own learning rate and gradient
       clipping (a temperature, an actor beside its critics);
@@ -97,6 +102,7 @@ class Learner(nn.Module):
     behaviour_pairs: tuple[tuple[str, str], ...] = ()
     update_scalars: tuple[str, ...] = ()
     update_phases: int = 1
+    update_stages: tuple[int, ...] = ()
 
     @property
     def acting_controller(self) -> AgentController:

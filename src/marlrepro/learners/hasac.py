@@ -99,6 +99,7 @@ class HASACLearner(ActorCriticLearner):
         self.config = config.learner
         self.hasac = config.hasac
         self.update_phases = 1 + spec.n_agents
+        self.update_stages = (0,) + (1,) * spec.n_agents  # the critic's phase, then the agents'
         self.target_polyak = config.hasac.polyak
         self.actor = PerAgentPolicyController(spec, config.agent)
         self.critic = TwinSoftCritic(spec, config.agent.hidden_dim)
@@ -124,17 +125,33 @@ class HASACLearner(ActorCriticLearner):
                 ParamGroup("actor.", self.config.lr, clip=False, phase=1, per_agent=True),
                 ParamGroup("log_alphas", hasac.alpha_lr, clip=False, phase=1, per_agent=True))
 
-    def forward(self, batch: Episodes, t_env: torch.Tensor, phase: torch.Tensor) -> LossTerms:
+    def forward(self, batch: Episodes, t_env: torch.Tensor, phase: torch.Tensor, stage: int) -> LossTerms:
+        """The loss of update ``phase``: stage 0 is the critic's phase (0), stage 1 an agent's
+        (``1 + i``); each stage computes only its own terms (its actors' forward pass without
+        a gradient in the critic's)."""
         mask = batch.filled  # [B, T]
         avail = batch.avail_actions
-        n_agents, n_actions = self.spec.n_agents, self.spec.n_actions
-        logits = self.actor.sequence(self.actor.observe(batch), batch.actions, avail)
-        log_pi = masked_log_policy(logits, avail, 1.0)  # [B, T+1, N, A]
+        with torch.set_grad_enabled(stage == 1 and torch.is_grad_enabled()):
+            logits = self.actor.sequence(self.actor.observe(batch), batch.actions, avail)
+            log_pi = masked_log_policy(logits, avail, 1.0)  # [B, T+1, N, A]
         live = live_agents(avail[:, :-1]) * mask.unsqueeze(-1)  # [B, T, N]
         target_entropy = discrete_target_entropy(avail[:, :-1].sum(dim=-1), self.hasac.target_entropy_scale)
-        state = batch.state
+        if stage == 0:
+            loss, q_taken_mean, target_mean = self._critic_loss(batch, log_pi, target_entropy)
+        else:
+            loss = self._agent_loss(batch, log_pi, live, target_entropy, phase - 1)
+            q_taken_mean = target_mean = torch.full((), math.nan, device=loss.device)  # the critic's phase measures them
+        with torch.no_grad():
+            entropy = (policy_entropy(log_pi[:, :-1]) * live).sum() / live.sum().clamp(min=1.0)
+        return LossTerms(loss, q_taken_mean, target_mean,
+                         logged={"alpha": self.log_alphas.exp().mean().detach(), "entropy": entropy})
 
-        # phase 0: the critic, on the n-step soft target, and its temperature
+    def _critic_loss(self, batch: Episodes, log_pi: torch.Tensor, target_entropy: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Phase 0: the twin critic's squared error to the ``n``-step soft target, plus its
+        temperature's loss towards the joint target entropy; with the mean ``min_k Q^k`` of the
+        taken actions and the mean target, over the filled steps."""
+        mask, state = batch.filled, batch.state
         critic_alpha = self.critic_log_alpha.exp()
         with torch.no_grad():
             next_actions = gumbel_straight_through(log_pi)
@@ -142,29 +159,30 @@ class HASACLearner(ActorCriticLearner):
             soft_values = self.target_critic(state, next_actions).min(dim=-1).values - critic_alpha * next_log_pi
             targets = n_step_targets(batch.reward, batch.terminated, mask, soft_values, self.config.gamma,
                                      self.hasac.n_step)
-        taken = nn.functional.one_hot(batch.actions, n_actions).to(log_pi.dtype)
+        taken = nn.functional.one_hot(batch.actions, self.spec.n_actions).to(log_pi.dtype)
         q_taken = self.critic(state[:, :-1], taken)  # [B, T, 2]
         steps = mask.sum().clamp(min=1.0)
         critic_loss = ((q_taken - targets.unsqueeze(-1)).pow(2) * mask.unsqueeze(-1)).sum() / steps
         joint_entropy = -next_log_pi[:, :-1]
         critic_alpha_loss = temperature_loss(self.critic_log_alpha, joint_entropy, target_entropy.sum(dim=-1), mask)
+        return (critic_loss + critic_alpha_loss, (q_taken.min(dim=-1).values * mask).sum() / steps,
+                (targets * mask).sum() / steps)
 
-        # phase 1 + i: agent i's policy against the critic, and its temperature
-        agent = (torch.arange(n_agents, device=phase.device) == phase - 1).to(log_pi.dtype)  # one-hot of i
+    def _agent_loss(self, batch: Episodes, log_pi: torch.Tensor, live: torch.Tensor, target_entropy: torch.Tensor,
+                    i: torch.Tensor) -> torch.Tensor:
+        """Phase ``1 + i``: agent ``i``'s policy loss against the critic, its own action a
+        straight-through sample and the others' detached samples, plus its temperature's loss;
+        over the steps where it is alive."""
+        agent = (torch.arange(self.spec.n_agents, device=i.device) == i).to(log_pi.dtype)  # one-hot of i
         sampled = gumbel_straight_through(log_pi[:, :-1])  # [B, T, N, A]
         own = agent[:, None]
         joint = own * sampled + (1 - own) * sampled.detach()  # only agent i's sample carries a gradient
         log_pi_i = ((sampled * log_pi[:, :-1]).sum(dim=-1) * agent).sum(dim=-1)  # [B, T]
         live_i = (live * agent).sum(dim=-1)
         alpha_i = (self.log_alphas.exp() * agent).sum()
-        q_joint = self.critic(state[:, :-1], joint).min(dim=-1).values
+        q_joint = self.critic(batch.state[:, :-1], joint).min(dim=-1).values
         live_count = live_i.sum().clamp(min=1.0)
         actor_loss = ((alpha_i.detach() * log_pi_i - q_joint) * live_i).sum() / live_count
         log_alpha_i = (self.log_alphas * agent).sum()
         alpha_loss = temperature_loss(log_alpha_i, -log_pi_i.detach(), (target_entropy * agent).sum(dim=-1), live_i)
-
-        loss = torch.where(phase == 0, critic_loss + critic_alpha_loss, actor_loss + alpha_loss)
-        with torch.no_grad():
-            entropy = (policy_entropy(log_pi[:, :-1]) * live).sum() / live.sum().clamp(min=1.0)
-        return LossTerms(loss, (q_taken.min(dim=-1).values * mask).sum() / steps, (targets * mask).sum() / steps,
-                         logged={"alpha": self.log_alphas.exp().mean().detach(), "entropy": entropy})
+        return actor_loss + alpha_loss
