@@ -60,6 +60,8 @@ if config["tracking_uri"]:
     # Jobs inherit the environment (on Slurm through sbatch --export=ALL); an environment variable,
     # unlike a rule parameter, never makes Snakemake re-run training when the tracking store moves.
     os.environ["MLFLOW_TRACKING_URI"] = config["tracking_uri"]
+if config["jax_cache"]:  # the same way: the jobs' compiled rollouts, shared between jobs
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(config["jax_cache"])
 
 
 include: "workflow/rules/common.smk"

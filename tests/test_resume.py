@@ -30,7 +30,7 @@ from marlrepro.errors import ConfigError
 from marlrepro.train import Interrupted, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-T_MAX = 4000
+T_MAX = 1600
 ARGS = [
     "--set", "env.name=matrix:me_igm", "--set", "run.device=cpu", "--set", f"run.t_max={T_MAX}",
     "--set", "run.checkpoint_interval=20", "--set", "run.eval_interval=500", "--set", "run.eval_episodes=8",
