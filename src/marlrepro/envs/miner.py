@@ -144,13 +144,14 @@ def draw_gold(key: jax.Array, gold_cells: jax.Array, budget: int = GOLD_BUDGET) 
     budget (which may go below 0: every cell still gets at least 50). -> [H, W] int32."""
 
     def draw(left: jax.Array, cell: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        cell_key, is_gold = cell
+        u, is_gold = cell
         high = jnp.minimum(25, jnp.maximum(left // 50, 1))
-        amount = jnp.where(is_gold, (jax.random.randint(cell_key, (), 0, high) + 1) * 50, 0)
+        pick = jnp.minimum(jnp.floor(u * high).astype(jnp.int32), high - 1)  # uniform in 0 .. high − 1
+        amount = jnp.where(is_gold, (pick + 1) * 50, 0)
         return left - amount, amount
 
-    keys = jax.random.split(key, HEIGHT * WIDTH)
-    _, amounts = jax.lax.scan(draw, jnp.int32(budget), (keys, gold_cells.reshape(-1)))
+    uniforms = jax.random.uniform(key, (HEIGHT * WIDTH,))
+    _, amounts = jax.lax.scan(draw, jnp.int32(budget), (uniforms, gold_cells.reshape(-1)))
     return amounts.reshape(HEIGHT, WIDTH).astype(jnp.int32)
 
 
@@ -231,15 +232,16 @@ def apply_actions(game: Game, actions: jax.Array, forest: jax.Array) -> Game:
     status = jnp.where(playing & ~valid, INVALID_ACTION, status)
     pos = jnp.where(moved[:, None], target, game.pos)
 
-    # the map after the step: sprung traps, worsened swamps (once per step), dug gold
-    cells = HEIGHT * WIDTH
-    entered = jnp.zeros(cells, bool).at[_cell_index(target)].max(moved).reshape(HEIGHT, WIDTH)
+    # the map after the step: sprung traps, worsened swamps (once per step), dug gold; one-hot
+    # sums over the players rather than scatters (cheaper to compile, and vmap-friendly)
+    cells = jnp.arange(HEIGHT * WIDTH)
+    here = _cell_index(game.pos)
+    entered = ((_cell_index(target)[:, None] == cells) & moved[:, None]).any(0).reshape(HEIGHT, WIDTH)
     sprung = entered & (game.terrain == TRAP)
     sunk = entered & (game.terrain == SWAMP)
     terrain = jnp.where(sprung, LAND, game.terrain)
     cost = jnp.where(sprung, LAND_COST, jnp.where(sunk, _next_swamp_cost(game.cost), game.cost))
-    here = _cell_index(game.pos)
-    count = jnp.zeros(cells, jnp.int32).at[here].add(diggers.astype(jnp.int32))
+    count = ((here[:, None] == cells) & diggers[:, None]).sum(0)
     flat_gold = game.gold.reshape(-1)
     share = jnp.where(count > 0, jnp.minimum((flat_gold + count - 1) // jnp.maximum(count, 1), DIG_CAP), 0)
     gold = jnp.maximum(flat_gold - share * count, 0).reshape(HEIGHT, WIDTH)
@@ -378,11 +380,11 @@ def greedy_action(game: Game, player: int | jax.Array, target: jax.Array, key: j
     nearest = jnp.argmin(rank)
     second = jnp.argmin(rank.at[nearest].set(jnp.iinfo(jnp.int32).max))
     two = (flat_gold > 0).sum() >= 2
-    choice = jnp.where(two & jax.random.bernoulli(pick_key), second, nearest)
+    choice = jnp.where(two & (jax.random.uniform(pick_key) < 0.5), second, nearest)
     target = jnp.where(retarget, jnp.where((flat_gold > 0).any(), choice, -1), target).astype(jnp.int32)
     goal = (jnp.arange(cells) == target).reshape(HEIGHT, WIDTH)
     avail = avail_actions(game, player, goal)
-    random_action = jax.random.categorical(act_key, jnp.where(avail, 0.0, -jnp.inf))
+    random_action = jnp.argmax(jnp.where(avail, jax.random.uniform(act_key, (N_ACTIONS,)), -1.0))
     return jnp.where(avail[DIG], DIG, random_action).astype(jnp.int32), target
 
 
@@ -403,7 +405,7 @@ def reset_one(key: jax.Array, bots: tuple[int, ...], n_agents: int = N_ALLIES) -
     """A new episode: a new game, the difficulty's bots shuffled over the enemy slots (as the
     reference's wrapper does), no targets yet."""
     game_key, shuffle_key = jax.random.split(key)
-    kinds = jax.random.permutation(shuffle_key, jnp.asarray(bots, jnp.int32))
+    kinds = jnp.asarray(bots, jnp.int32)[jnp.argsort(jax.random.uniform(shuffle_key, (len(bots),)))]
     return MinerState(game=new_game(game_key, n_agents + len(bots)), kinds=kinds,
                       target=jnp.full(len(bots), -1, jnp.int32))
 
