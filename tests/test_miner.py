@@ -438,3 +438,116 @@ def test_the_batched_step_equals_the_one_game_step(env):
             np.testing.assert_allclose(np.asarray(packed[b, -4:]), flags, rtol=1e-6)
             compared += 1
     assert compared > 20
+
+
+# ---- the JAX rules against a plain-Python step --------------------------------------------------
+
+
+def python_step(g: dict, actions: list[int], forest: list[int]) -> dict:
+    """The rules written again in plain Python, one player after the other as the reference's
+    server applies them, with the map's changes deferred to the end of the step."""
+    g = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in g.items()}
+    changes: dict[tuple[int, int], tuple[int, int]] = {}  # (x, y) -> (terrain, cost)
+    diggers = []
+    for p, action in enumerate(actions):
+        if g["status"][p] != miner.PLAYING:
+            continue
+        if action not in range(6):
+            g["status"][p] = miner.INVALID_ACTION
+            continue
+        if action < 4:
+            g["rests"][p] = 0
+            x, y = g["pos"][p][0] + [-1, 1, 0, 0][action], g["pos"][p][1] + [0, 0, -1, 1][action]
+            if not (0 <= x < WIDTH and 0 <= y < HEIGHT):
+                g["status"][p] = miner.LEFT_MAP
+                continue
+            g["pos"][p] = (x, y)
+            kind, cost = g["terrain"][y, x], g["cost"][y, x]
+            if g["gold"][y, x] > 0:
+                g["energy"][p] -= 4
+            elif kind == FOREST:
+                g["energy"][p] -= forest[p]
+            else:
+                g["energy"][p] -= cost
+                if kind == TRAP:
+                    changes.setdefault((x, y), (LAND, 1))
+                elif kind == SWAMP:
+                    changes.setdefault((x, y), (SWAMP, {5: 20, 20: 40, 40: 100, 100: 100}[int(cost)]))
+            if g["energy"][p] <= 0:
+                g["status"][p] = miner.OUT_OF_ENERGY
+        elif action == REST:
+            g["rests"][p] += 1
+            gain = {1: 12, 2: 16, 3: 25}.get(int(g["rests"][p]), 50)
+            g["energy"][p] = min(g["energy"][p] + gain, 50)
+        else:
+            g["rests"][p] = 0
+            x, y = g["pos"][p]
+            g["energy"][p] -= 5 if g["gold"][y, x] > 0 else 10
+            if g["energy"][p] <= 0:
+                g["status"][p] = miner.OUT_OF_ENERGY
+            elif g["gold"][y, x] > 0:
+                diggers.append(p)
+    cells: dict[tuple[int, int], int] = {}
+    for p in diggers:
+        cells[tuple(g["pos"][p])] = cells.get(tuple(g["pos"][p]), 0) + 1
+    takes = {(x, y): min(math.ceil(g["gold"][y, x] / c), 50) for (x, y), c in cells.items()}
+    for p in diggers:
+        g["score"][p] += takes[tuple(g["pos"][p])]
+    for (x, y), c in cells.items():
+        g["gold"][y, x] = max(g["gold"][y, x] - takes[(x, y)] * c, 0)
+    for (x, y), (kind, cost) in changes.items():
+        g["terrain"][y, x], g["cost"][y, x] = kind, cost
+    g["t"] += 1
+    return g
+
+
+def test_the_jax_rules_agree_with_a_plain_python_step_over_random_episodes():
+    rng = np.random.default_rng(0)
+    games = jax.jit(jax.vmap(lambda k: miner.new_game(k, 4)))(jax.random.split(jax.random.key(11), 6))
+    checked = eliminated = dug = 0
+    for e in range(6):
+        jg = jax.tree.map(lambda x, e=e: x[e], games)
+        pg = {f: np.array(getattr(jg, f)) for f in Game._fields}
+        pg["pos"] = [tuple(int(v) for v in xy) for xy in pg["pos"]]
+        for _ in range(60):
+            avail = np.asarray(ALLY_AVAIL(jg, 4))
+            actions = [int(rng.choice(np.flatnonzero(a))) if rng.random() < 0.9 else int(rng.integers(-1, 7))
+                       for a in avail]
+            forest = [int(v) for v in rng.integers(5, 21, 4)]
+            jg = STEP(jg, jnp.asarray(actions, jnp.int32), jnp.asarray(forest, jnp.int32))
+            pg = python_step(pg, actions, forest)
+            for field in Game._fields:
+                expected = np.asarray(pg[field]) if field != "pos" else np.asarray(pg["pos"])
+                np.testing.assert_array_equal(np.asarray(getattr(jg, field)), expected, err_msg=field)
+            checked += 1
+            dug += int((np.asarray(jg.score) > 0).any())
+            if (np.asarray(jg.status) != miner.PLAYING).all():
+                break
+        eliminated += int((np.asarray(jg.status) != miner.PLAYING).any())
+    assert checked > 150 and eliminated >= 3 and dug > 0
+
+
+def test_the_fused_rollout_collects_the_stepwise_runners_episodes(env):
+    """The games run in the fused JAX rollout (one call per batch of episodes): greedy episodes
+    equal the stepwise runner's, step for step, from the same key."""
+    from marlrepro.config import AgentConfig
+    from marlrepro.controller import AgentController
+    from marlrepro.core.stacked import StackedModules
+    from marlrepro.runner import EpisodeRunner
+
+    collected = {}
+    start = np.asarray(jax.random.key_data(jax.random.key(21)))
+    for mode in ("stepwise", "fused"):
+        env.set_rng_state(start)
+        torch.manual_seed(1)
+        holder = torch.nn.Module()
+        holder.controller = AgentController(env.spec, AgentConfig())
+        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
+        assert (runner._fused is not None) == (mode == "fused")
+        episodes, stats = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
+        collected[mode] = (episodes.tensors(), stats)
+    (fused, fused_stats), (stepwise, step_stats) = collected["fused"], collected["stepwise"]
+    assert torch.equal(fused_stats.lengths, step_stats.lengths) and (fused_stats.lengths > 1).all()
+    assert torch.equal(fused_stats.returns, step_stats.returns)
+    for name in ("obs", "state", "avail_actions", "actions", "reward", "terminated", "filled"):
+        assert torch.equal(fused[name], stepwise[name]), name
