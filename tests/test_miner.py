@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from miner_games import game
 
 from marlrepro import env_catalog
 from marlrepro.config import load_config
-from marlrepro.envs import make, miner
+from marlrepro.envs import make, miner, miner_bots
 from marlrepro.envs.miner import DIG, DOWN, LEFT, REST, RIGHT, UP, Game
 from marlrepro.envs.miner_maps import FOREST, HEIGHT, LAND, MAPS, SWAMP, TRAP, WIDTH
 from marlrepro.envs.registry import validate_env
@@ -25,9 +26,8 @@ STEP = jax.jit(miner.apply_actions)
 AVAIL = jax.jit(miner.avail_actions)
 ALLY_AVAIL = jax.jit(miner.ally_avail_actions, static_argnums=1)
 OBSERVE = jax.jit(miner.observe, static_argnums=1)
-GREEDY = jax.jit(miner.greedy_action)
+_GREEDY = jax.jit(miner_bots.greedy_action)
 OUTPUTS = jax.jit(miner.outputs_one, static_argnums=1)
-CODES = {".": LAND, "F": FOREST, "T": TRAP, "S": SWAMP}
 B = 4  # every env-level test shares one compiled batch of 4 games (compiling is most of the time)
 
 
@@ -38,28 +38,11 @@ def env():
 
 def set_games(env, g: Game, target=(-1, -1)) -> None:
     """Put game ``g`` in every environment of ``env`` (bots: GreedyBot, ``target``), none ended."""
-    state = miner.MinerState(game=g, kinds=jnp.zeros(2, jnp.int32), target=jnp.asarray(target, jnp.int32))
+    memory = miner.BotMemory.fresh(2)._replace(target=jnp.asarray(target, jnp.int32))
+    state = miner.MinerState(game=g, kinds=jnp.zeros(2, jnp.int32), memory=memory)
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (env.num_envs, *x.shape)), state)
     # committed to the env's device, as its own states are, so its compiled step serves them
     env._states = jax.device_put((batched, jnp.zeros(env.num_envs, bool)), env._jax_device)
-
-
-def game(pos, *, gold=None, cells=None, energy=50, t=0, rests=0) -> Game:
-    """A land map with ``cells`` {(x, y): 'F' | 'T' | 'S'} and ``gold`` {(x, y): amount}; four
-    players at ``pos`` [(x, y)] (one list entry per player), all with ``energy``."""
-    terrain = np.full((HEIGHT, WIDTH), LAND, np.int32)
-    for (x, y), code in (cells or {}).items():
-        terrain[y, x] = CODES[code]
-    cost = np.select([terrain == TRAP, terrain == SWAMP], [10, 5], 1).astype(np.int32)
-    amounts = np.zeros((HEIGHT, WIDTH), np.int32)
-    for (x, y), amount in (gold if gold is not None else {(20, 8): 1000}).items():
-        amounts[y, x] = amount
-    n = len(pos)
-    full = (lambda v: jnp.full(n, v, jnp.int32)) if np.isscalar(energy) else None
-    return Game(terrain=jnp.asarray(terrain), cost=jnp.asarray(cost), gold=jnp.asarray(amounts),
-                pos=jnp.asarray(pos, jnp.int32), energy=full(energy) if full else jnp.asarray(energy, jnp.int32),
-                score=jnp.zeros(n, jnp.int32), rests=jnp.full(n, rests, jnp.int32),
-                status=jnp.zeros(n, jnp.int32), t=jnp.int32(t))
 
 
 def step(g: Game, actions, forest=(5, 5, 5, 5)) -> Game:
@@ -77,11 +60,11 @@ def test_spec_registration_and_config_validation():
     spec, options = validate_env("miner:easy_2_vs_2")
     assert (spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions, spec.episode_limit) == (2, 199, 398, 6, 100)
     assert options == {}
-    assert env_catalog.SCENARIOS["miner"] == miner.SCENARIOS == {"easy_2_vs_2"}
+    assert env_catalog.SCENARIOS["miner"] == miner.SCENARIOS == {"easy_2_vs_2", "medium_2_vs_2", "hard_2_vs_2"}
     assert "miner" in env_catalog.FUSED_BACKENDS
     assert load_config(overrides=["env.name=miner:easy_2_vs_2"]).env.name == "miner:easy_2_vs_2"
-    with pytest.raises(ConfigError, match="easy_2_vs_2"):  # medium and hard are not served (bots not ported)
-        validate_env("miner:hard_2_vs_2")
+    with pytest.raises(ConfigError, match="easy_2_vs_2, hard_2_vs_2, medium_2_vs_2"):
+        validate_env("miner:hard_3_vs_3")
 
 
 def test_the_maps_are_the_references():
@@ -350,6 +333,13 @@ def test_the_mask_is_never_empty_and_offers_dig_only_on_gold(env):
 # ---- GreedyBot ---------------------------------------------------------------------------------------
 
 
+def GREEDY(g: Game, player: int, target, key):
+    """GreedyBot's (action, target) with ``target`` its remembered target cell."""
+    memory = jax.tree.map(lambda x: x[0], miner.BotMemory.fresh(1))._replace(target=jnp.int32(target))
+    action, memory = _GREEDY(g, player, memory, key)
+    return action, memory.target
+
+
 def test_greedy_walks_to_its_gold_and_digs_it():
     g = game([(10, 0), (10, 1), (0, 0), (20, 8)], gold={(5, 0): 300})
     player, target, key = 2, jnp.int32(-1), jax.random.key(0)
@@ -370,7 +360,7 @@ def test_greedy_picks_one_of_the_two_nearest_golds_at_random():
     kept = {int(GREEDY(g, 2, jnp.int32(0), jax.random.key(k))[1]) for k in range(10)}
     assert kept == {0}  # a target holding more than 50 is kept
     small = g._replace(gold=g.gold.at[0, 0].set(50))
-    assert {int(GREEDY(small, 2, jnp.int32(0), jax.random.key(k))[1]) for k in range(40)} <= {86, 147}
+    assert {int(GREEDY(small, 2, jnp.int32(0), jax.random.key(k))[1]) for k in range(40)} == {86, 147}
 
 
 def test_greedy_digs_any_gold_it_stands_on_and_otherwise_follows_its_mask():
@@ -430,7 +420,8 @@ def test_the_batched_step_equals_the_one_game_step(env):
             got = jax.tree.map(lambda x, b=b: x[b], states[0])
             for field in Game._fields:
                 np.testing.assert_array_equal(getattr(got.game, field), getattr(single.game, field), err_msg=field)
-            np.testing.assert_array_equal(got.target, single.target)
+            for field in miner.BotMemory._fields:
+                np.testing.assert_array_equal(getattr(got.memory, field), getattr(single.memory, field), err_msg=field)
             obs, _, avail = OUTPUTS(single.game, 2)
             np.testing.assert_allclose(packed[b, :398], obs.reshape(-1), rtol=1e-6)
             np.testing.assert_array_equal(packed[b, 796:808], avail.reshape(-1).astype(jnp.float32))

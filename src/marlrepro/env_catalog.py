@@ -29,8 +29,7 @@ SMAX_STOCK_MAPS = frozenset({
 # backend -> the scenarios it serves (env names are ``backend:scenario``)
 SCENARIOS: dict[str, frozenset[str]] = {
     "matrix": frozenset({"me_igm", "monotonic"}),
-    # Gold Miner's served difficulties (medium and hard wait for DeepMindBot and BlackPantherBot)
-    "miner": frozenset({"easy_2_vs_2"}),
+    "miner": frozenset({"easy_2_vs_2", "medium_2_vs_2", "hard_2_vs_2"}),
     "mpe": frozenset({"simple_spread", "simple_reference", "simple_speaker_listener"}),
     "overcooked": frozenset({"cramped_room", "asymmetric_advantages"}),
     "smax": SMAC_MAPS,

@@ -33,9 +33,11 @@ The game
   exceeds the enemies' mean score.
 * Reward: 0.01 × the sum of the allies' score increments in the step (the team reward).
 
-Players ``0 .. n_agents − 1`` are the allies; the rest are enemy bots, acting inside the step
-(:func:`greedy_action`). Difficulties: easy = GreedyBot + GreedyBot. (medium = GreedyBot +
-DeepMindBot and hard = BlackPantherBot + DeepMindBot are not served: those bots are not ported.)
+Players ``0 .. n_agents − 1`` are the allies; the rest are enemy bots, JAX policies acting inside
+the step on the state before it (:mod:`marlrepro.envs.miner_bots`). Difficulties, as the
+reference's wrapper builds them (the two bots shuffled over the enemy slots at every reset):
+easy = GreedyBot + GreedyBot; medium = GreedyBot + DeepMindBot; hard = BlackPantherBot +
+DeepMindBot.
 
 Observation and state
 ---------------------
@@ -50,6 +52,7 @@ The available-action mask is :func:`avail_actions` (its docstring says exactly w
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -93,9 +96,14 @@ REWARD_SCALE = 0.01
 PLAYING, LEFT_MAP, OUT_OF_ENERGY, INVALID_ACTION = range(4)
 
 # enemy bots
-GREEDY = 0
-BOT_NAMES = {GREEDY: "GreedyBot"}
-DIFFICULTIES: dict[str, tuple[int, ...]] = {"easy": (GREEDY, GREEDY)}
+GREEDY, DEEPMIND, BLACK_PANTHER = range(3)
+BOT_NAMES = {GREEDY: "GreedyBot", DEEPMIND: "DeepMindBot", BLACK_PANTHER: "BlackPantherBot"}
+# the wrapper's teams (envs/miner_env/miner_env.py), shuffled over the enemy slots at every reset
+DIFFICULTIES: dict[str, tuple[int, ...]] = {
+    "easy": (GREEDY, GREEDY),
+    "medium": (GREEDY, DEEPMIND),
+    "hard": (BLACK_PANTHER, DEEPMIND),
+}
 N_ALLIES = N_ENEMIES = 2
 SCENARIOS = frozenset(f"{level}_{N_ALLIES}_vs_{N_ENEMIES}" for level in DIFFICULTIES)
 OPTIONS = env_catalog.OPTIONS["miner"]  # option -> (type, default)
@@ -127,12 +135,26 @@ class Game(NamedTuple):
     t: jax.Array  # [] int32: steps taken
 
 
+class BotMemory(NamedTuple):
+    """What the enemy bots carry from step to step, one entry per enemy slot ([M] each)."""
+
+    target: jax.Array  # GreedyBot's target cell (y · W + x), -1 for none
+    free_turn: jax.Array  # DeepMindBot's rests still planned
+    last_energy: jax.Array  # BlackPantherBot's energy at its last decision, -1 before the first
+    rests_seen: jax.Array  # BlackPantherBot's count of rests, inferred from rises in its energy
+
+    @staticmethod
+    def fresh(n: int) -> BotMemory:
+        return BotMemory(target=jnp.full(n, -1, jnp.int32), free_turn=jnp.zeros(n, jnp.int32),
+                         last_energy=jnp.full(n, -1, jnp.int32), rests_seen=jnp.zeros(n, jnp.int32))
+
+
 class MinerState(NamedTuple):
-    """A game and its enemy bots' memory."""
+    """A game and its enemy bots."""
 
     game: Game
-    kinds: jax.Array  # [M] int32: each enemy's bot (GREEDY, ...)
-    target: jax.Array  # [M] int32: a GreedyBot's target cell (y · W + x), -1 for none
+    kinds: jax.Array  # [M] int32: each enemy's bot (GREEDY, DEEPMIND, BLACK_PANTHER)
+    memory: BotMemory
 
 
 # ---- reset ----------------------------------------------------------------------------------
@@ -264,12 +286,14 @@ def allies_won(game: Game, n_agents: int) -> jax.Array:
 # ---- the available-action mask --------------------------------------------------------------
 
 
-def reachable_golds(game: Game, xy: jax.Array) -> jax.Array:
+def reachable_golds(game: Game, xy: jax.Array, steps_left: jax.Array | None = None) -> jax.Array:
     """The golds a player at ``xy`` considers: those with gold whose Manhattan distance is below
-    the steps left (``100 − t``); if there are none, every cell with gold. -> [H, W] bool."""
+    ``steps_left`` (default ``100 − t``: the reference's count when it builds the allies' masks,
+    after the step); if there are none, every cell with gold. -> [H, W] bool."""
     ys, xs = jnp.mgrid[:HEIGHT, :WIDTH]
     has_gold = game.gold > 0
-    near = has_gold & (jnp.abs(xs - xy[0]) + jnp.abs(ys - xy[1]) < MAX_STEPS - game.t)
+    left = MAX_STEPS - game.t if steps_left is None else steps_left
+    near = has_gold & (jnp.abs(xs - xy[0]) + jnp.abs(ys - xy[1]) < left)
     return jnp.where(near.any(), near, has_gold)
 
 
@@ -356,46 +380,31 @@ def observe(game: Game, n_agents: int) -> jax.Array:
     return jnp.concatenate([positions, grid, energy, time], axis=1)
 
 
-# ---- enemy bots -----------------------------------------------------------------------------
+# ---- enemy bots (their policies: :mod:`marlrepro.envs.miner_bots`) --------------------------------
 
 
-def greedy_action(game: Game, player: int | jax.Array, target: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """GreedyBot (``miner/bots.py``) for ``player``: -> (action, its target cell for next time).
+def enemy_actions(state: MinerState, key: jax.Array, n_agents: int,
+                  kinds: tuple[int, ...] = (GREEDY,)) -> tuple[jax.Array, BotMemory]:
+    """Every enemy's action [M] and its bot's memory after it, from the state before the step.
+    Each slot runs the bot of ``state.kinds``; only the bots named in ``kinds`` (the difficulty's,
+    static) are traced."""
+    from marlrepro.envs import miner_bots  # the bots build on this module's rules
 
-    It keeps a target gold until that cell holds 50 or less; then (or at first) it draws one of
-    the 2 golds nearest by Manhattan distance (ties broken in row-major order, as the
-    reference's stable sort of its row-major gold list), each with probability 1/2 (the nearest
-    if only one is left). It takes the mask of :func:`avail_actions` with the target as its only
-    considered gold: moves only towards the target, and dig forced on any gold cell. It digs when
-    dig is available, else it takes a uniform random available action.
-    """
-    pick_key, act_key = jax.random.split(key)
-    pos = game.pos[player]
-    flat_gold = game.gold.reshape(-1)
-    retarget = (target < 0) | (flat_gold[jnp.maximum(target, 0)] <= 50)
-    ys, xs = jnp.mgrid[:HEIGHT, :WIDTH]
-    dist = (jnp.abs(xs - pos[0]) + jnp.abs(ys - pos[1])).reshape(-1)
-    cells = HEIGHT * WIDTH
-    rank = jnp.where(flat_gold > 0, dist * cells + jnp.arange(cells), jnp.iinfo(jnp.int32).max)
-    nearest = jnp.argmin(rank)
-    second = jnp.argmin(rank.at[nearest].set(jnp.iinfo(jnp.int32).max))
-    two = (flat_gold > 0).sum() >= 2
-    choice = jnp.where(two & (jax.random.uniform(pick_key) < 0.5), second, nearest)
-    target = jnp.where(retarget, jnp.where((flat_gold > 0).any(), choice, -1), target).astype(jnp.int32)
-    goal = (jnp.arange(cells) == target).reshape(HEIGHT, WIDTH)
-    avail = avail_actions(game, player, goal)
-    random_action = jnp.argmax(jnp.where(avail, jax.random.uniform(act_key, (N_ACTIONS,)), -1.0))
-    return jnp.where(avail[DIG], DIG, random_action).astype(jnp.int32), target
-
-
-def enemy_actions(state: MinerState, key: jax.Array, n_agents: int) -> tuple[jax.Array, jax.Array]:
-    """Every enemy's action [M] and its updated targets, from the state before the step."""
+    policies = {GREEDY: miner_bots.greedy_action, DEEPMIND: miner_bots.deepmind_action,
+                BLACK_PANTHER: miner_bots.black_panther_action}
     n_enemies = state.kinds.shape[0]
     players = n_agents + jnp.arange(n_enemies)
     keys = jax.random.split(key, n_enemies)
-    actions, target = jax.vmap(lambda p, t, k: greedy_action(state.game, p, t, k))(players, state.target, keys)
-    # GREEDY is the only bot served; another kind would be selected here by ``state.kinds``
-    return actions, target
+    action, memory = None, None
+    for kind in sorted(set(kinds)):
+        act, mem = jax.vmap(lambda p, m, k, kind=kind: policies[kind](state.game, p, m, k))(players, state.memory, keys)
+        if action is None:
+            action, memory = act, mem
+        else:
+            mine = state.kinds == kind
+            action = jnp.where(mine, act, action)
+            memory = jax.tree.map(lambda new, old, mine=mine: jnp.where(mine, new, old), mem, memory)
+    return action, memory
 
 
 # ---- one environment ------------------------------------------------------------------------
@@ -406,16 +415,15 @@ def reset_one(key: jax.Array, bots: tuple[int, ...], n_agents: int = N_ALLIES) -
     reference's wrapper does), no targets yet."""
     game_key, shuffle_key = jax.random.split(key)
     kinds = jnp.asarray(bots, jnp.int32)[jnp.argsort(jax.random.uniform(shuffle_key, (len(bots),)))]
-    return MinerState(game=new_game(game_key, n_agents + len(bots)), kinds=kinds,
-                      target=jnp.full(len(bots), -1, jnp.int32))
+    return MinerState(game=new_game(game_key, n_agents + len(bots)), kinds=kinds, memory=BotMemory.fresh(len(bots)))
 
 
-def step_one(state: MinerState, key: jax.Array, ally_actions: jax.Array,
-             n_agents: int = N_ALLIES) -> tuple[MinerState, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """One step of one environment: the bots choose on the state before the step, then every
-    player acts. -> (state, reward, terminated, truncated, won)."""
+def step_one(state: MinerState, key: jax.Array, ally_actions: jax.Array, n_agents: int = N_ALLIES,
+             kinds: tuple[int, ...] = (GREEDY,)) -> tuple[MinerState, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """One step of one environment: the bots (of ``kinds``, static) choose on the state before the
+    step, then every player acts. -> (state, reward, terminated, truncated, won)."""
     bot_key, forest_key = jax.random.split(key)
-    bot_actions, target = enemy_actions(state, bot_key, n_agents)
+    bot_actions, memory = enemy_actions(state, bot_key, n_agents, kinds)
     actions = jnp.concatenate([ally_actions.astype(jnp.int32), bot_actions])
     low, high = FOREST_COST_RANGE
     forest = jax.random.randint(forest_key, actions.shape, low, high + 1)
@@ -423,7 +431,7 @@ def step_one(state: MinerState, key: jax.Array, ally_actions: jax.Array,
     reward = REWARD_SCALE * (game.score[:n_agents] - state.game.score[:n_agents]).sum().astype(jnp.float32)
     task_end, limit = episode_over(game)
     won = (task_end | limit) & allies_won(game, n_agents)
-    return state._replace(game=game, target=target), reward, task_end, limit & ~task_end, won
+    return state._replace(game=game, memory=memory), reward, task_end, limit & ~task_end, won
 
 
 def outputs_one(game: Game, n_agents: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -480,8 +488,9 @@ class Env:
                    restart: bool) -> tuple[tuple[MinerState, jax.Array], jax.Array, jax.Array]:
         states, ended_before = states
         key, step_key, reset_key = jax.random.split(key, 3)
-        stepped, reward, terminated, truncated, won = jax.vmap(step_one, in_axes=(0, 0, 0, None))(
-            states, jax.random.split(step_key, self.num_envs), actions, self.spec.n_agents)
+        one = functools.partial(step_one, n_agents=self.spec.n_agents, kinds=self.bots)
+        stepped, reward, terminated, truncated, won = jax.vmap(one)(
+            states, jax.random.split(step_key, self.num_envs), actions)
         stepping = ~ended_before
         reward = jnp.where(stepping, reward, 0.0)
         terminated, truncated, won = terminated & stepping, truncated & stepping, won & stepping
