@@ -69,6 +69,7 @@ def test_spec_registration_and_config_validation():
 
 def test_the_maps_are_the_references():
     assert len(MAPS) == 12 and all(len(m) == HEIGHT and all(len(r) == WIDTH for r in m) for m in MAPS)
+    assert miner_bots.MAX_GOLDS == miner.MAP_GOLD_CELLS.sum((1, 2)).max()  # the bots' gold slots hold every map's
     first = "".join(MAPS[0])  # the note's census of map 1
     assert [first.count(c) for c in "FTS.G"] == [34, 45, 37, 53, 20]
 

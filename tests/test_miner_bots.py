@@ -183,3 +183,11 @@ def test_traps_are_land_to_the_bots_once_sprung():
     assert int(miner_bots.panther_view(g)[0, 1]) == -10 and int(miner_bots.panther_view(sprung)[0, 1]) == 0
     assert int(miner_bots.planner_damage(g)[0, 1]) == 2 and int(miner_bots.planner_damage(sprung)[0, 1]) == 1
     assert int(g.terrain[0, 1]) == TRAP
+
+
+def test_a_bot_match_plays_a_whole_game_of_bots():
+    keys = jax.random.split(jax.random.key(0), 4)
+    scores, steps = jax.jit(jax.vmap(lambda k: miner.bot_match(k, (miner.GREEDY,) * 2, (miner.GREEDY,) * 2)))(keys)
+    scores, steps = np.asarray(scores), np.asarray(steps)
+    assert scores.shape == (4, 4) and (steps <= 100).all() and (steps > 1).all()
+    assert (scores.sum(1) > 0).all() and (scores % 1 == 0).all()

@@ -383,28 +383,59 @@ def observe(game: Game, n_agents: int) -> jax.Array:
 # ---- enemy bots (their policies: :mod:`marlrepro.envs.miner_bots`) --------------------------------
 
 
-def enemy_actions(state: MinerState, key: jax.Array, n_agents: int,
-                  kinds: tuple[int, ...] = (GREEDY,)) -> tuple[jax.Array, BotMemory]:
-    """Every enemy's action [M] and its bot's memory after it, from the state before the step.
-    Each slot runs the bot of ``state.kinds``; only the bots named in ``kinds`` (the difficulty's,
-    static) are traced."""
+def bot_actions(game: Game, players: jax.Array, kinds: jax.Array, memory: BotMemory, key: jax.Array,
+                traced: tuple[int, ...]) -> tuple[jax.Array, BotMemory]:
+    """The actions of the bot-driven ``players`` [K] (each running the bot of ``kinds`` [K], with
+    its ``memory`` [K]) and their memory after them, from ``game`` before the step. Only the bots
+    named in ``traced`` (static) are traced."""
     from marlrepro.envs import miner_bots  # the bots build on this module's rules
 
     policies = {GREEDY: miner_bots.greedy_action, DEEPMIND: miner_bots.deepmind_action,
                 BLACK_PANTHER: miner_bots.black_panther_action}
-    n_enemies = state.kinds.shape[0]
-    players = n_agents + jnp.arange(n_enemies)
-    keys = jax.random.split(key, n_enemies)
-    action, memory = None, None
-    for kind in sorted(set(kinds)):
-        act, mem = jax.vmap(lambda p, m, k, kind=kind: policies[kind](state.game, p, m, k))(players, state.memory, keys)
+    keys = jax.random.split(key, players.shape[0])
+    action, new_memory = None, None
+    for kind in sorted(set(traced)):
+        act, mem = jax.vmap(lambda p, m, k, kind=kind: policies[kind](game, p, m, k))(players, memory, keys)
         if action is None:
-            action, memory = act, mem
+            action, new_memory = act, mem
         else:
-            mine = state.kinds == kind
+            mine = kinds == kind
             action = jnp.where(mine, act, action)
-            memory = jax.tree.map(lambda new, old, mine=mine: jnp.where(mine, new, old), mem, memory)
-    return action, memory
+            new_memory = jax.tree.map(lambda new, old, mine=mine: jnp.where(mine, new, old), mem, new_memory)
+    return action, new_memory
+
+
+def enemy_actions(state: MinerState, key: jax.Array, n_agents: int,
+                  kinds: tuple[int, ...] = (GREEDY,)) -> tuple[jax.Array, BotMemory]:
+    """Every enemy's action [M] and its bot's memory after it, from the state before the step
+    (each slot runs the bot of ``state.kinds``; ``kinds``: the difficulty's bots, static)."""
+    players = n_agents + jnp.arange(state.kinds.shape[0])
+    return bot_actions(state.game, players, state.kinds, state.memory, key, kinds)
+
+
+def bot_match(key: jax.Array, team: tuple[int, ...], opponents: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """One game of bots only: ``team`` (players 0, 1, …) against ``opponents``, each team's bots
+    shuffled over its slots, to the game's end. -> (the players' final scores [P], the steps).
+    For the bot-versus-bot league (``miner_bots.league``)."""
+    n = len(team) + len(opponents)
+    game_key, team_key, foe_key, play_key = jax.random.split(key, 4)
+    kinds = jnp.concatenate([jnp.asarray(team)[jax.random.permutation(team_key, len(team))],
+                             jnp.asarray(opponents)[jax.random.permutation(foe_key, len(opponents))]]).astype(jnp.int32)
+    traced = tuple(sorted(set(team) | set(opponents)))
+
+    def turn(carry, step_key):
+        game, memory, over = carry
+        bot_key, forest_key = jax.random.split(step_key)
+        actions, memory = bot_actions(game, jnp.arange(n), kinds, memory, bot_key, traced)
+        low, high = FOREST_COST_RANGE
+        after = apply_actions(game, actions, jax.random.randint(forest_key, (n,), low, high + 1))
+        game = jax.tree.map(lambda new, old: jnp.where(over, old, new), after, game)
+        task_end, limit = episode_over(game)
+        return (game, memory, over | task_end | limit), None
+
+    start = (new_game(game_key, n), BotMemory.fresh(n), jnp.bool_(False))
+    (game, _, _), _ = jax.lax.scan(turn, start, jax.random.split(play_key, MAX_STEPS))
+    return game.score, game.t
 
 
 # ---- one environment ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from marlrepro.envs.miner import (
+    DIFFICULTIES,
     DIG,
     DX,
     DY,
@@ -28,6 +29,7 @@ from marlrepro.envs.miner import (
     BotMemory,
     Game,
     avail_actions,
+    bot_match,
     reachable_golds,
 )
 from marlrepro.envs.miner_maps import FOREST, HEIGHT, LAND, SWAMP, TRAP, WIDTH
@@ -474,3 +476,22 @@ def black_panther_action(game: Game, player: jax.Array | int, memory: BotMemory,
     refill = jnp.where((here > 0) & (count > 0), jnp.minimum(refill, digs * 5 + 1), refill)
     action = jnp.where(count_free_time(energy, refill, rests, need) > 0, REST, action).astype(jnp.int32)
     return action, memory._replace(last_energy=energy, rests_seen=rests.astype(jnp.int32))
+
+
+# ---- the bot-versus-bot league --------------------------------------------------------------------
+
+def league(n_games: int, seed: int = 0) -> dict[tuple[str, str], dict[str, float]]:
+    """Every pair of difficulties' enemy teams plays ``n_games`` games of bots only (the game's
+    rules, 100 steps, the win rule on mean scores): for each pair (a, b), a's win, loss and tie
+    rates and both teams' mean scores."""
+    results = {}
+    names = list(DIFFICULTIES)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            play = jax.jit(jax.vmap(lambda k, a=a, b=b: bot_match(k, DIFFICULTIES[a], DIFFICULTIES[b])))
+            scores, _ = play(jax.random.split(jax.random.fold_in(jax.random.key(seed), 3 * i + len(b)), n_games))
+            mine, theirs = np.asarray(scores[:, :2]).mean(1), np.asarray(scores[:, 2:]).mean(1)
+            results[(a, b)] = {"win": float((mine > theirs).mean()), "loss": float((mine < theirs).mean()),
+                               "tie": float((mine == theirs).mean()), "score": float(mine.mean()),
+                               "opponent_score": float(theirs.mean())}
+    return results
