@@ -177,6 +177,14 @@ def test_the_episode_ends_when_the_last_gold_is_dug():
     assert bool(miner.episode_over(g)[0])
 
 
+def test_the_last_step_reports_the_win_of_the_allies_mean_score(env):
+    set_games(env, game([(2, 2), (3, 3), (20, 8), (20, 8)], gold={(2, 2): 500, (3, 3): 500}, t=99))
+    batch = env.step(torch.tensor([[DIG, DIG], [DIG, REST], [REST, REST], [REST, REST]]))
+    assert batch.truncated.all() and not batch.terminated.any()
+    assert batch.won.tolist() == [True, True, False, False]  # 50 or 25 a head against 0; 0 against 0 loses
+    assert torch.allclose(batch.reward, torch.tensor([1.0, 0.5, 0.0, 0.0]))
+
+
 def test_the_win_rule_compares_mean_scores():
     g = game([(0, 0)] * 4)
     for scores, won in [((10, 0, 5, 4), True), ((5, 4, 9, 0), False), ((0, 0, 0, 0), False), ((3, 3, 6, 0), False)]:
