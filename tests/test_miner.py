@@ -27,7 +27,6 @@ AVAIL = jax.jit(miner.avail_actions)
 ALLY_AVAIL = jax.jit(miner.ally_avail_actions, static_argnums=1)
 OBSERVE = jax.jit(miner.observe, static_argnums=1)
 _GREEDY = jax.jit(miner_bots.greedy_action)
-OUTPUTS = jax.jit(miner.outputs_one, static_argnums=1)
 B = 4  # every env-level test shares one compiled batch of 4 games (compiling is most of the time)
 
 
@@ -431,7 +430,7 @@ def test_the_batched_step_equals_the_one_game_step(env):
                 np.testing.assert_array_equal(getattr(got.game, field), getattr(single.game, field), err_msg=field)
             for field in miner.BotMemory._fields:
                 np.testing.assert_array_equal(getattr(got.memory, field), getattr(single.memory, field), err_msg=field)
-            obs, _, avail = OUTPUTS(single.game, 2)
+            obs, avail = OBSERVE(single.game, 2), ALLY_AVAIL(single.game, 2)  # compiled once for the file
             np.testing.assert_allclose(packed[b, :398], obs.reshape(-1), rtol=1e-6)
             np.testing.assert_array_equal(packed[b, 796:808], avail.reshape(-1).astype(jnp.float32))
             flags = [float(reward), float(terminated), float(truncated), float(won)]

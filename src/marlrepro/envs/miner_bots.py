@@ -61,7 +61,7 @@ def _gold_slots(game: Game) -> tuple[jax.Array, jax.Array, jax.Array]:
     return present, jnp.stack([index % WIDTH, index // WIDTH], axis=-1), jnp.where(present, flat[index], 0)
 
 
-def _first_available(avail: jax.Array, key: jax.Array) -> jax.Array:
+def _random_available(avail: jax.Array, key: jax.Array) -> jax.Array:
     """A uniform random available action (``avail`` [6] bool, never empty)."""
     return jnp.argmax(jnp.where(avail, jax.random.uniform(key, (N_ACTIONS,)), -1.0))
 
@@ -90,7 +90,7 @@ def greedy_action(game: Game, player: jax.Array | int, memory: BotMemory, key: j
     target = jnp.where(retarget, jnp.where((flat_gold > 0).any(), choice, -1), target).astype(jnp.int32)
     goal = (jnp.arange(CELLS) == target).reshape(HEIGHT, WIDTH)
     avail = avail_actions(game, player, goal)
-    action = jnp.where(avail[DIG], DIG, _first_available(avail, act_key)).astype(jnp.int32)
+    action = jnp.where(avail[DIG], DIG, _random_available(avail, act_key)).astype(jnp.int32)
     return action, memory._replace(target=target)
 
 
@@ -166,7 +166,7 @@ def deepmind_action(game: Game, player: jax.Array | int, memory: BotMemory, key:
     action, free_turn = deepmind_plan(game, player, memory.free_turn)
     pos = game.pos[player]
     avail = avail_actions(game, player, reachable_golds(game, pos, MAX_STEPS - (game.t + 1)))
-    action = jnp.where(avail[action], action, _first_available(avail, key)).astype(jnp.int32)
+    action = jnp.where(avail[action], action, _random_available(avail, key)).astype(jnp.int32)
     return action, memory._replace(free_turn=free_turn)
 
 
