@@ -188,7 +188,7 @@ W = "config/p.yaml: experiments.exp"
         ({"envs": ["matrix:me_igmm"]}, ["unknown matrix scenario 'me_igmm' (did you mean 'me_igm'?)", "monotonic"]),
         ({"envs": ["mpe:simple_spred"]}, ["unknown mpe scenario 'simple_spred' (did you mean 'simple_spread'?)"]),
         ({"envs": ["starcraft:3m"]}, [f"{W}.envs[0]: unknown backend 'starcraft'",
-                                      "matrix, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
+                                      "matrix, miner, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
         ({"scales": {"smok": {"seeds": 1}}}, [f"{W}.scales.smok: unknown scale 'smok' (did you mean 'smoke'?)"]),
         ({"scales": {"smoke": {"algos": ["vdn"]}}}, [f"{W}.scales.smoke.algos[0]: 'vdn' is not one of the "
                                                      "experiment's algos; its algos: qmix"]),
