@@ -54,7 +54,7 @@ def assert_words(message: str, words: list[str]) -> None:
         ({"scale": 7}, ["scale: expected a string, got int 7"]),
         ({"pack_size": 0}, ["pack_size: must be >= 1, got 0"]),
         ({"pack_size": "4"}, ["pack_size: expected an integer or null, got str '4'"]),
-        ({"nonsense": 1}, ["--config: nonsense: unknown key 'nonsense'; valid choices are: backend, device, pack_size, scale"]),
+        ({"nonsense": 1}, ["--config: nonsense: unknown key 'nonsense'; valid choices are: backend, device, jax_cache, pack_size, scale"]),
         ({"seed": 3}, ["seed: unknown key 'seed' (did you mean 'seeds'?)"]),
     ],
 )  # fmt: skip
@@ -67,7 +67,7 @@ def test_every_bad_value_is_reported_at_once_one_line_each():
     assert message.splitlines() == [
         "c: device: unknown value 'gpu'; valid choices are: auto, cpu, cuda",
         "c: seeds: expected an integer or null, got str 'abc'",
-        "c: x: unknown key 'x'; valid choices are: backend, device, pack_size, scale, seeds, tracking_uri",
+        "c: x: unknown key 'x'; valid choices are: backend, device, jax_cache, pack_size, scale, seeds, tracking_uri",
     ]
 
 

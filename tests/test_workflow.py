@@ -270,7 +270,7 @@ def test_unknown_scale_stops_the_workflow_with_the_choices(workdir):
         ("config", {"scale": "smoke", "device": "tpu"}, ["f: device: unknown value 'tpu'", "auto, cpu, cuda"]),
         ("config", {"backend": "starcraft"}, ["f: backend: unknown value 'starcraft'", "sc2, smax"]),
         ("config", {"seeds": 0}, ["f: seeds: must be >= 1, got 0"]),
-        ("config", {"colour": "blue"}, ["f: colour: unknown key 'colour'", "backend, device, pack_size, scale, seeds"]),
+        ("config", {"colour": "blue"}, ["f: colour: unknown key 'colour'", "backend, device, jax_cache, pack_size, scale, seeds"]),
         ("config", {"pack_size": 0}, ["f: pack_size: must be >= 1, got 0"]),
         ("paper", {"title": "t", "experiments": {"e": {"description": "d", "algos": ["qmix"], "envs": ["3m"], "seeds": 1}}},
          ["f: experiments.e.envs[0]: '3m' does not match", "(backend:scenario, e.g. smax:3m)"]),
@@ -303,7 +303,7 @@ def test_config_yaml_passes_its_schema_and_gets_the_defaults():
     config = check_schema(yaml.safe_load((REPO / "config/config.yaml").read_text()),
                           REPO / "workflow/schemas/config.schema.yaml", "config/config.yaml")  # fmt: skip
     assert config == {"scale": "paper", "seeds": None, "pack_size": None, "device": "auto", "backend": "smax",
-                      "tracking_uri": "sqlite:///results/mlflow.db"}  # fmt: skip
+                      "tracking_uri": "sqlite:///results/mlflow.db", "jax_cache": "results/cache/jax"}  # fmt: skip
     assert check_schema({}, REPO / "workflow/schemas/config.schema.yaml", "--config") == config
 
 
