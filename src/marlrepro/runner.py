@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from marlrepro import env_catalog
 from marlrepro.buffer import Episodes
 from marlrepro.controller import AgentController
 from marlrepro.core.stacked import StackedModules
@@ -64,8 +65,9 @@ class EpisodeRunner:
         template = getattr(learners.template, controller)
         fusable = hasattr(env, "fused_rollout") and getattr(env, "fusable", True)
         if mode == "fused" and not fusable:
-            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend (smax, smacv2, overcooked without the "
-                              f"shaped reward); {env.spec.name} is not one here; valid choices here: auto, stepwise")
+            raise ConfigError(f"run.rollout: 'fused' needs a JAX backend ({', '.join(sorted(env_catalog.FUSED_BACKENDS))}; "
+                              f"overcooked without the shaped reward); {env.spec.name} is not one here; valid choices "
+                              f"here: auto, stepwise")
         self._fused = env.fused_rollout(template, envs, fused_width) if fusable and mode != "stepwise" else None
         # environments per run and rollout: fused_width (the fused rollout's own batches, of
         # the runs' environments and random streams) or each run's batch of environments

@@ -113,7 +113,70 @@ def unpack_outputs(flat: torch.Tensor, spec: EnvSpec) -> EnvBatch:
     )
 
 
-class SMAXBatch:
+class JaxBatchedEnv:
+    """The torch side of a batch of ``num_envs`` JAX environments with per-environment auto-reset
+    (SMAX-family battles, Gold Miner games). A subclass's constructor calls :meth:`_setup`; it
+    defines ``spec`` and the pure-JAX ``reset_batch(key)`` and ``step_batch(states, key,
+    actions)`` (and ``advance_batch`` for the fused rollout), returning packed outputs
+    (:func:`unpack_outputs`)."""
+
+    spec: EnvSpec
+
+    def _setup(self, num_envs: int, seed: int, device: torch.device) -> None:
+        self.num_envs = num_envs
+        self.device = device
+        self._jax_device = _jax_device(device)
+        self.key = jax.device_put(jax.random.key(seed), self._jax_device)
+        self._states: Any = None  # the vmapped env states, set by reset
+        self._reset_fn = jax.jit(self.reset_batch)
+        self._step_fn = jax.jit(self.step_batch)
+
+    def reset_batch(self, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        raise NotImplementedError
+
+    def step_batch(self, states: Any, key: jax.Array, actions: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        raise NotImplementedError
+
+    def _to_torch(self, packed: jax.Array) -> EnvBatch:
+        """Unpack the packed outputs into torch views on ``device`` (one DLPack, no copy)."""
+        return unpack_outputs(torch.from_dlpack(packed), self.spec)
+
+    def fused_rollout(self, controller: Any, pack: list[JaxBatchedEnv], num_envs: int | None = None) -> Any:
+        """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the environments
+        of every run of a pack (``pack``: one batch per run, this one first, all of the same env)."""
+        from marlrepro.envs.jax_rollout import FusedRollout
+
+        return FusedRollout(pack, controller, num_envs)
+
+    def reset(self) -> EnvBatch:
+        """Reset every environment."""
+        self._states, self.key, outputs = self._reset_fn(self.key)
+        return self._to_torch(outputs)
+
+    def step(self, actions: torch.Tensor) -> EnvBatch:
+        """Step every environment with ``actions`` [B, N] (int64 on ``device``); those that ended
+        on the last step restart instead."""
+        if self._states is None:
+            raise RuntimeError(f"{type(self).__name__}.step called before reset")
+        jax_actions = jax.dlpack.from_dlpack(actions.to(torch.int32).contiguous())
+        self._states, self.key, outputs = self._step_fn(self._states, self.key, jax_actions)
+        return self._to_torch(outputs)
+
+    def rng_state(self) -> np.ndarray:
+        """The raw data of the PRNG key (every rollout starts with a reset, so the key is the
+        only state that crosses rollouts)."""
+        return np.asarray(jax.random.key_data(self.key))
+
+    def set_rng_state(self, state: np.ndarray) -> None:
+        """Continue from a key saved by :meth:`rng_state`."""
+        self.key = jax.device_put(jax.random.wrap_key_data(jnp.asarray(state)), self._jax_device)
+
+    def close(self) -> None:
+        """Drop the device state."""
+        self._states = None
+
+
+class SMAXBatch(JaxBatchedEnv):
     """``num_envs`` vmapped battles of one SMAX-family env, with per-environment auto-reset.
 
     ``env`` is a constructed JaxMARL-style env (``reset``, ``step_env``, ``get_avail_actions``,
@@ -137,14 +200,8 @@ class SMAXBatch:
         self._rules = rules
         self.spec = spec_of(name, env)
         self._full_obs_key = full_obs_key if self.spec.full_obs_dim else None
-        self.num_envs = num_envs
-        self.device = device
-        self._jax_device = _jax_device(device)
         self._reward_scale = reward_scale
-        self.key = jax.device_put(jax.random.key(seed), self._jax_device)
-        self._states: Any = None  # the vmapped env states, set by reset
-        self._reset_fn = jax.jit(self.reset_batch)
-        self._step_fn = jax.jit(self.step_batch)
+        self._setup(num_envs, seed, device)
 
     # ---- pure JAX (traced once) -------------------------------------------------------------
 
@@ -228,43 +285,3 @@ class SMAXBatch:
         state = _where(ended_before, fresh_state, state)
         views = _where(ended_before, fresh_views, views)
         return (state, terminated | truncated), key, self._outputs(state, views, *flags)
-
-    # ---- torch boundary -----------------------------------------------------------------------
-
-    def _to_torch(self, packed: jax.Array) -> EnvBatch:
-        """Unpack :meth:`_outputs` into torch views on ``device`` (one DLPack, no copy)."""
-        return unpack_outputs(torch.from_dlpack(packed), self.spec)
-
-    def fused_rollout(self, controller: Any, pack: list[SMAXBatch], num_envs: int | None = None) -> Any:
-        """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the battles of
-        every run of a pack (``pack``: one batch per run, this one first, all of the same env)."""
-        from marlrepro.envs.jax_rollout import FusedRollout
-
-        return FusedRollout(pack, controller, num_envs)
-
-    def reset(self) -> EnvBatch:
-        """Reset every battle."""
-        self._states, self.key, outputs = self._reset_fn(self.key)
-        return self._to_torch(outputs)
-
-    def step(self, actions: torch.Tensor) -> EnvBatch:
-        """Step every battle with ``actions`` [B, N] (int64 on ``device``); those that ended on the
-        last step restart instead."""
-        if self._states is None:
-            raise RuntimeError("SMAX Env.step called before reset")
-        jax_actions = jax.dlpack.from_dlpack(actions.to(torch.int32).contiguous())
-        self._states, self.key, outputs = self._step_fn(self._states, self.key, jax_actions)
-        return self._to_torch(outputs)
-
-    def rng_state(self) -> np.ndarray:
-        """The raw data of the PRNG key (every rollout starts with a reset, so the key is the
-        only state that crosses rollouts)."""
-        return np.asarray(jax.random.key_data(self.key))
-
-    def set_rng_state(self, state: np.ndarray) -> None:
-        """Continue from a key saved by :meth:`rng_state`."""
-        self.key = jax.device_put(jax.random.wrap_key_data(jnp.asarray(state)), self._jax_device)
-
-    def close(self) -> None:
-        """Drop the device state."""
-        self._states = None

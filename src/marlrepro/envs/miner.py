@@ -53,7 +53,7 @@ The available-action mask is :func:`avail_actions` (its docstring says exactly w
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,8 +61,8 @@ import numpy as np
 import torch
 
 from marlrepro import env_catalog
-from marlrepro.envs.base import EnvBatch, EnvSpec
-from marlrepro.envs.jax_smax import _jax_device, _where, unpack_outputs
+from marlrepro.envs.base import EnvSpec
+from marlrepro.envs.jax_smax import JaxBatchedEnv, _where
 from marlrepro.envs.miner_maps import (
     FOREST,
     GOLD,
@@ -480,19 +480,13 @@ def spec(scenario: str) -> EnvSpec:
                    n_actions=N_ACTIONS, episode_limit=MAX_STEPS)
 
 
-class Env:
+class Env(JaxBatchedEnv):
     """``num_envs`` vmapped Gold Miner games with per-environment auto-reset."""
 
     def __init__(self, scenario: str, *, num_envs: int, seed: int, device: torch.device) -> None:
         self.spec = spec(scenario)
         self.bots = DIFFICULTIES[scenario.split("_", 1)[0]]
-        self.num_envs = num_envs
-        self.device = device
-        self._jax_device = _jax_device(device)
-        self.key = jax.device_put(jax.random.key(seed), self._jax_device)
-        self._states: Any = None
-        self._reset_fn = jax.jit(self.reset_batch)
-        self._step_fn = jax.jit(self.step_batch)
+        self._setup(num_envs, seed, device)
 
     # ---- pure JAX (traced once) -------------------------------------------------------------
 
@@ -544,41 +538,3 @@ class Env:
         """:meth:`step_batch` without its restarts, for the lock-step rollout: an ended game steps
         on with zero reward and no flags, and its outputs mean nothing."""
         return self._game_step(states, key, actions, restart=False)
-
-    # ---- torch boundary -----------------------------------------------------------------------
-
-    def _to_torch(self, packed: jax.Array) -> EnvBatch:
-        return unpack_outputs(torch.from_dlpack(packed), self.spec)
-
-    def fused_rollout(self, controller: Any, pack: list[Env], num_envs: int | None = None) -> Any:
-        """A :class:`~marlrepro.envs.jax_rollout.FusedRollout` of ``controller`` on the games of
-        every run of a pack (``pack``: one batch per run, this one first)."""
-        from marlrepro.envs.jax_rollout import FusedRollout
-
-        return FusedRollout(pack, controller, num_envs)
-
-    def reset(self) -> EnvBatch:
-        """Reset every game."""
-        self._states, self.key, outputs = self._reset_fn(self.key)
-        return self._to_torch(outputs)
-
-    def step(self, actions: torch.Tensor) -> EnvBatch:
-        """Step every game with ``actions`` [B, 2] (int64 on ``device``); those that ended on the
-        last step restart instead."""
-        if self._states is None:
-            raise RuntimeError("Gold Miner Env.step called before reset")
-        jax_actions = jax.dlpack.from_dlpack(actions.to(torch.int32).contiguous())
-        self._states, self.key, outputs = self._step_fn(self._states, self.key, jax_actions)
-        return self._to_torch(outputs)
-
-    def rng_state(self) -> np.ndarray:
-        """The raw data of the PRNG key (every rollout starts with a reset)."""
-        return np.asarray(jax.random.key_data(self.key))
-
-    def set_rng_state(self, state: np.ndarray) -> None:
-        """Continue from a key saved by :meth:`rng_state`."""
-        self.key = jax.device_put(jax.random.wrap_key_data(jnp.asarray(state)), self._jax_device)
-
-    def close(self) -> None:
-        """Drop the device state."""
-        self._states = None
