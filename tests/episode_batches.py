@@ -1,7 +1,10 @@
-"""Stored episodes for the learners' tests: a small batch with the cases every loss must mask, and
-a trainer whose replay holds one collected rollout."""
+"""Stored episodes for the learners' and envs' tests: a small batch with the cases every loss must
+mask, a trainer whose replay holds one collected rollout, and one greedy rollout collected by
+each runner mode."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -37,3 +40,25 @@ def trainer_with_one_rollout(config: TrainConfig, run_dir) -> Trainer:
     episodes, _ = trainer.runner.run([0.0], [True], [trainer.runs[0].generator])
     trainer.buffer.insert(episodes, [0])
     return trainer
+
+
+def greedy_rollouts_by_mode(env_for: Callable[[str], object]) -> dict[str, tuple[dict, object]]:
+    """One greedy rollout of an untrained recurrent agent (torch seed 1, run generator seed 0) per
+    runner mode, ``stepwise`` then ``fused``, on the env that ``env_for(mode)`` prepares: each
+    mode's (episode tensors, rollout stats)."""
+    from marlrepro.config import AgentConfig
+    from marlrepro.controller import AgentController
+    from marlrepro.core.stacked import StackedModules
+    from marlrepro.runner import EpisodeRunner
+
+    collected = {}
+    for mode in ("stepwise", "fused"):
+        env = env_for(mode)
+        torch.manual_seed(1)
+        holder = torch.nn.Module()
+        holder.controller = AgentController(env.spec, AgentConfig())
+        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
+        assert (runner._fused is not None) == (mode == "fused")
+        episodes, stats = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
+        collected[mode] = (episodes.tensors(), stats)
+    return collected

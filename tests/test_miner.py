@@ -529,22 +529,15 @@ def test_the_jax_rules_agree_with_a_plain_python_step_over_random_episodes():
 def test_the_fused_rollout_collects_the_stepwise_runners_episodes(env):
     """The games run in the fused JAX rollout (one call per batch of episodes): greedy episodes
     equal the stepwise runner's, step for step, from the same key."""
-    from marlrepro.config import AgentConfig
-    from marlrepro.controller import AgentController
-    from marlrepro.core.stacked import StackedModules
-    from marlrepro.runner import EpisodeRunner
+    from episode_batches import greedy_rollouts_by_mode
 
-    collected = {}
     start = np.asarray(jax.random.key_data(jax.random.key(21)))
-    for mode in ("stepwise", "fused"):
+
+    def from_the_same_key(mode):
         env.set_rng_state(start)
-        torch.manual_seed(1)
-        holder = torch.nn.Module()
-        holder.controller = AgentController(env.spec, AgentConfig())
-        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
-        assert (runner._fused is not None) == (mode == "fused")
-        episodes, stats = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
-        collected[mode] = (episodes.tensors(), stats)
+        return env
+
+    collected = greedy_rollouts_by_mode(from_the_same_key)
     (fused, fused_stats), (stepwise, step_stats) = collected["fused"], collected["stepwise"]
     assert torch.equal(fused_stats.lengths, step_stats.lengths) and (fused_stats.lengths > 1).all()
     assert torch.equal(fused_stats.returns, step_stats.returns)

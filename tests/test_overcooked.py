@@ -130,21 +130,10 @@ def test_a_uint8_replay_buffer_stores_overcooked_episodes_exactly(tmp_path):
 def test_the_fused_rollout_collects_the_stepwise_runners_episodes():
     """Without the shaped reward the kitchens run in the fused JAX rollout (one call per batch of
     episodes): greedy episodes equal the stepwise runner's, step for step, truncated at the limit."""
-    from marlrepro.config import AgentConfig
-    from marlrepro.controller import AgentController
-    from marlrepro.core.stacked import StackedModules
-    from marlrepro.runner import EpisodeRunner
+    from episode_batches import greedy_rollouts_by_mode
 
-    collected = {}
-    for mode in ("stepwise", "fused"):
-        env = make("overcooked:cramped_room", num_envs=3, seed=5, episode_limit=12)
-        torch.manual_seed(1)
-        holder = torch.nn.Module()
-        holder.controller = AgentController(env.spec, AgentConfig())
-        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
-        assert (runner._fused is not None) == (mode == "fused")
-        episodes, stats = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
-        collected[mode] = (episodes.tensors(), stats)
+    collected = greedy_rollouts_by_mode(
+        lambda mode: make("overcooked:cramped_room", num_envs=3, seed=5, episode_limit=12))
     (fused, fused_stats), (stepwise, step_stats) = collected["fused"], collected["stepwise"]
     assert torch.equal(fused_stats.lengths, torch.full((1, 3), 12.0))
     assert torch.equal(fused_stats.returns, step_stats.returns)
