@@ -241,9 +241,9 @@ class Trainer:
             [None if per_run[0] is None or per_run[0].phase is None else Phase(per_run[0].phase, per_run[0].per_agent)
              for per_run in groups.values()])
         self._clip_sets = _clip_sets(trainable, {name: per_run[0] for name, per_run in groups.items()})
-        # the vmapped loss of each update stage (Learner.update_stages; None: the learner has none)
-        self._losses = {stage: self.learners.vmapped(functools.partial(_loss_terms, stage=stage))
-                        for stage in (*template.update_stages, None)}
+        # the vmapped loss of each update stage (Learner.update_stages; None: without stages)
+        self._stage_losses = {stage: self.learners.vmapped(functools.partial(_loss_terms, stage=stage))
+                              for stage in (*template.update_stages, None)}
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision(first.run.matmul_precision)
         graphed = self.device.type == "cuda" and first.run.cuda_graph
@@ -408,6 +408,12 @@ class Trainer:
         environment steps [R] (:meth:`Learner.forward`'s ``t_env``)."""
         return {**batch.tensors(), T_ENV: self._t_env()}
 
+    def _losses(self, batch: dict[str, torch.Tensor], stage: int | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every run's loss terms [R, 1 + K] on its batch [R, B, ...] (in update ``stage``), and
+        the buffers the loss moved (:func:`_loss_terms`, vmapped over the pack)."""
+        return self._stage_losses[stage](batch)
+
     def _gradient_step(self, batch: dict[str, torch.Tensor], mask: torch.Tensor, stage: int | None = None
                        ) -> torch.Tensor:
         """One gradient step of the runs where ``mask`` [R] holds, on their batches [R, B, ...]
@@ -415,7 +421,7 @@ class Trainer:
         run's loss and its update scalars [R, 1 + K] (:func:`_loss_terms`), and writes the buffers
         the loss moved (:attr:`~marlrepro.learners.base.LossTerms.buffers`) for those runs. On
         CUDA it is replayed from a graph, one per stage and batch shapes (:class:`GraphedStep`)."""
-        terms, buffers = self._losses[stage](batch)
+        terms, buffers = self._losses(batch, stage)
         self.optimizer.zero_grad()
         terms[:, 0].sum().backward()
         for params in self._clip_sets:
