@@ -54,7 +54,12 @@ from marlrepro.buffer import Episodes
 from marlrepro.config import TrainConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import LossTerms
-from marlrepro.learners.soft_q import SoftQImitationLearner, StepValues, masked_mean, mix
+from marlrepro.learners.soft_q import (
+    SoftQImitationLearner,
+    StepValues,
+    masked_mean,
+    mix,
+)
 from marlrepro.nets.mixers import QMixer, VDNMixer
 
 
