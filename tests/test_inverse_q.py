@@ -314,6 +314,38 @@ def test_practical_loss_is_not_convex_everywhere():
         assert _worst_midpoint_gap(learner, lines=20, move="last_replay") < -1e-3
 
 
+def test_loss_is_unbounded_below_in_the_hypernetworks():
+    """Why ``iq.mixer_lr`` (Algorithm 1's ``λ_ω``) matters: with ``Q`` fixed, lowering ``M_V``'s
+    state bias ``b_2^V`` by ``c`` lowers eq. (9) by at least ``(1 − γ) c``, without end; and
+    ``M_R``'s bias alone (its weights zero) puts every expert step at the χ² minimum
+    ``φ(−1) = −½``, whatever ``Q``."""
+    learner = _learner("mifq", "iq.use_target=false")
+    batch, demos = _episodes(SPEC, 0), _episodes(DEMO_SPEC, 1)
+    losses = []
+    with torch.no_grad():
+        for shift in (0.0, 100.0, 1000.0):
+            lowered = copy.deepcopy(learner)
+            lowered.mixer_v.hyper_v[-1].bias -= shift
+            losses.append(lowered(batch, T0, demos).loss.item())
+        assert losses[1] <= losses[0] - 0.99 * 100 * (1 - learner.config.gamma)
+        assert losses[2] <= losses[1] - 0.99 * 900 * (1 - learner.config.gamma)
+        pinned = copy.deepcopy(learner)
+        for layer in (pinned.mixer_r.hyper_w1[-1], pinned.mixer_r.hyper_w2[-1]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        pinned.mixer_r.hyper_v[-1].weight.zero_()
+        pinned.mixer_r.hyper_v[-1].bias.fill_(-1.0)
+        terms = pinned.side_terms(demos, pinned.step_values(demos))
+    torch.testing.assert_close(terms.reward_tot[demos.filled > 0], torch.full_like(terms.reward_tot[demos.filled > 0], -1.0))
+
+
+def test_mixer_learning_rate_is_a_param_group_of_mifq_only():
+    assert _learner("mifq").param_groups() == ()  # null: the agents' rate
+    groups = _learner("mifq", "iq.mixer_lr=0").param_groups()
+    assert [(g.prefix, g.lr) for g in groups] == [("mixer_r.", 0.0), ("mixer_v.", 0.0)]
+    assert _learner("iqvdn", "iq.mixer_lr=0").param_groups() == ()
+
+
 # -------------------------------------------------------------------------------- MASQIL
 def _sqil_side(learner, episodes: Episodes, reward: float) -> float:
     """SQIL's mean squared error on one batch whose every transition has reward ``reward``, one
@@ -415,6 +447,7 @@ def test_config_builds_the_learner_with_table2_settings(algo, cls):
 @pytest.mark.parametrize("override,words", [
     ("iq.alpha=0", "iq.alpha: the temperature must be > 0"),
     ("iq.chi2_coef=-1", "iq.chi2_coef: must be >= 0"),
+    ("iq.mixer_lr=-1", "iq.mixer_lr: must be >= 0"),
     ("iq.value_loss=value_expert", "iq.value_loss"),
     ("max_entropy.mode=opt", "max_entropy.mode"),
 ])

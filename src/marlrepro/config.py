@@ -303,12 +303,18 @@ class IQConfig:
     ``use_target``: the next-state values ``V_i(o')`` and ``V_tot(S')`` come from the target
     networks, without gradient (IQ-Learn's ``train.use_target``; Table 2 lists a target update
     frequency); false: from the online networks, with gradient (IQ-Learn's default).
+    ``mixer_lr``: Algorithm 1's ``λ_ω``, the learning rate of MIFQ's two hypernetworks (null:
+    ``learner.lr``, Table 2's single rate; 0 keeps them at their initial weights, the fixed
+    ``ψ`` of Theorem 4.2). Eq. (9) is unbounded below in ``ω_V`` and reaches its χ² minimum
+    through ``ω_R`` alone, so trained hypernetworks drift to a degenerate solution
+    (learners/inverse_q.py, docs/deviations.md). Ignored by IQVDN, IIQ and MASQIL.
     """
 
     alpha: float = 1.0
     chi2_coef: float = 0.5
     value_loss: IQValueLoss = "value"
     use_target: bool = True
+    mixer_lr: float | None = None
 
 
 @dataclass
@@ -559,6 +565,8 @@ def _check_iq(config: TrainConfig) -> None:
         raise ConfigError(f"iq.alpha: the temperature must be > 0, got {iq.alpha}")
     if iq.chi2_coef < 0:
         raise ConfigError(f"iq.chi2_coef: must be >= 0 (0: no regulariser, 0.5: the chi-squared one), got {iq.chi2_coef}")
+    if iq.mixer_lr is not None and iq.mixer_lr < 0:
+        raise ConfigError(f"iq.mixer_lr: must be >= 0 (0: fixed hypernetworks; null: learner.lr), got {iq.mixer_lr}")
     for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
         if mode != "none":
             raise ConfigError(f"{key}: algo {config.algo!r} is a soft-Q imitation learner of its own; "

@@ -40,7 +40,17 @@ on expert samples, ``chi: true``; ``c = 0`` gives eq. 6's plain term). The value
 
 ``V_tot(S')`` comes from the target ``M_V`` on the target agents' values with ``iq.use_target``.
 Gradients reach the agents (``θ``) and both hypernetworks (``ω_R``, ``ω_V``) through one loss,
-so one optimiser step is Algorithm 1's two updates at once.
+so one optimiser step is Algorithm 1's two updates at once, the hypernetworks at their own rate
+``λ_ω = iq.mixer_lr`` (:meth:`InverseSoftQLearner.param_groups`; null: ``learner.lr``).
+
+What the paper leaves open, and why ``λ_ω`` matters: Theorem 4.2 makes ``J`` convex in ``Q`` for
+FIXED mixer weights ``ψ``; minimised over the hypernetworks too, as Algorithm 1 writes, eq. (9) is
+unbounded below: ``M_V``'s state bias ``b_2^V(S)`` (and the scale of ``|W^V|``) lowers
+``E[V_tot(S) − γ V_tot(S')]`` without changing ``Q`` (for a terminated episode it telescopes to
+``V_tot(S_0) + (1 − γ) Σ_t V_tot(S_t)``), and ``M_R``'s bias alone can hold ``R_tot`` at the χ²
+minimum ``−1`` while ``|W^R| → 0`` cuts the reward's gradient to ``Q``. tests/test_inverse_q.py
+shows the unbounded direction; tests/test_inverse_q_learning.py that MIFQ imitates the expert
+with fixed hypernetworks (``iq.mixer_lr: 0``) and not with ``λ_ω = λ_θ``.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ import torch
 from marlrepro.buffer import Episodes
 from marlrepro.config import TrainConfig
 from marlrepro.envs.base import EnvSpec
-from marlrepro.learners.base import LossTerms
+from marlrepro.learners.base import LossTerms, ParamGroup
 from marlrepro.learners.soft_q import (
     SoftQImitationLearner,
     StepValues,
@@ -107,6 +117,13 @@ class InverseSoftQLearner(SoftQImitationLearner):
     def target_pairs(self) -> tuple[tuple[str, str], ...]:
         pairs = (("target_controller", "controller"),)
         return (*pairs, ("target_mixer_v", "mixer_v")) if self.mixer_v is not None else pairs
+
+    def param_groups(self) -> tuple[ParamGroup, ...]:
+        """MIFQ's hypernetworks at ``iq.mixer_lr`` (Algorithm 1's ``λ_ω``) where set; clipped with
+        the agents."""
+        if self.iq.mixer_lr is None or self.algo != "mifq":
+            return ()
+        return (ParamGroup("mixer_r.", self.iq.mixer_lr), ParamGroup("mixer_v.", self.iq.mixer_lr))
 
     def side_terms(self, episodes: Episodes, values: StepValues) -> SideTerms:
         """The loss terms of one batch ``episodes`` whose agent values are ``values``."""
