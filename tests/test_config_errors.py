@@ -272,7 +272,7 @@ BAD_FILES = {
     "unknown-algo": ("config/vd.yaml", "algos: [iql, vdn, qmix]", "algos: [iql, vdn, qmixx]",
                      ["config/vd.yaml: experiments.smax_curves.algos[2]: unknown algorithm 'qmixx' "
                       "(did you mean 'qmix'?)",
-                      "dmix, dmix_da, fop, hasac, ippo, iql, mappo, mappo_expert, me_qmix, me_qmix_mlp, me_qplex, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
+                      "dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
     "setting-key": ("config/me_igm.yaml", "        lr: 0.001", "        lrr: 0.001",
                     ["config/me_igm.yaml: experiments.table1_qmix.settings.learner.lrr: unknown key 'lrr' "
                      "(did you mean 'lr'?)"]),

@@ -29,11 +29,17 @@ from marlrepro.env_catalog import (
 )
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
+               "masqil"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
 ON_POLICY_ALGOS = ("mappo", "ippo")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
 ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
+# inverse soft-Q imitation (MIFQ and its IQ-Learn baselines, learners/inverse_q.py)
+INVERSE_Q_ALGOS = ("mifq", "iqvdn", "iiq")
+# the learners that train on demonstrations beside their own replay (``demonstrations = True``)
+DEMONSTRATION_ALGOS = (*INVERSE_Q_ALGOS, "masqil")
+IQValueLoss = Literal["value", "value_replay", "v0"]
 CriticInput = Literal["state", "agent_state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -282,6 +288,36 @@ class HASACConfig:
 
 
 @dataclass
+class IQConfig:
+    """The soft-Q imitation learners (algos ``mifq``, ``iqvdn``, ``iiq``: learners/inverse_q.py;
+    ``masqil``: learners/sqil.py; MIFQ paper §4, notes/mifq_miner.md).
+
+    ``alpha``: the temperature of the soft values ``V_i = α log Σ_{a avail} exp(Q_i(a) / α)`` and
+    of the acting policy ``softmax(Q_i / α)`` (the paper's equations: 1; IQ-Learn's code: 0.01).
+    ``chi2_coef``: ``c`` of the regulariser ``φ(x) = x + c·x²`` applied to the mixed expert reward
+    term (eq. 9: ``c = ½``, the χ² divergence; IQ-Learn's ``1 / (4 · 0.5)``); 0 gives eq. (6)'s
+    plain term. ``value_loss``: how the initial-state value ``(1 − γ) E[V_tot(S_0)]`` is
+    estimated: ``value`` (IQ-Learn's online option: ``E_ρ[V_tot(S) − γ V_tot(S')]`` over the
+    expert and the replay batch, half each), ``value_replay`` (eq. 9 as printed: over the replay
+    batch alone) or ``v0`` (eq. 6: ``(1 − γ) V_tot(S_0)`` of the episodes' first states).
+    ``use_target``: the next-state values ``V_i(o')`` and ``V_tot(S')`` come from the target
+    networks, without gradient (IQ-Learn's ``train.use_target``; Table 2 lists a target update
+    frequency); false: from the online networks, with gradient (IQ-Learn's default).
+    ``mixer_lr``: Algorithm 1's ``λ_ω``, the learning rate of MIFQ's two hypernetworks (null:
+    ``learner.lr``, Table 2's single rate; 0 keeps them at their initial weights, the fixed
+    ``ψ`` of Theorem 4.2). Eq. (9) is unbounded below in ``ω_V`` and reaches its χ² minimum
+    through ``ω_R`` alone, so trained hypernetworks drift to a degenerate solution
+    (learners/inverse_q.py, docs/deviations.md). Ignored by IQVDN, IIQ and MASQIL.
+    """
+
+    alpha: float = 1.0
+    chi2_coef: float = 0.5
+    value_loss: IQValueLoss = "value"
+    use_target: bool = True
+    mixer_lr: float | None = None
+
+
+@dataclass
 class RunConfig:
     """Budget, evaluation, checkpointing and placement of one training run."""
 
@@ -339,6 +375,7 @@ class TrainConfig:
     fop: FOPConfig = field(default_factory=FOPConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     hasac: HASACConfig = field(default_factory=HASACConfig)
+    iq: IQConfig = field(default_factory=IQConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -520,6 +557,22 @@ def _check_hasac(config: TrainConfig) -> None:
             raise ConfigError(f"hasac.{key}: must lie in (0, 1], got {getattr(hasac, key)}")
 
 
+def _check_iq(config: TrainConfig) -> None:
+    """The soft-Q imitation learners' settings: a positive temperature, a non-negative χ²
+    coefficient, and no other family's mode."""
+    iq = config.iq
+    if iq.alpha <= 0:
+        raise ConfigError(f"iq.alpha: the temperature must be > 0, got {iq.alpha}")
+    if iq.chi2_coef < 0:
+        raise ConfigError(f"iq.chi2_coef: must be >= 0 (0: no regulariser, 0.5: the chi-squared one), got {iq.chi2_coef}")
+    if iq.mixer_lr is not None and iq.mixer_lr < 0:
+        raise ConfigError(f"iq.mixer_lr: must be >= 0 (0: fixed hypernetworks; null: learner.lr), got {iq.mixer_lr}")
+    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
+        if mode != "none":
+            raise ConfigError(f"{key}: algo {config.algo!r} is a soft-Q imitation learner of its own; "
+                              f"set {key}=none (got {mode!r})")
+
+
 def check_config(config: TrainConfig) -> None:
     """Cross-field checks that types alone cannot express (``env.options`` already resolved)."""
     backend = config.env.name.split(":", 1)[0]
@@ -601,6 +654,8 @@ def check_config(config: TrainConfig) -> None:
                                   f"set {key}=none (got {mode!r})")
     if config.algo == "hasac":
         _check_hasac(config)
+    if config.algo in DEMONSTRATION_ALGOS:
+        _check_iq(config)
     if config.algo == "fop":
         fop = config.fop
         if not 0 < fop.alpha_finish <= fop.alpha_start:
