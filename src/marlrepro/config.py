@@ -12,6 +12,7 @@ Defaults are pymarl2's QMIX settings (Hu et al. 2021, "Rethinking the implementa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from marlrepro.env_catalog import (
     check_env,
 )
 from marlrepro.errors import ConfigError, unknown_choice
+from marlrepro.io_utils import load_yaml
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
                "masqil"]
@@ -419,9 +421,16 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"unsupported config annotation {hint!r} for {key}")  # programming error
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of config dataclass ``cls`` (resolved once: the annotations
+    are strings, and resolving them cost most of loading a config)."""
+    return typing.get_type_hints(cls)
+
+
 def _apply(node: Any, values: Mapping[str, Any], prefix: str) -> None:
     """Recursively set fields of dataclass ``node`` from nested mapping ``values``."""
-    hints = typing.get_type_hints(type(node))
+    hints = _type_hints(type(node))
     names = {f.name for f in dataclasses.fields(node)}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
@@ -443,7 +452,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. learner.lr=5e-4")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = load_yaml(raw) if raw.strip() else ""
     # YAML 1.1 reads 5e-4 as a string; accept scientific notation as a number.
     if isinstance(value, str):
         try:
@@ -459,7 +468,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if data is None:

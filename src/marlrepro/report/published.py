@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from marlrepro.errors import ConfigError
+from marlrepro.io_utils import load_yaml
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,12 @@ class PublishedMatrixGame:
         return float(self.payoff.max())
 
 
-# libyaml's safe loader where PyYAML was built with it (ten times faster on MIFQ's 22 tables), else
-# PyYAML's own: the same safe loading either way
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_published(path: str | Path) -> dict[str, Any]:
     """Read ``path`` and check it is a mapping whose ``source`` says "published"."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)
+    data = load_yaml(path.read_text())
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     source = data.get("source")
