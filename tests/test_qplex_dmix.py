@@ -133,7 +133,7 @@ def test_qplex_stop_gradient_sends_w_to_the_agents():
 ME_IGM_PAYOFF = torch.tensor(PAYOFFS["me_igm"])
 
 
-def _fit_payoff(mixer: torch.nn.Module, seed: int, steps: int = 2000) -> torch.Tensor:
+def _fit_payoff(mixer: torch.nn.Module, seed: int, steps: int = 800) -> torch.Tensor:
     """Regress ``Q_tot`` of every joint action of the 2-agent, 3-action ME-IGM game onto its
     payoff (MSE, Adam on the mixer's weights) with the agents' utilities held at
     ``Q_i = (4, 0, 0)`` (both greedy at A) and a constant state: the fitted ``Q_tot`` [3, 3]."""
