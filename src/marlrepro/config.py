@@ -29,11 +29,13 @@ from marlrepro.env_catalog import (
 )
 from marlrepro.errors import ConfigError, unknown_choice
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "bc"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
 ON_POLICY_ALGOS = ("mappo", "ippo")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
 ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
+# the learners that learn from demonstrations (Learner.demonstrations; the config's demos section)
+DEMO_ALGOS = ("bc",)
 CriticInput = Literal["state", "agent_state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -282,6 +284,22 @@ class HASACConfig:
 
 
 @dataclass
+class DemosConfig:
+    """The demonstrations a learner of :data:`DEMO_ALGOS` learns from (MIFQ §5.2; the core's
+    demonstration hook, ``docs/architecture.md``).
+
+    ``path``: a file written by ``marlrepro collect-demos`` (:mod:`marlrepro.demos`) for the run's
+    task, checked before training starts; ``count``: the run uses its FIRST ``count`` episodes
+    (MIFQ's 128…4096 demonstrations: every count is a prefix of the same file; the runs of a pack
+    may differ in it); ``batch_size``: the demonstration episodes of each update, drawn from those
+    by the run's generator, distinct within a batch."""
+
+    path: str = ""
+    count: int = 128
+    batch_size: int = 128
+
+
+@dataclass
 class RunConfig:
     """Budget, evaluation, checkpointing and placement of one training run."""
 
@@ -339,6 +357,7 @@ class TrainConfig:
     fop: FOPConfig = field(default_factory=FOPConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     hasac: HASACConfig = field(default_factory=HASACConfig)
+    demos: DemosConfig = field(default_factory=DemosConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -520,6 +539,29 @@ def _check_hasac(config: TrainConfig) -> None:
             raise ConfigError(f"hasac.{key}: must lie in (0, 1], got {getattr(hasac, key)}")
 
 
+def _check_demos(config: TrainConfig) -> None:
+    """A learner of :data:`DEMO_ALGOS` needs a demo file and a batch within its count; another
+    learner takes none (a demos.path it would ignore is a mistake)."""
+    demos = config.demos
+    if config.algo not in DEMO_ALGOS:
+        if demos.path:
+            raise ConfigError(f"demos.path: algo {config.algo!r} learns from no demonstrations (those that do: "
+                              f"{', '.join(DEMO_ALGOS)}); remove demos.path (got {demos.path!r})")
+        return
+    if not demos.path:
+        raise ConfigError(f"demos.path: algo {config.algo!r} learns from demonstrations; set it to a file written "
+                          f"by `marlrepro collect-demos` for env {config.env.name!r}")
+    for key in ("count", "batch_size"):
+        if getattr(demos, key) < 1:
+            raise ConfigError(f"demos.{key}: must be >= 1, got {getattr(demos, key)}")
+    if demos.batch_size > demos.count:
+        raise ConfigError(f"demos.batch_size: a batch draws distinct episodes among the first demos.count = "
+                          f"{demos.count}; use at most {demos.count} (got {demos.batch_size})")
+    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
+        if mode != "none":
+            raise ConfigError(f"{key}: algo {config.algo!r} is a learner of its own; set {key}=none (got {mode!r})")
+
+
 def check_config(config: TrainConfig) -> None:
     """Cross-field checks that types alone cannot express (``env.options`` already resolved)."""
     backend = config.env.name.split(":", 1)[0]
@@ -601,6 +643,7 @@ def check_config(config: TrainConfig) -> None:
                                   f"set {key}=none (got {mode!r})")
     if config.algo == "hasac":
         _check_hasac(config)
+    _check_demos(config)
     if config.algo == "fop":
         fop = config.fop
         if not 0 < fop.alpha_finish <= fop.alpha_start:

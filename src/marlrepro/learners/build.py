@@ -7,6 +7,7 @@ import torch
 from marlrepro.config import ON_POLICY_ALGOS, TrainConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
+from marlrepro.learners.bc import BCLearner
 from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
@@ -18,7 +19,7 @@ from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
-    ``ippo``); HASAC (``hasac``); ME-IGM
+    ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
     decomposition, distributional for ``dmix``."""
     if config.algo == "fop":
@@ -27,6 +28,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
         return PPOLearner(spec, config, device)
     if config.algo == "hasac":
         return HASACLearner(spec, config, device)
+    if config.algo == "bc":
+        return BCLearner(spec, config, device)
     if config.max_entropy.mode != "none":
         return MaxEntropyLearner(spec, config, device)
     distributional = config.algo == "dmix"
