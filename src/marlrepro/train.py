@@ -297,7 +297,7 @@ class Trainer:
         counts = [config.demos.count for config in configs]
         demos = load_demos(first.demos.path, spec, max(counts))
         log.info("%s: %d demonstrations of %s by %s (expert return %.3f, win rate %.3f over them)",
-                 first.demos.path, max(counts), demos.manifest.env, demos.manifest.expert["method"],
+                 first.demos.path, max(counts), demos.manifest.env, demos.manifest.expert.get("method", "an unnamed expert"),
                  float(demos.returns.mean()), float(demos.won.float().mean()))
         return DemoSampler(demos, counts, first.demos.batch_size, self.device, getattr(torch, first.learner.buffer_dtype))
 
