@@ -18,11 +18,15 @@ from training_checks import run_and_check_training
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import load_config
+from marlrepro.controller import AgentController
+from marlrepro.core.stacked import StackedModules
 from marlrepro.demos import collect_demos, write_demos
+from marlrepro.envs import make
 from marlrepro.envs.registry import validate_env
 from marlrepro.errors import ConfigError
 from marlrepro.learners.bc import BCLearner
 from marlrepro.policy_file import export_policy
+from marlrepro.runner import EpisodeRunner
 from marlrepro.train import DEMO_PREFIX, PackMember, Trainer, train_pack
 
 SETTINGS = ["run.device=cpu", "run.progress=false", "tracking.uri=", "agent.hidden_dim=16", "run.eval_episodes=8"]
@@ -70,6 +74,47 @@ def test_bc_recovers_a_known_policy_from_its_demonstrations(scripted_demos, tmp_
     assert (final["greedy_payoff"], final["test_return_mean"], final["test_won_mean"]) == (5.0, 5.0, 1.0)
     probs = torch.tensor(final["policy"])
     assert bool((probs.argmax(dim=-1) == torch.tensor(KNOWN)).all())
+
+
+class GoToOwnLandmark(AgentController):
+    """A scripted simple_spread expert: agent ``i`` moves along the axis of its larger offset to
+    landmark ``i`` (mpe2's observation: velocity, position, then the landmarks' offsets; actions
+    1 −x, 2 +x, 3 −y, 4 +y), its choice returned as one-hot values for the greedy runner."""
+
+    def step(self, obs, last_actions, hidden, avail=None):
+        n = obs.shape[1]
+        offset = obs[..., 4:10].reshape(*obs.shape[:2], 3, 2)[:, torch.arange(n), torch.arange(n)]  # [B, N, 2]
+        along_x = offset[..., 0].abs() >= offset[..., 1].abs()
+        action = torch.where(along_x, torch.where(offset[..., 0] > 0, 2, 1), torch.where(offset[..., 1] > 0, 4, 3))
+        return torch.nn.functional.one_hot(action, self.spec.n_actions).float(), hidden
+
+
+def test_bc_imitates_a_scripted_expert_on_mpe_spread_well_above_random(tmp_path):
+    """64 demonstrations of :class:`GoToOwnLandmark` on simple_spread (25 steps, random landmarks):
+    in 150 updates BC's greedy agents come to take the expert's action on most demonstrated steps,
+    and score closer to the expert's return than to a uniformly random policy's."""
+    config = load_config([], ["env.name=mpe:simple_spread", "agent.hidden_dim=8"])
+    env = make("mpe:simple_spread", 64, 0)
+    runner = EpisodeRunner([env], StackedModules([torch.nn.ModuleDict(
+        {"policy": GoToOwnLandmark(env.spec, config.agent)})]), "policy", "stepwise")
+    episodes, expert = runner.run([0.0], [True], [torch.Generator()], explore=False)
+    _, uniform = runner.run([1.0], [True], [torch.Generator().manual_seed(0)])  # ε = 1: uniform actions
+    (tmp_path / "expert.txt").write_text("GoToOwnLandmark of tests/test_bc.py\n")
+    write_demos(tmp_path / "demos.zip", Episodes(**{name: value[0] for name, value in episodes.tensors().items()}),
+                list(range(64)), expert.returns[0], expert.won[0], env.spec, {}, "greedy", tmp_path / "expert.txt",
+                {"method": "scripted"})
+    config = load_config(["config/algos/bc.yaml"], [
+        *SETTINGS, "env.name=mpe:simple_spread", "agent.hidden_dim=32", "learner.lr=0.01", "env.num_envs=4",
+        "learner.batch_size=4", "learner.buffer_size=4", "learner.updates_per_rollout=10", "run.t_max=1500",
+        "run.eval_interval=1500", "run.eval_episodes=32", f"demos.path={tmp_path / 'demos.zip'}", "demos.count=64",
+        "demos.batch_size=16"])
+    (final,) = run_and_check_training(Trainer.solo(config, tmp_path / "run"))
+    metrics = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    expert_return, uniform_return = float(expert.returns.mean()), float(uniform.returns.mean())
+    assert expert_return > uniform_return + 20
+    assert metrics["test_return_mean"].iloc[0] < uniform_return  # untrained
+    assert final["test_return_mean"] > (expert_return + uniform_return) / 2
+    assert metrics["accuracy"].iloc[-1] > 0.7  # the mean over all its updates; a uniform policy's is 1/5
 
 
 def test_the_loss_is_the_negative_log_likelihood_of_available_live_demonstrated_actions():
@@ -191,3 +236,13 @@ def test_a_pack_may_differ_in_the_demo_count_but_not_in_the_demo_file(mpe_demos,
     with pytest.raises(ConfigError, match="differs from .* in demos.path"):
         Trainer([PackMember(_bc(mpe_demos, 8, 0), tmp_path / "a"),
                  PackMember(_bc(mpe_demos, 8, 1, f"demos.path={tmp_path / 'other.zip'}"), tmp_path / "b")])
+
+
+def test_the_memory_check_counts_one_copy_of_the_packs_demonstrations(mpe_demos):
+    """A pack's demonstrations are one copy on the device, of its largest demos.count."""
+    from marlrepro.memory import episode_bytes, pack_bytes
+
+    spec = validate_env("mpe:simple_spread", {})[0]
+    configs = [_bc(mpe_demos, count, seed) for count, seed in ((4, 0), (32, 1))]
+    without = [load_config(["config/algos/bc.yaml"], [*SETTINGS, *MPE, "algo=qmix", "demos.path="])] * 2
+    assert pack_bytes(spec, configs) - pack_bytes(spec, without) == 32 * episode_bytes(spec, configs[0].learner)

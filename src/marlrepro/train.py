@@ -60,7 +60,7 @@ from marlrepro.config import TrainConfig, flatten, to_dict
 from marlrepro.core.graphed import GraphedStep
 from marlrepro.core.optim import Phase, build_optimizer, clip_grad_norm_per_run
 from marlrepro.core.stacked import StackedModules, child_name
-from marlrepro.demos import DemoSampler, load_demos
+from marlrepro.demos import Demonstrations, DemoSampler, load_demos
 from marlrepro.envs import make
 from marlrepro.envs.registry import validate_env
 from marlrepro.errors import ConfigError
@@ -215,7 +215,7 @@ class Trainer:
         first = members[0].config
         self.config = first
         self.device = resolve_device(first.run.device)
-        self.demos = self._load_demos([m.config for m in members])
+        demos = self._load_demos([m.config for m in members])  # checked before anything is built
         self.runs = [RunState(m.config, Path(m.run_dir), torch.Generator(self.device),
                               LinearEpsilon.from_config(m.config.exploration)) for m in members]
         checkpoints = [self._load_checkpoint(run) for run in self.runs]
@@ -229,6 +229,9 @@ class Trainer:
                                if checkpoint is not None and checkpoint.get("env_rng") is None else 0)
             self.envs.append(make(cfg.env.name, cfg.env.num_envs, env_seed, self.device, **cfg.env.options))
         check_pack_fits(self.envs[0].spec, [run.config for run in self.runs], self.device)
+        self.demos = None if demos is None else DemoSampler(
+            demos, [run.config.demos.count for run in self.runs], first.demos.batch_size, self.device,
+            getattr(torch, first.learner.buffer_dtype))
         learners: list[Learner] = []
         for run in self.runs:
             seed_everything(run.config.run.seed)  # each run's initial weights are those of the run alone
@@ -286,10 +289,10 @@ class Trainer:
         return cls([PackMember(config, Path(run_dir))])
 
     # ----------------------------------------------------------------------------- state
-    def _load_demos(self, configs: list[TrainConfig]) -> DemoSampler | None:
-        """The pack's demonstrations on the device (none unless ``demos.path`` is set: a learner of
-        ``config.DEMO_ALGOS``), loaded once, up to the largest ``demos.count`` of its runs, and
-        checked against the task before anything is built (:func:`marlrepro.demos.load_demos`)."""
+    def _load_demos(self, configs: list[TrainConfig]) -> Demonstrations | None:
+        """The pack's demonstrations (none unless ``demos.path`` is set: a learner of
+        ``config.DEMO_ALGOS``), read once, up to the largest ``demos.count`` of its runs, and
+        checked against the task (:func:`marlrepro.demos.load_demos`); on the CPU."""
         first = configs[0]
         if not first.demos.path:
             return None
@@ -297,9 +300,9 @@ class Trainer:
         counts = [config.demos.count for config in configs]
         demos = load_demos(first.demos.path, spec, max(counts))
         log.info("%s: %d demonstrations of %s by %s (expert return %.3f, win rate %.3f over them)",
-                 first.demos.path, max(counts), demos.manifest.env, demos.manifest.expert.get("method", "an unnamed expert"),
+                 first.demos.path, max(counts), demos.manifest.env, demos.manifest.expert.get("method", "an expert"),
                  float(demos.returns.mean()), float(demos.won.float().mean()))
-        return DemoSampler(demos, counts, first.demos.batch_size, self.device, getattr(torch, first.learner.buffer_dtype))
+        return demos
 
     def _load_checkpoint(self, run: RunState) -> dict[str, Any] | None:
         checkpoint = load_checkpoint(run.run_dir)
@@ -437,10 +440,8 @@ class Trainer:
         if self.demos is None:
             return self.loss_inputs(self.buffer.sample(self.config.learner.batch_size, generators, runs, self._cut))
         index = self.demos.draw(generators, runs)
-        cut = self._cut
-        if cut is not None:
-            longest = self.demos.longest(index)
-            cut = functools.partial(_longer_cut, cut=self._cut, longest=longest)
+        cut = None if self._cut is None else functools.partial(_longer_cut, cut=self._cut,
+                                                               longest=self.demos.longest(index))
         batch = self.buffer.sample(self.config.learner.batch_size, generators, runs, cut)
         return self.loss_inputs(batch, self.demos.gather(index, batch.filled.shape[-1]))
 
@@ -672,9 +673,9 @@ def _longer_cut(longest_replay: int, cut: Callable[[int], int], longest: int) ->
 def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor], stage: int | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One run's loss on its batch at its environment step (and in its update phase and stage,
-    for a learner of several; with its demo batch, the keys under :data:`DEMO_PREFIX`, as the
-    keyword ``demos`` for a learner of demonstrations), then the :attr:`Learner.update_scalars` it measured, detached:
-    [1 + K]; and the new values of the buffers it moved
+    for a learner of several; and its demo batch, the inputs under :data:`DEMO_PREFIX`, as the
+    keyword ``demos``, for a learner of demonstrations), then the :attr:`Learner.update_scalars`
+    it measured, detached: [1 + K]; and the new values of the buffers it moved
     (:attr:`~marlrepro.learners.base.LossTerms.buffers`, detached). The function the pack vmaps."""
     batch = Episodes(**{name: v for name, v in inputs.items() if name not in (T_ENV, PHASE)
                         and not name.startswith(DEMO_PREFIX)})
