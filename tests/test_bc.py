@@ -147,7 +147,7 @@ def test_the_loss_is_the_negative_log_likelihood_of_available_live_demonstrated_
                     total += float(log_pi[avail[:action].sum()])
                     count += 1
     assert 0 < count < b * t * n
-    assert float(terms.loss) == pytest.approx(-total / count, rel=1e-5)
+    assert float(terms.loss.detach()) == pytest.approx(-total / count, rel=1e-5)
     other = learner(Episodes.empty(5, spec, torch.device("cpu")), torch.tensor(9.0), demos=demos)
     assert torch.equal(other.loss, terms.loss)
 

@@ -31,7 +31,6 @@ naming the file, what is wrong and what to do.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,10 +119,9 @@ def write_demos(path: str | Path, episodes: Episodes, seeds: Sequence[int], retu
                 won: torch.Tensor, spec: EnvSpec, env_options: dict[str, Any], acting: str,
                 expert_file: str | Path, expert: dict[str, Any]) -> DemoManifest:
     """Write ``episodes`` [N, ...] (padded to ``spec.episode_limit``), their ``seeds``, ``returns``
-    [N] and ``won`` [N], played on ``spec``'s task acting ``acting`` by the policy in
-    ``expert_file`` (whose manifest is ``expert``, :class:`marlrepro.policy_file.Manifest` as a dict), to the demonstration file ``path``,
-    atomically; returns its manifest."""
-    expert_bytes = Path(expert_file).read_bytes()
+    [N] and ``won`` [N], played on ``spec``'s task acting ``acting`` by the policy in file
+    ``expert_file`` (whose manifest is ``expert``: a :class:`marlrepro.policy_file.Manifest` as a
+    dict), to the demonstration file ``path``, atomically; returns its manifest."""
     tensors = {name: getattr(episodes, name).cpu() for name in EPISODE_FIELDS}
     tensors |= {"seed": torch.tensor(list(seeds), dtype=torch.int64), "return": returns.float().cpu(),
                 "won": won.bool().cpu()}
@@ -131,7 +129,7 @@ def write_demos(path: str | Path, episodes: Episodes, seeds: Sequence[int], retu
     manifest = DemoManifest(
         format=FORMAT, version=VERSION, marlrepro_version=__version__, env=spec.name, env_options=env_options,
         spec=dataclasses.asdict(spec), episodes=len(seeds), seeds=list(seeds), acting=acting,
-        expert_file=str(expert_file), expert_file_sha256=hashlib.sha256(expert_bytes).hexdigest(),
+        expert_file=str(expert_file), expert_file_sha256=sha256(Path(expert_file).read_bytes()),
         expert=expert, expert_return_mean=float(returns.float().mean()),
         expert_won_mean=float(won.float().mean()), episodes_sha256=sha256(data),
     )
