@@ -235,3 +235,27 @@ def test_the_command_line_writes_the_same_file_within_the_papers_cap(expert, dem
         main(["collect-demos", "--help"])
     assert done.value.code == 0
     assert "the first N episodes of a larger collection" in " ".join(capsys.readouterr().out.split())
+
+
+def test_sampled_demonstrations_draw_from_each_episodes_own_stream(tmp_path):
+    """A softmax expert (MAPPO) acting ``sampled``: each episode's samples come from its own seed's
+    stream, so two episodes collected alone are the first two of four collected two at a time;
+    and they are samples, not the greedy actions."""
+    root = tmp_path / "mappo"
+    config = load_config(["config/algos/mappo.yaml"], [*SETTINGS, "learner.buffer_size=4", "ppo.critic_input=state",
+                                                       "run.t_max=100"])
+    train_pack([PackMember(config, root)])
+    export_policy(root, tmp_path / "mappo.zip")
+    collect_demos(tmp_path / "mappo.zip", tmp_path / "four.zip", 4, acting="sampled", width=2)
+    collect_demos(tmp_path / "mappo.zip", tmp_path / "second.zip", 1, seed=1, acting="sampled", width=1)
+    four, second = load_demos(tmp_path / "four.zip", SPEC, 4), load_demos(tmp_path / "second.zip", SPEC, 1)
+    assert four.manifest.acting == "sampled"
+    for name in EPISODE_FIELDS:
+        assert torch.equal(getattr(second.episodes, name)[0], getattr(four.episodes, name)[1]), name
+    episodes = four.episodes
+    controller = load_policy(tmp_path / "mappo.zip").controller
+    with torch.no_grad():
+        logits = controller.sequence(controller.observe(episodes), episodes.actions, episodes.avail_actions)
+    filled = episodes.filled.bool()
+    greedy = masked_greedy(logits[:, :-1], episodes.avail_actions[:, :-1])
+    assert not torch.equal(greedy[filled], episodes.actions[filled])
