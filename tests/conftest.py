@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Tests check values, not speed: XLA's lowest backend optimisation level compiles the SMAX
 # programs several times faster on CPU (also inherited by the workflow's subprocesses).
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# One persistent JAX compilation cache for the whole session: every test worker and every
+# `marlrepro train` a test starts reads the programs the others compiled (same envs, widths and
+# agents), as the workflow's jobs share `jax_cache`. JAX keys each entry by the program, its
+# version and flags, so a stale entry is never used.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "marlrepro-tests-jax-cache"))
 torch.set_num_threads(1)
 
 

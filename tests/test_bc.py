@@ -218,7 +218,6 @@ def test_a_bc_pack_resumed_after_a_crash_equals_an_uninterrupted_one(mpe_demos, 
 
 
 @pytest.mark.parametrize(("settings", "words"), [
-    (["algo=bc"], "demos.path: algo 'bc' learns from demonstrations; set it"),
     (["algo=qmix", "demos.path=d.zip"], "demos.path: algo 'qmix' learns from no demonstrations"),
     (["algo=bc", "demos.path=d.zip", "demos.count=8", "demos.batch_size=16"], "demos.batch_size: a batch draws distinct"),
     (["algo=bc", "demos.path=d.zip", "demos.count=0"], "demos.count: must be >= 1, got 0"),
@@ -230,6 +229,22 @@ def test_the_demos_section_is_checked_up_front(settings, words):
     with pytest.raises(ConfigError) as err:
         load_config([], [*SETTINGS, "env.name=matrix:monotonic", *settings])
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("algo", ["bc", "mifq", "masqil"])
+def test_a_learner_of_demonstrations_without_a_file_fails_before_training(tmp_path, monkeypatch, algo):
+    """Every learner of demonstrations needs demos.path; the trainer says so before it builds an env
+    or a learner (a config without it still builds a learner, for tests of a loss)."""
+    from marlrepro import train as train_module
+
+    def nothing_yet(*args, **kwargs):
+        raise AssertionError("the trainer built something before checking the demonstrations")
+
+    monkeypatch.setattr(train_module, "make", nothing_yet)
+    monkeypatch.setattr(train_module, "build_learner", nothing_yet)
+    config = load_config([f"config/algos/{algo}.yaml"], [*SETTINGS, "env.name=matrix:monotonic"])
+    with pytest.raises(ConfigError, match=f"demos.path: algo '{algo}' learns from demonstrations; set it"):
+        Trainer.solo(config, tmp_path)
 
 
 def test_a_pack_may_differ_in_the_demo_count_but_not_in_the_demo_file(mpe_demos, tmp_path):

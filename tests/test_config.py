@@ -82,13 +82,10 @@ RECIPES = {"mappo_expert": "mappo"}  # MIFQ's larger MAPPO for its experts
 def test_every_algorithm_file_trains_the_method_its_name_says():
     """``config/algos/<name>.yaml`` trains the method ``<name>`` (``method_name``: the label of its
     runs' directories, tables and MLflow runs), so an experiment's ``algos`` list means what it says;
-    a recipe file (:data:`RECIPES`) trains the method it names. A learner of demonstrations needs
-    its task's demo file, which the paper's config names (here any)."""
+    a recipe file (:data:`RECIPES`) trains the method it names."""
     from pathlib import Path
 
-    from marlrepro.config import DEMO_ALGOS, read_settings
     from marlrepro.train import method_name
 
     for path in sorted(Path("config/algos").glob("*.yaml")):
-        demos = ["demos.path=demos.zip"] if read_settings(path)["algo"] in DEMO_ALGOS else []
-        assert method_name(load_config([str(path)], demos)) == RECIPES.get(path.stem, path.stem), path
+        assert method_name(load_config([str(path)], [])) == RECIPES.get(path.stem, path.stem), path

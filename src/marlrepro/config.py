@@ -12,6 +12,7 @@ Defaults are pymarl2's QMIX settings (Hu et al. 2021, "Rethinking the implementa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -28,14 +29,21 @@ from marlrepro.env_catalog import (
     check_env,
 )
 from marlrepro.errors import ConfigError, unknown_choice
+from marlrepro.io_utils import load_yaml
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "bc"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
+               "masqil", "bc"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
 ON_POLICY_ALGOS = ("mappo", "ippo")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
 ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
-# the learners that learn from demonstrations (Learner.demonstrations; the config's demos section)
-DEMO_ALGOS = ("bc",)
+# inverse soft-Q imitation (MIFQ and its IQ-Learn baselines, learners/inverse_q.py)
+INVERSE_Q_ALGOS = ("mifq", "iqvdn", "iiq")
+# the soft-Q imitation learners (the iq section): inverse soft-Q and MASQIL (learners/sqil.py)
+SOFT_Q_IMITATION_ALGOS = (*INVERSE_Q_ALGOS, "masqil")
+# the learners that learn from demonstrations (``Learner.demonstrations = True``; the demos section)
+DEMONSTRATION_ALGOS = (*SOFT_Q_IMITATION_ALGOS, "bc")
+IQValueLoss = Literal["value", "value_replay", "v0"]
 CriticInput = Literal["state", "agent_state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -285,7 +293,7 @@ class HASACConfig:
 
 @dataclass
 class DemosConfig:
-    """The demonstrations a learner of :data:`DEMO_ALGOS` learns from (MIFQ §5.2; the core's
+    """The demonstrations a learner of :data:`DEMONSTRATION_ALGOS` learns from (MIFQ §5.2; the core's
     demonstration hook, ``docs/architecture.md``).
 
     ``path``: a file written by ``marlrepro collect-demos`` (:mod:`marlrepro.demos`) for the run's
@@ -297,6 +305,36 @@ class DemosConfig:
     path: str = ""
     count: int = 128
     batch_size: int = 128
+
+
+@dataclass
+class IQConfig:
+    """The soft-Q imitation learners (algos ``mifq``, ``iqvdn``, ``iiq``: learners/inverse_q.py;
+    ``masqil``: learners/sqil.py; MIFQ paper §4, notes/mifq_miner.md).
+
+    ``alpha``: the temperature of the soft values ``V_i = α log Σ_{a avail} exp(Q_i(a) / α)`` and
+    of the acting policy ``softmax(Q_i / α)`` (the paper's equations: 1; IQ-Learn's code: 0.01).
+    ``chi2_coef``: ``c`` of the regulariser ``φ(x) = x + c·x²`` applied to the mixed expert reward
+    term (eq. 9: ``c = ½``, the χ² divergence; IQ-Learn's ``1 / (4 · 0.5)``); 0 gives eq. (6)'s
+    plain term. ``value_loss``: how the initial-state value ``(1 − γ) E[V_tot(S_0)]`` is
+    estimated: ``value`` (IQ-Learn's online option: ``E_ρ[V_tot(S) − γ V_tot(S')]`` over the
+    expert and the replay batch, half each), ``value_replay`` (eq. 9 as printed: over the replay
+    batch alone) or ``v0`` (eq. 6: ``(1 − γ) V_tot(S_0)`` of the episodes' first states).
+    ``use_target``: the next-state values ``V_i(o')`` and ``V_tot(S')`` come from the target
+    networks, without gradient (IQ-Learn's ``train.use_target``; Table 2 lists a target update
+    frequency); false: from the online networks, with gradient (IQ-Learn's default).
+    ``mixer_lr``: Algorithm 1's ``λ_ω``, the learning rate of MIFQ's two hypernetworks (null:
+    ``learner.lr``, Table 2's single rate; 0 keeps them at their initial weights, the fixed
+    ``ψ`` of Theorem 4.2). Eq. (9) is unbounded below in ``ω_V`` and reaches its χ² minimum
+    through ``ω_R`` alone, so trained hypernetworks drift to a degenerate solution
+    (learners/inverse_q.py, docs/deviations.md). Ignored by IQVDN, IIQ and MASQIL.
+    """
+
+    alpha: float = 1.0
+    chi2_coef: float = 0.5
+    value_loss: IQValueLoss = "value"
+    use_target: bool = True
+    mixer_lr: float | None = None
 
 
 @dataclass
@@ -358,6 +396,7 @@ class TrainConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     hasac: HASACConfig = field(default_factory=HASACConfig)
     demos: DemosConfig = field(default_factory=DemosConfig)
+    iq: IQConfig = field(default_factory=IQConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -401,9 +440,16 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"unsupported config annotation {hint!r} for {key}")  # programming error
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of config dataclass ``cls`` (resolved once: the annotations
+    are strings, and resolving them cost most of loading a config)."""
+    return typing.get_type_hints(cls)
+
+
 def _apply(node: Any, values: Mapping[str, Any], prefix: str) -> None:
     """Recursively set fields of dataclass ``node`` from nested mapping ``values``."""
-    hints = typing.get_type_hints(type(node))
+    hints = _type_hints(type(node))
     names = {f.name for f in dataclasses.fields(node)}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
@@ -425,7 +471,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. learner.lr=5e-4")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = load_yaml(raw) if raw.strip() else ""
     # YAML 1.1 reads 5e-4 as a string; accept scientific notation as a number.
     if isinstance(value, str):
         try:
@@ -441,7 +487,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if data is None:
@@ -540,17 +586,15 @@ def _check_hasac(config: TrainConfig) -> None:
 
 
 def _check_demos(config: TrainConfig) -> None:
-    """A learner of :data:`DEMO_ALGOS` needs a demo file and a batch within its count; another
-    learner takes none (a demos.path it would ignore is a mistake)."""
+    """A learner of :data:`DEMONSTRATION_ALGOS` draws batches within its count of demonstrations;
+    another learner takes none (a demos.path it would ignore is a mistake). The file itself, and that
+    a learner of demonstrations names one, the trainer checks before it builds anything."""
     demos = config.demos
-    if config.algo not in DEMO_ALGOS:
+    if config.algo not in DEMONSTRATION_ALGOS:
         if demos.path:
             raise ConfigError(f"demos.path: algo {config.algo!r} learns from no demonstrations (those that do: "
-                              f"{', '.join(DEMO_ALGOS)}); remove demos.path (got {demos.path!r})")
+                              f"{', '.join(DEMONSTRATION_ALGOS)}); remove demos.path (got {demos.path!r})")
         return
-    if not demos.path:
-        raise ConfigError(f"demos.path: algo {config.algo!r} learns from demonstrations; set it to a file written "
-                          f"by `marlrepro collect-demos` for env {config.env.name!r}")
     for key in ("count", "batch_size"):
         if getattr(demos, key) < 1:
             raise ConfigError(f"demos.{key}: must be >= 1, got {getattr(demos, key)}")
@@ -560,6 +604,22 @@ def _check_demos(config: TrainConfig) -> None:
     for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
         if mode != "none":
             raise ConfigError(f"{key}: algo {config.algo!r} is a learner of its own; set {key}=none (got {mode!r})")
+
+
+def _check_iq(config: TrainConfig) -> None:
+    """The soft-Q imitation learners' settings: a positive temperature, a non-negative χ²
+    coefficient, and no other family's mode."""
+    iq = config.iq
+    if iq.alpha <= 0:
+        raise ConfigError(f"iq.alpha: the temperature must be > 0, got {iq.alpha}")
+    if iq.chi2_coef < 0:
+        raise ConfigError(f"iq.chi2_coef: must be >= 0 (0: no regulariser, 0.5: the chi-squared one), got {iq.chi2_coef}")
+    if iq.mixer_lr is not None and iq.mixer_lr < 0:
+        raise ConfigError(f"iq.mixer_lr: must be >= 0 (0: fixed hypernetworks; null: learner.lr), got {iq.mixer_lr}")
+    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
+        if mode != "none":
+            raise ConfigError(f"{key}: algo {config.algo!r} is a soft-Q imitation learner of its own; "
+                              f"set {key}=none (got {mode!r})")
 
 
 def check_config(config: TrainConfig) -> None:
@@ -643,6 +703,8 @@ def check_config(config: TrainConfig) -> None:
                                   f"set {key}=none (got {mode!r})")
     if config.algo == "hasac":
         _check_hasac(config)
+    if config.algo in SOFT_Q_IMITATION_ALGOS:
+        _check_iq(config)
     _check_demos(config)
     if config.algo == "fop":
         fop = config.fop

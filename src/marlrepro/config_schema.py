@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 
 from marlrepro.config import read_yaml_mapping
 from marlrepro.errors import ConfigError, unknown_choice
+from marlrepro.io_utils import load_yaml
 
 _JSON_TYPES = {
     "object": "a mapping",
@@ -42,7 +42,7 @@ def check_schema(data: dict[str, Any], schema: str | Path, where: str) -> dict[s
 
     Raises :class:`ConfigError`, one line per problem, each starting ``where: <key path>``.
     """
-    rules = yaml.safe_load(Path(schema).read_text())
+    rules = load_yaml(Path(schema).read_text())
     errors = validator_for(rules)(rules).iter_errors(data)
     lines = sorted({line for error in errors for line in _describe(where, error)})
     if lines:

@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from filelock import FileLock, Timeout
 
 from marlrepro.config import flatten
 from marlrepro.faults import maybe_crash
-from marlrepro.io_utils import write_json
+from marlrepro.io_utils import load_yaml, write_json
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class FinishedRun:
                 digest.update(name.encode() + b"\0" + (run_dir / name).read_bytes())
         return cls(
             run_dir=run_dir,
-            config=yaml.safe_load((run_dir / "config.yaml").read_text()),
+            config=load_yaml((run_dir / "config.yaml").read_text()),
             final=json.loads((run_dir / "final.json").read_text()),
             metrics=pd.read_parquet(run_dir / "metrics.parquet"),
             fingerprint=digest.hexdigest(),

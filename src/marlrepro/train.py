@@ -56,7 +56,7 @@ from tqdm import tqdm
 from marlrepro import tracking
 from marlrepro.buffer import EpisodeBuffer, Episodes
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
-from marlrepro.config import TrainConfig, flatten, to_dict
+from marlrepro.config import DEMONSTRATION_ALGOS, TrainConfig, flatten, to_dict
 from marlrepro.core.graphed import GraphedStep
 from marlrepro.core.optim import Phase, build_optimizer, clip_grad_norm_per_run
 from marlrepro.core.stacked import StackedModules, child_name
@@ -239,9 +239,9 @@ class Trainer:
         self.spec = self.envs[0].spec
         self.learners = StackedModules(learners)
         template = self.learners.template
-        if template.demonstrations != (self.demos is not None):  # config.DEMO_ALGOS disagrees with the learner
+        if template.demonstrations != (self.demos is not None):  # DEMONSTRATION_ALGOS disagrees with the learner
             raise TypeError(f"{type(template).__name__}.demonstrations is {template.demonstrations}; algo "
-                            f"{first.algo!r} is {'' if self.demos else 'not '}in config.DEMO_ALGOS")
+                            f"{first.algo!r} is {'' if self.demos else 'not '}in config.DEMONSTRATION_ALGOS")
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
         trainable = {name: p for name, p in self.learners.params.items() if p.requires_grad}
         # each run's parameter groups (their learning rates may differ between the runs of a pack)
@@ -291,10 +291,14 @@ class Trainer:
     # ----------------------------------------------------------------------------- state
     def _load_demos(self, configs: list[TrainConfig]) -> Demonstrations | None:
         """The pack's demonstrations (none unless ``demos.path`` is set: a learner of
-        ``config.DEMO_ALGOS``), read once, up to the largest ``demos.count`` of its runs, and
-        checked against the task (:func:`marlrepro.demos.load_demos`); on the CPU."""
+        ``config.DEMONSTRATION_ALGOS``, which must set it), read once, up to the largest
+        ``demos.count`` of its runs, and checked against the task (:func:`marlrepro.demos.load_demos`);
+        on the CPU."""
         first = configs[0]
         if not first.demos.path:
+            if first.algo in DEMONSTRATION_ALGOS:
+                raise ConfigError(f"demos.path: algo {first.algo!r} learns from demonstrations; set it to a file "
+                                  f"written by `marlrepro collect-demos` for env {first.env.name!r}")
             return None
         spec, _ = validate_env(first.env.name, first.env.options)
         counts = [config.demos.count for config in configs]

@@ -16,6 +16,7 @@ of each step (:func:`opt_logits`).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -198,6 +199,27 @@ def _select_key(keep_new: jax.Array, new: jax.Array, old: jax.Array) -> jax.Arra
     return jax.random.wrap_key_data(data)
 
 
+_PROGRAMS: dict[tuple, Callable] = {}
+
+
+def _shared_program(rollout: FusedRollout) -> Callable:
+    """The jitted rollout of ``rollout``, shared with every earlier rollout of the process that
+    traces to the same program: the same env (:func:`marlrepro.envs.make`'s ``program_key``: name,
+    options, device), width and controller (class, input source and agent config). JAX caches a
+    compiled program per function object, so without this each trainer of a process (the runs
+    of a test, an evaluation width, a resumed run) traced and compiled its own copy; the weights,
+    keys and epsilons are arguments, so sharing changes no number."""
+    env, controller = rollout.env, rollout.controller
+    transform = getattr(controller, "transform", None)
+    key = (getattr(env, "program_key", None), env.num_envs, type(controller), controller.source,
+           repr(controller.config), getattr(transform, "non_negative", None))
+    if key[0] is None:  # an env built outside the registry: nothing to say it is the same
+        return jax.jit(jax.vmap(rollout._collect))
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = jax.jit(jax.vmap(rollout._collect))
+    return _PROGRAMS[key]
+
+
 class FusedRollout:
     """Collects one episode per environment for every run of a pack, in one JAX call.
 
@@ -221,7 +243,7 @@ class FusedRollout:
             self.env = copy.copy(self.env)
             self.env.num_envs = num_envs
         self.controller = controller
-        self._rollout = jax.jit(jax.vmap(self._collect))
+        self._rollout = _shared_program(self)
 
     def _collect(
         self, params: dict[str, jax.Array], key: jax.Array, epsilon: jax.Array, run_active: jax.Array,

@@ -6,6 +6,7 @@ Backends are imported lazily so that, for example, the matrix game never loads J
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,4 +59,8 @@ def make(
         raise ConfigError(f"env.num_envs: expected a positive int, got {num_envs!r}")
     _, resolved = validate_env(name, options)
     backend, scenario = split_env_name(name)
-    return _backend(backend).Env(scenario, num_envs=num_envs, seed=seed, device=torch.device(device), **resolved)
+    env = _backend(backend).Env(scenario, num_envs=num_envs, seed=seed, device=torch.device(device), **resolved)
+    # what fixes the env's pure functions (not its seed, which only starts its key stream): a
+    # compiled rollout of one env serves every env of the same key in the process (jax_rollout)
+    env.program_key = (name, json.dumps(resolved, sort_keys=True, default=str), str(torch.device(device)))
+    return env

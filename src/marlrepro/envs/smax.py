@@ -11,6 +11,7 @@ and widths (:mod:`marlrepro.envs.smacx.observations`), as the ``sc2:`` backend f
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import torch
@@ -38,9 +39,17 @@ def build_env(scenario: str, *, reward_scale: float, **options: Any) -> Extended
     return make_extended_smax(scenario, **options)
 
 
+_SPECS: dict[str, EnvSpec] = {}
+
+
 def spec(scenario: str, *, backend: str = "smax", **options: Any) -> EnvSpec:
-    """Static spec: builds the lightweight env object, compiles and runs nothing."""
-    return spec_of(f"{backend}:{scenario}", build_env(scenario, **options))
+    """Static spec: builds the lightweight env object, compiles nothing. Kept per scenario and
+    options for the process: building the env runs small JAX operations one by one, and planning
+    a scale validates the env of every run."""
+    key = json.dumps([backend, scenario, options], sort_keys=True, default=str)
+    if key not in _SPECS:
+        _SPECS[key] = spec_of(f"{backend}:{scenario}", build_env(scenario, **options))
+    return _SPECS[key]
 
 
 class Env(SMAXBatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from marlrepro.config import ON_POLICY_ALGOS, TrainConfig
+from marlrepro.config import INVERSE_Q_ALGOS, ON_POLICY_ALGOS, TrainConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
 from marlrepro.learners.bc import BCLearner
@@ -12,14 +12,18 @@ from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
 from marlrepro.learners.igm_da import DistributionalIGMDALearner, IGMDALearner
+from marlrepro.learners.inverse_q import InverseSoftQLearner
 from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.learners.ppo import PPOLearner
+from marlrepro.learners.sqil import MASQILLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
-    ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``); ME-IGM
+    ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``); the soft-Q
+    imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
+    ``masqil``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
     decomposition, distributional for ``dmix``."""
     if config.algo == "fop":
@@ -30,6 +34,10 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
         return HASACLearner(spec, config, device)
     if config.algo == "bc":
         return BCLearner(spec, config, device)
+    if config.algo in INVERSE_Q_ALGOS:
+        return InverseSoftQLearner(spec, config, device)
+    if config.algo == "masqil":
+        return MASQILLearner(spec, config, device)
     if config.max_entropy.mode != "none":
         return MaxEntropyLearner(spec, config, device)
     distributional = config.algo == "dmix"

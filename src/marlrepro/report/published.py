@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from marlrepro.errors import ConfigError
+from marlrepro.io_utils import load_yaml
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def load_published(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path.read_text())
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     source = data.get("source")
@@ -103,7 +103,9 @@ class PublishedScoreTable:
 
     ``cells`` is a long frame with one row per cell: ``scenario``, ``method``, ``label``, ``mean``
     and ``std`` (NaN where the paper prints none; ``mean`` NaN where the cell is "-" or empty) and
-    ``published_only`` (a method marlrepro does not build)."""
+    ``published_only`` (a method marlrepro does not build). ``demos``: the number of expert
+    demonstrations (trajectories) the table's imitation learners were given, where the table
+    records it (MIFQ's tables by number of demonstrations); None otherwise."""
 
     source: str
     cite: str
@@ -112,9 +114,11 @@ class PublishedScoreTable:
     scenarios: tuple[str, ...]
     labels: dict[str, str]
     cells: pd.DataFrame
+    demos: int | None = None
 
 
-_UNIT_MAX = {"percent": 100.0, "fraction": 1.0}
+# a unit's range (None: unbounded, e.g. an environment's own reward, negative in MPE)
+_UNIT_MAX: dict[str, float | None] = {"percent": 100.0, "fraction": 1.0, "reward": None}
 
 
 def score_table(path: str | Path, table: str) -> PublishedScoreTable:
@@ -137,18 +141,69 @@ def score_table(path: str | Path, table: str) -> PublishedScoreTable:
             mean, std = _score(f"{where}.methods.{name}.values[{scenario}]", value, _UNIT_MAX[unit])
             rows.append({"scenario": scenario, "method": name, "label": method["label"], "mean": mean, "std": std,
                          "published_only": bool(method.get("published_only", False))})
+    demos = spec.get("demos")
+    if demos is not None and not (isinstance(demos, int) and not isinstance(demos, bool) and demos >= 1):
+        raise ConfigError(f"{where}.demos: expected the number of expert demonstrations (a positive integer), "
+                          f"got {demos!r}")
     return PublishedScoreTable(source=data["source"], cite=spec["cite"], metric=spec["metric"], unit=unit,
-                               scenarios=scenarios, labels=labels, cells=pd.DataFrame(rows))
+                               scenarios=scenarios, labels=labels, cells=pd.DataFrame(rows), demos=demos)
 
 
-def _score(where: str, value: Any, top: float) -> tuple[float, float]:
-    """(mean, std) of a printed cell: a number, ``{mean, std}``, or None ("-": both NaN)."""
+def _score(where: str, value: Any, top: float | None) -> tuple[float, float]:
+    """(mean, std) of a printed cell: a number, ``{mean, std}``, or None ("-": both NaN); the mean
+    within [0, ``top``] unless ``top`` is None (an unbounded unit)."""
     if value is None:
         return math.nan, math.nan
     mean, std = (value["mean"], value["std"]) if isinstance(value, Mapping) else (value, math.nan)
-    if not 0 <= mean <= top:
+    if top is not None and not 0 <= mean <= top:
         raise ConfigError(f"{where}: {mean} is outside [0, {top:g}]")
     return float(mean), float(std)
+
+
+@dataclass(frozen=True)
+class PublishedHyperparameters:
+    """A paper's table of hyperparameters per group of tasks (MIFQ Table 2).
+
+    ``groups``: group key -> the column's header as printed. ``values``: a long frame with one row
+    per (parameter, group): ``parameter`` (our key), ``label`` (as printed), ``group``, ``value``
+    and ``shared`` (the paper prints the row's value once, for every group)."""
+
+    source: str
+    cite: str
+    groups: dict[str, str]
+    values: pd.DataFrame
+
+
+def hyperparameters(path: str | Path) -> PublishedHyperparameters:
+    """Load the ``hyperparameters`` table of the published file ``path``, checking each row gives a
+    value for every group, or one ``shared`` value printed under one of the groups."""
+    data = load_published(path)
+    where = f"{path}: hyperparameters"
+    spec = _mapping(where, data.get("hyperparameters"))
+    cite = spec.get("cite")
+    if not isinstance(cite, str) or not cite:
+        raise ConfigError(f"{where}.cite: expected a short citation such as 'MIFQ Table 2', got {cite!r}")
+    groups = {str(key): str(header) for key, header in _mapping(f"{where}.groups", spec.get("groups")).items()}
+    rows = []
+    for name, row in _mapping(f"{where}.rows", spec.get("rows")).items():
+        row = _mapping(f"{where}.rows.{name}", row)
+        if "shared" in row:
+            if row.get("printed_under") not in groups:
+                raise ConfigError(f"{where}.rows.{name}.printed_under: expected one of {', '.join(groups)}, "
+                                  f"got {row.get('printed_under')!r}")
+            values, shared = {group: row["shared"] for group in groups}, True
+        else:
+            values, shared = dict(_mapping(f"{where}.rows.{name}.values", row.get("values"))), False
+            if set(values) != set(groups):
+                raise ConfigError(f"{where}.rows.{name}.values: expected one value per group "
+                                  f"({', '.join(groups)}), got {sorted(values)}")
+        for group in groups:
+            value = values[group]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{where}.rows.{name}: expected a number for {group}, got {value!r}")
+            rows.append({"parameter": name, "label": row.get("label", name), "group": group, "value": value,
+                         "shared": shared})
+    return PublishedHyperparameters(source=data["source"], cite=cite, groups=groups, values=pd.DataFrame(rows))
 
 
 @dataclass(frozen=True)

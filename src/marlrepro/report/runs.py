@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from marlrepro.io_utils import load_yaml
 
 FINAL_KEYS = (
     "algo", "env", "seed", "t_env", "updates", "test_return_mean", "test_won_mean",
@@ -58,7 +59,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunDataError(f"{path}: missing")
-    config = yaml.safe_load(path.read_text())
+    config = load_yaml(path.read_text())
     if not isinstance(config, Mapping):
         raise RunDataError(f"{path}: expected a mapping at the top level")
     return dict(config)

@@ -39,6 +39,9 @@ def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTab
     ``n_seeds``, ``per_seed``, ``published_mean``, ``published_std``, ``difference`` (ours minus
     published), ``status`` (ours, not built yet, published only), ``scale``.
     """
+    if published.unit not in UNIT_SCALE:  # a reward (MIFQ's MPE tables): no win rate of ours to set beside it
+        raise RunDataError(f"{published.cite} is a table of {published.metric} ({published.unit}); our runs are set "
+                           f"beside win-rate tables only (units: {', '.join(UNIT_SCALE)})")
     unknown = sorted(set(built) - set(published.labels))
     if unknown:
         raise RunDataError(f"{published.cite} has no methods {unknown}; its methods: {', '.join(published.labels)}")

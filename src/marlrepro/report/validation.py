@@ -24,7 +24,6 @@ scale plans) both call it.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -208,39 +207,3 @@ def planned_run_dirs(
         runs = [run for run in runs if run.env in envs]
     prefix = RUN_DIR.split("{", 1)[0]  # results/runs/
     return [Path(runs_root) / run.run_dir.removeprefix(prefix) for run in runs]
-
-
-def add_validation_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "validation-table",
-        help="the validation table (docs/validation.md) from the validation-scale runs",
-        description="Write the IGM-DA validation table (OUT.csv, OUT.md) from the runs that the scale "
-                    "plans for the experiments of config/PAPER.yaml: per map and method the final, "
-                    "last-5-mean and best evaluations and the experts' final (median [min, max] over "
-                    "seeds), the env steps reached, the published number and the direction of -DA "
-                    "against its baseline. Run from the repository root.",
-    )  # fmt: skip
-    parser.add_argument("runs_root", help="the runs' root directory, e.g. results/runs")
-    parser.add_argument("--paper", default="igm_da", help="config/PAPER.yaml (default igm_da)")
-    parser.add_argument("--experiments", nargs="+", default=["sight0", "bc"], help="default: sight0 bc")
-    parser.add_argument("--envs", nargs="+", default=None, metavar="ENV",
-                        help="only the runs on these envs (e.g. smax:8m); default: every planned env")
-    parser.add_argument("--scale", default="validation", help="the scale the runs were made at (default validation)")
-    parser.add_argument("--published", default="config/published/igm_da.yaml", help="the paper's numbers")
-    parser.add_argument("--out", default="results/tables/igm_da_validation",
-                        help="output prefix; writes OUT.csv and OUT.md (default results/tables/igm_da_validation)")
-    parser.set_defaults(handler=_run_validation)
-
-
-def _run_validation(args: argparse.Namespace) -> int:
-    from marlrepro.config_schema import load_checked
-
-    run_dirs = planned_run_dirs(args.runs_root, args.paper, args.experiments, args.scale, args.envs)
-    description = load_checked(f"config/scales/{args.scale}.yaml", "workflow/schemas/scale.schema.yaml")["description"]
-    try:
-        table = validation_report(run_dirs, args.published, args.scale, description,
-                                  [f"{args.out}.csv", f"{args.out}.md"])  # fmt: skip
-    except RunDataError as err:
-        raise ConfigError(str(err)) from None
-    print(f"wrote {args.out}.csv and {args.out}.md ({len(table)} rows from {len(run_dirs)} runs)")
-    return 0
