@@ -202,6 +202,59 @@ def _run_export_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMOS_CONFIG = "config/demos.yaml"
+DEMOS_SCHEMA = "workflow/schemas/demos.schema.yaml"
+
+
+def _add_collect_demos(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "collect-demos",
+        help="play an exported expert policy for N episodes and save them as a demonstration file",
+        description=(
+            "Play the policy in POLICY_FILE (written by `marlrepro export-policy`) on its task for --episodes "
+            "episodes and write them to OUT_FILE: a zip archive, format marlrepro-demos version 1, holding "
+            "manifest.json (the task and its spec, each episode's seed, how the expert acted, the expert's "
+            "file, checksum and manifest, its mean return and win rate over these episodes, the SHA-256 of the "
+            "episodes) and episodes.pt (obs, state, actions, avail_actions, reward, terminated, filled per "
+            "episode, padded to the episode limit). Episode k is played alone in an env seeded SEED + k, so "
+            "the first N episodes of a larger collection are the collection of N: every demo count of a task "
+            "reads a prefix of one file (train config demos.count). The defaults and the paper's caps per "
+            f"task (4096 for SMACv2 and Miner, 128 for MPE) come from --config ({DEMOS_CONFIG}). "
+            "Status 2: a bad policy file, config or count (the message says which)."
+        ),
+    )
+    parser.add_argument("policy", metavar="POLICY_FILE", help="an exported policy (marlrepro export-policy)")
+    parser.add_argument("out", metavar="OUT_FILE", help="the demonstration file to write (replaced atomically)")
+    parser.add_argument("--episodes", type=int, required=True, metavar="N", help="how many episodes to collect")
+    parser.add_argument("--config", default=DEMOS_CONFIG, metavar="YAML",
+                        help=f"collection settings and the paper's caps (default {DEMOS_CONFIG})")
+    parser.add_argument("--seed", type=int, default=None, help="episode k's env seed is SEED + k (default: --config's)")
+    parser.add_argument("--acting", choices=("greedy", "sampled"), default=None,
+                        help="the expert's greedy actions or samples of its policy (default: --config's)")
+    parser.add_argument("--width", type=int, default=None, metavar="W",
+                        help="episodes played at once (default: --config's)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="where to play (default: the expert's run.device)")
+    parser.set_defaults(handler=_run_collect_demos)
+
+
+def _run_collect_demos(args: argparse.Namespace) -> int:
+    from marlrepro.config_schema import load_checked
+    from marlrepro.demos import collect_demos
+    from marlrepro.env_catalog import split_env_name
+    from marlrepro.policy_file import read_policy_file
+    from marlrepro.train import resolve_device
+
+    settings = load_checked(args.config, DEMOS_SCHEMA)
+    manifest, _ = read_policy_file(args.policy)
+    backend = split_env_name(manifest.env)[0]
+    cap = settings["max_episodes"].get(backend, settings["default_max_episodes"])
+    device = resolve_device(args.device or manifest.config["run"]["device"])
+    collect_demos(args.policy, args.out, args.episodes, settings["seed"] if args.seed is None else args.seed,
+                  args.acting or settings["acting"], args.width or settings["width"], device, cap)
+    return 0
+
+
 def _add_validation_table(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "validation-table",
@@ -250,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_track(commands)
     _add_export_policy(commands)
+    _add_collect_demos(commands)
     from marlrepro.bench import add_bench_parser
 
     add_bench_parser(commands)

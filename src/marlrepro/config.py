@@ -32,15 +32,17 @@ from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.io_utils import load_yaml
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
-               "masqil"]
+               "masqil", "bc"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
 ON_POLICY_ALGOS = ("mappo", "ippo")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
 ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
 # inverse soft-Q imitation (MIFQ and its IQ-Learn baselines, learners/inverse_q.py)
 INVERSE_Q_ALGOS = ("mifq", "iqvdn", "iiq")
-# the learners that train on demonstrations beside their own replay (``demonstrations = True``)
-DEMONSTRATION_ALGOS = (*INVERSE_Q_ALGOS, "masqil")
+# the soft-Q imitation learners (the iq section): inverse soft-Q and MASQIL (learners/sqil.py)
+SOFT_Q_IMITATION_ALGOS = (*INVERSE_Q_ALGOS, "masqil")
+# the learners that learn from demonstrations (``Learner.demonstrations = True``; the demos section)
+DEMONSTRATION_ALGOS = (*SOFT_Q_IMITATION_ALGOS, "bc")
 IQValueLoss = Literal["value", "value_replay", "v0"]
 CriticInput = Literal["state", "agent_state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
@@ -290,6 +292,22 @@ class HASACConfig:
 
 
 @dataclass
+class DemosConfig:
+    """The demonstrations a learner of :data:`DEMONSTRATION_ALGOS` learns from (MIFQ §5.2; the core's
+    demonstration hook, ``docs/architecture.md``).
+
+    ``path``: a file written by ``marlrepro collect-demos`` (:mod:`marlrepro.demos`) for the run's
+    task, checked before training starts; ``count``: the run uses its FIRST ``count`` episodes
+    (MIFQ's 128…4096 demonstrations: every count is a prefix of the same file; the runs of a pack
+    may differ in it); ``batch_size``: the demonstration episodes of each update, drawn from those
+    by the run's generator, distinct within a batch."""
+
+    path: str = ""
+    count: int = 128
+    batch_size: int = 128
+
+
+@dataclass
 class IQConfig:
     """The soft-Q imitation learners (algos ``mifq``, ``iqvdn``, ``iiq``: learners/inverse_q.py;
     ``masqil``: learners/sqil.py; MIFQ paper §4, notes/mifq_miner.md).
@@ -377,6 +395,7 @@ class TrainConfig:
     fop: FOPConfig = field(default_factory=FOPConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     hasac: HASACConfig = field(default_factory=HASACConfig)
+    demos: DemosConfig = field(default_factory=DemosConfig)
     iq: IQConfig = field(default_factory=IQConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -566,6 +585,27 @@ def _check_hasac(config: TrainConfig) -> None:
             raise ConfigError(f"hasac.{key}: must lie in (0, 1], got {getattr(hasac, key)}")
 
 
+def _check_demos(config: TrainConfig) -> None:
+    """A learner of :data:`DEMONSTRATION_ALGOS` draws batches within its count of demonstrations;
+    another learner takes none (a demos.path it would ignore is a mistake). The file itself, and that
+    a learner of demonstrations names one, the trainer checks before it builds anything."""
+    demos = config.demos
+    if config.algo not in DEMONSTRATION_ALGOS:
+        if demos.path:
+            raise ConfigError(f"demos.path: algo {config.algo!r} learns from no demonstrations (those that do: "
+                              f"{', '.join(DEMONSTRATION_ALGOS)}); remove demos.path (got {demos.path!r})")
+        return
+    for key in ("count", "batch_size"):
+        if getattr(demos, key) < 1:
+            raise ConfigError(f"demos.{key}: must be >= 1, got {getattr(demos, key)}")
+    if demos.batch_size > demos.count:
+        raise ConfigError(f"demos.batch_size: a batch draws distinct episodes among the first demos.count = "
+                          f"{demos.count}; use at most {demos.count} (got {demos.batch_size})")
+    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
+        if mode != "none":
+            raise ConfigError(f"{key}: algo {config.algo!r} is a learner of its own; set {key}=none (got {mode!r})")
+
+
 def _check_iq(config: TrainConfig) -> None:
     """The soft-Q imitation learners' settings: a positive temperature, a non-negative χ²
     coefficient, and no other family's mode."""
@@ -663,8 +703,9 @@ def check_config(config: TrainConfig) -> None:
                                   f"set {key}=none (got {mode!r})")
     if config.algo == "hasac":
         _check_hasac(config)
-    if config.algo in DEMONSTRATION_ALGOS:
+    if config.algo in SOFT_Q_IMITATION_ALGOS:
         _check_iq(config)
+    _check_demos(config)
     if config.algo == "fop":
         fop = config.fop
         if not 0 < fop.alpha_finish <= fop.alpha_start:

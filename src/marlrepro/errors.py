@@ -22,6 +22,12 @@ class PolicyFileError(ConfigError):
     line, as a :class:`ConfigError`)."""
 
 
+class DemoFileError(ConfigError):
+    """A demonstration file (:mod:`marlrepro.demos`) cannot be written, read or used for a run: the
+    message names the file, the problem and what to do (status 2 on the command line, as a
+    :class:`ConfigError`)."""
+
+
 def did_you_mean(value: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to ``value``; empty when none is close."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.7)

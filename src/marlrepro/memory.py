@@ -80,14 +80,24 @@ def run_overhead_bytes(spec: EnvSpec, config: TrainConfig) -> int:
     return RUN_FIXED_BYTES + int((BATCH_COPIES + (k - 1) / 2) * batch)
 
 
+def demo_bytes(spec: EnvSpec, configs: Sequence[TrainConfig]) -> int:
+    """Bytes of a pack's demonstrations on its device (one copy for the pack, the largest
+    ``demos.count`` of its runs, stored as a replay buffer's episodes; none without ``demos.path``)."""
+    with_demos = [config for config in configs if config.demos.path]
+    if not with_demos:
+        return 0
+    return max(config.demos.count for config in with_demos) * episode_bytes(spec, with_demos[0].learner)
+
+
 def pack_bytes(spec: EnvSpec, configs: Sequence[TrainConfig], device: torch.device | None = None) -> int:
     """Bytes a pack of runs on ``spec`` needs on ``device``: every run's buffer (unless a GPU pack
-    keeps it in host memory, ``learner.buffer_on_host``) plus its overhead estimate."""
+    keeps it in host memory, ``learner.buffer_on_host``) plus its overhead estimate, and the
+    pack's demonstrations (:func:`demo_bytes`)."""
     def buffer_here(config: TrainConfig) -> int:
         on_host = device is not None and device.type == "cuda" and config.learner.buffer_on_host
         return 0 if on_host else buffer_bytes(spec, config)
 
-    return sum(buffer_here(config) + run_overhead_bytes(spec, config) for config in configs)
+    return sum(buffer_here(config) + run_overhead_bytes(spec, config) for config in configs) + demo_bytes(spec, configs)
 
 
 def free_bytes(device: torch.device) -> int:
@@ -130,7 +140,8 @@ def check_pack_fits(
         f"{spec.name}: a pack of {len(configs)} runs needs {_gb(needed)} on {device}, which has {_gb(free)} "
         f"{where} ({_gb(usable)} usable, keeping a {1 - USABLE_FRACTION:.0%} margin): replay buffers of "
         f"{per_run} per run ({_gb(sum(buffers))} in all) plus an estimated {_gb(needed - sum(buffers))} for "
-        f"networks, optimiser state and batches. {'Not even one run fits. ' if fit == 0 else ''}"
+        f"networks, optimiser state{', batches and demonstrations' if demo_bytes(spec, configs) else ' and batches'}. "
+        f"{'Not even one run fits. ' if fit == 0 else ''}"
         f"Use {', or '.join(advice)}."
     )
 

@@ -23,13 +23,7 @@ Readers ignore manifest fields they do not know; a change that older readers can
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import json
 import logging
-import pickle
-import typing
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +32,17 @@ import torch
 from torch import nn
 
 from marlrepro import __version__
+from marlrepro.archive import (
+    MANIFEST_MEMBER,
+    ArchiveFormat,
+    load_tensors,
+    open_archive,
+    parse_manifest,
+    read_member,
+    sha256,
+    tensor_bytes,
+    write_archive,
+)
 from marlrepro.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from marlrepro.config import TrainConfig, from_dict, to_dict
 from marlrepro.controller import AgentController
@@ -56,10 +61,8 @@ log = logging.getLogger(__name__)
 FORMAT = "marlrepro-policy"
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
-MANIFEST_MEMBER = "manifest.json"
 WEIGHTS_MEMBER = "weights.pt"
-# every member's timestamp (the earliest a zip holds): a file's bytes do not depend on when it was written
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+POLICY_FORMAT = ArchiveFormat(FORMAT, SUPPORTED_VERSIONS, PolicyFileError, "export the policy again")
 # the spec fields that every controller's weights are shaped on; full_obs_dim as well for one that reads it
 SPEC_FIELDS = ("n_agents", "n_actions", "obs_dim", "state_dim")
 
@@ -130,17 +133,15 @@ def export_policy(run_dir: str | Path, out: str | Path, controller: str = "test"
     learner = _build_learner(spec, config, torch.device("cpu"))
     learner.load_state_dict(state["learner"])
     policy = _eval_controller(learner, controller)
-    buffer = io.BytesIO()
-    torch.save(policy.state_dict(), buffer)
-    weights = buffer.getvalue()
+    weights = tensor_bytes(policy.state_dict())
     manifest = Manifest(
         format=FORMAT, version=VERSION, marlrepro_version=__version__, method=method_name(config),
         algo=config.algo, env=config.env.name, env_options=config.env.options, spec=dataclasses.asdict(spec),
         controller=controller, controller_class=type(policy).__name__, controller_source=policy.source,
         config=to_dict(config), run_dir=str(run_dir.resolve()), checkpoint=checkpoint,
-        t_env=state["progress"]["t_env"], weights_sha256=hashlib.sha256(weights).hexdigest(),
+        t_env=state["progress"]["t_env"], weights_sha256=sha256(weights),
     )
-    atomic_write(out, lambda tmp: _write_archive(tmp, manifest, weights))
+    atomic_write(out, lambda tmp: write_archive(tmp, manifest, {WEIGHTS_MEMBER: weights}))
     return manifest
 
 
@@ -170,25 +171,11 @@ def read_policy_file(path: str | Path) -> tuple[Manifest, dict[str, torch.Tensor
 
 
 def _read(path: Path) -> tuple[Manifest, dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise PolicyFileError("no such file")
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise PolicyFileError(f"not a {FORMAT} file (not a zip archive: truncated, or another kind of "
-                              f"file); export it again with `marlrepro export-policy`") from None
-    with archive:
-        manifest = _parse_manifest(_member(archive, MANIFEST_MEMBER))
-        data = _member(archive, WEIGHTS_MEMBER)
-    if hashlib.sha256(data).hexdigest() != manifest.weights_sha256:
-        raise PolicyFileError(f"corrupt: the checksum of {WEIGHTS_MEMBER} does not match its manifest's "
-                              f"weights_sha256; export the policy again")
-    try:
-        weights = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise PolicyFileError(f"corrupt: {WEIGHTS_MEMBER} is not a torch state dict ({err})") from None
-    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
-        raise PolicyFileError(f"corrupt: {WEIGHTS_MEMBER} holds a {type(weights).__name__}, not a state dict")
+    with open_archive(path, POLICY_FORMAT) as archive:
+        manifest = parse_manifest(read_member(archive, MANIFEST_MEMBER, POLICY_FORMAT), Manifest, POLICY_FORMAT)
+        data = read_member(archive, WEIGHTS_MEMBER, POLICY_FORMAT)
+    weights = load_tensors(data, WEIGHTS_MEMBER, manifest.weights_sha256, "weights_sha256", POLICY_FORMAT,
+                           "a torch state dict")
     return manifest, weights
 
 
@@ -229,46 +216,6 @@ def _eval_controller(learner: Learner, prefix: str) -> AgentController:
     if prefix not in controllers:
         raise unknown_choice("controller", prefix, controllers, what=f"evaluated controller of {type(learner).__name__}")
     return controllers[prefix]
-
-
-def _write_archive(path: Path, manifest: Manifest, weights: bytes) -> None:
-    text = json.dumps(dataclasses.asdict(manifest), indent=2, sort_keys=True) + "\n"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(zipfile.ZipInfo(MANIFEST_MEMBER, ZIP_DATE_TIME), text)
-        archive.writestr(zipfile.ZipInfo(WEIGHTS_MEMBER, ZIP_DATE_TIME), weights)
-
-
-def _member(archive: zipfile.ZipFile, name: str) -> bytes:
-    try:
-        return archive.read(name)
-    except KeyError:
-        raise PolicyFileError(f"not a {FORMAT} file (no {name} in the archive)") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as err:  # a CRC mismatch, a truncated member
-        raise PolicyFileError(f"corrupt: {name} cannot be read ({err}); export the policy again") from None
-
-
-def _parse_manifest(data: bytes) -> Manifest:
-    """The manifest in ``data``; its format and version are checked before its fields."""
-    try:
-        fields = json.loads(data)
-    except ValueError as err:
-        raise PolicyFileError(f"corrupt: {MANIFEST_MEMBER} is not JSON ({err})") from None
-    if not isinstance(fields, dict) or fields.get("format") != FORMAT:
-        raise PolicyFileError(f"not a {FORMAT} file ({MANIFEST_MEMBER} names format "
-                              f"{fields.get('format') if isinstance(fields, dict) else None!r})")
-    if fields.get("version") not in SUPPORTED_VERSIONS:
-        raise PolicyFileError(
-            f"{FORMAT} version {fields.get('version')!r} is not supported by marlrepro {__version__} (supported "
-            f"versions: {', '.join(map(str, SUPPORTED_VERSIONS))}); export the policy again with this version")
-    hints = typing.get_type_hints(Manifest)
-    missing = [name for name in hints if name not in fields]
-    if missing:
-        raise PolicyFileError(f"{MANIFEST_MEMBER} lacks the fields {', '.join(missing)}")
-    wrong = [f"{name} ({type(fields[name]).__name__})" for name, hint in hints.items()
-             if not isinstance(fields[name], typing.get_origin(hint) or hint)]
-    if wrong:
-        raise PolicyFileError(f"{MANIFEST_MEMBER} has fields of the wrong type: {', '.join(wrong)}")
-    return Manifest(**{name: fields[name] for name in hints})
 
 
 def _check_weights(weights: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

@@ -43,6 +43,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -55,11 +56,13 @@ from tqdm import tqdm
 from marlrepro import tracking
 from marlrepro.buffer import EpisodeBuffer, Episodes
 from marlrepro.checkpoint import load_checkpoint, save_checkpoint
-from marlrepro.config import TrainConfig, flatten, to_dict
+from marlrepro.config import DEMONSTRATION_ALGOS, TrainConfig, flatten, to_dict
 from marlrepro.core.graphed import GraphedStep
 from marlrepro.core.optim import Phase, build_optimizer, clip_grad_norm_per_run
 from marlrepro.core.stacked import StackedModules, child_name
+from marlrepro.demos import Demonstrations, DemoSampler, load_demos
 from marlrepro.envs import make
+from marlrepro.envs.registry import validate_env
 from marlrepro.errors import ConfigError
 from marlrepro.exploration import LinearEpsilon
 from marlrepro.faults import maybe_crash
@@ -84,6 +87,8 @@ GENERATOR_SEED_OFFSET = 0x5EED_0000
 # (Learner.forward's t_env and phase).
 T_ENV = "t_env"
 PHASE = "phase"
+# The prefix under which a run's demonstration batch joins its batch (Learner.forward's demos).
+DEMO_PREFIX = "demo."
 
 # Keys that may differ between the first start and a resume of the same run.
 RESUME_FREE_KEYS = ("run.progress", "run.device", "run.cuda_graph", "run.length_buckets", "run.matmul_precision",
@@ -158,10 +163,11 @@ class Diverged(Exception):
     """Some runs of a pack stopped on a non-finite loss; the others finished."""
 
 
-# Keys in which the runs of one pack may differ: the seed, the learning rates and ME-IGM's target
-# entropy (a pack may sweep them: per-run tensors), and what only names or places a run.
+# Keys in which the runs of one pack may differ: the seed, the learning rates, ME-IGM's target
+# entropy and the number of demonstrations (a pack may sweep them: per-run tensors, or each run's
+# prefix of the one demo file), and what only names or places a run.
 PACK_FREE_KEYS = ("run.seed", "learner.lr", "max_entropy.temperature_lr", "max_entropy.target_entropy_per_agent",
-                  "tracking.run_name", "tracking.tags.", "run.progress")
+                  "demos.count", "tracking.run_name", "tracking.tags.", "run.progress")
 
 
 def _comparable(config: dict[str, Any], free: tuple[str, ...] = RESUME_FREE_KEYS) -> dict[str, Any]:
@@ -209,6 +215,7 @@ class Trainer:
         first = members[0].config
         self.config = first
         self.device = resolve_device(first.run.device)
+        demos = self._load_demos([m.config for m in members])  # checked before anything is built
         self.runs = [RunState(m.config, Path(m.run_dir), torch.Generator(self.device),
                               LinearEpsilon.from_config(m.config.exploration)) for m in members]
         checkpoints = [self._load_checkpoint(run) for run in self.runs]
@@ -222,6 +229,9 @@ class Trainer:
                                if checkpoint is not None and checkpoint.get("env_rng") is None else 0)
             self.envs.append(make(cfg.env.name, cfg.env.num_envs, env_seed, self.device, **cfg.env.options))
         check_pack_fits(self.envs[0].spec, [run.config for run in self.runs], self.device)
+        self.demos = None if demos is None else DemoSampler(
+            demos, [run.config.demos.count for run in self.runs], first.demos.batch_size, self.device,
+            getattr(torch, first.learner.buffer_dtype))
         learners: list[Learner] = []
         for run in self.runs:
             seed_everything(run.config.run.seed)  # each run's initial weights are those of the run alone
@@ -229,6 +239,9 @@ class Trainer:
         self.spec = self.envs[0].spec
         self.learners = StackedModules(learners)
         template = self.learners.template
+        if template.demonstrations != (self.demos is not None):  # DEMONSTRATION_ALGOS disagrees with the learner
+            raise TypeError(f"{type(template).__name__}.demonstrations is {template.demonstrations}; algo "
+                            f"{first.algo!r} is {'' if self.demos else 'not '}in config.DEMONSTRATION_ALGOS")
         lr = torch.tensor([run.config.learner.lr for run in self.runs], device=self.device)
         trainable = {name: p for name, p in self.learners.params.items() if p.requires_grad}
         # each run's parameter groups (their learning rates may differ between the runs of a pack)
@@ -276,6 +289,25 @@ class Trainer:
         return cls([PackMember(config, Path(run_dir))])
 
     # ----------------------------------------------------------------------------- state
+    def _load_demos(self, configs: list[TrainConfig]) -> Demonstrations | None:
+        """The pack's demonstrations (none unless ``demos.path`` is set: a learner of
+        ``config.DEMONSTRATION_ALGOS``, which must set it), read once, up to the largest
+        ``demos.count`` of its runs, and checked against the task (:func:`marlrepro.demos.load_demos`);
+        on the CPU."""
+        first = configs[0]
+        if not first.demos.path:
+            if first.algo in DEMONSTRATION_ALGOS:
+                raise ConfigError(f"demos.path: algo {first.algo!r} learns from demonstrations; set it to a file "
+                                  f"written by `marlrepro collect-demos` for env {first.env.name!r}")
+            return None
+        spec, _ = validate_env(first.env.name, first.env.options)
+        counts = [config.demos.count for config in configs]
+        demos = load_demos(first.demos.path, spec, max(counts))
+        log.info("%s: %d demonstrations of %s by %s (expert return %.3f, win rate %.3f over them)",
+                 first.demos.path, max(counts), demos.manifest.env, demos.manifest.expert.get("method", "an expert"),
+                 float(demos.returns.mean()), float(demos.won.float().mean()))
+        return demos
+
     def _load_checkpoint(self, run: RunState) -> dict[str, Any] | None:
         checkpoint = load_checkpoint(run.run_dir)
         if checkpoint is not None:
@@ -403,10 +435,26 @@ class Trainer:
         """Each run's environment steps [R] on the device, for the learners' schedules and logs."""
         return torch.tensor([run.progress.t_env for run in self.runs], dtype=torch.float32, device=self.device)
 
-    def loss_inputs(self, batch: Episodes) -> dict[str, torch.Tensor]:
-        """What the vmapped loss reads: the runs' sampled ``batch`` [R, B, ...] and each run's
-        environment steps [R] (:meth:`Learner.forward`'s ``t_env``)."""
-        return {**batch.tensors(), T_ENV: self._t_env()}
+    def sample_inputs(self, runs: list[bool]) -> dict[str, torch.Tensor]:
+        """The inputs of one update of the runs where ``runs`` holds (:meth:`loss_inputs`): each
+        run's replay batch and, for a learner of demonstrations, its demo batch, drawn by its
+        generator (the demo episodes first). Both are padded to the same length: the episode limit,
+        or with ``run.length_buckets`` the bucket of the longest episode of either, over all runs."""
+        generators = [run.generator for run in self.runs]
+        if self.demos is None:
+            return self.loss_inputs(self.buffer.sample(self.config.learner.batch_size, generators, runs, self._cut))
+        index = self.demos.draw(generators, runs)
+        cut = None if self._cut is None else functools.partial(_longer_cut, cut=self._cut,
+                                                               longest=self.demos.longest(index))
+        batch = self.buffer.sample(self.config.learner.batch_size, generators, runs, cut)
+        return self.loss_inputs(batch, self.demos.gather(index, batch.filled.shape[-1]))
+
+    def loss_inputs(self, batch: Episodes, demos: Episodes | None = None) -> dict[str, torch.Tensor]:
+        """What the vmapped loss reads: the runs' sampled ``batch`` [R, B, ...], their demo batches
+        ``demos`` [R, B_d, ...] (for a learner of demonstrations) under :data:`DEMO_PREFIX`, and each
+        run's environment steps [R] (:meth:`Learner.forward`'s ``t_env``)."""
+        demo = {} if demos is None else {DEMO_PREFIX + name: value for name, value in demos.tensors().items()}
+        return {**batch.tensors(), **demo, T_ENV: self._t_env()}
 
     def _losses(self, batch: dict[str, torch.Tensor], stage: int | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -437,14 +485,12 @@ class Trainer:
         asks for it, else hard copies every ``target_update_interval`` episodes of each run."""
         cfg = self.config.learner
         mask = torch.tensor(runs, device=self.device)
-        generators = [run.generator for run in self.runs]
         template = self.learners.template
         for copy, source in template.behaviour_pairs:  # the networks that collected this rollout
             self.learners.copy_runs(copy, source, mask)
         self.optimizer.lr_scale.copy_(template.lr_scale(self._t_env()))
         for _ in range(cfg.updates_per_rollout):
-            batch = self.buffer.sample(cfg.batch_size, generators, runs, self._cut)
-            inputs = self.loss_inputs(batch)
+            inputs = self.sample_inputs(runs)
             if template.update_phases == 1:
                 terms = self._step(inputs, mask)
                 loss, measured = terms[:, 0], terms[:, 1:]
@@ -622,15 +668,25 @@ def padded_length(longest: int, lengths: list[int]) -> int:
     return next(length for length in lengths if length >= longest)
 
 
+def _longer_cut(longest_replay: int, cut: Callable[[int], int], longest: int) -> int:
+    """The padded length of a replay batch whose longest episode has ``longest_replay`` steps beside
+    a demo batch whose longest has ``longest``: the bucket of the longer."""
+    return cut(max(longest_replay, longest))
+
+
 def _loss_terms(learner: Learner, inputs: dict[str, torch.Tensor], stage: int | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One run's loss on its batch at its environment step (and in its update phase and stage,
-    for a learner of several), then the :attr:`Learner.update_scalars` it measured, detached:
-    [1 + K]; and the new values of the buffers it moved
+    for a learner of several; and its demo batch, the inputs under :data:`DEMO_PREFIX`, as the
+    keyword ``demos``, for a learner of demonstrations), then the :attr:`Learner.update_scalars`
+    it measured, detached: [1 + K]; and the new values of the buffers it moved
     (:attr:`~marlrepro.learners.base.LossTerms.buffers`, detached). The function the pack vmaps."""
-    batch = Episodes(**{name: v for name, v in inputs.items() if name not in (T_ENV, PHASE)})
+    batch = Episodes(**{name: v for name, v in inputs.items() if name not in (T_ENV, PHASE)
+                        and not name.startswith(DEMO_PREFIX)})
+    demos = {name.removeprefix(DEMO_PREFIX): v for name, v in inputs.items() if name.startswith(DEMO_PREFIX)}
     phase = (inputs[PHASE],) if PHASE in inputs else ()
-    terms = learner(batch, inputs[T_ENV], *phase, *(() if stage is None else (stage,)))
+    terms = learner(batch, inputs[T_ENV], *phase, *(() if stage is None else (stage,)),
+                    **({"demos": Episodes(**demos)} if demos else {}))
     if terms.logged.keys() != set(learner.update_scalars):
         raise TypeError(f"{type(learner).__name__}.forward logged {sorted(terms.logged)}; its update_scalars "
                         f"are {list(learner.update_scalars)}")

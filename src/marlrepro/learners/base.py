@@ -94,7 +94,13 @@ class Learner(nn.Module):
     * :attr:`update_scalars`: optional names of scalars that :meth:`forward` measures on each
       update's batch (:attr:`LossTerms.logged`); each is averaged over the updates between two
       evaluations and logged beside them (FOP's Q-value gap, ME-IGM Figure 2);
-    * :meth:`extra_outputs`: optional per-run files written when training ends.
+    * :meth:`extra_outputs`: optional per-run files written when training ends;
+    * :attr:`demonstrations`: optional; a learner that sets it learns from the run's demonstration
+      file (the config's ``demos`` section, :mod:`marlrepro.demos`): :meth:`forward` then takes the
+      keyword ``demos``, an :class:`~marlrepro.buffer.Episodes` of ``demos.batch_size`` expert
+      episodes drawn by the run's generator among the file's first ``demos.count``, float32, in
+      the replay batch's layout and padded to the same length as ``batch``
+      (``forward(batch, t_env, [phase, stage,] demos=demos)``).
     """
 
     target_pairs: tuple[tuple[str, str], ...] = ()
@@ -103,6 +109,7 @@ class Learner(nn.Module):
     update_scalars: tuple[str, ...] = ()
     update_phases: int = 1
     update_stages: tuple[int, ...] = ()
+    demonstrations: bool = False
 
     @property
     def acting_controller(self) -> AgentController:

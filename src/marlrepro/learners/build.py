@@ -7,6 +7,7 @@ import torch
 from marlrepro.config import INVERSE_Q_ALGOS, ON_POLICY_ALGOS, TrainConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
+from marlrepro.learners.bc import BCLearner
 from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
@@ -20,8 +21,9 @@ from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
-    ``ippo``); HASAC (``hasac``); the soft-Q imitation learners on demonstrations (MIFQ, IQVDN,
-    IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL: ``masqil``); ME-IGM
+    ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``); the soft-Q
+    imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
+    ``masqil``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
     decomposition, distributional for ``dmix``."""
     if config.algo == "fop":
@@ -30,6 +32,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
         return PPOLearner(spec, config, device)
     if config.algo == "hasac":
         return HASACLearner(spec, config, device)
+    if config.algo == "bc":
+        return BCLearner(spec, config, device)
     if config.algo in INVERSE_Q_ALGOS:
         return InverseSoftQLearner(spec, config, device)
     if config.algo == "masqil":

@@ -1,0 +1,62 @@
+"""Behavioural cloning (algo ``bc``), MIFQ's first baseline (Bui et al., §3.2.1 and appendix B.1,
+"Behavior Cloning (BC)"): each agent's policy maximises the likelihood of the expert's actions,
+
+    max_{π_i, i ∈ N}  Σ_i Σ_{(o_i, a_i) ∈ D^E}  log π_i(a_i | o_i),
+
+here with the project's recurrent agent: one GRU policy ``π_i(·|τ_i) = softmax(logits)`` shared by
+the agents (the observation history, plus the last action and the agent's id where ``agent`` asks
+for them: :class:`~marlrepro.controller.SoftmaxPolicyController` at temperature 1, so its JAX twin
+samples it in the fused rollout). Its histories are the expert's own (teacher forcing: the last
+action fed at step ``t`` is the expert's).
+
+The loss is the mean negative log-likelihood of the demonstrations' actions over the filled steps of
+live agents (the death mask, :func:`~marlrepro.learners.ppo.live_agents`) whose action was available,
+the policy masked to the available actions; a step with a single available action has likelihood 1
+under any masked policy, so excluding it changes nothing. BC learns from the demonstrations alone
+(:attr:`~marlrepro.learners.base.Learner.demonstrations`); the replay batch that the core also
+samples is ignored, and the rollouts it collects (sampling its policy) only feed the training
+metrics. Evaluation is greedy and decentralised, as every learner's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from marlrepro.buffer import Episodes
+from marlrepro.config import TrainConfig
+from marlrepro.controller import SoftmaxPolicyController
+from marlrepro.envs.base import EnvSpec
+from marlrepro.learners.base import ActorCriticLearner, LossTerms
+from marlrepro.learners.max_entropy import masked_log_policy
+from marlrepro.learners.ppo import live_agents
+
+
+class BCLearner(ActorCriticLearner):
+    """Per-agent maximum likelihood of the expert's actions (module docstring)."""
+
+    demonstrations = True
+    update_scalars = ("accuracy",)
+
+    def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device) -> None:
+        super().__init__()
+        self.spec = spec
+        self.actor = SoftmaxPolicyController(spec, config.agent, transform=None, alpha_init=1.0,
+                                             learn_temperature=False)
+        self.to(device)
+
+    def forward(self, batch: Episodes, t_env: torch.Tensor, demos: Episodes) -> LossTerms:
+        """The negative log-likelihood of ``demos``' actions (MIFQ's BC objective, negated and
+        averaged); logged: ``accuracy``, the share of those actions that are the policy's greedy
+        choice. ``batch`` (replay) is not used."""
+        avail, actions = demos.avail_actions, demos.actions
+        logits = self.actor.sequence(self.actor.observe(demos), actions, avail)
+        log_pi = masked_log_policy(logits, avail, 1.0)[:, :-1]  # [B, T, N, A]
+        taken = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
+        available = avail[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        weight = demos.filled.unsqueeze(-1) * live_agents(avail[:, :-1]) * available
+        count = weight.sum().clamp(min=1.0)
+        log_likelihood = (taken * weight).sum() / count
+        with torch.no_grad():
+            accuracy = ((log_pi.argmax(dim=-1) == actions).float() * weight).sum() / count
+        return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood),
+                         logged={"accuracy": accuracy})
