@@ -340,8 +340,8 @@ def test_loss_is_unbounded_below_in_the_hypernetworks():
 
 
 def test_mixer_learning_rate_is_a_param_group_of_mifq_only():
-    assert _learner("mifq").param_groups() == ()  # null: the agents' rate
-    groups = _learner("mifq", "iq.mixer_lr=0").param_groups()
+    assert _learner("mifq", "iq.mixer_lr=null").param_groups() == ()  # null: the agents' rate
+    groups = _learner("mifq").param_groups()  # mifq.yaml: fixed hypernetworks (docs/deviations.md)
     assert [(g.prefix, g.lr) for g in groups] == [("mixer_r.", 0.0), ("mixer_v.", 0.0)]
     assert _learner("iqvdn", "iq.mixer_lr=0").param_groups() == ()
 
