@@ -206,15 +206,15 @@ def test_the_demo_batch_joins_the_loss_inputs_in_the_replay_batchs_layout(mpe_de
     assert demos["obs"].shape[2] == inputs["obs"].shape[2] == 26
 
 
-@pytest.mark.parametrize("algo", ["iqvdn", "iiq", "masqil"])
+@pytest.mark.parametrize("algo", ["mifq", "iqvdn", "iiq", "masqil"])
 def test_the_hook_trains_the_learners_of_demonstrations_and_replay(mpe_demos, tmp_path, algo):
     """The soft-Q imitation learners (learners/soft_q.py) train through the trainer on both batches,
     padded to one bucket length (run.length_buckets=2): every trained network moves, losses are
-    finite. (MIFQ keeps its hypernetworks fixed, iq.mixer_lr 0, so its mixers do not move.)"""
+    finite; MIFQ's hypernetworks (mifq.yaml: iq.mixer_lr 0) keep their initial weights."""
     config = load_config([f"config/algos/{algo}.yaml"], [
         *SETTINGS, *MPE, "learner.buffer_size=8", "run.t_max=300", "run.eval_interval=150", "run.length_buckets=2",
         "mixer.embed_dim=8", "mixer.hypernet_embed=16", f"demos.path={mpe_demos}", "demos.count=16"])
-    run_and_check_training(Trainer.solo(config, tmp_path))
+    run_and_check_training(Trainer.solo(config, tmp_path), fixed=("mixer_r", "mixer_v") if algo == "mifq" else ())
 
 
 def test_a_bc_pack_resumed_after_a_crash_equals_an_uninterrupted_one(mpe_demos, tmp_path, monkeypatch):

@@ -17,9 +17,9 @@ from marlrepro.train import Trainer
 
 # The networks a learner trains (its target copies only follow them): the agents, the mixer,
 # for IGM-DA the decentralised learners, for FOP the actor and the two critics, for PPO and HASAC
-# the actor and the critic, and HASAC's temperatures.
+# the actor and the critic, HASAC's temperatures, MIFQ's reward and value mixers.
 TRAINED = ("controller", "mixer", "learners", "actor", "critic_1", "critic_2", "critic", "log_alphas",
-           "critic_log_alpha")
+           "critic_log_alpha", "mixer_r", "mixer_v")
 
 
 def network(name: str) -> str:
@@ -46,14 +46,15 @@ def optimised_names(trainer: Trainer) -> set[str]:
     return set(names)
 
 
-def run_and_check_training(trainer: Trainer) -> list[dict[str, Any]]:
+def run_and_check_training(trainer: Trainer, fixed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Run ``trainer`` to its end and assert that each of its runs trained; return the runs'
     final summaries.
 
     Trained means: the optimiser updates exactly the trainable weights (the trained networks,
     not their targets); at least one update; every loss logged after the first update is finite;
     and every trained network (agents, mixer, IGM-DA's learners) saved in the final checkpoint
-    differs from its initial weights.
+    differs from its initial weights, except the ``fixed`` ones (a learning rate of 0: MIFQ's
+    hypernetworks), which must keep them exactly.
     """
     trainable = {name for name, p in trainer.learners.params.items() if p.requires_grad}
     assert optimised_names(trainer) == trainable
@@ -70,6 +71,9 @@ def run_and_check_training(trainer: Trainer) -> list[dict[str, Any]]:
         assert saved.keys() == initial[r].keys()
         for net in {network(name) for name in initial[r]}:
             names = [name for name in initial[r] if network(name) == net]
+            if net in fixed:
+                assert all(torch.equal(initial[r][name], saved[name]) for name in names), f"{run_dir}: {net} moved"
+                continue
             assert any(not torch.equal(initial[r][name], saved[name]) for name in names), \
                 f"{run_dir}: {net}: weights did not move"
     return finals
