@@ -8,15 +8,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from archive_files import flip_byte, manifest_of, rewrite
 
 from marlrepro import train as train_module
-from marlrepro.archive import MANIFEST_MEMBER
 from marlrepro.cli import main
 from marlrepro.config import load_config
 from marlrepro.demos import (
@@ -118,32 +117,7 @@ def test_the_episodes_are_the_experts_greedy_available_actions(expert, demos):
     assert bool((episodes.actions[~filled] == 0).all())  # padding
 
 
-def _rewrite(source: Path, target: Path, manifest: dict | None = None, episodes: bytes | None = None) -> Path:
-    """A copy of demo file ``source`` with its manifest and/or episodes member replaced."""
-    with zipfile.ZipFile(source) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    if manifest is not None:
-        members[MANIFEST_MEMBER] = json.dumps(manifest).encode()
-    if episodes is not None:
-        members[EPISODES_MEMBER] = episodes
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return target
 
-
-def _manifest(path: Path) -> dict:
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read(MANIFEST_MEMBER))
-
-
-def _flip_byte(path: Path, target: Path) -> Path:
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        episodes = archive.read(EPISODES_MEMBER)
-    data[data.find(episodes) + len(episodes) // 2] ^= 0xFF
-    target.write_bytes(bytes(data))
-    return target
 
 
 def _other_episodes(path: Path, target: Path, change=lambda tensors: tensors.update(reward=tensors["reward"] + 1)):
@@ -154,7 +128,7 @@ def _other_episodes(path: Path, target: Path, change=lambda tensors: tensors.upd
     change(tensors)
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
-    return _rewrite(path, target, episodes=buffer.getvalue())
+    return rewrite(path, target, members={EPISODES_MEMBER: buffer.getvalue()})
 
 
 def _other_shapes(path: Path, target: Path) -> Path:
@@ -165,13 +139,14 @@ def _other_shapes(path: Path, target: Path) -> Path:
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     data = buffer.getvalue()
-    return _rewrite(path, target, {**_manifest(path), "episodes_sha256": hashlib.sha256(data).hexdigest()}, data)
+    return rewrite(path, target, {**manifest_of(path), "episodes_sha256": hashlib.sha256(data).hexdigest()},
+                   {EPISODES_MEMBER: data})
 
 
 def _spec_changed(field: str, delta: int):
     def damage(path: Path, target: Path) -> Path:
-        manifest = _manifest(path)
-        return _rewrite(path, target, {**manifest, "spec": {**manifest["spec"], field: manifest["spec"][field] + delta}})
+        manifest = manifest_of(path)
+        return rewrite(path, target, {**manifest, "spec": {**manifest["spec"], field: manifest["spec"][field] + delta}})
     return damage
 
 
@@ -180,16 +155,16 @@ def _spec_changed(field: str, delta: int):
     (lambda path, target: target.write_bytes(path.read_bytes()[: path.stat().st_size // 2]) and target, 6,
      ["not a marlrepro-demos file", "not a zip archive", "truncated", "collect the demonstrations again"]),
     (lambda path, target: target.write_text("hello") and target, 6, ["not a marlrepro-demos file"]),
-    (_flip_byte, 6, ["corrupt", EPISODES_MEMBER, "collect the demonstrations again"]),
+    (lambda path, target: flip_byte(path, target, EPISODES_MEMBER), 6, ["corrupt", EPISODES_MEMBER, "collect the demonstrations again"]),
     (_other_episodes, 6, ["corrupt", "checksum", "episodes_sha256"]),
     (_other_shapes, 6, ["corrupt", "obs has shape [6, 26, 3, 17]", "expected [6, 26, 3, 18]"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "version": 7}), 6,
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "version": 7}), 6,
      ["marlrepro-demos version 7 is not supported", "supported versions: 1"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "format": "marlrepro-policy"}), 6,
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "format": "marlrepro-policy"}), 6,
      ["not a marlrepro-demos file", "'marlrepro-policy'"]),
-    (lambda path, target: _rewrite(path, target, {k: v for k, v in _manifest(path).items() if k != "seeds"}), 6,
+    (lambda path, target: rewrite(path, target, {k: v for k, v in manifest_of(path).items() if k != "seeds"}), 6,
      ["lacks the fields seeds"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "env": "mpe:simple_reference"}), 6,
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "env": "mpe:simple_reference"}), 6,
      ["another task", "env 'mpe:simple_reference' (the run's is 'mpe:simple_spread')"]),
     (_spec_changed("obs_dim", 1), 6, ["another task", "obs_dim=19 (the run's env has 18)"]),
     (_spec_changed("n_agents", -1), 6, ["another task", "n_agents=2 (the run's env has 3)"]),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from archive_files import flip_byte, manifest_of, rewrite
 
 from marlrepro.checkpoint import PREVIOUS_FILE, read_checkpoint
 from marlrepro.cli import main
@@ -129,32 +129,7 @@ def test_the_manifest_describes_the_run_and_the_file_is_reproducible(runs, polic
     assert torch.equal(torch.get_rng_state(), rng)  # loading draws no random numbers of the caller's
 
 
-def _rewrite(source: Path, target: Path, manifest: dict | None = None, weights: bytes | None = None) -> Path:
-    """A copy of policy file ``source`` with its manifest and/or weights member replaced."""
-    with zipfile.ZipFile(source) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    if manifest is not None:
-        members[MANIFEST_MEMBER] = json.dumps(manifest).encode()
-    if weights is not None:
-        members[WEIGHTS_MEMBER] = weights
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return target
 
-
-def _manifest(path: Path) -> dict:
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read(MANIFEST_MEMBER))
-
-
-def _flip_weights_byte(path: Path, target: Path) -> Path:
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        weights = archive.read(WEIGHTS_MEMBER)
-    data[data.find(weights) + len(weights) // 2] ^= 0xFF
-    target.write_bytes(bytes(data))
-    return target
 
 
 def _truncated(path: Path, target: Path) -> Path:
@@ -174,28 +149,28 @@ def _other_weights(path: Path, target: Path) -> Path:
     state = {name: t + 1 for name, t in state.items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    return _rewrite(path, target, weights=buffer.getvalue())
+    return rewrite(path, target, members={WEIGHTS_MEMBER: buffer.getvalue()})
 
 
 @pytest.mark.parametrize(("damage", "words"), [
-    (_flip_weights_byte, ["corrupt", WEIGHTS_MEMBER, "export the policy again"]),
+    (lambda path, target: flip_byte(path, target, WEIGHTS_MEMBER), ["corrupt", WEIGHTS_MEMBER, "export the policy again"]),
     (_other_weights, ["corrupt", "checksum", "weights_sha256"]),
     (_truncated, ["not a marlrepro-policy file", "not a zip archive", "truncated"]),
     (_not_a_zip, ["not a marlrepro-policy file", "not a zip archive"]),
     (lambda path, target: target, ["no such file"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "version": 7}),
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "version": 7}),
      ["version 7 is not supported", "supported versions: 1"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "format": "something"}),
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "format": "something"}),
      ["not a marlrepro-policy file", "'something'"]),
-    (lambda path, target: _rewrite(path, target, {k: v for k, v in _manifest(path).items() if k != "t_env"}),
+    (lambda path, target: rewrite(path, target, {k: v for k, v in manifest_of(path).items() if k != "t_env"}),
      ["lacks the fields t_env"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "t_env": "many"}),
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "t_env": "many"}),
      ["fields of the wrong type: t_env (str)"]),
-    (lambda path, target: _rewrite(path, target, weights=b"hello"), ["corrupt", "checksum"]),
-    (lambda path, target: _rewrite(
-        path, target, {**(m := _manifest(path)), "config": {**m["config"], "agent": {"hidden_dim": 8}}}),
+    (lambda path, target: rewrite(path, target, members={WEIGHTS_MEMBER: b"hello"}), ["corrupt", "checksum"]),
+    (lambda path, target: rewrite(
+        path, target, {**(m := manifest_of(path)), "config": {**m["config"], "agent": {"hidden_dim": 8}}}),
      ["weights do not fit", "agent.fc2.weight has shape [3, 16], the controller [3, 8]"]),
-    (lambda path, target: _rewrite(path, target, {**_manifest(path), "controller": "tset"}),
+    (lambda path, target: rewrite(path, target, {**manifest_of(path), "controller": "tset"}),
      ["unknown evaluated controller", "did you mean 'test'?"]),
 ], ids=["flipped-byte", "other-weights", "truncated", "not-a-zip", "missing", "version-7", "other-format",
         "missing-field", "wrong-type", "bad-weights", "weights-do-not-fit", "unknown-controller"])
