@@ -27,10 +27,9 @@ smoke: install
 	$(BIN)/snakemake --cores $(CORES) --config scale=smoke --report results/report.html
 
 test: install
-	# one worker per core (at most 4), each taking whole files in conftest's order (the smoke DAG's
-	# file first: its tests share one run, started at once); the 25 slowest tests are listed at the
-	# end (the suite's time budget is ~15 minutes on 2 cores)
-	$(BIN)/pytest -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder --durations=25
+	# one worker per core (at most 4), each taking whole files: the smoke DAG's tests share one run;
+	# the 25 slowest tests are listed at the end (the suite's time budget is ~15 minutes on 2 cores)
+	$(BIN)/pytest -n auto --maxprocesses=4 --dist loadfile --durations=25
 
 clean-results:
 	rm -rf results .snakemake

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,6 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # version and flags, so a stale entry is never used.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "marlrepro-tests-jax-cache"))
 torch.set_num_threads(1)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The smoke DAG's file first, then the other files by their number of tests, most first.
-
-    ``make test`` runs ``--dist loadfile --no-loadscope-reorder``, so xdist hands out the files
-    in this order: one worker starts the DAG (its module fixture, the suite's longest piece) at
-    once while the others take the rest. xdist's own reordering (by number of tests, kept here
-    for the rest) sent the DAG's few tests last, and the suite then waited for the DAG alone. A
-    stable sort: each file's tests keep their order."""
-    per_file = Counter(item.path for item in items)
-    items.sort(key=lambda item: (item.path.name != "test_dag_smoke.py", -per_file[item.path]))
 
 
 @pytest.fixture(autouse=True)
