@@ -1,7 +1,7 @@
 """The whole DAG at smoke scale: every wired table, figure and the report, from a clean copy.
 
-The DAG runs once per session (the ``smoke_dag`` fixture, 13 minutes on 2 cores in CI, beside the
-other tests: over its 10-minute budget, hence the longer timeout of the first test); the report
+The DAG runs once per session (the ``smoke_dag`` fixture: 10 minutes alone on 2 cores in CI,
+12–16 beside the other tests, hence the longer timeout of the first test); the report
 (``smoke_report``, under a minute) is built once from its outputs and read by the report tests. The
 screenshot test needs chromium (Debian: ``apt-get install chromium``); it is skipped without it,
 unless ``MARLREPRO_BROWSER=1`` (CI) makes a missing browser a failure.
