@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -73,6 +73,19 @@ _PER_OBSERVATION = ("obs", "state", "avail_actions", "full_obs")
 _OBSERVATION_SIZED = ("obs", "state", "full_obs")
 
 
+def draw_episodes(available: Sequence[int], batch_size: int, generators: Sequence[torch.Generator],
+                  runs: Sequence[bool], device: torch.device, wrap: Sequence[int]) -> torch.Tensor:
+    """The episodes [R, B] of each run's batch: ``batch_size`` distinct ones drawn uniformly among
+    its first ``available[r]`` by its generator where ``runs[r]`` holds; other runs get
+    ``0, 1, … mod wrap[r]`` (a placeholder their update mask discards) and their generators are not
+    drawn from. The one way the replay buffer and the demonstrations sample, so that a packed run
+    draws exactly what it would alone."""
+    return torch.stack([
+        torch.randperm(size, generator=generator, device=device)[:batch_size] if take
+        else torch.arange(batch_size, device=device) % modulus
+        for size, generator, take, modulus in zip(available, generators, runs, wrap, strict=True)])
+
+
 class EpisodeBuffer:
     """The replay buffers of the ``R`` runs of a pack: one ring of ``capacity`` episodes per run,
     stacked on a leading run axis, so sampling for all runs is one gather per field.
@@ -133,10 +146,8 @@ class EpisodeBuffer:
         longest sampled episode of all runs (one host synchronisation, none for a host buffer):
         the trainer's bucket length (pymarl's ``max_t_filled`` cut). Without it the batch is
         padded to the episode limit."""
-        idx = [torch.randperm(self.size[r], generator=generators[r], device=self.device)[:batch_size]
-               if take else torch.arange(batch_size, device=self.device) % self.capacity
-               for r, take in enumerate(runs)]
-        index = torch.stack(idx).to(self.where)
+        index = draw_episodes(self.size, batch_size, generators, runs, self.device,
+                              [self.capacity] * self.runs).to(self.where)
         steps = None if cut is None else cut(int(self.storage.filled[self._all_runs, index].sum(dim=-1).max()))
 
         def gather(name: str, value: torch.Tensor) -> torch.Tensor:

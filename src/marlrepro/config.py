@@ -601,14 +601,11 @@ def _check_demos(config: TrainConfig) -> None:
     if demos.batch_size > demos.count:
         raise ConfigError(f"demos.batch_size: a batch draws distinct episodes among the first demos.count = "
                           f"{demos.count}; use at most {demos.count} (got {demos.batch_size})")
-    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
-        if mode != "none":
-            raise ConfigError(f"{key}: algo {config.algo!r} is a learner of its own; set {key}=none (got {mode!r})")
 
 
 def _check_iq(config: TrainConfig) -> None:
     """The soft-Q imitation learners' settings: a positive temperature, a non-negative χ²
-    coefficient, and no other family's mode."""
+    coefficient and learning rate of the hypernetworks."""
     iq = config.iq
     if iq.alpha <= 0:
         raise ConfigError(f"iq.alpha: the temperature must be > 0, got {iq.alpha}")
@@ -616,10 +613,6 @@ def _check_iq(config: TrainConfig) -> None:
         raise ConfigError(f"iq.chi2_coef: must be >= 0 (0: no regulariser, 0.5: the chi-squared one), got {iq.chi2_coef}")
     if iq.mixer_lr is not None and iq.mixer_lr < 0:
         raise ConfigError(f"iq.mixer_lr: must be >= 0 (0: fixed hypernetworks; null: learner.lr), got {iq.mixer_lr}")
-    for key, mode in (("max_entropy.mode", config.max_entropy.mode), ("imitation.mode", config.imitation.mode)):
-        if mode != "none":
-            raise ConfigError(f"{key}: algo {config.algo!r} is a soft-Q imitation learner of its own; "
-                              f"set {key}=none (got {mode!r})")
 
 
 def check_config(config: TrainConfig) -> None:
@@ -696,11 +689,11 @@ def check_config(config: TrainConfig) -> None:
         if not 0 < me.away_td_weight <= 1:
             raise ConfigError(f"max_entropy.away_td_weight: a weight in (0, 1] (1: the plain TD loss, 0.5: the "
                               f"released code's), got {me.away_td_weight}")
-    if config.algo in ACTOR_CRITIC_ALGOS:
+    if config.algo in (*ACTOR_CRITIC_ALGOS, *DEMONSTRATION_ALGOS):  # not a mode of value decomposition
         for key, mode in (("max_entropy.mode", me.mode), ("imitation.mode", config.imitation.mode)):
             if mode != "none":
-                raise ConfigError(f"{key}: algo {config.algo!r} is an actor-critic learner of its own; "
-                                  f"set {key}=none (got {mode!r})")
+                raise ConfigError(f"{key}: algo {config.algo!r} is a learner of its own, not a mode of value "
+                                  f"decomposition; set {key}=none (got {mode!r})")
     if config.algo == "hasac":
         _check_hasac(config)
     if config.algo in SOFT_Q_IMITATION_ALGOS:

@@ -52,7 +52,7 @@ from marlrepro.archive import (
     tensor_bytes,
     write_archive,
 )
-from marlrepro.buffer import EpisodeBuffer, Episodes
+from marlrepro.buffer import EpisodeBuffer, Episodes, draw_episodes
 from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.envs.base import EnvSpec
@@ -288,10 +288,7 @@ class DemoSampler:
         """The episodes [R, B] of each run's demo batch: ``batch_size`` distinct ones among its first
         ``counts[r]``, drawn by its generator where ``runs[r]`` holds; other runs get the first ones
         (a placeholder their update mask discards) and their generators are not drawn from."""
-        return torch.stack([
-            torch.randperm(count, generator=generator, device=self.device)[:self.batch_size] if take
-            else torch.arange(self.batch_size, device=self.device) % count
-            for count, generator, take in zip(self.counts, generators, runs, strict=True)])
+        return draw_episodes(self.counts, self.batch_size, generators, runs, self.device, self.counts)
 
     def longest(self, index: torch.Tensor) -> int:
         """The longest episode among ``index`` [R, B] (one host synchronisation)."""

@@ -8,8 +8,9 @@ import math
 
 import torch
 
-# the logit given to unavailable actions: finite, so that 0 · log π stays 0 in the entropy
-_MASKED = -1e9
+# the logit given to unavailable actions: finite, so that 0 · log π stays 0 in the entropy and no
+# gradient of a log-sum-exp over them is NaN (the soft values of learners/soft_q.py)
+MASKED_LOGIT = -1e9
 # the smallest temperature the policies use. Where the policies cannot reach the target entropy
 # from above (two equally good actions keep log 2 nats: the matrix game's B and C), the
 # temperature's objective lowers log α without end, and exp(log α) underflows to 0.
@@ -25,7 +26,7 @@ def masked_log_policy(logits: torch.Tensor, avail: torch.Tensor, alpha: torch.Te
     """``log π(a) = log softmax_a(logits / α)`` over the available actions (ME-IGM eq. 10: the
     logits are the OPT's transformed local values): ``logits`` [..., A], ``avail`` [..., A]
     (bool) -> [..., A]; unavailable actions get probability 0 (log-probability ``-1e9``)."""
-    return torch.log_softmax((logits / alpha).masked_fill(~avail, _MASKED), dim=-1)
+    return torch.log_softmax((logits / alpha).masked_fill(~avail, MASKED_LOGIT), dim=-1)
 
 
 def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

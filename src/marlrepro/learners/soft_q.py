@@ -25,10 +25,7 @@ from marlrepro.config import TrainConfig
 from marlrepro.controller import AgentController, SoftmaxPolicyController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
-from marlrepro.learners.max_entropy import temperature
-
-# the logit of an unavailable action inside the log-sum-exp: finite, so that no gradient is NaN
-_MASKED = -1e9
+from marlrepro.learners.max_entropy import MASKED_LOGIT, temperature
 
 
 def soft_values(q: torch.Tensor, avail: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
@@ -37,7 +34,7 @@ def soft_values(q: torch.Tensor, avail: torch.Tensor, alpha: torch.Tensor | floa
     action is available (padding after an episode's end) the value is 0, so that it adds nothing
     wherever a mask or a termination flag multiplies it."""
     real = avail.any(dim=-1)
-    v = alpha * torch.logsumexp((q / alpha).masked_fill(~avail, _MASKED), dim=-1)
+    v = alpha * torch.logsumexp((q / alpha).masked_fill(~avail, MASKED_LOGIT), dim=-1)
     return torch.where(real, v, 0.0)
 
 
