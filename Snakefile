@@ -14,7 +14,7 @@ line each to PAPERS, the includes and rule all below (and CLAIM_PAPERS, workflow
 import os
 from pathlib import Path
 
-import yaml  # for workflow/rules/igm_da.smk, which reads x-frozenlake from config/igm_da.yaml
+import yaml  # for workflow/rules/igm_da.smk (x-frozenlake of config/igm_da.yaml) and mifq.smk (its tasks)
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
@@ -29,8 +29,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-PAPERS = ("me_igm", "vd", "igm_da")
+PAPERS = ("me_igm", "vd", "igm_da", "mifq")
 SCHEMAS = "workflow/schemas"
+DEMOS_CONFIG = "config/demos.yaml"
 
 # Every config file is checked on every invocation, before any job starts: against its schema, then
 # names (scales, algorithms, envs), train settings and each planned run (marlrepro.experiments).
@@ -44,10 +45,13 @@ try:
         raise unknown_choice("config/config.yaml or --config: scale", config["scale"], SCALES, "scale")
     SCALE = SCALES[config["scale"]]
     ALGOS = {path.stem: read_settings(path) for path in sorted(Path("config/algos").glob("*.yaml"))}
+    # how `marlrepro collect-demos` plays an expert experiment's demonstrations, and their caps
+    DEMOS = load_checked(DEMOS_CONFIG, f"{SCHEMAS}/demos.schema.yaml")
     # EXPERIMENTS[paper][experiment]: the scale merged over config/<paper>.yaml
     EXPERIMENTS = {
         paper: plan_paper(
-            paper, load_checked(f"config/{paper}.yaml", f"{SCHEMAS}/paper.schema.yaml"), SCALE, config, SCALES, ALGOS
+            paper, load_checked(f"config/{paper}.yaml", f"{SCHEMAS}/paper.schema.yaml"), SCALE, config, SCALES, ALGOS,
+            DEMOS,
         )
         for paper in PAPERS
     }
@@ -69,6 +73,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/me_igm.smk"
 include: "workflow/rules/vd.smk"
 include: "workflow/rules/igm_da.smk"
+include: "workflow/rules/mifq.smk"
 include: "workflow/rules/claims.smk"
 
 
@@ -78,4 +83,5 @@ rule all:
         rules.me_igm.input,
         rules.vd_smax_curves.output,
         rules.igm_da.input,
+        rules.mifq.input,
         rules.claims.input,

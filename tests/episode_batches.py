@@ -62,3 +62,19 @@ def greedy_rollouts_by_mode(env_for: Callable[[str], object]) -> dict[str, tuple
         episodes, stats = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
         collected[mode] = (episodes.tensors(), stats)
     return collected
+
+
+def greedy_rollouts_from_one_key(env, key: int = 21) -> tuple[tuple[dict, object], tuple[dict, object]]:
+    """:func:`greedy_rollouts_by_mode` on one JAX env restarted from the same key for each mode:
+    ((fused episodes, stats), (stepwise episodes, stats))."""
+    import jax
+    import numpy as np
+
+    start = np.asarray(jax.random.key_data(jax.random.key(key)))
+
+    def from_the_same_key(mode: str):
+        env.set_rng_state(start)
+        return env
+
+    collected = greedy_rollouts_by_mode(from_the_same_key)
+    return collected["fused"], collected["stepwise"]

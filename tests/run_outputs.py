@@ -36,11 +36,15 @@ def assert_same_outputs(resumed: Path, uninterrupted: Path) -> None:
 def assert_packed_run_equals_alone(packed: Path, alone: Path, exact_weights: bool = True) -> dict[str, torch.Tensor]:
     """A run trained in a pack and the same run trained alone have equal metrics.parquet and
     final.json (but the wall-clock fields and the pack size), exactly, and equal final weights and
-    buffers: exactly, or to float rounding without ``exact_weights``; returns those weights."""
+    buffers: exactly, or to float rounding without ``exact_weights`` (and so the matrix game's
+    policies in final.json); returns those weights."""
     metrics = [pd.read_parquet(run / "metrics.parquet").drop(columns="wall_time_s") for run in (packed, alone)]
     pd.testing.assert_frame_equal(*metrics, check_exact=True)
     finals = [{key: value for key, value in json.loads((run / "final.json").read_text()).items()
                if key not in (*WALL_CLOCK, "pack_size")} for run in (packed, alone)]
+    if not exact_weights:  # what the summary computes from the weights (the matrix game's policies), as they
+        policies = [torch.tensor(final.pop("policy", [])) for final in finals]
+        torch.testing.assert_close(*policies, rtol=1e-5, atol=1e-6)
     assert finals[0] == finals[1]
     assert finals[0]["updates"] > 0
     weights = [torch.load(run / "checkpoint/state.pt", weights_only=False)["learner"] for run in (packed, alone)]
@@ -67,8 +71,8 @@ def assert_crashed_pack_resumes_exactly(pack: Callable[[str], list], monkeypatch
     train_pack(members)
     train_step, calls = Trainer._train_step, []
 
-    def train_step_then_crash(self, runs):
-        train_step(self, runs)
+    def train_step_then_crash(self, *args):
+        train_step(self, *args)
         calls.append(1)
         if len(calls) == crash_after:
             raise RuntimeError("killed")

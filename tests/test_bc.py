@@ -14,6 +14,7 @@ from run_outputs import (
     assert_crashed_pack_resumes_exactly,
     assert_packed_run_equals_alone,
 )
+from scripted_demos import KNOWN, write_scripted_demos
 from training_checks import run_and_check_training
 
 from marlrepro.buffer import Episodes
@@ -30,32 +31,12 @@ from marlrepro.runner import EpisodeRunner
 from marlrepro.train import DEMO_PREFIX, PackMember, Trainer, train_pack
 
 SETTINGS = ["run.device=cpu", "run.progress=false", "tracking.uri=", "agent.hidden_dim=16", "run.eval_episodes=8"]
-MONOTONIC = validate_env("matrix:monotonic", {})[0]
-KNOWN = (1, 2)  # the monotonic game's optimum, payoff 5; neither agent's first action
 
 
 @pytest.fixture(scope="module")
 def scripted_demos(tmp_path_factory) -> Path:
-    """64 one-step episodes of matrix:monotonic by a scripted expert that plays the joint action
-    :data:`KNOWN` with probability 3/4 and a uniform joint action otherwise."""
-    root = tmp_path_factory.mktemp("scripted")
-    generator = torch.Generator().manual_seed(0)
-    n, spec = 64, MONOTONIC
-    episodes = Episodes.empty(n, spec, torch.device("cpu"))
-    episodes.obs.fill_(1.0)
-    episodes.state.fill_(1.0)
-    episodes.avail_actions.fill_(True)
-    known = torch.rand(n, generator=generator) < 0.75
-    uniform = torch.randint(spec.n_actions, (n, spec.n_agents), generator=generator)
-    episodes.actions[:, 0] = torch.where(known[:, None], torch.tensor(KNOWN), uniform)
-    payoff = torch.tensor([[1.0, 0.0, 3.0], [3.0, 2.0, 5.0], [2.0, 1.0, 4.0]])
-    episodes.reward[:, 0] = payoff[episodes.actions[:, 0, 0], episodes.actions[:, 0, 1]]
-    episodes.terminated.fill_(1.0)
-    episodes.filled.fill_(1.0)
-    (root / "expert.txt").write_text("the scripted expert of tests/test_bc.py\n")
-    write_demos(root / "demos.zip", episodes, list(range(n)), episodes.reward[:, 0], episodes.reward[:, 0] == 5.0,
-                spec, {}, "sampled", root / "expert.txt", {"method": "scripted"})
-    return root / "demos.zip"
+    """The scripted expert's demonstrations on matrix:monotonic (tests/scripted_demos.py)."""
+    return write_scripted_demos(tmp_path_factory.mktemp("scripted"))
 
 
 def test_bc_recovers_a_known_policy_from_its_demonstrations(scripted_demos, tmp_path):

@@ -95,9 +95,9 @@ def edit(data: dict, path: str, value) -> dict:
         ("titel", "t", ["f: titel: unknown key 'titel' (did you mean 'title'?)", "experiments, title",
                         "(or a key matching ^x-)"]),
         ("experiments.sight0.seed", 5, ["f: experiments.sight0.seed: unknown key 'seed' (did you mean 'seeds'?)",
-                                        "algos, description, envs, scales, seeds, settings"]),
+                                        "algo_settings, algos, collect_demos, demos_from, description, envs, scales, seeds, settings, sweep"]),
         ("experiments.sight0.scales.smoke.seed", 1, ["experiments.sight0.scales.smoke.seed: unknown key 'seed'",
-                                                     "algos, envs, resources, seeds, settings"]),
+                                                     "algo_settings, algos, collect_demos, envs, resources, seeds, settings, skip, sweep_values"]),
         ("experiments.sight0.scales.smoke.resources", {"runtim": 5},
          ["experiments.sight0.scales.smoke.resources.runtim: unknown key 'runtim' (did you mean 'runtime'?)"]),
         ("experiments.sight0.envs.2", "MMM2", ["f: experiments.sight0.envs[2]: 'MMM2' does not match",
@@ -148,7 +148,7 @@ def test_unreadable_files_are_named(tmp_path):
     "text, words",
     [
         ("algo: qmixx\n", ["a.yaml: algo: unknown value 'qmixx' (did you mean 'qmix'?)",
-                           "dmix, fop, hasac, iiq, ippo, iql, iqvdn, mappo, masqil, mifq, qmix, qplex, vdn"]),
+                           "dmix, fop, hasac, iiq, ippo, iql, iqvdn, magail, mappo, masqil, mifq, qmix, qplex, vdn"]),
         ("mixer: {num_kernels: 4}\n", ["a.yaml: mixer.num_kernels: unknown key 'num_kernels'",
                                        "(did you mean 'num_kernel'?)"]),
         ("learner: {lr: fast}\n", ["a.yaml: learner.lr: expected a number, got str 'fast'"]),
@@ -179,7 +179,7 @@ W = "config/p.yaml: experiments.exp"
     [
         # names: algorithms (config/algos/*.yaml), envs (every backend), scales and their subsets
         ({"algos": ["qmix", "qplexx"]}, [f"{W}.algos[1]: unknown algorithm 'qplexx' (did you mean 'qplex'?)",
-                                         "dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn"]),
+                                         "dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, magail, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn"]),
         ({"envs": ["smax:3m", "smax:9zz"]}, [f"{W}.envs[1]: unknown smax scenario '9zz'", "3m, 3s5z, 3s_vs_5z"]),
         ({"envs": ["smax:MMM3"]}, ["unknown smax scenario 'MMM3' (did you mean 'MMM2'?)"]),
         ({"envs": ["smacv2:protoss_5_vs_6"]}, ["unknown smacv2 scenario 'protoss_5_vs_6'", "protoss_5_vs_5"]),
@@ -188,7 +188,7 @@ W = "config/p.yaml: experiments.exp"
         ({"envs": ["matrix:me_igmm"]}, ["unknown matrix scenario 'me_igmm' (did you mean 'me_igm'?)", "monotonic"]),
         ({"envs": ["mpe:simple_spred"]}, ["unknown mpe scenario 'simple_spred' (did you mean 'simple_spread'?)"]),
         ({"envs": ["starcraft:3m"]}, [f"{W}.envs[0]: unknown backend 'starcraft'",
-                                      "matrix, miner, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
+                                      "jaxmpe, matrix, miner, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
         ({"scales": {"smok": {"seeds": 1}}}, [f"{W}.scales.smok: unknown scale 'smok' (did you mean 'smoke'?)"]),
         ({"scales": {"smoke": {"algos": ["vdn"]}}}, [f"{W}.scales.smoke.algos[0]: 'vdn' is not one of the "
                                                      "experiment's algos; its algos: qmix"]),
@@ -244,9 +244,10 @@ def test_runs_are_checked_only_at_the_planned_scale():
 def test_shipped_grids_plan_at_every_scale():
     for name in SCALES:
         scale = scale_from_dict(name, load_checked(REPO / f"config/scales/{name}.yaml", SCHEMAS / "scale.schema.yaml"))
-        for paper in ("me_igm", "vd", "igm_da"):
+        demos = load_checked(REPO / "config/demos.yaml", SCHEMAS / "demos.schema.yaml")
+        for paper in ("me_igm", "vd", "igm_da", "mifq"):
             data = load_checked(REPO / f"config/{paper}.yaml", SCHEMAS / "paper.schema.yaml")
-            assert plan_paper(paper, data, scale, {**WORKFLOW, "scale": name}, SCALES, ALGOS)
+            assert plan_paper(paper, data, scale, {**WORKFLOW, "scale": name}, SCALES, ALGOS, demos)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -272,7 +273,14 @@ BAD_FILES = {
     "unknown-algo": ("config/vd.yaml", "algos: [iql, vdn, qmix]", "algos: [iql, vdn, qmixx]",
                      ["config/vd.yaml: experiments.smax_curves.algos[2]: unknown algorithm 'qmixx' "
                       "(did you mean 'qmix'?)",
-                      "dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
+                      "dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, magail, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
+    "mifq-unknown-method": ("config/mifq.yaml", "[bc, iiq, iqvdn, masqil, magail, mifq]", "[bc, iiq, iqvdn, masqil, magail, mifqq]",
+                            [("config/mifq.yaml: experiments.table1_smacv2.algos[5]: unknown algorithm 'mifqq' "
+                              "(did you mean 'mifq'?)")]),
+    "mifq-unknown-task": ("config/mifq.yaml", '["miner:easy_2_vs_2", "miner:medium_2_vs_2", "miner:hard_2_vs_2"]\n    seeds: 4',
+                          '["miner:easy_2_vs_2", "miner:medium_2_vs_2", "miner:hardest_2_vs_2"]\n    seeds: 4',
+                          ["config/mifq.yaml: experiments.table1_miner.envs[2]: unknown miner scenario 'hardest_2_vs_2'",
+                           "easy_2_vs_2, hard_2_vs_2, medium_2_vs_2"]),
     "setting-key": ("config/me_igm.yaml", "        lr: 0.001", "        lrr: 0.001",
                     ["config/me_igm.yaml: experiments.table1_qmix.settings.learner.lrr: unknown key 'lrr' "
                      "(did you mean 'lr'?)"]),

@@ -28,15 +28,17 @@ from marlrepro.report.html_table import DIFFERENCE
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ["me_igm_table1", "me_igm_table1_qmix", "me_igm_table1_fop", "me_igm_table1_me_qmix", "me_igm_table2",
           "me_igm_table3", "me_igm_table4", *(f"me_igm_fig{n}" for n in (2, 4, 5, 6)), "vd_smax_curves",
-          *(f"igm_da_{target}" for target in ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7"))]  # fmt: skip
+          *(f"igm_da_{target}" for target in ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")),
+          "mifq_table1", "mifq_fig2", "mifq_table18"]  # fmt: skip
 TARGETS = [
     *(f"results/tables/{table}.{ext}" for table in TABLES for ext in ("csv", "md", "html")),
     *(f"results/figures/{table}.{ext}" for table in TABLES for ext in ("png", "pdf")),
 ]
 # figures the paper prints without numbers: its words stand beside ours, with nothing to subtract
-QUALITATIVE = {"igm_da_fig6", *(f"me_igm_fig{n}" for n in (2, 4, 5, 6))}
+QUALITATIVE = {"igm_da_fig6", *(f"me_igm_fig{n}" for n in (2, 4, 5, 6)), "mifq_fig2"}
 CATEGORY = {"me_igm": "ME-IGM — maximum-entropy IGM (Tables 1–4, Figures 2 and 4–6)", "vd": "Foundation — value decomposition on SMAX",
-            "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)"}  # fmt: skip
+            "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
+            "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figure 2)"}  # fmt: skip
 LEDGER = "Claim ledger — does each paper's claim hold here?"
 LEDGERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM"}  # paper -> its subcategory in the ledger
 SMOKE_BANNER = "SMOKE SCALE — not comparable with the paper"
@@ -98,6 +100,11 @@ def test_smoke_dag_builds_every_target(smoke_dag):
         pd.testing.assert_frame_equal(rows, part)
     igm_table = (smoke_dag / "results/tables/igm_da_table1.md").read_text()
     assert "smoke" in igm_table.lower() and "| qmix-DA | published |" in igm_table
+    # MIFQ: the expert's demonstrations were played by the DAG, and Table 1 sets its score of ours beside the paper's
+    mifq = pd.read_csv(smoke_dag / "results/tables/mifq_table1.csv").set_index(["scenario", "method"])
+    assert mifq.loc[("simple_spread", "expert"), "n_seeds"] == 1 and mifq.loc[("simple_spread", "mifq"), "n_seeds"] == 1
+    expert = json.loads((smoke_dag / "results/demos/mifq/experts_mpe/mpe-simple_spread/expert.json").read_text())
+    assert expert["episodes"] == 8 and expert["expert_checkpoint"] == "checkpoint/best.pt"
     assert (smoke_dag / "results/mlflow.db").exists()
     # the jobs compiled into the workflow's shared JAX cache (config jax_cache)
     assert any((smoke_dag / "results/cache/jax").iterdir())

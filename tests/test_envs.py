@@ -333,7 +333,7 @@ def test_smax_win_rule_and_reward(smax_run: tuple[EnvSpec, list[EnvBatch]]) -> N
 @pytest.mark.parametrize(
     ("name", "options", "must_mention"),
     [
-        ("starcraft:3m", {}, ["env.name", "matrix, miner, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
+        ("starcraft:3m", {}, ["env.name", "jaxmpe, matrix, miner, mpe, overcooked, sc2, smacv2, smax, smax_stock"]),
         ("3m", {}, ["env.name", "backend:scenario"]),
         ("smax:4m", {}, ["env.name", "3m", "5m_vs_6m", "3s5z", "MMM2", "8m_vs_9m"]),
         ("smacv2:protoss_5_vs_6", {}, ["env.name", "protoss_5_vs_5", "zerg_20_vs_23"]),

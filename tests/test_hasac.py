@@ -198,7 +198,7 @@ def test_hasac_beats_random_policies_on_the_matrix_game(tmp_path):
     expect more than -1 (less than a 1/12 chance that one agent plays A while the other does not);
     with faster learning rates than SMACv2's so that 1600 steps suffice (seeds 0-3 reach -0.05
     or better)."""
-    final = train(_matrix_config("run.t_max=1600", "run.eval_interval=800", "learner.updates_per_rollout=4",
+    final = train(_matrix_config("run.t_max=1600", "run.eval_interval=800",  # 0.125 × 32 steps: 4 updates a rollout
                                  "learner.lr=0.003", "hasac.critic_lr=0.003", "hasac.alpha_lr=0.01",
                                  "hasac.alpha_init=0.1", "run.seed=0"), tmp_path)
     policies = torch.tensor(final["policy"])
@@ -214,7 +214,7 @@ def test_hasac_trains_on_smax_through_the_fused_rollout(tmp_path):
 
     members = [PackMember(load_config(["config/algos/hasac.yaml"], [
         "env.name=smax:3m", "env.num_envs=4", "env.options.episode_limit=30", "learner.batch_size=4",
-        "learner.updates_per_rollout=2", "agent.hidden_dim=32", "exploration.warmup_steps=100", "run.t_max=300",
+        "learner.updates_per_env_step=null", "learner.updates_per_rollout=2", "agent.hidden_dim=32", "exploration.warmup_steps=100", "run.t_max=300",
         "run.eval_interval=150", "run.eval_episodes=4", "run.device=cpu", "run.progress=false", "tracking.uri=",
         f"run.seed={seed}"]), tmp_path / f"seed{seed}") for seed in (0, 1)]
     trainer = Trainer(members)

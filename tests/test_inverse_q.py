@@ -136,7 +136,8 @@ def _reference_iq_loss(learner, batch: Episodes, demos: Episodes) -> float:
 
 @pytest.mark.parametrize("algo", IQ_ALGOS)
 @pytest.mark.parametrize("overrides", [
-    (),  # Table 2's: chi-squared, "value", target networks
+    (),  # the shipped configs: chi-squared, "value", V(o') online (IQ-Learn's default)
+    ("iq.use_target=true",),  # target networks for V(o')
     ("iq.value_loss=value_replay", "iq.use_target=false"),
     ("iq.value_loss=v0", "iq.chi2_coef=0", "iq.alpha=0.3"),
 ])
@@ -459,7 +460,7 @@ def test_config_errors(override, words):
 def test_target_copy_makes_bootstrap_equal_online():
     """With the targets copied from the online networks, ``use_target`` changes only the gradient
     (the loss value equals the online-bootstrap loss)."""
-    learner = _learner("mifq")
+    learner = _learner("mifq", "iq.use_target=true")
     learner.target_controller.load_state_dict(learner.controller.state_dict())
     learner.target_mixer_v.load_state_dict(learner.mixer_v.state_dict())
     online = copy.deepcopy(learner)

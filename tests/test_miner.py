@@ -529,16 +529,9 @@ def test_the_jax_rules_agree_with_a_plain_python_step_over_random_episodes():
 def test_the_fused_rollout_collects_the_stepwise_runners_episodes(env):
     """The games run in the fused JAX rollout (one call per batch of episodes): greedy episodes
     equal the stepwise runner's, step for step, from the same key."""
-    from episode_batches import greedy_rollouts_by_mode
+    from episode_batches import greedy_rollouts_from_one_key
 
-    start = np.asarray(jax.random.key_data(jax.random.key(21)))
-
-    def from_the_same_key(mode):
-        env.set_rng_state(start)
-        return env
-
-    collected = greedy_rollouts_by_mode(from_the_same_key)
-    (fused, fused_stats), (stepwise, step_stats) = collected["fused"], collected["stepwise"]
+    (fused, fused_stats), (stepwise, step_stats) = greedy_rollouts_from_one_key(env)
     assert torch.equal(fused_stats.lengths, step_stats.lengths) and (fused_stats.lengths > 1).all()
     assert torch.equal(fused_stats.returns, step_stats.returns)
     for name in ("obs", "state", "avail_actions", "actions", "reward", "terminated", "filled"):

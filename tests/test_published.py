@@ -19,7 +19,6 @@ from marlrepro.report.published import (
     matrix_game,
     score_table,
 )
-from marlrepro.report.runs import RunDataError
 from marlrepro.report.score_table import score_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,5 +313,7 @@ def test_the_mifq_extensions_refuse_what_they_should(tmp_path):
     nowhere = edited(lambda d: d["hyperparameters"]["rows"]["gamma"].__setitem__("printed_under", "smacv2"))
     with pytest.raises(ConfigError, match=r"rows\.gamma\.printed_under: expected one of mpe, miner_smacv2"):
         hyperparameters(nowhere)
-    with pytest.raises(RunDataError, match=r"MIFQ Table 15 is a table of reward \(reward\); .* win-rate tables only"):
-        score_rows([], score_table(MIFQ, "table15"), ["mifq"], "paper")
+    # a reward table sets our runs' final test return beside it (not their win rate)
+    final = {"algo": "mifq", "env": "mpe:simple_spread", "seed": 0, "test_return_mean": -30.5, "test_won_mean": 0.0}
+    cell = score_rows([final], score_table(MIFQ, "table15"), ["mifq"], "paper").set_index(["scenario", "method"])
+    assert cell.loc[("simple_spread", "mifq"), "ours_mean"] == -30.5

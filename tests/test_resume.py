@@ -191,8 +191,8 @@ def test_a_smax_run_resumed_after_sigterm_matches_an_uninterrupted_run(tmp_path,
 
     train_step, steps = Trainer._train_step, []
 
-    def train_step_then_sigterm(self, runs):
-        train_step(self, runs)
+    def train_step_then_sigterm(self, *args):
+        train_step(self, *args)
         steps.append(self.runs[0].progress.t_env)
         if len(steps) == 6:
             os.kill(os.getpid(), signal.SIGTERM)

@@ -60,7 +60,7 @@ ME_IGM_SMACV2 = {"smoke": [(1 * 8, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 
 ME_IGM_FIGURES = {"smoke": [(1 * 1, 1), (2 * 1, 1), (1 * 1, 1), (1 * 1, 1), (1 * 1, 1)],
                   "paper": [(1 * 1, 5), (2 * 4, 3), (1 * 1, 3), *[(1 * 1, 3)] * 4, *[(1 * 1, 3)] * 3],
                   "validation": [(1 * 1, 3), (1 * 2, 3), (1 * 1, 3), *[(1 * 1, 3)] * 4, *[(1 * 1, 3)] * 3]}
-CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], *ME_IGM_FIGURES["smoke"],
+CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 2), (1 * 1, 2), *ME_IGM_SMACV2["smoke"], *ME_IGM_FIGURES["smoke"],
                    (1 * 3, 2), (2 * 3, 2), (1 * 1, 2), (1 * 2, 1), (1 * 2, 1), (1 * 2, 2)],
          "paper": [(1 * 1, 5), (1 * 1, 5), (1 * 1, 5), *ME_IGM_SMACV2["paper"], *ME_IGM_FIGURES["paper"],
                    (1 * 3, 5), (6 * 6, 5), (2 * 1, 5), (1 * 2, 5), (1 * 2, 5), (2 * 2, 5)],
@@ -69,14 +69,24 @@ CELLS = {"smoke": [(1 * 1, 3), (1 * 1, 3), (1 * 1, 3), *ME_IGM_SMACV2["smoke"], 
 IGM_DA = slice(-5, None)
 PACK_SIZES = {"smoke": 2, "paper": 4, "validation": 4}  # config/scales/*.yaml
 IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
+# MIFQ (config/mifq.yaml): one MAPPO expert per task, one seed, never packed nor multiplied by
+# config.yaml's seeds (experts_smacv2, experts_miner, experts_mpe: 6 + 3 + 3 tasks; smoke: MPE spread
+# alone); Table 1's cells (tasks x bc, iiq, iqvdn, masqil, magail, mifq) of table1_smacv2, table1_miner
+# and table1_mpe: 4 seeds (validation 3; smoke: MPE spread alone, one seed); at paper scale only, the
+# demo-count scans demos_smacv2 and demos_miner (tasks x iiq, iqvdn, masqil, magail, mifq x 5 counts, 4 seeds)
+MIFQ_TASKS = {"smoke": 1, "paper": 12, "validation": 12}
+MIFQ_CELLS = {"smoke": [(1 * 6, 1)], "paper": [(6 * 6, 4), (3 * 6, 4), (3 * 6, 4), (6 * 5 * 5, 4), (3 * 5 * 5, 4)],
+              "validation": [(6 * 6, 3), (3 * 6, 3), (3 * 6, 3)]}
 
 
 def expected_train_jobs(scale: str, pack_size: int | None = None, seeds: int | None = None,
-                        experiments: slice = slice(None)) -> int:
+                        experiments: slice = slice(None), mifq: bool = True) -> int:
     """Training jobs of the DAG at ``scale``: each cell's seeds (or ``seeds``) in
-    ceil(seeds / pack_size) packs; ``pack_size`` 1 counts the runs."""
+    ceil(seeds / pack_size) packs; ``pack_size`` 1 counts the runs. ``mifq``: with MIFQ's experts
+    (one job each) and Table 1's cells."""
     pack_size = pack_size or PACK_SIZES[scale]
-    return sum(cells * math.ceil((seeds or n) / pack_size) for cells, n in CELLS[scale][experiments])
+    cells = [*CELLS[scale][experiments], *(MIFQ_CELLS[scale] if mifq else [])]
+    return sum(n * math.ceil((seeds or k) / pack_size) for n, k in cells) + (MIFQ_TASKS[scale] if mifq else 0)
 
 # ----------------------------------------------------------------------------------- snakemake
 def copy_workflow(root: Path) -> Path:
@@ -174,6 +184,8 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     assert counts["vd_smax_curves"] == 1 and counts["all"] == 1
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == 1 and counts["me_igm_claims"] == 1  # rule all takes every ledger
+    assert counts["mifq_table1"] == counts["mifq_fig2"] == 1
+    assert counts["export_expert"] == counts["collect_demos"] == MIFQ_TASKS[scale]
 
 
 def test_igm_da_target_lists_every_igm_da_result(workdir):
@@ -182,7 +194,7 @@ def test_igm_da_target_lists_every_igm_da_result(workdir):
     counts = job_counts(result.stdout)
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS) and counts["igm_da"] == 1
     assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(
-        "smoke", experiments=IGM_DA)
+        "smoke", experiments=IGM_DA, mifq=False)
 
 
 def test_train_commands_have_the_contract_shape_and_load(dry_run):
@@ -244,8 +256,9 @@ def test_matrix_game_runs_use_the_published_setting(dry_run):
     by_method = {method: [c for c in matrix if method_name(c) == method] for method in ("qmix", "me_qmix", "fop")}
     assert sum(map(len, by_method.values())) == len(matrix)
     for method, runs in by_method.items():
-        assert sorted(c.run.seed for c in runs) == list(range(3 if scale == "smoke" else 5)), method
-    smoke_budgets = {"qmix": 2000, "me_qmix": 400, "fop": 600}
+        smoke_seeds = 3 if method == "qmix" else 2  # QMIX's third seed: a pack and a lone run (tests/test_slurm.py)
+        assert sorted(c.run.seed for c in runs) == list(range(smoke_seeds if scale == "smoke" else 5)), method
+    smoke_budgets = {"qmix": 2000, "me_qmix": 400, "fop": 300}
     for method, runs in by_method.items():
         for c in runs:
             assert c.run.t_max == (smoke_budgets[method] if scale == "smoke" else 50_000)
@@ -292,8 +305,9 @@ def test_schemas_reject_bad_files_with_a_clear_message(schema, data, words):
     "path, schema",
     [("config/scales/smoke.yaml", "scale"), ("config/scales/paper.yaml", "scale"),
      ("config/scales/validation.yaml", "scale"), ("config/me_igm.yaml", "paper"),
-     ("config/vd.yaml", "paper"), ("config/igm_da.yaml", "paper"), ("config/published/me_igm.yaml", "published"),
-     ("config/published/igm_da.yaml", "published")],
+     ("config/vd.yaml", "paper"), ("config/igm_da.yaml", "paper"), ("config/mifq.yaml", "paper"),
+     ("config/published/me_igm.yaml", "published"), ("config/published/igm_da.yaml", "published"),
+     ("config/published/mifq.yaml", "published"), ("config/demos.yaml", "demos")],
 )  # fmt: skip
 def test_shipped_config_files_pass_their_schemas(path, schema):
     load_checked(REPO / path, REPO / f"workflow/schemas/{schema}.schema.yaml")
@@ -310,7 +324,10 @@ def test_config_yaml_passes_its_schema_and_gets_the_defaults():
 def test_seeds_and_device_override_every_experiment(workdir):
     result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", "seeds=2", "device=cpu")
     assert result.returncode == 0, result.stdout
-    assert job_counts(result.stdout)["train_pack_seeds0to1"] == expected_train_jobs("paper", seeds=2)
+    counts = job_counts(result.stdout)
+    # MIFQ's experts keep their one seed: one-run jobs
+    assert counts["train_pack_seeds0to1"] == expected_train_jobs("paper", seeds=2) - MIFQ_TASKS["paper"]
+    assert counts["train"] == MIFQ_TASKS["paper"]
     assert all("run.device=cpu" in t for t in train_commands(result.stdout))
 
 
@@ -323,7 +340,7 @@ def test_slurm_profile_submits_training_with_a_gpu(workdir):
     )
     assert result.returncode == 0, result.stdout
     train = [line for line in result.stdout.splitlines() if "gpu=" in line]
-    assert len(train) == expected_train_jobs("paper")
+    assert len(train) == expected_train_jobs("paper") + MIFQ_TASKS["paper"]  # and MIFQ's demo collections
     assert all("slurm_partition=gpuq" in line and "gpu=1" in line for line in train)
     profile = yaml.safe_load((REPO / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and not (REPO / "profiles" / "default").exists()

@@ -17,9 +17,10 @@ from marlrepro.train import Trainer
 
 # The networks a learner trains (its target copies only follow them): the agents, the mixer,
 # for IGM-DA the decentralised learners, for FOP the actor and the two critics, for PPO and HASAC
-# the actor and the critic, HASAC's temperatures, MIFQ's reward and value mixers.
+# the actor and the critic, HASAC's temperatures, MIFQ's reward and value mixers, MAGAIL's
+# discriminator.
 TRAINED = ("controller", "mixer", "learners", "actor", "critic_1", "critic_2", "critic", "log_alphas",
-           "critic_log_alpha", "mixer_r", "mixer_v")
+           "critic_log_alpha", "mixer_r", "mixer_v", "discriminator")
 
 
 def network(name: str) -> str:

@@ -147,7 +147,7 @@ def bench_phases(config, pack_size: int, rollouts: int = 10, updates: int = 5) -
             steps += int(stats.lengths.sum())
         _sync(device)
         middle = time.perf_counter()
-        for _ in range(updates):
+        for _ in range(updates):  # updates_per_rollout each (1 with learner.updates_per_env_step)
             trainer._train_step(active)
         _sync(device)
         end = time.perf_counter()

@@ -5,6 +5,11 @@ to ``checkpoint/state.prev.pt`` (one atomic rename), so that a checkpoint damage
 written (a truncated copy, a full disk during a file transfer, a file from elsewhere) costs one
 checkpoint interval instead of the run. :func:`load_checkpoint` falls back to it, and names the file
 and what to do when neither can be read.
+
+A run with ``run.keep_best`` also keeps ``checkpoint/best.pt``: its config, counters and learner at
+its best evaluation so far (:data:`BEST_KEYS`, and the evaluation itself under ``evaluation``), the
+weights that ``marlrepro export-policy --checkpoint best`` exports (MIFQ's experts). It is never
+resumed from.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/state.pt"
 PREVIOUS_FILE = f"{CHECKPOINT_DIR}/state.prev.pt"
+BEST_FILE = f"{CHECKPOINT_DIR}/best.pt"
 # Where an unreadable state.pt is moved once the previous checkpoint is used instead, so that the
 # next rotation does not make it the fallback (and so that it can still be inspected).
 UNREADABLE_FILE = f"{CHECKPOINT_DIR}/state.unreadable.pt"
@@ -31,6 +37,8 @@ UNREADABLE_FILE = f"{CHECKPOINT_DIR}/state.unreadable.pt"
 REQUIRED_KEYS = ("config", "progress", "learner", "optimizer", "last_target_update_episode", "buffer",
                  "train_means", "last_loss", "generator", "python_rng", "numpy_rng", "torch_rng", "cuda_rng",
                  "env_rng")
+# The keys of checkpoint/best.pt (and what a policy export reads from any checkpoint).
+BEST_KEYS = ("config", "progress", "learner", "evaluation")
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
@@ -40,6 +48,11 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     if current.exists():
         os.replace(current, run_dir / PREVIOUS_FILE)
     atomic_write(current, lambda tmp: torch.save(state, tmp))
+
+
+def save_best(run_dir: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (:data:`BEST_KEYS`) to ``run_dir/checkpoint/best.pt``, atomically."""
+    atomic_write(run_dir / BEST_FILE, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
@@ -70,8 +83,9 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     )
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint in ``path``; raises :class:`CheckpointError` saying why it cannot be used."""
+def read_checkpoint(path: Path, required: tuple[str, ...] = REQUIRED_KEYS) -> dict[str, Any]:
+    """The checkpoint in ``path`` holding the keys ``required`` (a resumable state's, by default);
+    raises :class:`CheckpointError` saying why it cannot be used."""
     if not path.exists():
         raise CheckpointError("missing")
     try:
@@ -81,7 +95,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"unreadable ({type(err).__name__}: {first_line})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"not a marlrepro checkpoint (holds a {type(state).__name__}, not a dict)")
-    missing = [key for key in REQUIRED_KEYS if key not in state]
+    missing = [key for key in required if key not in state]
     if missing:
         raise CheckpointError(f"not a marlrepro checkpoint (missing keys: {', '.join(missing)})")
     return state

@@ -185,17 +185,18 @@ def _add_export_policy(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--controller", default="test", metavar="NAME",
                         help="which evaluated controller: test (default), the decentralised agents whose "
                              "greedy policy is the run's test metric; test_expert, IGM-DA's experts")
-    parser.add_argument("--checkpoint", choices=("latest", "previous"), default="latest",
-                        help="latest (checkpoint/state.pt, default) or previous (checkpoint/state.prev.pt, "
-                             "the one before it)")
+    parser.add_argument("--checkpoint", choices=("latest", "previous", "best"), default="latest",
+                        help="latest (checkpoint/state.pt, default), previous (checkpoint/state.prev.pt, "
+                             "the one before it) or best (checkpoint/best.pt: the learner at the run's best "
+                             "evaluation, kept by a run with run.keep_best; final.json's best records it)")
     parser.set_defaults(handler=_run_export_policy)
 
 
 def _run_export_policy(args: argparse.Namespace) -> int:
-    from marlrepro.checkpoint import CHECKPOINT_FILE, PREVIOUS_FILE
+    from marlrepro.checkpoint import BEST_FILE, CHECKPOINT_FILE, PREVIOUS_FILE
     from marlrepro.policy_file import export_policy
 
-    checkpoint = {"latest": CHECKPOINT_FILE, "previous": PREVIOUS_FILE}[args.checkpoint]
+    checkpoint = {"latest": CHECKPOINT_FILE, "previous": PREVIOUS_FILE, "best": BEST_FILE}[args.checkpoint]
     manifest = export_policy(args.run_dir, args.out, args.controller, checkpoint)
     log.info("wrote %s: the %s controller of %s on %s at t_env=%d (weights sha256 %s)", args.out,
              manifest.controller, manifest.method, manifest.env, manifest.t_env, manifest.weights_sha256)
@@ -235,13 +236,18 @@ def _add_collect_demos(commands: argparse._SubParsersAction) -> None:
                         help="episodes played at once (default: --config's)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="where to play (default: the expert's run.device)")
+    parser.add_argument("--summary", default=None, metavar="JSON",
+                        help="also write the expert's score over these episodes to JSON, in final.json's fields "
+                             "(algo expert, env, seed, test_return_mean, test_won_mean) with the expert's run, "
+                             "checkpoint and t_env: what the workflow's tables read")
     parser.set_defaults(handler=_run_collect_demos)
 
 
 def _run_collect_demos(args: argparse.Namespace) -> int:
     from marlrepro.config_schema import load_checked
-    from marlrepro.demos import collect_demos
+    from marlrepro.demos import collect_demos, expert_summary
     from marlrepro.env_catalog import split_env_name
+    from marlrepro.io_utils import write_json
     from marlrepro.policy_file import read_policy_file
     from marlrepro.train import resolve_device
 
@@ -250,8 +256,10 @@ def _run_collect_demos(args: argparse.Namespace) -> int:
     backend = split_env_name(manifest.env)[0]
     cap = settings["max_episodes"].get(backend, settings["default_max_episodes"])
     device = resolve_device(args.device or manifest.config["run"]["device"])
-    collect_demos(args.policy, args.out, args.episodes, settings["seed"] if args.seed is None else args.seed,
-                  args.acting or settings["acting"], args.width or settings["width"], device, cap)
+    demos = collect_demos(args.policy, args.out, args.episodes, settings["seed"] if args.seed is None else args.seed,
+                          args.acting or settings["acting"], args.width or settings["width"], device, cap)
+    if args.summary:
+        write_json(args.summary, expert_summary(demos, args.out))
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -32,9 +33,10 @@ from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.io_utils import load_yaml
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
-               "masqil", "bc"]
-# the on-policy learners: each update trains on the last rollout alone (learners/ppo.py)
-ON_POLICY_ALGOS = ("mappo", "ippo")
+               "masqil", "bc", "magail"]
+# the on-policy learners: each update trains on the last rollout alone (learners/ppo.py; MAGAIL's
+# policy, learners/magail.py)
+ON_POLICY_ALGOS = ("mappo", "ippo", "magail")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
 ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
 # inverse soft-Q imitation (MIFQ and its IQ-Learn baselines, learners/inverse_q.py)
@@ -42,8 +44,9 @@ INVERSE_Q_ALGOS = ("mifq", "iqvdn", "iiq")
 # the soft-Q imitation learners (the iq section): inverse soft-Q and MASQIL (learners/sqil.py)
 SOFT_Q_IMITATION_ALGOS = (*INVERSE_Q_ALGOS, "masqil")
 # the learners that learn from demonstrations (``Learner.demonstrations = True``; the demos section)
-DEMONSTRATION_ALGOS = (*SOFT_Q_IMITATION_ALGOS, "bc")
+DEMONSTRATION_ALGOS = (*SOFT_Q_IMITATION_ALGOS, "bc", "magail")
 IQValueLoss = Literal["value", "value_replay", "v0"]
+GAILReward = Literal["softplus", "centred_sigmoid"]
 CriticInput = Literal["state", "agent_state", "obs"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -152,6 +155,15 @@ class LearnerConfig:
     big packs); each sampled batch is then copied to the device."""
     target_update_interval: int = 200
     updates_per_rollout: int = 1
+    """Gradient updates after each rollout, the same for every rollout (PPO's epochs)."""
+    updates_per_env_step: float | None = None
+    """The update-to-data ratio ρ > 0 instead of a fixed count (HASAC: HARL's one update per
+    vector step of 8 environments, 0.125): after each rollout from which a run can train (its
+    buffer holds ``batch_size`` episodes) the rollout's environment steps join the run's credited
+    steps ``S``, and the run has then taken ``floor(ρ × S)`` updates in all; the fraction
+    ``ρ × S − updates`` carries over, so the ratio is exact over time whatever the episodes'
+    lengths (``Trainer._updates_due``). ``updates_per_rollout`` must keep its default 1 (the two
+    settings exclude each other); null: ``updates_per_rollout`` updates per rollout."""
 
 
 @dataclass
@@ -321,8 +333,8 @@ class IQConfig:
     expert and the replay batch, half each), ``value_replay`` (eq. 9 as printed: over the replay
     batch alone) or ``v0`` (eq. 6: ``(1 − γ) V_tot(S_0)`` of the episodes' first states).
     ``use_target``: the next-state values ``V_i(o')`` and ``V_tot(S')`` come from the target
-    networks, without gradient (IQ-Learn's ``train.use_target``; Table 2 lists a target update
-    frequency); false: from the online networks, with gradient (IQ-Learn's default).
+    networks, without gradient (IQ-Learn's ``train.use_target``); false: from the online networks,
+    with gradient (IQ-Learn's default, and the inverse-Q configs': docs/deviations.md).
     ``mixer_lr``: Algorithm 1's ``λ_ω``, the learning rate of MIFQ's two hypernetworks (null:
     ``learner.lr``, Table 2's single rate; 0 keeps them at their initial weights, the fixed
     ``ψ`` of Theorem 4.2). Eq. (9) is unbounded below in ``ω_V`` and reaches its χ² minimum
@@ -335,6 +347,24 @@ class IQConfig:
     value_loss: IQValueLoss = "value"
     use_target: bool = True
     mixer_lr: float | None = None
+
+
+@dataclass
+class DiscriminatorConfig:
+    """MAGAIL's discriminator (algo ``magail``, learners/magail.py; Song et al. 2018, MIFQ §5.3).
+
+    ``D(o_i, a_i) = σ(f(o_i, a_i, i))``, ``f`` an MLP of one hidden layer of ``hidden_dim`` units
+    with LayerNorm (vietbt/IMAXPPO ``Discriminator``), trained at its own learning rate ``lr``
+    (Adam, not clipped) by ``steps_per_update`` gradient steps per PPO update, each on the update's
+    replay and demo batches (1: one per PPO epoch, the references' ratio; more: update phases, the
+    policy and critic stepping in the first). ``reward``: each agent's reward from the logit
+    ``f``: ``softplus`` (``−log(1 − D) = softplus(f)``, IMAXPPO's) or ``centred_sigmoid``
+    (``2 D − 1``, ermongroup/multiagent-gail's)."""
+
+    hidden_dim: int = 128
+    lr: float = 1e-3
+    steps_per_update: int = 1
+    reward: GAILReward = "softplus"
 
 
 @dataclass
@@ -368,6 +398,10 @@ class RunConfig:
     # longest episode, not its width (BENCHMARKS.md §6), so this cuts an evaluation's cost by
     # eval_episodes / num_envs; stepwise rollouts evaluate num_envs at a time either way.
     eval_at_once: bool = False
+    # keep checkpoint/best.pt, the learner at the run's best evaluation so far (its greedy win rate,
+    # then its return), and record that evaluation in final.json's ``best``: the checkpoint that
+    # ``marlrepro export-policy --checkpoint best`` exports (MIFQ's experts keep their best).
+    keep_best: bool = False
 
 
 @dataclass
@@ -397,6 +431,7 @@ class TrainConfig:
     hasac: HASACConfig = field(default_factory=HASACConfig)
     demos: DemosConfig = field(default_factory=DemosConfig)
     iq: IQConfig = field(default_factory=IQConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -615,6 +650,14 @@ def _check_iq(config: TrainConfig) -> None:
         raise ConfigError(f"iq.mixer_lr: must be >= 0 (0: fixed hypernetworks; null: learner.lr), got {iq.mixer_lr}")
 
 
+def _check_discriminator(config: TrainConfig) -> None:
+    """MAGAIL's discriminator: a positive width, learning rate and number of steps per update."""
+    disc = config.discriminator
+    for key in ("hidden_dim", "lr", "steps_per_update"):
+        if getattr(disc, key) <= 0:
+            raise ConfigError(f"discriminator.{key}: must be > 0, got {getattr(disc, key)}")
+
+
 def check_config(config: TrainConfig) -> None:
     """Cross-field checks that types alone cannot express (``env.options`` already resolved)."""
     backend = config.env.name.split(":", 1)[0]
@@ -656,6 +699,15 @@ def check_config(config: TrainConfig) -> None:
             f"learner.buffer_size ({config.learner.buffer_size}) must be >= "
             f"learner.batch_size ({config.learner.batch_size})"
         )
+    ratio = config.learner.updates_per_env_step
+    if ratio is not None and not 0 < ratio < math.inf:
+        raise ConfigError(f"learner.updates_per_env_step: must be finite and > 0 (or null: learner.updates_per_rollout "
+                          f"updates per rollout), got {ratio}")
+    if ratio is not None and config.learner.updates_per_rollout != 1:
+        raise ConfigError(f"learner.updates_per_env_step ({ratio}) and learner.updates_per_rollout "
+                          f"({config.learner.updates_per_rollout}) both set the number of updates; set "
+                          f"learner.updates_per_env_step=null for a fixed count per rollout, or keep "
+                          f"learner.updates_per_rollout at 1")
     for key in ("gamma", "td_lambda"):
         value = getattr(config.learner, key)
         if not 0.0 <= value <= 1.0:
@@ -698,6 +750,8 @@ def check_config(config: TrainConfig) -> None:
         _check_hasac(config)
     if config.algo in SOFT_Q_IMITATION_ALGOS:
         _check_iq(config)
+    if config.algo == "magail":
+        _check_discriminator(config)
     _check_demos(config)
     if config.algo == "fop":
         fop = config.fop

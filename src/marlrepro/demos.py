@@ -267,6 +267,23 @@ def collect_demos(policy_path: str | Path, out: str | Path, episodes: int, seed:
     return manifest
 
 
+def expert_summary(manifest: DemoManifest, path: str | Path) -> dict[str, Any]:
+    """The expert's measured score over the demonstrations of file ``path`` (``manifest``), in the
+    fields of a run's ``final.json`` that the tables read (``algo`` is ``expert``; ``seed`` is the
+    expert run's), and where the demonstrations come from: what ``collect-demos --summary`` writes,
+    so that the tables read it without torch."""
+    expert = manifest.expert
+    return {
+        "algo": "expert", "env": manifest.env, "backend": manifest.env.split(":", 1)[0],
+        "seed": int(expert.get("config", {}).get("run", {}).get("seed", 0)),
+        "test_return_mean": manifest.expert_return_mean, "test_won_mean": manifest.expert_won_mean,
+        "episodes": manifest.episodes, "acting": manifest.acting, "demos_file": str(path),
+        "episodes_sha256": manifest.episodes_sha256, "expert_method": expert.get("method"),
+        "expert_file": manifest.expert_file, "expert_run_dir": expert.get("run_dir"),
+        "expert_checkpoint": expert.get("checkpoint"), "expert_t_env": expert.get("t_env"),
+    }
+
+
 class DemoSampler:
     """The demonstrations of a pack on the training device, read-only, and their sampling.
 

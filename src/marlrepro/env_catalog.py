@@ -29,6 +29,10 @@ SMAX_STOCK_MAPS = frozenset({
 # backend -> the scenarios it serves (env names are ``backend:scenario``)
 SCENARIOS: dict[str, frozenset[str]] = {
     "matrix": frozenset({"me_igm", "monotonic"}),
+    "jaxmpe": frozenset({
+        "simple_spread", "simple_spread_6", "simple_spread_hetero", "simple_spread_hetero_6",
+        "simple_reference", "simple_reference_3a5l", "simple_speaker_listener",
+    }),
     "miner": frozenset({"easy_2_vs_2", "medium_2_vs_2", "hard_2_vs_2"}),
     "mpe": frozenset({"simple_spread", "simple_reference", "simple_speaker_listener"}),
     "overcooked": frozenset({"cramped_room", "asymmetric_advantages"}),
@@ -49,6 +53,10 @@ _SMAX_OPTIONS: dict[str, tuple[type, Any]] = {
 }
 OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
     "matrix": {"payoff": (list, [])},
+    "jaxmpe": {
+        "max_cycles": (int, 25), "shared_reward": (bool, False),  # the mpe backend's
+        "collision_penalty": (bool, False),  # spread, shared reward: also −1 per colliding pair (CESMA)
+    },
     "miner": {},
     "mpe": {"max_cycles": (int, 25), "shared_reward": (bool, False)},
     "overcooked": {
@@ -72,7 +80,7 @@ OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
 }
 
 # backends whose Env offers ``fused_rollout`` (whole episode batches in one compiled call)
-FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock", "overcooked", "miner"})  # overcooked: without the shaped reward
+FUSED_BACKENDS = frozenset({"smax", "smacv2", "smax_stock", "overcooked", "miner", "jaxmpe"})  # overcooked: without the shaped reward
 # backends whose state starts with one block of features per ally (SMAC's ``get_state``:
 # ``EnvSpec.unit_dim`` > 0), which MAPPO's agent-specific state reorders (``ppo.critic_input``)
 ALLY_STATE_BACKENDS = frozenset({"smax", "smacv2", "sc2"})

@@ -27,6 +27,14 @@ Sweeps. An experiment with ``sweep: {key, values}`` (a paper's hyperparameter sc
 experiment per value, named ``<experiment>-<value>`` (:func:`sweep_name`), whose runs set ``key``
 to the value after every other setting; :attr:`Experiment.sweep` records the scan it belongs to.
 
+Demonstrations (MIFQ). An experiment with ``collect_demos`` trains one expert per task (one seed,
+``run.keep_best`` set by the workflow): its best checkpoint is exported and plays
+``collect_demos.episodes`` demonstrations (default: ``config/demos.yaml``'s cap for the task's
+backend) into one file per task, :func:`demo_files`. An experiment with ``demos_from: <expert
+experiment>`` trains learners of demonstrations on those files: each run's ``demos.path`` is its
+task's file (a key the workflow owns) and its ``demos.count`` (a setting) at most the episodes
+collected; every task of it must have an expert at the same scale.
+
 Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
 ``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
 """
@@ -41,6 +49,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marlrepro.config import (
+    DEMONSTRATION_ALGOS,
+    DemosConfig,
     check_run_settings,
     check_settings,
     flatten,
@@ -52,7 +62,8 @@ from marlrepro.errors import ConfigError, did_you_mean, located, unknown_choice
 
 # Keys the workflow decides for every run; experiment and scale files may not set them. ``algo`` comes
 # from config/algos/<algo>.yaml and the MLflow URI from the MLFLOW_TRACKING_URI environment variable.
-WORKFLOW_KEYS = frozenset({"algo", "env.name", "run.seed", "run.device", "run.progress"})
+WORKFLOW_KEYS = frozenset({"algo", "env.name", "run.seed", "run.device", "run.progress", "demos.path",
+                           "run.keep_best"})
 WORKFLOW_PREFIXES = ("tracking.",)
 # ``config.yaml: backend: sc2`` serves the SMAC maps and SMACv2 scenarios written ``smax:<map>`` and
 # ``smacv2:<scenario>`` from StarCraft II instead of the extended SMAX.
@@ -64,6 +75,11 @@ RUN_DIR = "results/runs/{paper}/{experiment}/{env}/{algo}/seed{seed}"
 # values (the contract of ``marlrepro train --pack``, :mod:`marlrepro.pack_plan`).
 PACK_KEY = "run.seed"
 PACK_PLACEHOLDER = "{" + PACK_KEY + "}"
+# An expert experiment's files per task (``collect_demos``): its best policy (``marlrepro
+# export-policy --checkpoint best``), the demonstrations it played (``marlrepro collect-demos``) and
+# its score over them (``--summary``, in final.json's fields), in :data:`DEMOS_DIR`.
+DEMOS_DIR = "results/demos/{paper}/{experiment}/{env}"
+DEMO_FILES = {"policy": "policy.zip", "demos": "demos.zip", "summary": "expert.json"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,8 @@ class Run:
     scale: str
     device: str
     settings: dict[str, Any]
+    demos: str | None = None  # its task's demonstration file (demos.path), for a learner of demonstrations
+    expert: bool = False  # a run of an expert experiment (collect_demos): it keeps its best checkpoint
 
     @property
     def run_dir(self) -> str:
@@ -118,6 +136,8 @@ class Run:
             "run.seed": seed,
             "run.device": self.device,
             "run.progress": False,  # tqdm bars would fill the rule's log file
+            **({"demos.path": self.demos} if self.demos else {}),
+            **({"run.keep_best": True} if self.expert else {}),
             # one MLflow experiment per paper; a run's target is the experiment it feeds
             # (docs/tracking.md lists the tags)
             "tracking.experiment": self.paper,
@@ -193,6 +213,8 @@ class Experiment:
     mem_mb: int
     sweep: Sweep | None = None
     algo_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # the whole settings of such algos
+    collect: dict[str, int] = field(default_factory=dict)  # an expert experiment's: env -> demonstrations it plays
+    demos_from: str | None = None  # the expert experiment whose demonstrations the runs learn from
 
     def settings_of(self, algo: str) -> dict[str, Any]:
         """The merged settings of ``algo``'s runs (:attr:`settings` unless it has ``algo_settings``)."""
@@ -210,12 +232,35 @@ class Experiment:
     def packs(self, pack_size: int) -> list[Pack]:
         """The runs of every (env, algo) cell, the cell's seeds split by :func:`seed_packs`."""
         return [
-            Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo))
+            Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo),
+                           self.demo_files(env)["demos"] if self.demos_from else None, bool(self.collect))
                        for seed in seeds))
             for env in self.envs
             for algo in self.algos
             for seeds in seed_packs(self.seeds, pack_size)
         ]
+
+    def demo_files(self, env: str) -> dict[str, str]:
+        """:func:`demo_files` of ``env``'s expert: this experiment's own (``collect_demos``), or that of
+        the experiment it learns from (``demos_from``)."""
+        return demo_files(self.paper, self.demos_from or self.name, env)
+
+    def expert_run(self, env: str) -> Run:
+        """The expert run of ``env`` in an expert experiment (``collect_demos``: one seed per task)."""
+        [run] = [run for run in self.runs() if run.env == env]
+        return run
+
+
+def demo_files(paper: str, experiment: str, env: str) -> dict[str, str]:
+    """The files of expert experiment ``paper``/``experiment`` on ``env`` (:data:`DEMO_FILES`, in
+    :data:`DEMOS_DIR`): its exported best policy, its demonstrations and its score over them."""
+    folder = DEMOS_DIR.format(paper=paper, experiment=experiment, env=env_slug(env))
+    return {key: f"{folder}/{name}" for key, name in DEMO_FILES.items()}
+
+
+def demo_cap(env: str, demos_config: Mapping[str, Any]) -> int:
+    """The most demonstrations the paper collects on ``env``'s backend (``config/demos.yaml``)."""
+    return demos_config["max_episodes"].get(env.split(":", 1)[0], demos_config["default_max_episodes"])
 
 
 def seed_packs(seeds: Sequence[int], pack_size: int) -> list[tuple[int, ...]]:
@@ -281,6 +326,7 @@ def plan_paper(
     workflow_config: Mapping[str, Any],
     known_scales: Collection[str],
     algos: Mapping[str, Mapping[str, Any]],
+    demos_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Experiment]:
     """Merge ``scale`` over the (schema-validated) experiment grid ``data`` of ``config/<paper>.yaml``.
 
@@ -293,6 +339,9 @@ def plan_paper(
     Every experiment is checked at every scale (names, subsets, settings keys and types), and each
     of its (env, algo) runs at ``scale`` as ``marlrepro train`` will load it, short of building the
     environment; the env is checked as written (``smax:3m``), before ``backend`` serves it.
+    ``demos_config`` (``config/demos.yaml``, validated) caps an expert experiment's demonstrations
+    (``collect_demos``); the experiments that learn from them (``demos_from``) are checked against
+    it at ``scale`` (module docstring).
     """
     experiments = {}
     for name, spec in data["experiments"].items():
@@ -309,6 +358,12 @@ def plan_paper(
             for at, block in spec["scales"].items()
         }
         at_scale = spec["scales"].get(scale.name, {})
+        if at_scale.get("skip", False):  # not planned at this scale (e.g. a paper's other tasks at smoke)
+            for at, block in spec["scales"].items():
+                if block.get("skip", False) and len(block) > 1:
+                    raise ConfigError(f"{where}.scales.{at}: skip: true plans nothing; remove its other keys "
+                                      f"({', '.join(key for key in block if key != 'skip')})")
+            continue
         shared = _check_settings(f"{where}.settings", spec["settings"])
         later = {**scale.settings, **overrides.get(scale.name, {})}
         settings = {**shared, **later}
@@ -319,8 +374,11 @@ def plan_paper(
                    **later, **scale_algo.get(algo, {})}
             for algo in dict.fromkeys([*published_algo, *scale_algo])
         }
-        seeds = workflow_config["seeds"] or at_scale.get("seeds", spec["seeds"])
         envs, run_algos = (at_scale.get(key, spec[key]) for key in ("envs", "algos"))
+        collect = _collect_episodes(where, spec, scale.name, envs, workflow_config["backend"], demos_config)
+        # an expert experiment trains one expert per task: config.yaml's seeds does not multiply them
+        seeds = at_scale.get("seeds", spec["seeds"]) if collect else workflow_config["seeds"] or at_scale.get(
+            "seeds", spec["seeds"])
         resources = at_scale.get("resources", {})
         for sub_name, sweep in _sweep_points(where, name, spec, scale.name):
             swept = {} if sweep is None else {sweep.key: sweep.value}
@@ -338,11 +396,82 @@ def plan_paper(
                 mem_mb=resources.get("mem_mb", scale.mem_mb),
                 sweep=sweep,
                 algo_settings={algo: {**merged, **swept} for algo, merged in per_algo.items() if algo in run_algos},
+                collect=collect,
+                demos_from=spec.get("demos_from"),
             )
             _check_runs(f"{where} at scale {scale.name}" + (f", {sweep.key}={sweep.value!r}" if sweep else ""),
                         envs, {algo: exp.settings_of(algo) for algo in exp.algos}, algos)
             experiments[sub_name] = exp
+    for name, spec in data["experiments"].items():
+        planned = [exp for exp in experiments.values() if exp.name == name or (exp.sweep and exp.sweep.name == name)]
+        _check_demos(f"config/{paper}.yaml: experiments.{name}", spec, data["experiments"], planned, experiments, algos)
     return experiments
+
+
+def _collect_episodes(where: str, spec: Mapping[str, Any], scale: str, envs: Sequence[str], backend: str,
+                      demos_config: Mapping[str, Any] | None) -> dict[str, int]:
+    """An expert experiment's (``collect_demos``) demonstrations per env (as the runs name it) at
+    ``scale``: its ``episodes`` (the scale's, else the experiment's), else the backend's cap of
+    ``demos_config``; none for another experiment. Checked at every scale: one seed, within the cap."""
+    if "collect_demos" not in spec:
+        for at, block in spec["scales"].items():
+            if "collect_demos" in block:
+                raise ConfigError(f"{where}.scales.{at}.collect_demos: the experiment has no collect_demos; remove it")
+        return {}
+    if demos_config is None:
+        raise ConfigError(f"{where}.collect_demos: no demonstration settings (config/demos.yaml) were given")
+    for at, block in {None: spec, **spec["scales"]}.items():
+        if block.get("seeds", 1) != 1:
+            raise ConfigError(f"{where}{'' if at is None else f'.scales.{at}'}.seeds: an expert experiment "
+                              f"(collect_demos) trains one expert per task; set seeds: 1")
+        episodes = block.get("collect_demos", {}).get("episodes")
+        for env in spec["envs"] if episodes is not None else ():
+            if episodes > demo_cap(env, demos_config):
+                raise ConfigError(f"{where}{'' if at is None else f'.scales.{at}'}.collect_demos.episodes: {episodes} "
+                                  f"is more than the {demo_cap(env, demos_config)} demonstrations the paper collects "
+                                  f"on {env} (config/demos.yaml max_episodes)")
+    episodes = spec["scales"].get(scale, {}).get("collect_demos", {}).get("episodes",
+                                                                          spec["collect_demos"].get("episodes"))
+    return {resolve_env(env, backend): episodes or demo_cap(env, demos_config) for env in envs}
+
+
+def _check_demos(where: str, spec: Mapping[str, Any], specs: Mapping[str, Any], planned: Sequence[Experiment],
+                 experiments: Mapping[str, Experiment], algos: Mapping[str, Mapping[str, Any]]) -> None:
+    """A learner of demonstrations (config.DEMONSTRATION_ALGOS) learns from an expert experiment
+    (``demos_from``) and nothing else does; that experiment collects demonstrations on every env of
+    ``spec``'s ``planned`` experiments, at least as many as each run's ``demos.count``."""
+    source = spec.get("demos_from")
+    learners = [algo for algo in spec["algos"] if algos[algo].get("algo", algo) in DEMONSTRATION_ALGOS]
+    if source is None:
+        if learners:
+            raise ConfigError(f"{where}: {', '.join(learners)} learn from demonstrations; set demos_from to the "
+                              f"experiment whose experts play them (one with collect_demos)")
+        return
+    others = [algo for algo in spec["algos"] if algo not in learners]
+    if others:
+        raise ConfigError(f"{where}.demos_from: {', '.join(others)} do not learn from demonstrations "
+                          f"(config.DEMONSTRATION_ALGOS: {', '.join(DEMONSTRATION_ALGOS)}); move them to another "
+                          f"experiment")
+    experts = [name for name, other in specs.items() if "collect_demos" in other]
+    if source not in experts:
+        raise ConfigError(f"{where}.demos_from: {source!r} is not an experiment with collect_demos"
+                          f"{did_you_mean(source, experts)}; such experiments: {', '.join(experts) or 'none'}")
+    if planned and source not in experiments:
+        raise ConfigError(f"{where}.demos_from: {source} is skipped at scale {planned[0].scale} (scales.<scale>.skip), "
+                          f"so nothing plays these runs' demonstrations; skip this experiment there too")
+    expert = experiments.get(source)
+    for exp in planned:
+        for env in exp.envs:
+            if env not in expert.collect:
+                raise ConfigError(f"{where}: {env} has no expert in {source} at scale {exp.scale} (its envs: "
+                                  f"{', '.join(expert.envs)}); add it there or leave it out here")
+            for algo in exp.algos:
+                count = exp.settings_of(algo).get("demos.count",
+                                                  flatten(algos[algo]).get("demos.count", DemosConfig.count))
+                if count > expert.collect[env]:
+                    raise ConfigError(f"{where}{'' if exp.sweep is None else f' ({exp.sweep.key}={exp.sweep.value})'}: "
+                                      f"{algo} on {env} asks for demos.count={count} demonstrations; {source} "
+                                      f"collects {expert.collect[env]} at scale {exp.scale}")
 
 
 SWEEP_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
@@ -441,6 +570,7 @@ def _check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 f"{where}: {key!r} is decided by the workflow (algo: config/algos/<algo>.yaml, "
                 f"env.name: envs, run.seed: seeds, run.device: config.yaml or the scale, tracking.*: "
-                f"the workflow and config.yaml tracking_uri); remove it here"
+                f"the workflow and config.yaml tracking_uri, demos.path: demos_from, run.keep_best: "
+                f"collect_demos); remove it here"
             )
     return flat

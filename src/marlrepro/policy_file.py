@@ -8,7 +8,9 @@ uncompressed, with fixed timestamps, so one checkpoint always gives the same byt
   learner's evaluated controllers this is (``test``: the decentralised agents) with its class and
   input, the run's full train config (it rebuilds the controller: its ``agent`` section and, for
   ME-IGM, the order-preserving transformation's ``mixer``), the source run directory, checkpoint
-  and ``t_env``, and the SHA-256 of ``weights.pt``);
+  and ``t_env``, and the SHA-256 of ``weights.pt``); the checkpoint is the run's latest
+  (``checkpoint/state.pt``), the one before it, or its best (``checkpoint/best.pt``, kept by a run
+  with ``run.keep_best``: the learner at its best evaluation);
 * ``weights.pt``: ``torch.save`` of that controller's ``state_dict`` alone (tensors only, read
   back with ``weights_only=True``).
 
@@ -43,7 +45,7 @@ from marlrepro.archive import (
     tensor_bytes,
     write_archive,
 )
-from marlrepro.checkpoint import CHECKPOINT_FILE, read_checkpoint
+from marlrepro.checkpoint import BEST_FILE, CHECKPOINT_FILE, read_checkpoint
 from marlrepro.config import TrainConfig, from_dict, to_dict
 from marlrepro.controller import AgentController
 from marlrepro.core.stacked import StackedModules
@@ -63,6 +65,8 @@ VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 WEIGHTS_MEMBER = "weights.pt"
 POLICY_FORMAT = ArchiveFormat(FORMAT, SUPPORTED_VERSIONS, PolicyFileError, "export the policy again")
+# what an export reads from a checkpoint (a resumable state, or a run's best: checkpoint.BEST_KEYS)
+CHECKPOINT_KEYS = ("config", "progress", "learner")
 # the spec fields that every controller's weights are shaped on; full_obs_dim as well for one that reads it
 SPEC_FIELDS = ("n_agents", "n_actions", "obs_dim", "state_dim")
 
@@ -121,10 +125,11 @@ def export_policy(run_dir: str | Path, out: str | Path, controller: str = "test"
     run_dir = Path(run_dir)
     path = run_dir / checkpoint
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint; a run writes it every run.checkpoint_interval "
-                              f"updates and when it ends")
+        written = ("a run with run.keep_best: true writes it at each new best evaluation" if checkpoint == BEST_FILE
+                   else "a run writes it every run.checkpoint_interval updates and when it ends")
+        raise CheckpointError(f"{path}: no such checkpoint; {written}")
     with located(str(path)):
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, CHECKPOINT_KEYS)
         config = from_dict(state["config"])
     if not (run_dir / "final.json").is_file():
         log.warning("%s has not finished (no final.json): exporting its checkpoint at t_env=%d", run_dir,

@@ -7,7 +7,8 @@ one fused JAX call collects every run's episodes. A run alone is a pack of one: 
 training loop, and a packed run equals the same run alone (``tests/test_pack.py``).
 
 Loop of each run (pymarl's ``run_sequential``): collect one episode per parallel environment,
-store them, take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored,
+store them, take ``updates_per_rollout`` gradient steps once ``batch_size`` episodes are stored
+(or, with ``updates_per_env_step`` ρ, ``floor(ρ × steps)`` in all over the steps collected since then),
 evaluate greedily every ``eval_interval`` environment steps. A run depends on no other run of
 its pack: it has its own environments and key stream, replay buffer, sampling generator,
 counters, epsilon schedule, target-update cadence, evaluations and optimiser step count.
@@ -15,7 +16,9 @@ Outputs in each run directory, each written atomically: ``config.yaml``, ``metri
 ``final.json`` (written last: it marks a finished run), then the run is logged to MLflow
 (:mod:`marlrepro.tracking`; a failure there leaves the run's logging pending and never fails the
 run). A run whose loss becomes NaN or infinite stops alone (it writes
-``diverged.json``); the others go on, and the command then fails naming it.
+``diverged.json``); the others go on, and the command then fails naming it. A run with
+``run.keep_best`` also writes ``checkpoint/best.pt`` at each evaluation that beats every earlier
+one (:func:`best_evaluation`), and final.json's ``best`` records that evaluation (MIFQ's experts).
 
 Preemption. A checkpoint is written at the first rollout boundary after every
 ``checkpoint_interval`` updates. On SIGTERM (what Slurm sends before it kills a job) or SIGINT one
@@ -55,7 +58,7 @@ from tqdm import tqdm
 
 from marlrepro import tracking
 from marlrepro.buffer import EpisodeBuffer, Episodes
-from marlrepro.checkpoint import load_checkpoint, save_checkpoint
+from marlrepro.checkpoint import load_checkpoint, save_best, save_checkpoint
 from marlrepro.config import DEMONSTRATION_ALGOS, TrainConfig, flatten, to_dict
 from marlrepro.core.graphed import GraphedStep
 from marlrepro.core.optim import Phase, build_optimizer, clip_grad_norm_per_run
@@ -112,11 +115,16 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Progress:
-    """Counters and the metric history: everything besides networks that a resume needs."""
+    """Counters and the metric history: everything besides networks that a resume needs.
+
+    ``credited_steps``: the environment steps that have earned updates under
+    ``learner.updates_per_env_step`` ρ (those of the rollouts after which the run could train);
+    ``ρ × credited_steps − updates`` is the run's credit, the fraction of an update it carries."""
 
     t_env: int = 0
     episode: int = 0
     updates: int = 0
+    credited_steps: int = 0
     last_eval_t: int = -(10**18)
     wall_time_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -344,6 +352,15 @@ class Trainer:
     def _save(self, r: int) -> None:
         save_checkpoint(self.runs[r].run_dir, self._state(r))
 
+    def _save_best(self, r: int) -> None:
+        """checkpoint/best.pt of run ``r`` (``run.keep_best``): its learner at the evaluation just
+        recorded, the new best."""
+        run = self.runs[r]
+        p = run.progress
+        save_best(run.run_dir, {"config": to_dict(run.config),
+                                "progress": {"t_env": p.t_env, "episode": p.episode, "updates": p.updates},
+                                "learner": self.learners.run_state(r), "evaluation": evaluation(p.rows[-1])})
+
     def _restore(self, r: int, state: dict[str, Any], restore_global: bool) -> None:
         """Continue run ``r`` from ``state``; the process-wide random states come from the first
         run's checkpoint."""
@@ -422,6 +439,8 @@ class Trainer:
                 p.rows[-1][name] = total / count if count else math.nan
             p.last_eval_t = p.t_env
             self._write_metrics(r)
+            if self.runs[r].config.run.keep_best and best_evaluation(p.rows) is p.rows[-1]:
+                self._save_best(r)
         self.train_sums[runs] = 0.0
         self.update_sums[runs] = 0.0
         if len(self.runs) == 1:
@@ -478,37 +497,59 @@ class Trainer:
         self.learners.write_buffers(buffers, mask)
         return terms.detach()
 
-    def _train_step(self, runs: list[bool]) -> None:
-        """``updates_per_rollout`` updates for the runs where ``runs`` holds, each one gradient
-        step per phase of the learner's update (:attr:`Learner.update_phases`) on one sampled
-        batch; then the target networks: Polyak-averaged after every update where the learner
+    def _updates_due(self, trainable: list[bool], steps: list[float]) -> list[int]:
+        """How many updates each run takes after a rollout in which it collected ``steps[r]``
+        environment steps: none unless it can train (``trainable``); else ``updates_per_rollout``,
+        or with ``updates_per_env_step`` ρ the rollout's steps join its credited steps ``S`` and it
+        takes ``floor(ρ × S) − updates``, so that it has taken ``floor(ρ × S)`` in all and carries
+        the fraction (:class:`Progress`). Counters only: no host synchronisation."""
+        cfg = self.config.learner
+        if cfg.updates_per_env_step is None:
+            return [cfg.updates_per_rollout if can else 0 for can in trainable]
+        counts = []
+        for run, can, n in zip(self.runs, trainable, steps, strict=True):
+            p = run.progress
+            if can:
+                p.credited_steps += int(n)
+            counts.append(math.floor(cfg.updates_per_env_step * p.credited_steps) - p.updates if can else 0)
+        return counts
+
+    def _train_step(self, runs: list[bool], counts: list[int] | None = None) -> None:
+        """``counts[r]`` updates (default: ``updates_per_rollout``) for each run where ``runs``
+        holds, each one gradient step per phase of the learner's update
+        (:attr:`Learner.update_phases`) on one sampled batch; the k-th update steps the runs with
+        ``counts[r] > k`` alone (the others are masked out: unchanged, their generators not drawn
+        from). Then the target networks: Polyak-averaged after every update where the learner
         asks for it, else hard copies every ``target_update_interval`` episodes of each run."""
         cfg = self.config.learner
-        mask = torch.tensor(runs, device=self.device)
+        counts = counts or [cfg.updates_per_rollout if run else 0 for run in runs]
+        left = torch.tensor(counts, device=self.device)  # the updates' masks, without a host copy each
+        mask = left > 0
         template = self.learners.template
         for copy, source in template.behaviour_pairs:  # the networks that collected this rollout
             self.learners.copy_runs(copy, source, mask)
         self.optimizer.lr_scale.copy_(template.lr_scale(self._t_env()))
-        for _ in range(cfg.updates_per_rollout):
-            inputs = self.sample_inputs(runs)
+        for k in range(max(counts)):
+            stepping, step_mask = [count > k for count in counts], left > k
+            inputs = self.sample_inputs(stepping)
             if template.update_phases == 1:
-                terms = self._step(inputs, mask)
+                terms = self._step(inputs, step_mask)
                 loss, measured = terms[:, 0], terms[:, 1:]
             else:  # one gradient step per phase, in each run's own order
                 orders = torch.stack([template.update_order(run.generator) if updated
                                       else torch.arange(template.update_phases, device=self.device)
-                                      for run, updated in zip(self.runs, runs)])
+                                      for run, updated in zip(self.runs, stepping)])
                 stages = template.update_stages or (None,) * template.update_phases
-                phase_terms = [self._step({**inputs, PHASE: order}, mask, stage)
+                phase_terms = [self._step({**inputs, PHASE: order}, step_mask, stage)
                                for order, stage in zip(orders.T, stages, strict=True)]
                 loss = torch.stack([terms[:, 0] for terms in phase_terms]).sum(dim=0)
                 measured = phase_terms[0][:, 1:]
-            self.last_loss = torch.where(mask, loss, self.last_loss)
+            self.last_loss = torch.where(step_mask, loss, self.last_loss)
             if measured.shape[1] > 0:
                 measured = torch.cat([measured, torch.ones_like(measured[:, :1])], dim=1)
-                self.update_sums += torch.where(mask.unsqueeze(1), measured, 0.0)
+                self.update_sums += torch.where(step_mask.unsqueeze(1), measured, 0.0)
             due = []
-            for r, (run, updated) in enumerate(zip(self.runs, runs)):
+            for r, (run, updated) in enumerate(zip(self.runs, stepping)):
                 run.progress.updates += updated
                 due.append(updated and run.progress.episode - run.last_target_update_episode
                            >= cfg.target_update_interval)
@@ -516,7 +557,7 @@ class Trainer:
                     run.last_target_update_episode = run.progress.episode
             if template.target_polyak is not None:
                 for target, online in template.target_pairs:
-                    self.learners.copy_runs(target, online, mask, template.target_polyak)
+                    self.learners.copy_runs(target, online, step_mask, template.target_polyak)
             elif any(due):
                 due_mask = torch.tensor(due, device=self.device)
                 for target, online in template.target_pairs:
@@ -565,9 +606,9 @@ class Trainer:
                     p.t_env += int(steps[r])
                     p.episode += self.envs[r].num_envs
                 can = self.buffer.can_sample(cfg.learner.batch_size)
-                trainable = [active[r] and can[r] for r in range(len(self.runs))]
-                if any(trainable):
-                    self._train_step(trainable)
+                counts = self._updates_due([active[r] and can[r] for r in range(len(self.runs))], steps)
+                if any(counts):
+                    self._train_step([count > 0 for count in counts], counts)
                 elapsed = time.perf_counter() - start
                 for r in live:
                     run = self.runs[r]
@@ -633,6 +674,8 @@ class Trainer:
             "device": str(self.device), "tags": dict(cfg.tracking.tags), "git_commit": tracking.git_commit(),
             "pack_size": len(self.runs),
         }
+        if cfg.run.keep_best:  # the evaluation of checkpoint/best.pt
+            final["best"] = evaluation(best_evaluation(p.rows))
         learner = self.learners.module_for(r)
         if backend == "matrix":
             from marlrepro.matrix_analysis import joint_q_table
@@ -650,6 +693,18 @@ class Trainer:
         maybe_crash("after_final")
         run.final = final
         tracking.log_run_or_defer(cfg.tracking.uri, run.run_dir)
+
+
+def best_evaluation(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best of a run's evaluations (metric rows): the highest greedy win rate, then the highest
+    return (MPE's tasks are never won); the earliest of equal ones."""
+    return max(rows, key=lambda row: (row["test_won_mean"], row["test_return_mean"]))
+
+
+def evaluation(row: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's step and scores, as ``final.json``'s ``best`` records them."""
+    return {"t_env": int(row["t_env"]), "test_return_mean": float(row["test_return_mean"]),
+            "test_won_mean": float(row["test_won_mean"])}
 
 
 def length_buckets(episode_limit: int, buckets: int) -> list[int]:

@@ -18,6 +18,13 @@ must hold every wildcard; so each list of seeds packed somewhere gets a rule of 
 (ruleorder), so asking for one run's final.json plans that run's pack (all its seeds train again);
 `--config pack_size=1` plans that run alone, as does `--allowed-rules train`.
 
+Demonstrations (marlrepro.experiments, "Demonstrations"). A run of an expert experiment
+(collect_demos) keeps its best checkpoint (run.keep_best); rule `export_expert` exports it
+(`marlrepro export-policy --checkpoint best`) and rule `collect_demos` plays it (`marlrepro
+collect-demos`) into the task's demo file and the expert's score over it (expert.json), in
+results/demos/<paper>/<expert experiment>/<env>/. A run that learns from them (demos_from) has its
+task's demo file as an input of its job, alone or in a pack, and its path as demos.path.
+
 The run's checkpoint/ directory is deliberately not an output: Snakemake deletes the outputs of a
 failed job, and the checkpoint must survive so that the retry (or the next invocation) resumes. A
 job killed after its last checkpoint (while writing its outputs or logging them) resumes at the
@@ -31,7 +38,16 @@ memory (mem_mb) of all its runs and the runtime of one.
 
 import re
 
-from marlrepro.experiments import RUN_DIR, Experiment, Pack, Run, env_slug, packed_seeds, sweep_members
+from marlrepro.experiments import (
+    DEMOS_DIR,
+    RUN_DIR,
+    Experiment,
+    Pack,
+    Run,
+    env_slug,
+    packed_seeds,
+    sweep_members,
+)
 
 
 PACK_SIZE = config["pack_size"] or SCALE.pack_size
@@ -54,6 +70,11 @@ def experiment(paper: str, name: str) -> Experiment:
         raise WorkflowError(f"no experiment {paper}/{name}; experiments: {', '.join(known)}") from None
 
 
+def planned(paper: str, names) -> list[Experiment]:
+    """The experiments ``names`` of ``paper`` that this scale plans (scales.<scale>.skip leaves some out)."""
+    return [EXPERIMENTS[paper][name] for name in names if name in EXPERIMENTS[paper]]
+
+
 def sweep(paper: str, name: str) -> list[Experiment]:
     """The experiments of the scan ``name`` of config/<paper>.yaml, one per value at this scale."""
     members = sweep_members(EXPERIMENTS[paper], name)
@@ -74,12 +95,14 @@ def cell_runs(paper: str, name: str, algo: str, scenario: str) -> list[str]:
             if run.algo == algo and run.env.split(":", 1)[1] == scenario]
 
 
-def curve_panel(title: str, metric: str, ylabel: str, series: dict, limits: list | None = None) -> dict:
+def curve_panel(title: str, metric: str, ylabel: str, series: dict, limits: list | None = None,
+                references: dict | None = None) -> dict:
     """A panel of marlrepro.report.curve_panels.Panel, as rule params; series without runs at this
-    scale are left out."""
+    scale are left out. ``references``: label -> a JSON file in final.json's fields (an input of the
+    rule) whose ``metric`` is drawn as a horizontal line, e.g. MIFQ's expert of the task."""
     kept = {label: runs for label, runs in series.items() if runs}
     return {"title": title, "metric": metric, "ylabel": ylabel, "series": kept,
-            **({"limits": limits} if limits else {})}
+            **({"limits": limits} if limits else {}), **({"references": references} if references else {})}
 
 
 def panel_files(panels: list, filename: str) -> list[str]:
@@ -105,10 +128,16 @@ def run_of(wildcards) -> Run:
     )
 
 
+def run_demos(run: Run) -> list[str]:
+    """The demo file that ``run`` learns from (its demos.path), if any: an input of its job."""
+    return [run.demos] if run.demos else []
+
+
 rule train:
     """Train one run of a paper experiment with `marlrepro train`."""
     input:
         algo="config/algos/{algo}.yaml",
+        demos=lambda wildcards: run_demos(run_of(wildcards)),
     output:
         final=f"{RUN_DIR}/final.json",
         metrics=f"{RUN_DIR}/metrics.parquet",
@@ -165,6 +194,7 @@ for pack_seeds, pack_targets in packed_seeds(
             f"train_pack_{pack_label}"
         input:
             algo="config/algos/{algo}.yaml",
+            demos=lambda wildcards, seeds=pack_seeds: run_demos(pack_of(wildcards, seeds).members[0]),
         output:
             final=[f"{PACK_CELL}/seed{seed}/final.json" for seed in pack_seeds],
             metrics=[f"{PACK_CELL}/seed{seed}/metrics.parquet" for seed in pack_seeds],
@@ -192,3 +222,75 @@ for pack_seeds, pack_targets in packed_seeds(
 
     # a run that a pack trains is that pack's output, not a one-run job of its own
     workflow.ruleorder(f"train_pack_{pack_label}", "train")
+
+
+# --------------------------------------------------------------------- experts and demonstrations
+def expert_of(wildcards) -> tuple[Experiment, str]:
+    """The expert experiment and env (its name) that the wildcards of a demonstration rule name."""
+    exp = experiment(wildcards.paper, wildcards.experiment)
+    envs = [env for env in exp.envs if env_slug(env) == wildcards.env]
+    if not exp.collect or not envs:
+        raise WorkflowError(
+            f"{DEMOS_DIR.format(**wildcards)}: no expert of {exp.target} on {wildcards.env} at scale {SCALE.name}"
+            + (f"; its envs: {', '.join(map(env_slug, exp.collect))}" if exp.collect else " (it has no collect_demos)")
+        )
+    return exp, envs[0]
+
+
+def expert_final(wildcards) -> str:
+    """final.json of the expert run that a demonstration rule's wildcards name."""
+    exp, env = expert_of(wildcards)
+    return f"{exp.expert_run(env).run_dir}/final.json"
+
+
+def demo_episodes(wildcards) -> int:
+    """How many demonstrations the expert that a demonstration rule's wildcards name plays."""
+    exp, env = expert_of(wildcards)
+    return exp.collect[env]
+
+
+rule export_expert:
+    """Export a task's expert at its best evaluation (`marlrepro export-policy --checkpoint best`)."""
+    input:
+        final=expert_final,
+    output:
+        policy=f"{DEMOS_DIR}/policy.zip",
+    params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.final),
+    log:
+        f"results/logs/demos/{{paper}}/{{experiment}}/{{env}}/export.log",
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "marlrepro export-policy {params.run_dir} {output.policy} --checkpoint best > {log} 2>&1"
+
+
+rule collect_demos:
+    """Play a task's exported expert for its demonstrations (`marlrepro collect-demos`, settings and
+    caps from config/demos.yaml): the demo file, and the expert's score over it (expert.json)."""
+    input:
+        policy=f"{DEMOS_DIR}/policy.zip",
+        settings=DEMOS_CONFIG,
+    output:
+        demos=f"{DEMOS_DIR}/demos.zip",
+        summary=f"{DEMOS_DIR}/expert.json",
+    params:
+        episodes=demo_episodes,
+        # a batch of episodes wider than the collection plays episodes only to discard them
+        width=lambda wildcards: min(DEMOS["width"], demo_episodes(wildcards)),
+        device=lambda wildcards: expert_of(wildcards)[0].device,
+    log:
+        f"results/logs/demos/{{paper}}/{{experiment}}/{{env}}/collect.log",
+    benchmark:
+        f"results/benchmarks/demos/{{paper}}/{{experiment}}/{{env}}.tsv"
+    threads: SCALE.threads
+    retries: SCALE.retries
+    resources:
+        gpu=lambda wildcards: int(expert_of(wildcards)[0].device != "cpu"),
+        runtime=lambda wildcards: expert_of(wildcards)[0].runtime_min,
+        mem_mb=lambda wildcards: expert_of(wildcards)[0].mem_mb,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "marlrepro collect-demos {input.policy} {output.demos} --episodes {params.episodes} --config {input.settings} "
+        "--width {params.width} --device {params.device} --summary {output.summary} > {log} 2>&1"

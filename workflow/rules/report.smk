@@ -20,13 +20,16 @@ REPORT_CATEGORIES = {
     "me_igm": "ME-IGM — maximum-entropy IGM (Tables 1–4, Figures 2 and 4–6)",
     "vd": "Foundation — value decomposition on SMAX",
     "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
+    "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figure 2)",
 }
 
 
-def report_outputs(paper: str, target: str, subcategory: str, figure_caption: str | None = None) -> dict:
+def report_outputs(paper: str, target: str, subcategory: str, figure_caption: str | None = None,
+                   caption: str | None = None) -> dict:
     """The outputs of a table-and-figure target: results/tables/<target>.{csv,md,html} and
     results/figures/<target>.{png,pdf}, the html and png registered in the report under ``paper``'s
-    category. Both use workflow/report/<target>.rst unless the figure has ``figure_caption``."""
+    category. Both use workflow/report/<target>.rst (or ``caption``.rst, shared by targets of one
+    kind) unless the figure has ``figure_caption``."""
 
     def item(path: str, caption: str, what: str) -> str:
         return report(
@@ -37,7 +40,7 @@ def report_outputs(paper: str, target: str, subcategory: str, figure_caption: st
     return {
         "csv": f"results/tables/{target}.csv",
         "md": f"results/tables/{target}.md",
-        "html": item(f"results/tables/{target}.html", target, "table, ours beside the paper"),
-        "png": item(f"results/figures/{target}.png", figure_caption or target, "figure"),
+        "html": item(f"results/tables/{target}.html", caption or target, "table, ours beside the paper"),
+        "png": item(f"results/figures/{target}.png", figure_caption or caption or target, "figure"),
         "pdf": f"results/figures/{target}.pdf",
     }

@@ -26,8 +26,12 @@ def clip_grad_norm_per_run(params: list[torch.Tensor], max_norm: float) -> torch
     """``torch.nn.utils.clip_grad_norm_`` applied to each run separately: the 2-norm of run
     ``r``'s gradient over all ``params`` is ``n_r``, and its gradients are scaled by
     ``min(1, max_norm / (n_r + 1e-6))``; parameters without a gradient count for nothing (as
-    torch's). Returns the norms [R] before clipping."""
+    torch's; with none, the norms are 0: an update phase whose loss reaches none of them, MAGAIL's
+    discriminator phases). Returns the norms [R] before clipping."""
+    runs, device = params[0].shape[0], params[0].device
     params = [p for p in params if p.grad is not None]
+    if not params:
+        return torch.zeros(runs, device=device)
     squares = torch.stack([p.grad.flatten(1).pow(2).sum(dim=1) for p in params]).sum(dim=0)
     norms = squares.sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)

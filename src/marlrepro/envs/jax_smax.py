@@ -115,7 +115,7 @@ def unpack_outputs(flat: torch.Tensor, spec: EnvSpec) -> EnvBatch:
 
 class JaxBatchedEnv:
     """The torch side of a batch of ``num_envs`` JAX environments with per-environment auto-reset
-    (SMAX-family battles, Gold Miner games). A subclass's constructor calls :meth:`_setup`; it
+    (SMAX-family battles, Gold Miner games, particle worlds). A subclass's constructor calls :meth:`_setup`; it
     defines ``spec`` and the pure-JAX ``reset_batch(key)`` and ``step_batch(states, key,
     actions)`` (and ``advance_batch`` for the fused rollout), returning packed outputs
     (:func:`unpack_outputs`)."""
@@ -174,6 +174,21 @@ class JaxBatchedEnv:
     def close(self) -> None:
         """Drop the device state."""
         self._states = None
+
+
+class EndFlaggedBatch(JaxBatchedEnv):
+    """A :class:`JaxBatchedEnv` whose traced state is (the environments' states, which of them
+    ended on the last step), as Gold Miner's and the JAX MPE's: a subclass defines
+    ``_reset_all(key)`` (every environment's start state) and ``_outputs(states, reward,
+    terminated, truncated, won)`` (the packed outputs); the reset is theirs in common."""
+
+    def reset_batch(self, key: jax.Array) -> tuple[tuple[Any, jax.Array], jax.Array, jax.Array]:
+        """Reset every environment (pure, traceable): the states (the environments' and which ended
+        on the last step: none), the next key and the packed outputs."""
+        key, reset_key = jax.random.split(key)
+        states = self._reset_all(reset_key)
+        false = jnp.zeros(self.num_envs, bool)
+        return (states, false), key, self._outputs(states, jnp.zeros(self.num_envs), false, false, false)
 
 
 class SMAXBatch(JaxBatchedEnv):

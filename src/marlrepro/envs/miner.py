@@ -62,7 +62,7 @@ import torch
 
 from marlrepro import env_catalog
 from marlrepro.envs.base import EnvSpec
-from marlrepro.envs.jax_smax import JaxBatchedEnv, _where
+from marlrepro.envs.jax_smax import EndFlaggedBatch, _where
 from marlrepro.envs.miner_maps import (
     FOREST,
     GOLD,
@@ -480,7 +480,7 @@ def spec(scenario: str) -> EnvSpec:
                    n_actions=N_ACTIONS, episode_limit=MAX_STEPS)
 
 
-class Env(JaxBatchedEnv):
+class Env(EndFlaggedBatch):
     """``num_envs`` vmapped Gold Miner games with per-environment auto-reset."""
 
     def __init__(self, scenario: str, *, num_envs: int, seed: int, device: torch.device) -> None:
@@ -500,14 +500,6 @@ class Env(JaxBatchedEnv):
     def _reset_all(self, key: jax.Array) -> MinerState:
         return jax.vmap(reset_one, in_axes=(0, None, None))(jax.random.split(key, self.num_envs), self.bots,
                                                              self.spec.n_agents)
-
-    def reset_batch(self, key: jax.Array) -> tuple[tuple[MinerState, jax.Array], jax.Array, jax.Array]:
-        """Reset every game (pure, traceable): the states (the games' and which ended on the last
-        step), the next key and the packed outputs."""
-        key, reset_key = jax.random.split(key)
-        states = self._reset_all(reset_key)
-        false = jnp.zeros(self.num_envs, bool)
-        return (states, false), key, self._outputs(states, jnp.zeros(self.num_envs), false, false, false)
 
     def _game_step(self, states: tuple[MinerState, jax.Array], key: jax.Array, actions: jax.Array,
                    restart: bool) -> tuple[tuple[MinerState, jax.Array], jax.Array, jax.Array]:

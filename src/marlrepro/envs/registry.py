@@ -18,6 +18,7 @@ from marlrepro.errors import ConfigError, unknown_choice
 
 # backend name -> module implementing ``SCENARIOS``, ``OPTIONS``, ``spec(...)`` and ``Env``
 BACKEND_MODULES = {
+    "jaxmpe": "marlrepro.envs.jax_mpe",
     "matrix": "marlrepro.envs.matrix",
     "miner": "marlrepro.envs.miner",
     "mpe": "marlrepro.envs.mpe",

@@ -13,6 +13,7 @@ from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
 from marlrepro.learners.igm_da import DistributionalIGMDALearner, IGMDALearner
 from marlrepro.learners.inverse_q import InverseSoftQLearner
+from marlrepro.learners.magail import MAGAILLearner
 from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.learners.ppo import PPOLearner
 from marlrepro.learners.sqil import MASQILLearner
@@ -23,11 +24,13 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
     ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``); the soft-Q
     imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
-    ``masqil``); ME-IGM
+    ``masqil``); MAGAIL's PPO on discriminator rewards (``magail``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
     decomposition, distributional for ``dmix``."""
     if config.algo == "fop":
         return FOPLearner(spec, config, device)
+    if config.algo == "magail":
+        return MAGAILLearner(spec, config, device)
     if config.algo in ON_POLICY_ALGOS:
         return PPOLearner(spec, config, device)
     if config.algo == "hasac":

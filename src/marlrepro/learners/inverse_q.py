@@ -9,9 +9,10 @@ The agents' values ``Q_i(o_i, ·)`` (shared recurrent network with the agent's i
   (:func:`~marlrepro.learners.soft_q.soft_values`; the paper writes α = 1);
 * the inverse soft Bellman reward (eq. 4, Algorithm 1) ``r_i = Q_i(o_i, a_i) − γ (1 − d) V_i(o'_i)``,
   ``d`` the episode's termination flag (a time-limit end is not a termination: it bootstraps, as
-  IQ-Learn stores time-limit ends as not done), ``V_i(o'_i)`` from the target agents without
-  gradient with ``iq.use_target`` (Table 2 lists a target update frequency; IQ-Learn's
-  ``use_target``), else from the online agents.
+  IQ-Learn stores time-limit ends as not done), ``V_i(o'_i)`` from the online agents with its
+  gradient (IQ-Learn's default and the shipped configs'), or from the target agents without
+  gradient with ``iq.use_target`` (IQ-Learn's ``use_target``). The semi-gradient of the target
+  version imitates far worse over long time-limited episodes (docs/deviations.md).
 
 The mixers (``algo``): MIFQ mixes ``R_tot = M_R(−R)`` and ``V_tot = M_V(V)`` with two QMIX-style
 hypernetwork mixers of the state (eqs. 7–8: ``ELU(X |W_1| + b_1) |W_2| + b_2``, the weights from

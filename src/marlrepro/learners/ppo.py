@@ -12,7 +12,9 @@ rollout, which the core refreshes before each rollout's updates (``behaviour_pai
 An update on episodes of the last rollout (``ppo``, :class:`~marlrepro.config.PPOConfig`):
 
 * advantages by GAE on the behaviour critic's values (:func:`~marlrepro.learners.targets.
-  gae_advantages`), standardised over the live agents; returns ``R_t = A_t + V_old(t)``;
+  gae_advantages`) of the rewards :meth:`PPOLearner.rewards` gives (the team reward; MAGAIL's
+  per-agent discriminator rewards), standardised over the live agents; returns
+  ``R_t = A_t + V_old(t)``;
 * the actor's clipped surrogate (Schulman et al. 2017, eq. 7) minus the entropy bonus, over the
   live agents of the filled steps (:func:`live_agents`: the death mask);
 * the critic's loss to ``R_t``, its change clipped around ``V_old`` as MAPPO's code does
@@ -183,6 +185,12 @@ class PPOLearner(ActorCriticLearner):
             return torch.ones_like(t_env)
         return (1 - t_env / self.t_max).clamp(min=0.0)
 
+    def rewards(self, batch: Episodes) -> torch.Tensor:
+        """The rewards [B, T, K] that GAE credits, without gradient: the team's, [B, T, 1], shared
+        by every agent's value; a subclass may give each agent its own, [B, T, N] (MAGAIL's
+        discriminator rewards, :mod:`marlrepro.learners.magail`)."""
+        return batch.reward.unsqueeze(-1)
+
     def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
         cfg, ppo = self.config, self.ppo
         mask = batch.filled.unsqueeze(-1)  # [B, T, 1]
@@ -198,7 +206,7 @@ class PPOLearner(ActorCriticLearner):
             old_values = self.behaviour_critic(batch)
             collected = self.behaviour_critic.value_norm  # the statistics of the collecting critic
             v_old = old_values if collected is None else collected.moments.denormalise(old_values)
-            advantages = gae_advantages(batch.reward.unsqueeze(-1), batch.terminated.unsqueeze(-1), mask,
+            advantages = gae_advantages(self.rewards(batch), batch.terminated.unsqueeze(-1), mask,
                                         v_old, cfg.gamma, cfg.td_lambda)
             returns = advantages + v_old[:, :-1]
             targets = returns

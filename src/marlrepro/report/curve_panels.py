@@ -6,13 +6,16 @@ median over the series' seeds and the 25-75 % band (:mod:`marlrepro.report.curve
 holds, per panel and series, the final value (the last evaluation of each run) and the average
 over training (the mean of the run's evaluations: a higher one at an equal final value means
 faster learning), each as median and quartiles over seeds, and the paper's claim about the
-series where it makes one (``config/published/<paper>.yaml: figures``).
+series where it makes one (``config/published/<paper>.yaml: figures``). A panel may draw
+references, horizontal lines at a value read from a JSON file in final.json's fields (MIFQ's
+experts: each one's score over its demonstrations), with a row each in the table.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +48,32 @@ NO_CLAIM = "no claim in words"
 @dataclass(frozen=True)
 class Panel:
     """One panel: ``metric`` (a ``metrics.parquet`` column, labelled ``ylabel``, within ``limits``
-    if bounded) of each series (label -> run directories)."""
+    if bounded) of each series (label -> run directories); ``references``: label -> a JSON file in
+    final.json's fields whose ``metric`` is drawn as a horizontal line."""
 
     title: str
     metric: str
     ylabel: str
     series: dict[str, list[str]]
     limits: tuple[float, float] | None = None
+    references: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Panel:
-        """A panel from a rule's params (``limits`` a list or absent)."""
+        """A panel from a rule's params (``limits`` a list or absent; ``references`` a mapping or absent)."""
         limits = spec.get("limits")
         return cls(spec["title"], spec["metric"], spec["ylabel"], {k: list(v) for k, v in spec["series"].items()},
-                   None if limits is None else (float(limits[0]), float(limits[1])))
+                   None if limits is None else (float(limits[0]), float(limits[1])), dict(spec.get("references", {})))
+
+    def reference_values(self) -> dict[str, float]:
+        """Each reference's value of the panel's metric."""
+        values = {}
+        for label, path in self.references.items():
+            data = json.loads(Path(path).read_text())
+            if self.metric not in data:
+                raise RunDataError(f"{path}: the reference {label!r} of panel {self.title!r} has no {self.metric!r}")
+            values[label] = float(data[self.metric])
+        return values
 
 
 def panel_curves(panel: Panel) -> pd.DataFrame:
@@ -92,6 +107,12 @@ def panel_rows(panel: Panel, curves: pd.DataFrame, claims: PublishedClaims | Non
             **_quartiles("final", final), **_quartiles("over_training", over),
             "published": f"{claims.cite}: {said}" if said else NO_CLAIM, "scale": scale, "backend": backend,
         })  # fmt: skip
+    for label, value in panel.reference_values().items():
+        rows.append({
+            "panel": panel.title, "series": f"{label} (reference)", "metric": panel.metric, "n_seeds": 1,
+            "t_env_min": 0, **_quartiles("final", np.array([value])), **_quartiles("over_training", np.array([])),
+            "published": NO_CLAIM, "scale": scale, "backend": backend,
+        })  # fmt: skip
     return pd.DataFrame(rows, columns=list(PANEL_COLUMNS))
 
 
@@ -109,6 +130,8 @@ def panels_figure(panels: Sequence[Panel], bands: Sequence[pd.DataFrame], title:
     fig, axes = facets(len(panels), ncols, panel=(5.2, 3.8))
     for ax, panel, band in zip(axes, panels, bands, strict=True):
         draw_bands(ax, band, list(panel.series), styles, panel.limits)
+        for label, value in panel.reference_values().items():
+            ax.axhline(value, color="black", linestyle="--", linewidth=1.0, label=label)
         ax.set(title=panel.title, xlabel="environment steps", ylabel=panel.ylabel)
         ax.legend(fontsize="small")
     fig.suptitle(f"{title}\nmedian and 25-75 % band over seeds")
@@ -128,16 +151,18 @@ def curve_panels_report(
 ) -> pd.DataFrame:
     """The table (csv, md, html) and figure (png, pdf) of ``panels`` (module docstring); each
     panel's curves are aligned on its runs' ``run.eval_interval``. Returns the table."""
-    run_dirs = [run_dir for panel in panels for runs in panel.series.values() for run_dir in runs]
     missing = [f"{panel.title}: {label}" for panel in panels for label, runs in panel.series.items() if not runs]
     if missing:
         raise RunDataError(f"series without runs: {'; '.join(missing)}")
-    backend = single_value([read_final(run_dir) for run_dir in run_dirs], "backend")
+    # one backend per panel (like with like); a figure may set several side by side (MIFQ's tasks)
+    backends = [single_value([read_final(run_dir) for runs in panel.series.values() for run_dir in runs], "backend")
+                for panel in panels]
+    backend = ", ".join(dict.fromkeys(backends))
     rows, bands = [], []
-    for panel in panels:
+    for panel, panel_backend in zip(panels, backends, strict=True):
         step = max(read_run_config(run_dir)["run"]["eval_interval"] for runs in panel.series.values() for run_dir in runs)
         curves = panel_curves(panel)
-        rows.append(panel_rows(panel, curves, claims, scale, backend))
+        rows.append(panel_rows(panel, curves, claims, scale, panel_backend))
         bands.append(curve_band(align_curves(curves, step)))
     table = pd.concat(rows, ignore_index=True)
     notes = [
