@@ -26,7 +26,7 @@ from marlrepro.config import load_config
 from marlrepro.config_schema import load_checked
 from marlrepro.envs import make
 from marlrepro.errors import ConfigError
-from marlrepro.experiments import plan_paper, scale_from_dict
+from marlrepro.experiments import plan_paper, scale_from_dict, sweep_members
 from marlrepro.policy_file import evaluate_policy, load_policy, read_policy_file
 from marlrepro.report.curve_panels import Panel, panel_rows
 from marlrepro.report.published import score_table
@@ -44,6 +44,8 @@ TASKS = {"smacv2": ["protoss_5_vs_5", "protoss_10_vs_10", "terran_5_vs_5", "terr
 METHODS = ("bc", "iiq", "iqvdn", "masqil", "magail", "mifq")
 BY_COUNT = ("iiq", "iqvdn", "masqil", "magail", "mifq")  # the appendix's demo-count tables (3-14) and Figure 3
 SCAN = (128, 256, 512, 1024, 2048)  # demos_smacv2 and demos_miner; 4096 is Table 1's
+BY_COUNT_MPE = ("iiq", "masqil", "magail", "mifq")  # MPE's demo-count tables (15-21) print no IQVDN
+SCAN_MPE = (1, 2, 4, 8, 16, 32, 64)  # demos_mpe; 128 is Table 1's
 COUNTS = {"smacv2": 4096, "miner": 4096, "mpe": 128}  # Table 1's demonstrations (§5.4), config/demos.yaml's caps
 
 
@@ -115,12 +117,15 @@ def test_paper_scale_plans_an_expert_and_a_demo_file_per_task_then_packs_per_cel
         cells[(env, algo, count)] = cells.get((env, algo, count), 0) + 1
         # every imitation job reads its task's demo file: an input of the job, and its demos.path
         assert demo_files[env] in job["input"] and values["demos.path"] == demo_files[env]
+        # a demonstration batch within the count (MPE's 1 ... 64: all of them; Table 2's 128 otherwise)
+        assert int(values.get("demos.batch_size", 128)) == min(128, count)
     table1 = [(task, m, COUNTS[task.split(":")[0]]) for task in tasks for m in METHODS]
     scans = [(task, m, n) for task in tasks if not task.startswith("mpe:") for m in BY_COUNT for n in SCAN]
-    assert sorted(cells) == sorted(table1 + scans)
+    mpe_scans = [(task, m, n) for task in tasks if task.startswith("mpe:") for m in BY_COUNT_MPE for n in SCAN_MPE]
+    assert sorted(cells) == sorted(table1 + scans + mpe_scans)
     assert set(cells.values()) == {math.ceil(4 / pack_size)}
     tables = {j["rule"] for j in planned if re.fullmatch(r"mifq_table\d+", j["rule"])}
-    assert tables == {f"mifq_table{n}" for n in (1, *range(3, 15), 22)}  # MPE's 1 ... 64 (15-21): not yet
+    assert tables == {f"mifq_table{n}" for n in (1, *range(3, 23))}
 
 
 def test_smoke_plans_one_tiny_task_end_to_end(workdir):
@@ -170,6 +175,8 @@ def edited(change) -> dict:
      ["table1_mpe.demos_from: experts_mpe is skipped at scale paper"]),
     (lambda e: e["table1_mpe"]["settings"]["demos"].__setitem__("path", "my.zip"),
      ["table1_mpe.settings: 'demos.path' is decided by the workflow"]),
+    (lambda e: e["demos_mpe"]["sweep"].pop("paired"),
+     ["demos_mpe at scale paper, demos.count=1", "demos.batch_size", "use at most 1 (got 128)"]),
 ])  # fmt: skip
 def test_a_bad_grid_fails_before_any_job_naming_the_key(change, words):
     with pytest.raises(ConfigError) as err:
@@ -197,6 +204,13 @@ def test_the_grid_plans_every_task_at_paper_and_validation_and_one_at_smoke():
     # MAGAIL: on-policy (its buffer is its rollout) with its critic on the global state on MPE and Miner
     assert mpe.settings_of("magail")["ppo.critic_input"] == "state"
     assert plan(GRID)["table1_miner"].settings_of("magail")["ppo.critic_input"] == "state"
+    # Tables 15-21 at paper scale alone: Table 1's MPE settings, the count's demonstrations in each batch
+    scan = sweep_members(plan(GRID), "demos_mpe")
+    assert [exp.sweep.value for exp in scan] == list(SCAN_MPE) and all(exp.algos == BY_COUNT_MPE for exp in scan)
+    for exp in scan:
+        assert all(exp.settings_of(a)["demos.batch_size"] == exp.sweep.value and exp.settings_of(a)["learner.lr"] == 2e-5
+                   for a in BY_COUNT_MPE)
+    assert not any(sweep_members(plan(GRID, at), "demos_mpe") for at in ("smoke", "validation"))
 
 
 # ------------------------------------------------------------------ experts keep their best

@@ -74,8 +74,10 @@ IGM_DA_TARGETS = ("table1", "fig3", "fig4", "fig5ab", "fig5c", "fig6", "fig7")
 # alone); Table 1's cells (tasks x bc, iiq, iqvdn, masqil, magail, mifq) of table1_smacv2, table1_miner
 # and table1_mpe: 4 seeds (validation 3; smoke: MPE spread alone, one seed); at paper scale only, the
 # demo-count scans demos_smacv2 and demos_miner (tasks x iiq, iqvdn, masqil, magail, mifq x 5 counts, 4 seeds)
+# and demos_mpe (tasks x iiq, masqil, magail, mifq x 7 counts, 4 seeds)
 MIFQ_TASKS = {"smoke": 1, "paper": 12, "validation": 12}
-MIFQ_CELLS = {"smoke": [(1 * 6, 1)], "paper": [(6 * 6, 4), (3 * 6, 4), (3 * 6, 4), (6 * 5 * 5, 4), (3 * 5 * 5, 4)],
+MIFQ_CELLS = {"smoke": [(1 * 6, 1)],
+              "paper": [(6 * 6, 4), (3 * 6, 4), (3 * 6, 4), (6 * 5 * 5, 4), (3 * 5 * 5, 4), (3 * 4 * 7, 4)],
               "validation": [(6 * 6, 3), (3 * 6, 3), (3 * 6, 3)]}
 
 
@@ -521,7 +523,25 @@ def test_a_scales_algo_settings_apply_to_that_algo_last():
         plan_paper("p", bad, SCALE, WORKFLOW, ["smoke", "paper"], ALGOS)
 
 
+def test_a_sweep_sets_its_paired_keys_in_step_with_its_values():
+    """MIFQ's demo-count scan on MPE: each count sets a batch within it (sweep.paired), after every
+    other layer; a scale's subset of the values keeps each value's partner."""
+    data = grid(algos=["qmix"], settings={"learner": {"batch_size": 32}},
+                sweep={"key": "learner.lr", "values": [0.1, 0.2, 0.3], "paired": {"learner.batch_size": [4, 8, 16]}},
+                scales={"smoke": {"sweep_values": [0.3, 0.1]}})
+    plan = plan_paper("p", data, SCALE, WORKFLOW, ["smoke"], ALGOS)
+    assert list(plan) == ["exp-0.3", "exp-0.1"]
+    for name, lr, batch in (("exp-0.3", 0.3, 16), ("exp-0.1", 0.1, 4)):
+        assert plan[name].sweep == Sweep("exp", "learner.lr", lr, {"learner.batch_size": batch})
+        assert {(r.settings["learner.lr"], r.settings["learner.batch_size"]) for r in plan[name].runs()} == {(lr, batch)}
+
+
 @pytest.mark.parametrize(("change", "words"), [
+    ({"sweep": {"key": "learner.lr", "values": [0.1, 0.2], "paired": {"learner.batch_size": [4]}}},
+     r"sweep.paired.learner.batch_size: expected another key than learner.lr, with one value per value of it \(2: 0.1, 0.2\)"),
+    ({"sweep": {"key": "learner.lr", "values": [0.1, 0.2], "paired": {"learner.lr": [0.3, 0.4]}}},
+     "sweep.paired.learner.lr: expected another key than learner.lr"),
+    ({"sweep": {"key": "learner.lr", "values": [0.1, 0.2], "paired": {"learner.batch_sise": [4, 8]}}}, "batch_sise"),
     ({"sweep": {"key": "max_entropy.temperature_lrr", "values": [1, 2]}}, "temperature_lrr"),
     ({"sweep": {"key": "learner.lr", "values": ["fast", 0.1]}}, "learner.lr"),
     ({"sweep": {"key": "run.seed", "values": [1, 2]}}, "decided by the workflow"),

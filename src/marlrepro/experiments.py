@@ -26,6 +26,9 @@ seed is the run's own ``marlrepro train`` command, without ``--pack``.
 Sweeps. An experiment with ``sweep: {key, values}`` (a paper's hyperparameter scan) becomes one
 experiment per value, named ``<experiment>-<value>`` (:func:`sweep_name`), whose runs set ``key``
 to the value after every other setting; :attr:`Experiment.sweep` records the scan it belongs to.
+``sweep.paired: {other key: [one value per value of key]}`` sets further keys in step with it, the
+i-th value of each with the i-th value of ``key`` (MIFQ's demonstration batch, at most the scanned
+number of demonstrations).
 
 Demonstrations (MIFQ). An experiment with ``collect_demos`` trains one expert per task (one seed,
 ``run.keep_best`` set by the workflow): its best checkpoint is exported and plays
@@ -188,11 +191,17 @@ class Pack:
 @dataclass(frozen=True)
 class Sweep:
     """Where an experiment sits in a scan: the scan's experiment name in ``config/<paper>.yaml``,
-    the swept train-config key and this experiment's value of it."""
+    the swept train-config key and this experiment's value of it; ``paired``: the keys set in step
+    with it (``sweep.paired``) and their values here."""
 
     name: str
     key: str
     value: Any
+    paired: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this point of the scan sets last: its key's value, then the paired keys'."""
+        return {self.key: self.value, **self.paired}
 
 
 @dataclass(frozen=True)
@@ -381,7 +390,7 @@ def plan_paper(
             "seeds", spec["seeds"])
         resources = at_scale.get("resources", {})
         for sub_name, sweep in _sweep_points(where, name, spec, scale.name):
-            swept = {} if sweep is None else {sweep.key: sweep.value}
+            swept = {} if sweep is None else sweep.settings()
             exp = Experiment(
                 paper=paper,
                 name=sub_name,
@@ -495,9 +504,14 @@ def _sweep_points(where: str, name: str, spec: Mapping[str, Any], scale: str) ->
             if "sweep_values" in block:
                 raise ConfigError(f"{where}.scales.{at}.sweep_values: the experiment has no sweep; remove it")
         return [(name, None)]
-    key, values = spec["sweep"]["key"], spec["sweep"]["values"]
+    key, values, paired = spec["sweep"]["key"], spec["sweep"]["values"], spec["sweep"].get("paired", {})
+    for other, others in paired.items():
+        if other == key or len(others) != len(values):
+            raise ConfigError(f"{where}.sweep.paired.{other}: expected another key than {key}, with one value per "
+                              f"value of it ({len(values)}: {', '.join(map(format_value, values))}), got {others!r}")
+    points = [{other: others[i] for other, others in paired.items()} for i in range(len(values))]
     for i, value in enumerate(values):
-        _check_settings(f"{where}.sweep (value {i})", unflatten({key: value}))
+        _check_settings(f"{where}.sweep (value {i})", unflatten({key: value, **points[i]}))
         if not SWEEP_VALUE.fullmatch(format_value(value)):
             raise ConfigError(f"{where}.sweep.values[{i}]: {value!r} cannot name a run directory; use numbers or "
                               f"words of letters, digits, '_', '.', '+' and '-'")
@@ -507,7 +521,7 @@ def _sweep_points(where: str, name: str, spec: Mapping[str, Any], scale: str) ->
                 raise ConfigError(f"{where}.scales.{at}.sweep_values[{i}]: {value!r} is not one of the sweep's "
                                   f"values: {', '.join(map(format_value, values))}")
     chosen = spec["scales"].get(scale, {}).get("sweep_values", values)
-    return [(sweep_name(name, value), Sweep(name, key, value)) for value in chosen]
+    return [(sweep_name(name, value), Sweep(name, key, value, points[values.index(value)])) for value in chosen]
 
 
 def _check_names(
