@@ -1,6 +1,7 @@
 """MIFQ's experiments as a workflow (config/mifq.yaml, workflow/rules/mifq.smk): experts that keep
 their best checkpoint, exported and played into one demo file per task by DAG steps, imitation jobs
-that depend on their task's file, the grid's checks, and the tables' expert rows.
+that depend on their task's file, the grid's checks, the tables' expert rows, and Figure 3 (box plots
+by number of demonstrations) on SYNTHETIC runs.
 
 The DAG tests are dry runs (`snakemake -n -p`) on a copy of the workflow; the smoke build itself runs
 in tests/test_dag_smoke.py.
@@ -18,7 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snakemake
+import yaml
+from matplotlib.image import imread
+from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snakemake, write_final
 
 from marlrepro.checkpoint import BEST_FILE
 from marlrepro.cli import main
@@ -29,6 +32,14 @@ from marlrepro.errors import ConfigError
 from marlrepro.experiments import plan_paper, scale_from_dict, sweep_members
 from marlrepro.policy_file import evaluate_policy, load_policy, read_policy_file
 from marlrepro.report.curve_panels import Panel, panel_rows
+from marlrepro.report.demo_counts import (
+    NOT_PLANNED,
+    count_rows,
+    demo_count,
+    demo_count_figure,
+    demo_counts_report,
+    seed_scores,
+)
 from marlrepro.report.published import score_table
 from marlrepro.report.score_table import score_rows
 from marlrepro.train import PackMember, train_pack
@@ -126,6 +137,15 @@ def test_paper_scale_plans_an_expert_and_a_demo_file_per_task_then_packs_per_cel
     assert set(cells.values()) == {math.ceil(4 / pack_size)}
     tables = {j["rule"] for j in planned if re.fullmatch(r"mifq_table\d+", j["rule"])}
     assert tables == {f"mifq_table{n}" for n in (1, *range(3, 23))}
+    # Figure 3: every seed of SMACv2's and Gold Miner's cells by count, Table 1's runs at 4096, BC's not
+    [fig3] = [j for j in planned if j["rule"] == "mifq_fig3"]
+    finals = {f for f in fig3["input"] if f.endswith("/final.json")}
+    expected = {f"results/runs/mifq/{'table1' if n == 4096 else 'demos'}_{task.split(':')[0]}{'' if n == 4096 else f'-{n}'}/"
+                f"{task.replace(':', '-')}/{m}/seed{seed}/final.json"
+                for task in tasks if not task.startswith("mpe:") for m in BY_COUNT for n in (*SCAN, 4096)
+                for seed in range(4)}  # fmt: skip
+    assert finals == expected
+    assert sum(f.endswith("/expert.json") for f in fig3["input"]) == 9
 
 
 def test_smoke_plans_one_tiny_task_end_to_end(workdir):
@@ -133,7 +153,7 @@ def test_smoke_plans_one_tiny_task_end_to_end(workdir):
     assert result.returncode == 0, result.stdout
     # Table 18 (8 demonstrations on MPE) from Table 1's smoke runs, which learn from 8
     assert job_counts(result.stdout) == {"train": 7, "export_expert": 1, "collect_demos": 1, "mifq_table1": 1,
-                                         "mifq_fig2": 1, "mifq_table18": 1, "mifq": 1, "total": 13}
+                                         "mifq_fig2": 1, "mifq_fig3": 1, "mifq_table18": 1, "mifq": 1, "total": 14}
     planned = jobs(result.stdout)
     [collect] = [j for j in planned if j["rule"] == "collect_demos"]
     assert "mpe-simple_spread" in collect["output"][0]
@@ -144,6 +164,8 @@ def test_smoke_plans_one_tiny_task_end_to_end(workdir):
             assert values["env.name"] == "mpe:simple_spread" and int(values["run.t_max"]) <= 600
             assert values.get("demos.count", "8") == "8"
     tables = {j["rule"]: j["input"] for j in planned if j["rule"].startswith("mifq_")}
+    # Figure 3 plans no run at smoke: its only input is the published file (the figure marks every cell)
+    assert tables.pop("mifq_fig3") == ["config/published/mifq.yaml"]
     assert all(collect["output"][1] in inputs for inputs in tables.values())  # expert.json: the expert's score
 
 
@@ -290,3 +312,70 @@ def test_a_panel_draws_its_expert_as_a_reference_row(tmp_path):
     assert rows.loc["expert (reference)", "final_median"] == 0.75 and rows.loc["mifq", "final_median"] == 0.3
     assert Panel.from_dict({"title": "t", "metric": "m", "ylabel": "y", "series": {}, "references": {"e": "f"}}
                            ).references == {"e": "f"}
+
+
+# ----------------------------------------------------------------------------- Figure 3
+APPENDIX_WIN_RATES = [f"table{n}" for n in range(3, 15)]  # SMACv2 (3-8) and Gold Miner (9-14), 128 ... 4096
+
+
+def count_run(root: Path, env: str, algo: str, count: int, seed: int, won: float, backend: str) -> Path:
+    """A SYNTHETIC run of ``algo`` on ``env`` trained on ``count`` demonstrations."""
+    run_dir = root / f"{env.replace(':', '-')}-{count}" / algo / f"seed{seed}"
+    write_final(run_dir, algo=algo, env=env, seed=seed, test_won_mean=won, backend=backend)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"algo": algo, "demos": {"count": count}}))
+    return run_dir
+
+
+@pytest.fixture
+def count_runs(tmp_path) -> tuple[list[Path], Path]:
+    """MIFQ and IIQ on protoss_5_vs_5 at 128 and 4096 demonstrations (2 seeds), MIFQ on Miner easy at
+    4096 (1 seed), and protoss_5_vs_5's expert file; every other cell of Figure 3 not planned."""
+    runs = [count_run(tmp_path, "smacv2:protoss_5_vs_5", algo, count, seed, won, "smacv2")
+            for algo, count, wins in (("mifq", 128, (0.2, 0.4)), ("iiq", 128, (0.1, 0.1)), ("mifq", 4096, (0.6, 0.7)),
+                                      ("iiq", 4096, (0.2, 0.3)))
+            for seed, won in enumerate(wins)]  # fmt: skip
+    runs.append(count_run(tmp_path, "miner:easy_2_vs_2", "mifq", 4096, 0, 0.5, "miner"))
+    expert = tmp_path / "expert.json"
+    expert.write_text(json.dumps({"algo": "expert", "env": "smacv2:protoss_5_vs_5", "seed": 0, "test_won_mean": 0.8,
+                                  "test_return_mean": 1.0}))
+    return runs, expert
+
+
+def test_fig3_sets_every_cell_beside_its_appendix_table_and_marks_the_unplanned(count_runs, tmp_path):
+    runs, expert = count_runs
+    tables, figures = [tmp_path / f"fig3.{ext}" for ext in ("csv", "md", "html")], [tmp_path / "fig3.png"]
+    demo_counts_report(runs, REPO / "config/published/mifq.yaml", APPENDIX_WIN_RATES, BY_COUNT, "paper", "the paper's",
+                       tables, figures, [expert])  # fmt: skip
+    table = pd.read_csv(tables[0])
+    assert len(table) == len(table.drop_duplicates(["scenario", "method", "demos"])) == 9 * 5 * 6
+    cells = table.set_index(["scenario", "method", "demos"])
+    mifq = cells.loc[("protoss_5_vs_5", "mifq", 128)]
+    assert mifq["ours_mean"] == pytest.approx(30.0) and mifq["n_seeds"] == 2 and mifq["published_mean"] == 15.9  # Table 3
+    assert mifq["ours_of_expert"] == pytest.approx(30 / 80) and mifq["status"] == "ours"
+    assert cells.loc[("easy_2_vs_2", "mifq", 4096), "published_mean"] == 44.9  # Table 14
+    assert cells.loc[("easy_2_vs_2", "mifq", 4096), "backend"] == "miner"  # one backend per family
+    unplanned = cells.loc[("protoss_5_vs_5", "iqvdn", 128)]
+    assert unplanned["status"] == NOT_PLANNED and unplanned["n_seeds"] == 0 and math.isnan(unplanned["ours_mean"])
+    assert (table["status"] == "ours").sum() == 5
+    assert "Backend: smacv2, miner" in tables[1].read_text() and NOT_PLANNED in tables[1].read_text()
+    pixels = imread(figures[0])
+    assert pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_fig3_draws_the_published_mean_on_each_box_and_not_planned_across_empty_counts(count_runs):
+    runs, _ = count_runs
+    finals = [(json.loads((run / "final.json").read_text()), demo_count(run)) for run in runs]
+    published = [score_table(REPO / "config/published/mifq.yaml", key) for key in APPENDIX_WIN_RATES]
+    table = count_rows(finals, [], published, BY_COUNT, "paper")
+    fig = demo_count_figure(seed_scores(finals, "percent"), table, {}, BY_COUNT, "win rate (%)", (0.0, 100.0), "t")
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert list(panels) == [*TASKS["smacv2"], *TASKS["miner"]]
+    marks = {title: [t.get_text() for t in ax.texts].count(NOT_PLANNED) for title, ax in panels.items()}
+    assert marks == {**dict.fromkeys(panels, 6), "protoss_5_vs_5": 4, "easy_2_vs_2": 5}
+    protoss = panels["protoss_5_vs_5"]
+    [diamonds] = protoss.collections
+    assert len(diamonds.get_offsets()) == 6 * 5  # every cell's published mean, planned or not
+    rows = {round(y, 6) for y in diamonds.get_offsets()[:, 1]}
+    boxes = [patch.get_path().get_extents() for patch in protoss.patches]
+    assert len(boxes) == 4 and all(round((box.y0 + box.y1) / 2, 6) in rows for box in boxes)  # each box on its row
+    assert [label.get_text() for label in protoss.get_yticklabels()] == ["128", "256", "512", "1024", "2048", "4096"]

@@ -8,7 +8,9 @@ MPE) beside the published Table 1 (its table1_winrate and table1_reward), each w
 fraction of its own expert's; `mifq_fig2`: the convergence curves of Table 1's runs, one panel per
 task, the expert's score as a reference line; `mifq_table3` ... `mifq_table22`: the appendix's tables
 by number of demonstrations, from the demos_<family> scans (and Table 1's runs at its count), at the
-scales that plan them. The experiments a scale skips (smoke: all but MPE simple_spread) are left out.
+scales that plan them; `mifq_fig3`: Figure 3, SMACv2's and Gold Miner's of them as box plots, at every
+scale (the cells a scale does not plan marked). The experiments a scale skips (smoke: all but MPE
+simple_spread) are left out.
 """
 
 from marlrepro.report.published import score_table
@@ -51,6 +53,7 @@ localrules:
     mifq,
     mifq_table1,
     mifq_fig2,
+    mifq_fig3,
 
 
 rule mifq_table1:
@@ -150,10 +153,47 @@ for _number, (_published, _runs) in MIFQ_APPENDIX.items():
             "../scripts/score_table.py"
 
 
+# Figure 3 (§5.4): the SMACv2 and Gold Miner tables by number of demonstrations (3-14) as box plots,
+# every cell of the paper's grid drawn, from the runs of them that this scale plans (MIFQ_APPENDIX);
+# its methods are the scans' (Table 1's but BC). Smoke plans none: the figure then marks every count
+# "not planned"; validation plans Table 1's 4096 alone.
+MIFQ_FIG3_TABLES = [number for number, table in MIFQ_COUNT_TABLES.items()
+                    if MIFQ_BACKENDS[table.scenarios[0]] in ("smacv2", "miner")]
+MIFQ_FIG3_METHODS = MIFQ_GRID["demos_smacv2"]["algos"]
+MIFQ_FIG3_RUNS = [run for number in MIFQ_FIG3_TABLES if number in MIFQ_APPENDIX for run in MIFQ_APPENDIX[number][1]
+                  if run.algo in MIFQ_FIG3_METHODS]
+
+
+rule mifq_fig3:
+    """Figure 3: each method's final win rate over seeds by number of demonstrations, one panel per
+    SMACv2 and Gold Miner task, beside the appendix tables' cells; the cells this scale does not plan
+    marked as such."""
+    input:
+        finals=[f"{run.run_dir}/final.json" for run in MIFQ_FIG3_RUNS],
+        configs=[f"{run.run_dir}/config.yaml" for run in MIFQ_FIG3_RUNS],
+        references=sorted({MIFQ_EXPERTS[run.env] for run in MIFQ_FIG3_RUNS}),
+        published=MIFQ_PUBLISHED,
+    output:
+        **report_outputs("mifq", "mifq_fig3", "Figure 3", "mifq_fig3_figure"),
+    params:
+        tables=[f"table{number}" for number in MIFQ_FIG3_TABLES],
+        methods=MIFQ_FIG3_METHODS,
+        scale=SCALE.name,
+        scale_description=SCALE.description,
+        setting=run_setting(MIFQ_FIG3_RUNS) if MIFQ_FIG3_RUNS else "none: no run of Figure 3 is planned at this scale",
+    log:
+        "results/logs/report/mifq_fig3.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/demo_counts.py"
+
+
 rule mifq:
-    """Every MIFQ result built so far: Table 1, Figure 2 and the appendix's tables by number of
+    """Every MIFQ result: Table 1, Figures 2 and 3 and the appendix's tables by number of
     demonstrations that this scale plans (with their experts and demonstrations)."""
     input:
         rules.mifq_table1.output,
         rules.mifq_fig2.output,
+        rules.mifq_fig3.output,
         [getattr(rules, f"mifq_table{number}").output for number in MIFQ_APPENDIX],

@@ -20,7 +20,7 @@ REPORT_CATEGORIES = {
     "me_igm": "ME-IGM — maximum-entropy IGM (Tables 1–4, Figures 2 and 4–6)",
     "vd": "Foundation — value decomposition on SMAX",
     "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
-    "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figure 2)",
+    "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figures 2, 3)",
 }
 
 

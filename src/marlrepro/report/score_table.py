@@ -34,6 +34,7 @@ UNIT_FORMAT = {"percent": ".1f", "fraction": ".2f", "reward": ".1f"}
 WIN_RATE_UNITS = ("percent", "fraction")  # bounded below by 0 and above by UNIT_SCALE
 NOT_BUILT = "not built yet"
 PUBLISHED_ONLY = "published only"
+NOT_RUN = "none (not run at this scale)"  # the backend of a scenario without runs
 EXPERT = "expert"  # a published method that is the demonstrator of the others (MIFQ)
 
 
@@ -60,8 +61,7 @@ def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTab
     factor, fmt = UNIT_SCALE[published.unit], UNIT_FORMAT[published.unit]
     by_cell: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for final in finals:
-        scenario = final["env"].split(":", 1)[1]
-        by_cell.setdefault((scenario, final["algo"]), []).append(final)
+        by_cell.setdefault((scenario_of(final), final["algo"]), []).append(final)
     foreign = set(by_cell) - {(s, m) for s in published.scenarios for m in built}
     if foreign:
         raise RunDataError(f"runs of cells {sorted(foreign)} are not cells of {published.cite}")
@@ -88,6 +88,18 @@ def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTab
             expert = table["scenario"].map(experts[f"{side}_mean"]).where(lambda v: v > 0)
             table[f"{side}_of_expert"] = (table[f"{side}_mean"] / expert).where(others)
     return table
+
+
+def scenario_of(final: Mapping[str, Any]) -> str:
+    """The scenario of a run's (or a reference file's) env: ``miner:easy_2_vs_2`` -> ``easy_2_vs_2``."""
+    return final["env"].split(":", 1)[1]
+
+
+def scenario_backends(finals: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The one backend of each scenario's runs (like with like within a scenario; a table may set
+    several backends side by side, MIFQ's SMACv2 and Gold Miner win rates)."""
+    return {scenario: single_value([f for f in finals if scenario_of(f) == scenario], "backend")
+            for scenario in dict.fromkeys(map(scenario_of, finals))}
 
 
 def _mean_std(mean: float, std: float, fmt: str) -> str:
@@ -163,7 +175,7 @@ def _assign(finals: Sequence[Mapping[str, Any]], tables: Sequence[PublishedScore
     :func:`score_rows` names any foreign cell); a final of none of several tables fails."""
     if len(tables) == 1:
         return [list(finals)]
-    scenario = {id(final): final["env"].split(":", 1)[1] for final in finals}
+    scenario = {id(final): scenario_of(final) for final in finals}
     homeless = sorted({scenario[id(f)] for f in finals if not any(scenario[id(f)] in t.scenarios for t in tables)})
     if homeless:
         raise RunDataError(f"runs of scenarios {homeless} are cells of none of {', '.join(t.cite for t in tables)}")
@@ -195,14 +207,15 @@ def score_table_report(
     finals += [json.loads(Path(path).read_text()) for path in reference_files]
     parts, displays, backends = [], [], []
     for key, published, own in zip(keys, tables, _assign(finals, tables), strict=True):
-        backend = single_value(own, "backend") if own else "none (not run at this scale)"
-        backends += [backend] if own else []
-        part = score_rows(own, published, [m for m in built if m in published.labels], scale).assign(backend=backend)
+        by_scenario = scenario_backends(own)
+        backends += by_scenario.values()
+        part = score_rows(own, published, [m for m in built if m in published.labels], scale)
+        part["backend"] = part["scenario"].map(by_scenario).fillna(NOT_RUN)
         parts.append(part.assign(table=key) if len(keys) > 1 else part)
         displays.append(display_rows(part, published, "published" if len(keys) > 1 else None))
     table = pd.concat(parts, ignore_index=True)
     display = pd.concat(displays, ignore_index=True)
-    backend = ", ".join(dict.fromkeys(backends)) or "none (not run at this scale)"
+    backend = ", ".join(dict.fromkeys(backends)) or NOT_RUN
     cites = " and ".join(dict.fromkeys(published.cite for published in tables))
     units = {published.unit for published in tables}
     sources = "; ".join(dict.fromkeys(published.source for published in tables))
