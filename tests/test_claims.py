@@ -1,8 +1,10 @@
 """The claim ledger (marlrepro.report.claims): each criterion kind on hand-made tables, the scale
-guard, the parse-time checks that name the claim, and the shipped claims."""
+guard, the parse-time checks that name the claim, and the shipped claims (MIFQ's on its own
+published numbers, fed through our table code as SYNTHETIC runs)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -14,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_workflow import write_final
 
 from marlrepro.config_schema import check_schema, load_checked
 from marlrepro.errors import ConfigError
@@ -21,18 +24,26 @@ from marlrepro.report.claims import (
     FAILS,
     HOLDS,
     NOT_JUDGED,
+    TABLE_FORMATS,
     claims_report,
     domains,
     judge,
     parse_claims,
     split_per_seed,
 )
+from marlrepro.report.demo_counts import count_rows
+from marlrepro.report.published import score_table
+from marlrepro.report.score_table import score_table_report
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/published.schema.yaml"
 MAPS = ["3s5z", "5m_vs_6m", "MMM2", "8m", "3s_vs_5z", "8m_vs_9m"]
+MIFQ_PUBLISHED = REPO / "config/published/mifq.yaml"
+MIFQ_TABLE1 = ("table1_winrate", "table1_reward")
+MIFQ_TASKS = [task for key in MIFQ_TABLE1 for task in score_table(MIFQ_PUBLISHED, key).scenarios]
 DOMAINS = domains(["qmix", "qmix_da", "qmix_bc", "qplex", "qplex_da", "dmix", "dmix_da", "me_qmix", "me_qplex",
-                   "qmix_entropy", "me_qmix_mlp", "fop"], MAPS, ["A", "B", "C"])
+                   "qmix_entropy", "me_qmix_mlp", "fop", "bc", "iiq", "iqvdn", "masqil", "magail", "mifq"], MAPS,
+                  ["A", "B", "C"], MIFQ_TASKS)
 
 
 def cell(method: str, map_name: str, table: str = "igm_da_table1") -> dict:
@@ -124,6 +135,41 @@ def test_count_over_maps(at_least, da, verdict):
         assert "map=8m: holds" in result.evidence
 
 
+def fig3_cell(method: str) -> dict:
+    return {"table": "mifq_fig3", "row": {"method": method}, "column": "ours_mean"}
+
+
+ABOVE_IIQ = {"kind": "compare", "op": ">", "left": fig3_cell("mifq"), "right": fig3_cell("iiq")}
+
+
+@pytest.mark.parametrize(
+    ("at_least", "iiq", "verdict"),
+    [
+        (3, {("protoss_5_vs_5", 128): 5.0}, HOLDS),  # 4 items of 2 keys, MIFQ above IIQ on 3
+        (4, {("protoss_5_vs_5", 128): 5.0}, FAILS),
+        ("all", {("protoss_5_vs_5", 128): 5.0}, FAILS),
+        (3, {("protoss_5_vs_5", 128): 5.0, ("easy_2_vs_2", 4096): math.nan}, NOT_JUDGED),  # 2 hold, 1 not run
+    ],
+)
+def test_count_over_several_keys_takes_every_combination(at_least, iiq, verdict):
+    spec = {"kind": "count", "for_each": {"scenario": ["protoss_5_vs_5", "easy_2_vs_2"], "demos": [128, 4096]},
+            "at_least": at_least, "criterion": ABOVE_IIQ}  # fmt: skip
+    (c,) = parsed(claim(spec, targets=["mifq_fig3"]))
+    rows = [{"scenario": s, "demos": d, "method": m, "ours_mean": iiq.get((s, d), 2.0) if m == "iiq" else 4.0,
+             "scale": "paper"} for s in ("protoss_5_vs_5", "easy_2_vs_2") for d in (128, 4096) for m in ("iiq", "mifq")]
+    result = judge(c, {"mifq_fig3": pd.DataFrame(rows)})
+    assert result.verdict == verdict, result.evidence
+    assert "scenario=protoss_5_vs_5, demos=128: does not hold" in result.evidence
+    assert "scenario=easy_2_vs_2, demos=128: holds" in result.evidence
+
+
+def test_a_count_needs_no_more_than_its_combinations():
+    spec = {"kind": "count", "for_each": {"scenario": ["protoss_5_vs_5", "easy_2_vs_2"], "demos": [128, 4096]},
+            "at_least": 5, "criterion": ABOVE_IIQ}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"at_least: 5 is more than the 4 items of for_each \(scenario × demos\)"):
+        parsed(claim(spec, targets=["mifq_fig3"]))
+
+
 @pytest.mark.parametrize(
     ("per_seed", "key", "verdict"),
     [
@@ -197,7 +243,7 @@ def test_schema_errors_name_the_claim(mutate, words):
 
 def shipped() -> dict[str, list]:
     return {paper: parse_claims(paper, load_checked(REPO / f"config/published/{paper}.yaml", SCHEMA), paper, DOMAINS)
-            for paper in ("igm_da", "me_igm")}  # fmt: skip
+            for paper in ("igm_da", "me_igm", "mifq")}  # fmt: skip
 
 
 def test_shipped_claims_cover_the_issue_and_me_qmix_is_not_built():
@@ -257,3 +303,71 @@ def test_snakemake_stops_on_a_bad_claim_naming_it(tmp_path):
                          env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode != 0
     assert "claims.fig6_frozenlake.criteria[0]: column of igm_da_fig6: unknown column 'proportional_succes_median'" in run.stderr + run.stdout
+
+
+# --------------------------------------------------------------------- MIFQ on its own numbers
+FAMILY = {"protoss": "smacv2", "terran": "smacv2", "zerg": "smacv2", "simple": "mpe"}  # else Gold Miner
+
+
+def published_run(root: Path, scenario: str, method: str, value: float, unit: str, count: int | None = None) -> Path:
+    """A SYNTHETIC run (or expert file) scoring the published ``value`` (in ``unit``) on ``scenario``."""
+    backend = FAMILY.get(scenario.split("_", 1)[0], "miner")
+    run_dir = root / f"{scenario}-{count}" / method
+    score = {"test_won_mean": value / 100, "test_return_mean": 0.0} if unit == "percent" else {
+        "test_won_mean": 0.0, "test_return_mean": value}
+    write_final(run_dir, algo=method, env=f"{backend}:{scenario}", backend=backend, **score)
+    if count is not None:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"demos": {"count": count}}))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def mifq_published_tables(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """mifq_table1 and mifq_fig3 as our code writes them from runs that score exactly the paper's
+    numbers (one seed each): Table 1 through score_table_report, Figure 3's cells through count_rows."""
+    root = tmp_path_factory.mktemp("mifq_published")
+    runs, experts = [], []
+    for key in MIFQ_TABLE1:
+        published = score_table(MIFQ_PUBLISHED, key)
+        for cell in published.cells.itertuples():
+            made = published_run(root / "table1", cell.scenario, cell.method, cell.mean, published.unit)
+            (experts if cell.method == "expert" else runs).append(made)
+    out = root / "out"
+    out.mkdir()
+    score_table_report(runs, MIFQ_PUBLISHED, list(MIFQ_TABLE1), ["expert", "bc", "iiq", "iqvdn", "masqil", "magail",
+                       "mifq"], "paper", "the paper's", [out / f"t1.{ext}" for ext in ("csv", "md", "html")],
+                       [out / "t1.png"], [run / "final.json" for run in experts])  # fmt: skip
+    tables = [score_table(MIFQ_PUBLISHED, f"table{n}") for n in range(3, 15)]
+    finals = [(json.loads((published_run(root / "fig3", cell.scenario, cell.method, cell.mean, "percent", t.demos)
+                           / "final.json").read_text()), t.demos)
+              for t in tables for cell in t.cells.itertuples() if cell.method in ("iiq", "iqvdn", "masqil", "magail",
+                                                                                   "mifq")]  # fmt: skip
+    fig3 = count_rows(finals, [], tables, ["iiq", "iqvdn", "masqil", "magail", "mifq"], "paper")
+    return {"mifq_table1": pd.read_csv(out / "t1.csv"), "mifq_fig3": fig3}
+
+
+def test_mifq_claims_hold_on_the_papers_own_numbers(mifq_published_tables):
+    """Each reading is one the paper's own tables satisfy; the spread is not printed, so not judged."""
+    for name, table in mifq_published_tables.items():
+        assert set(TABLE_FORMATS[name].columns) <= set(table.columns), name  # the columns the claims may read
+    verdicts = {c.id: judge(c, mifq_published_tables) for c in shipped()["mifq"]}
+    assert {"table1_above_magail", "table1_above_masqil", "table1_above_iiq", "table1_above_bc", "mixer_above_sum",
+            "table1_protoss_5_vs_5", "table1_below_expert", "table1_mpe_best", "table1_mpe_bc_speaker_listener",
+            "fig3_grows_with_demos", "fig3_higher_win_rates"} <= set(verdicts)  # fmt: skip
+    spread = verdicts.pop("fig3_smaller_spread")
+    assert spread.verdict == NOT_JUDGED and "empty (not run)" in spread.evidence  # one seed: no standard deviation
+    assert {claim: v.verdict for claim, v in verdicts.items()} == dict.fromkeys(verdicts, HOLDS)
+    # the paper's Gold Miner cells: MIFQ trails MASQIL up to 1024 demonstrations, within the two thirds asked
+    assert "scenario=easy_2_vs_2, demos=128: does not hold" in verdicts["fig3_higher_win_rates"].evidence
+    assert "holds for 40, not for 14" in verdicts["fig3_higher_win_rates"].evidence  # MASQIL: 40 of 54
+
+
+def test_mifq_validation_judges_mpe_alone(mifq_published_tables):
+    """Validation trains MPE with Table 2's whole budget, SMACv2 and Gold Miner with 30 % of it: only
+    MPE's claims are judged there; Figure 3's scans are never planned below paper scale."""
+    tables = {name: table.assign(scale="validation") for name, table in mifq_published_tables.items()}
+    verdicts = {c.id: judge(c, tables) for c in shipped()["mifq"]}
+    assert {c for c, v in verdicts.items() if v.verdict == HOLDS} == {"table1_mpe_best", "table1_mpe_bc_speaker_listener"}
+    assert all("scale below what the claim needs" in v.evidence for c, v in verdicts.items() if v.verdict == NOT_JUDGED)
+    assert len(verdicts) - 2 == sum(v.verdict == NOT_JUDGED for v in verdicts.values())
+

@@ -40,7 +40,7 @@ CATEGORY = {"me_igm": "ME-IGM — maximum-entropy IGM (Tables 1–4, Figures 2 a
             "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
             "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figures 2, 3)"}  # fmt: skip
 LEDGER = "Claim ledger — does each paper's claim hold here?"
-LEDGERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM"}  # paper -> its subcategory in the ledger
+LEDGERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM", "mifq": "MIFQ"}  # paper -> its subcategory in the ledger
 SMOKE_BANNER = "SMOKE SCALE — not comparable with the paper"
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
 

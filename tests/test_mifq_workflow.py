@@ -31,6 +31,7 @@ from marlrepro.envs import make
 from marlrepro.errors import ConfigError
 from marlrepro.experiments import plan_paper, scale_from_dict, sweep_members
 from marlrepro.policy_file import evaluate_policy, load_policy, read_policy_file
+from marlrepro.report.claims import TABLE_FORMATS
 from marlrepro.report.curve_panels import Panel, panel_rows
 from marlrepro.report.demo_counts import (
     NOT_PLANNED,
@@ -347,6 +348,7 @@ def test_fig3_sets_every_cell_beside_its_appendix_table_and_marks_the_unplanned(
     demo_counts_report(runs, REPO / "config/published/mifq.yaml", APPENDIX_WIN_RATES, BY_COUNT, "paper", "the paper's",
                        tables, figures, [expert])  # fmt: skip
     table = pd.read_csv(tables[0])
+    assert set(TABLE_FORMATS["mifq_fig3"].columns) <= set(table.columns)  # what the claim ledger reads
     assert len(table) == len(table.drop_duplicates(["scenario", "method", "demos"])) == 9 * 5 * 6
     cells = table.set_index(["scenario", "method", "demos"])
     mifq = cells.loc[("protoss_5_vs_5", "mifq", 128)]

@@ -18,7 +18,7 @@ localrules:
 
 
 CLAIMS_CATEGORY = "Claim ledger — does each paper's claim hold here?"  # sorts first in the report's menu
-CLAIM_PAPERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM"}
+CLAIM_PAPERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM", "mifq": "MIFQ"}
 # target -> the rule that builds it at this scale (its csv and, for the report's links, its html and png)
 LEDGER_TARGETS = {
     "igm_da_table1": rules.igm_da_table1,
@@ -37,11 +37,14 @@ LEDGER_TARGETS = {
     "me_igm_fig4": rules.me_igm_fig4,
     "me_igm_fig5": rules.me_igm_fig5,
     "me_igm_fig6": rules.me_igm_fig6,
+    "mifq_table1": rules.mifq_table1,
+    "mifq_fig3": rules.mifq_fig3,
 }
 try:
     _DOMAINS = domains(
         ALGOS, published_table1("config/published/igm_da.yaml").maps,
         matrix_game("config/published/me_igm.yaml", "table1").actions,
+        [scenario for key in MIFQ_TABLE1_KEYS for scenario in score_table(MIFQ_PUBLISHED, key).scenarios],
     )
     CLAIMS = {
         paper: parse_claims(
@@ -61,13 +64,14 @@ def claim_tables(paper: str) -> dict[str, str]:
 
 
 def claim_links(paper: str) -> list[dict]:
-    """Per claim, for the caption: id, statement, source, the report names of its built targets' table
-    and figure (an rst link in a caption is the file's name) and the targets not built."""
+    """Per claim, for the caption: id, statement, source and ``refs``, one line of rst: a link to its
+    built targets' table and figure (an rst link in a caption is the file's name), and the targets
+    not built."""
     return [
         {"id": claim.id, "statement": claim.statement, "source": claim.source,
-         "links": [path for target in claim.targets if target in LEDGER_TARGETS
-                   for path in (Path(LEDGER_TARGETS[target].output.html).name, Path(LEDGER_TARGETS[target].output.png).name)],
-         "missing": [target for target in claim.targets if target not in LEDGER_TARGETS]}
+         "refs": " ".join([f"`{Path(output).name}`_" for target in claim.targets if target in LEDGER_TARGETS
+                           for output in (LEDGER_TARGETS[target].output.html, LEDGER_TARGETS[target].output.png)]
+                          + [f"({target}: not built)" for target in claim.targets if target not in LEDGER_TARGETS])}
         for claim in CLAIMS[paper]
     ]  # fmt: skip
 
@@ -84,7 +88,7 @@ for _paper, _label in CLAIM_PAPERS.items():
             csv=f"results/tables/{_paper}_claims.csv",
             md=f"results/tables/{_paper}_claims.md",
             html=report(
-                f"results/tables/{_paper}_claims.html", caption=f"../report/{_paper}_claims.rst",
+                f"results/tables/{_paper}_claims.html", caption="../report/claims.rst",
                 category=CLAIMS_CATEGORY, subcategory=_label, labels={"result": f"{_label}: claim ledger"},
             ),
         params:

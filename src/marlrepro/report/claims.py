@@ -17,8 +17,9 @@ Criterion kinds (``op`` is one of ``>``, ``>=``, ``<``, ``<=``):
 * ``compare`` (left, op, right, margin = 0): holds iff ``left - right op margin``; e.g. "qmix-DA's
   Avg.Score is at least 15 points above qmix's" is ``left >= right`` with margin 15.
 * ``threshold`` (value, op, than): holds iff ``value op than``.
-* ``count`` (for_each {key: values}, criterion, at_least): the inner criterion once per value, each
-  of its cells' rows given ``key: value``. Items whose cells are missing are *not run*. With
+* ``count`` (for_each {key: values, ...}, criterion, at_least): the inner criterion once per item,
+  each of its cells' rows given ``key: value``; with several keys an item is one combination of
+  their values (MIFQ's tasks × numbers of demonstrations). Items whose cells are missing are *not run*. With
   ``at_least: k``: holds iff at least k items hold; does not hold iff fewer than k could still hold
   (holding + not run < k); else not judged. With ``at_least: all``: holds iff every item that ran
   holds (at least one ran); does not hold iff one that ran does not hold; not judged if none ran.
@@ -37,6 +38,7 @@ verdict cites the numbers it used.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import re
@@ -50,6 +52,7 @@ import pandas as pd
 from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.report.curve_panels import PANEL_COLUMNS, PANEL_KEYS
 from marlrepro.report.igm_da import AVG, TABLE1_COLUMNS, WIN
+from marlrepro.report.score_table import EXPERT
 from marlrepro.report.tables import write_table
 
 HOLDS, FAILS, NOT_JUDGED = "holds", "does not hold", "not judged"
@@ -81,6 +84,9 @@ _SCORES = TableFormat(
     ("scenario", "method", "label", "ours_mean", "ours_std", "n_seeds", "per_seed", "published_mean", "published_std",
      "difference", "status", "scale", "backend"),
 )  # fmt: skip
+# MIFQ's score tables: its tasks, its methods and the expert, each win rate also as a fraction of its expert's
+_MIFQ_KEYS = {"scenario": "mifq_scenario", "method": "mifq_method"}
+_MIFQ_SCORES = (*_SCORES.columns, "ours_of_expert", "published_of_expert")
 _FROZENLAKE = (
     "method", "n_seeds", "episodes",
     *(f"{p}_{s}" for p in ("greedy", "proportional") for s in ("success_median", "success_q25", "success_q75",
@@ -102,14 +108,18 @@ TABLE_FORMATS: dict[str, TableFormat] = {
     "me_igm_table1_me_qmix": _MATRIX,
     **{f"me_igm_table{n}": _SCORES for n in (2, 3, 4)},
     **{f"me_igm_fig{n}": TableFormat({key: "text" for key in PANEL_KEYS}, PANEL_COLUMNS) for n in (2, 4, 5, 6)},
+    "mifq_table1": TableFormat(_MIFQ_KEYS, (*_MIFQ_SCORES, "table")),
+    "mifq_fig3": TableFormat({**_MIFQ_KEYS, "demos": "number"}, (*_MIFQ_SCORES, "demos")),
 }
 
 
-def domains(algos: Sequence[str], igm_da_maps: Sequence[str], matrix_actions: Sequence[str]) -> dict[str, Any]:
+def domains(algos: Sequence[str], igm_da_maps: Sequence[str], matrix_actions: Sequence[str],
+            mifq_scenarios: Sequence[str]) -> dict[str, Any]:
     """The values a row key may take: ``algo`` (config/algos), ``igm_da_map`` (Table 1's maps and
     Avg.Score), ``frozenlake_method`` (the FrozenLake table's labels), ``matrix_quantity`` (the
-    matrix-game table's rows), ``smacv2_scenario`` (SMACv2's 15 scenarios), ``number`` (any number)
-    and ``text`` (any label: a curve figure's panels and series, named by its rule)."""
+    matrix-game table's rows), ``smacv2_scenario`` (SMACv2's 15 scenarios), ``mifq_scenario`` (MIFQ
+    Table 1's tasks), ``mifq_method`` (an algo or MIFQ's ``expert``), ``number`` (any number) and
+    ``text`` (any label: a curve figure's panels and series, named by its rule)."""
     from marlrepro.env_catalog import SMACV2_SCENARIOS
     from marlrepro.frozenlake import METHOD_LABELS
     from marlrepro.report.tables import q_columns
@@ -117,7 +127,7 @@ def domains(algos: Sequence[str], igm_da_maps: Sequence[str], matrix_actions: Se
     return {
         "algo": set(algos), "igm_da_map": {*igm_da_maps, AVG}, "frozenlake_method": set(METHOD_LABELS.values()),
         "matrix_quantity": {*q_columns(matrix_actions), "greedy payoff"}, "smacv2_scenario": set(SMACV2_SCENARIOS),
-        "number": None, "text": str,
+        "mifq_scenario": set(mifq_scenarios), "mifq_method": {*algos, EXPERT}, "number": None, "text": str,
     }  # fmt: skip
 
 
@@ -130,8 +140,8 @@ class Cell:
     row: dict[str, Any]
     column: str
 
-    def with_key(self, key: str, value: Any) -> Cell:
-        return Cell(self.table, {**self.row, key: value}, self.column)
+    def with_row(self, keys: Mapping[str, Any]) -> Cell:
+        return Cell(self.table, {**self.row, **keys}, self.column)
 
     def label(self) -> str:
         return f"{self.table}[{', '.join(f'{k}={v}' for k, v in self.row.items())}].{self.column}"
@@ -144,8 +154,8 @@ class Minus:
     left: Cell
     right: Cell
 
-    def with_key(self, key: str, value: Any) -> Minus:
-        return Minus(self.left.with_key(key, value), self.right.with_key(key, value))
+    def with_row(self, keys: Mapping[str, Any]) -> Minus:
+        return Minus(self.left.with_row(keys), self.right.with_row(keys))
 
 
 Operand = Cell | Minus
@@ -168,10 +178,14 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Count:
-    key: str
-    values: tuple[Any, ...]
+    keys: tuple[str, ...]
+    items: tuple[tuple[Any, ...], ...]  # every combination of the keys' values
     criterion: Compare | Threshold
     at_least: int | Literal["all"]
+
+    def item_rows(self) -> list[dict[str, Any]]:
+        """Each item as the row keys it adds to the criterion's cells."""
+        return [dict(zip(self.keys, item, strict=True)) for item in self.items]
 
 
 @dataclass(frozen=True)
@@ -212,7 +226,7 @@ def _cells(criterion: Criterion) -> list[Cell]:
     if isinstance(criterion, Threshold):
         return operand(criterion.value)
     if isinstance(criterion, Count):
-        return [cell for v in criterion.values for cell in _cells(_with_key(criterion.criterion, criterion.key, v))]
+        return [cell for keys in criterion.item_rows() for cell in _cells(_with_row(criterion.criterion, keys))]
     return [criterion.per_seed]
 
 
@@ -280,14 +294,15 @@ def _criterion(at: str, spec: Mapping[str, Any]) -> Criterion:
     if kind == "threshold":
         return Threshold(_operand(spec["value"]), spec["op"], float(spec["than"]))
     if kind == "count":
-        ((key, values),) = spec["for_each"].items()
+        keys, items = tuple(spec["for_each"]), tuple(itertools.product(*spec["for_each"].values()))
         inner = _criterion(f"{at}.criterion", spec["criterion"])
         if not isinstance(inner, Compare | Threshold):
             raise ConfigError(f"{at}.criterion: a count repeats a compare or threshold, got kind {spec['criterion']['kind']!r}")
         at_least = spec["at_least"]
-        if at_least != "all" and at_least > len(values):
-            raise ConfigError(f"{at}.at_least: {at_least} is more than the {len(values)} values of for_each.{key}")
-        return Count(key, tuple(values), inner, at_least)
+        if at_least != "all" and at_least > len(items):
+            raise ConfigError(f"{at}.at_least: {at_least} is more than the {len(items)} items of for_each "
+                              f"({' × '.join(keys)})")
+        return Count(keys, items, inner, at_least)
     if kind == "seeds":
         negate = "is_not" in spec
         return Seeds(_cell(spec["per_seed"]), spec["is_not" if negate else "is"], negate,
@@ -361,28 +376,29 @@ def _judge(tables: Mapping[str, pd.DataFrame], criterion: Criterion) -> Verdict:
 
 
 def _judge_count(tables: Mapping[str, pd.DataFrame], criterion: Count) -> Verdict:
-    items = {value: _judge(tables, _with_key(criterion.criterion, criterion.key, value)) for value in criterion.values}
+    items = {", ".join(f"{k}={v}" for k, v in keys.items()): _judge(tables, _with_row(criterion.criterion, keys))
+             for keys in criterion.item_rows()}
     held = [v for v, verdict in items.items() if verdict.verdict == HOLDS]
     failed = [v for v, verdict in items.items() if verdict.verdict == FAILS]
     missing = [v for v, verdict in items.items() if verdict.verdict == NOT_JUDGED]
     ran = len(held) + len(failed)
     if criterion.at_least == "all":
-        need = f"every {criterion.key} run ({ran} of {len(items)} ran)"
+        need = f"every {' × '.join(criterion.keys)} run ({ran} of {len(items)} ran)"
         verdict = NOT_JUDGED if ran == 0 else FAILS if failed else HOLDS
     else:
         need = f"at least {criterion.at_least} of {len(items)}"
         verdict = (HOLDS if len(held) >= criterion.at_least else
                    FAILS if len(held) + len(missing) < criterion.at_least else NOT_JUDGED)  # fmt: skip
-    details = "; ".join(f"{criterion.key}={v}: {items[v].verdict} ({items[v].evidence})" for v in items)
+    details = "; ".join(f"{item}: {verdict.verdict} ({verdict.evidence})" for item, verdict in items.items())
     return Verdict(verdict, f"holds for {len(held)}, not for {len(failed)}, not run {len(missing)}; needs {need}. "
                             f"{details}")  # fmt: skip
 
 
-def _with_key(criterion: Compare | Threshold, key: str, value: Any) -> Compare | Threshold:
-    """``criterion`` with ``key: value`` added to the row of every cell it reads."""
+def _with_row(criterion: Compare | Threshold, keys: Mapping[str, Any]) -> Compare | Threshold:
+    """``criterion`` with ``keys`` (key -> value) added to the row of every cell it reads."""
     if isinstance(criterion, Compare):
-        return replace(criterion, left=criterion.left.with_key(key, value), right=criterion.right.with_key(key, value))
-    return replace(criterion, value=criterion.value.with_key(key, value))
+        return replace(criterion, left=criterion.left.with_row(keys), right=criterion.right.with_row(keys))
+    return replace(criterion, value=criterion.value.with_row(keys))
 
 
 def split_per_seed(text: str) -> list[str]:
