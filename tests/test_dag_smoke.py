@@ -103,7 +103,7 @@ def test_smoke_dag_builds_every_target(smoke_dag):
     # MIFQ: the expert's demonstrations were played by the DAG, and Table 1 sets its score of ours beside the paper's
     mifq = pd.read_csv(smoke_dag / "results/tables/mifq_table1.csv").set_index(["scenario", "method"])
     assert mifq.loc[("simple_spread", "expert"), "n_seeds"] == 1 and mifq.loc[("simple_spread", "mifq"), "n_seeds"] == 1
-    expert = json.loads((smoke_dag / "results/demos/mifq/experts_mpe/mpe-simple_spread/expert.json").read_text())
+    expert = json.loads((smoke_dag / "results/demos/mifq/experts_mpe/jaxmpe-simple_spread/expert.json").read_text())
     assert expert["episodes"] == 8 and expert["expert_checkpoint"] == "checkpoint/best.pt"
     assert (smoke_dag / "results/mlflow.db").exists()
     # the jobs compiled into the workflow's shared JAX cache (config jax_cache)

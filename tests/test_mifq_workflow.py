@@ -58,7 +58,8 @@ BY_COUNT = ("iiq", "iqvdn", "masqil", "magail", "mifq")  # the appendix's demo-c
 SCAN = (128, 256, 512, 1024, 2048)  # demos_smacv2 and demos_miner; 4096 is Table 1's
 BY_COUNT_MPE = ("iiq", "masqil", "magail", "mifq")  # MPE's demo-count tables (15-21) print no IQVDN
 SCAN_MPE = (1, 2, 4, 8, 16, 32, 64)  # demos_mpe; 128 is Table 1's
-COUNTS = {"smacv2": 4096, "miner": 4096, "mpe": 128}  # Table 1's demonstrations (§5.4), config/demos.yaml's caps
+BACKENDS = {"smacv2": "smacv2", "miner": "miner", "mpe": "jaxmpe"}  # each family's backend (MPE: the JAX MPE)
+COUNTS = {"smacv2": 4096, "miner": 4096, "jaxmpe": 128}  # Table 1's demonstrations (§5.4), config/demos.yaml's caps
 
 
 def scale(name: str):
@@ -102,7 +103,7 @@ def paper_plan(request, workdir) -> tuple[int, list[dict]]:
 
 def test_paper_scale_plans_an_expert_and_a_demo_file_per_task_then_packs_per_cell(paper_plan):
     pack_size, planned = paper_plan
-    tasks = [f"{backend}:{task}" for backend, names in TASKS.items() for task in names]
+    tasks = [f"{BACKENDS[family]}:{task}" for family, names in TASKS.items() for task in names]
     experts = [j for j in planned if j["rule"] == "train" and "mappo_expert" in j["shell"]]
     assert sorted(sets(j["shell"])["env.name"] for j in experts) == sorted(tasks)
     for job in experts:  # MAPPO with mappo_expert.yaml, one seed, keeping its best evaluation
@@ -132,8 +133,8 @@ def test_paper_scale_plans_an_expert_and_a_demo_file_per_task_then_packs_per_cel
         # a demonstration batch within the count (MPE's 1 ... 64: all of them; Table 2's 128 otherwise)
         assert int(values.get("demos.batch_size", 128)) == min(128, count)
     table1 = [(task, m, COUNTS[task.split(":")[0]]) for task in tasks for m in METHODS]
-    scans = [(task, m, n) for task in tasks if not task.startswith("mpe:") for m in BY_COUNT for n in SCAN]
-    mpe_scans = [(task, m, n) for task in tasks if task.startswith("mpe:") for m in BY_COUNT_MPE for n in SCAN_MPE]
+    scans = [(task, m, n) for task in tasks if not task.startswith("jaxmpe:") for m in BY_COUNT for n in SCAN]
+    mpe_scans = [(task, m, n) for task in tasks if task.startswith("jaxmpe:") for m in BY_COUNT_MPE for n in SCAN_MPE]
     assert sorted(cells) == sorted(table1 + scans + mpe_scans)
     assert set(cells.values()) == {math.ceil(4 / pack_size)}
     tables = {j["rule"] for j in planned if re.fullmatch(r"mifq_table\d+", j["rule"])}
@@ -143,7 +144,7 @@ def test_paper_scale_plans_an_expert_and_a_demo_file_per_task_then_packs_per_cel
     finals = {f for f in fig3["input"] if f.endswith("/final.json")}
     expected = {f"results/runs/mifq/{'table1' if n == 4096 else 'demos'}_{task.split(':')[0]}{'' if n == 4096 else f'-{n}'}/"
                 f"{task.replace(':', '-')}/{m}/seed{seed}/final.json"
-                for task in tasks if not task.startswith("mpe:") for m in BY_COUNT for n in (*SCAN, 4096)
+                for task in tasks if not task.startswith("jaxmpe:") for m in BY_COUNT for n in (*SCAN, 4096)
                 for seed in range(4)}  # fmt: skip
     assert finals == expected
     assert sum(f.endswith("/expert.json") for f in fig3["input"]) == 9
@@ -157,12 +158,12 @@ def test_smoke_plans_one_tiny_task_end_to_end(workdir):
                                          "mifq_fig2": 1, "mifq_fig3": 1, "mifq_table18": 1, "mifq": 1, "total": 14}
     planned = jobs(result.stdout)
     [collect] = [j for j in planned if j["rule"] == "collect_demos"]
-    assert "mpe-simple_spread" in collect["output"][0]
+    assert "jaxmpe-simple_spread" in collect["output"][0]
     assert "--episodes 8 " in collect["shell"] and "--width 8 " in collect["shell"] and "--device cpu " in collect["shell"]
     for job in planned:
         if job["rule"] == "train":
             values = sets(job["shell"])
-            assert values["env.name"] == "mpe:simple_spread" and int(values["run.t_max"]) <= 600
+            assert values["env.name"] == "jaxmpe:simple_spread" and int(values["run.t_max"]) <= 600
             assert values.get("demos.count", "8") == "8"
     tables = {j["rule"]: j["input"] for j in planned if j["rule"].startswith("mifq_")}
     # Figure 3 plans no run at smoke: its only input is the published file (the figure marks every cell)
@@ -188,12 +189,12 @@ def edited(change) -> dict:
     (lambda e: e["experts_mpe"].__setitem__("demos_from", "experts_miner"),
      ["experts_mpe.demos_from: mappo_expert do not learn from demonstrations"]),
     (lambda e: e["table1_mpe"]["settings"]["demos"].__setitem__("count", 256),
-     ["table1_mpe: bc on mpe:simple_spread asks for demos.count=256 demonstrations; experts_mpe collects 128"]),
+     ["table1_mpe: bc on jaxmpe:simple_spread asks for demos.count=256 demonstrations; experts_mpe collects 128"]),
     (lambda e: e["experts_miner"].__setitem__("envs", ["miner:easy_2_vs_2"]),
      ["table1_miner: miner:medium_2_vs_2 has no expert in experts_miner at scale paper"]),
     (lambda e: e["experts_mpe"].__setitem__("seeds", 2), ["experts_mpe.seeds: an expert experiment", "seeds: 1"]),
     (lambda e: e["experts_mpe"].__setitem__("collect_demos", {"episodes": 129}),
-     ["experts_mpe.collect_demos.episodes: 129 is more than the 128 demonstrations the paper collects on mpe:"]),
+     ["experts_mpe.collect_demos.episodes: 129 is more than the 128 demonstrations the paper collects on jaxmpe:"]),
     (lambda e: e["experts_mpe"]["scales"].__setitem__("paper", {"skip": True}),
      ["table1_mpe.demos_from: experts_mpe is skipped at scale paper"]),
     (lambda e: e["table1_mpe"]["settings"]["demos"].__setitem__("path", "my.zip"),
@@ -212,13 +213,13 @@ def test_the_grid_plans_every_task_at_paper_and_validation_and_one_at_smoke():
         planned = plan(GRID, at)
         for family, tasks in TASKS.items():
             experts, table = planned[f"experts_{family}"], planned[f"table1_{family}"]
-            envs = [f"{family}:{task}" for task in tasks]
+            envs = [f"{BACKENDS[family]}:{task}" for task in tasks]
             assert list(experts.envs) == list(table.envs) == envs and experts.seeds == (0,)
-            assert experts.collect == dict.fromkeys(envs, COUNTS[family])
+            assert experts.collect == dict.fromkeys(envs, COUNTS[BACKENDS[family]])
             assert table.algos == METHODS and len(table.seeds) == seeds and table.demos_from == f"experts_{family}"
     smoke = plan(GRID, "smoke")
     assert sorted(smoke) == ["experts_mpe", "table1_mpe"]  # the others: scales.smoke.skip
-    assert smoke["experts_mpe"].collect == {"mpe:simple_spread": 8}
+    assert smoke["experts_mpe"].collect == {"jaxmpe:simple_spread": 8}
     # Table 2's MPE column (lr 2e-5, 100k steps, a buffer that holds the whole run) and Table 1's 128
     mpe = plan(GRID)["table1_mpe"]
     assert {(a, mpe.settings_of(a)["learner.lr"], mpe.settings_of(a)["run.t_max"], mpe.settings_of(a)["demos.count"])

@@ -26,8 +26,11 @@ MIFQ_TABLE1_PLANNED = planned("mifq", MIFQ_TABLE1)
 # Table 1's figure: a panel per SMACv2 race, one for Gold Miner, one for MPE (every task, at any scale)
 MIFQ_GRID = yaml.safe_load(Path("config/mifq.yaml").read_text())["experiments"]
 MIFQ_BACKENDS = {env.split(":", 1)[1]: env.split(":", 1)[0] for name in MIFQ_TABLE1 for env in MIFQ_GRID[name]["envs"]}
+# each task's family, the suffix of its experiments (table1_<family>, demos_<family>) and the published
+# group of MPE and Gold Miner: its backend's, MPE running on the JAX MPE (config/mifq.yaml)
+MIFQ_FAMILY = {scenario: {"jaxmpe": "mpe"}.get(backend, backend) for scenario, backend in MIFQ_BACKENDS.items()}
 MIFQ_GROUPS = {
-    scenario: scenario.split("_", 1)[0] if backend == "smacv2" else backend for scenario, backend in MIFQ_BACKENDS.items()
+    scenario: scenario.split("_", 1)[0] if family == "smacv2" else family for scenario, family in MIFQ_FAMILY.items()
 }
 MIFQ_TABLE1_RUNS = [run for exp in MIFQ_TABLE1_PLANNED for run in exp.runs()]
 # each task's expert.json: the expert's measured score over its demonstrations (common.smk collect_demos)
@@ -39,6 +42,7 @@ MIFQ_EXPERTS = {env: exp.demo_files(env)["summary"] for exp in EXPERIMENTS["mifq
 MIFQ_WIN_RATE = ("test_won_mean", "test win rate", [0.0, 1.0])
 MIFQ_METRICS = {"smacv2": MIFQ_WIN_RATE, "sc2": MIFQ_WIN_RATE, "miner": MIFQ_WIN_RATE,  # sc2: config.yaml backend
                 "mpe": ("test_return_mean", "mean test return", None)}
+MIFQ_METRICS["jaxmpe"] = MIFQ_METRICS["mpe"]
 MIFQ_FIG2_PANELS = [
     curve_panel(scenario, *MIFQ_METRICS[backend][:2],
                 {algo: cell_runs("mifq", exp.name, algo, scenario) for algo in exp.algos},
@@ -115,7 +119,7 @@ rule mifq_fig2:
 MIFQ_COUNT_TABLES = {number: score_table(MIFQ_PUBLISHED, f"table{number}") for number in range(3, 23)}
 MIFQ_APPENDIX = {}
 for _number, _published in MIFQ_COUNT_TABLES.items():
-    _family = MIFQ_BACKENDS[_published.scenarios[0]]
+    _family = MIFQ_FAMILY[_published.scenarios[0]]
     _from_table1 = [exp for exp in planned("mifq", [f"table1_{_family}"])
                     if {run.settings["demos.count"] for run in exp.runs()} == {_published.demos}]
     _from_scan = [exp for exp in sweep_members(EXPERIMENTS["mifq"], f"demos_{_family}") if exp.sweep.value == _published.demos]
@@ -158,7 +162,7 @@ for _number, (_published, _runs) in MIFQ_APPENDIX.items():
 # its methods are the scans' (Table 1's but BC). Smoke plans none: the figure then marks every count
 # "not planned"; validation plans Table 1's 4096 alone.
 MIFQ_FIG3_TABLES = [number for number, table in MIFQ_COUNT_TABLES.items()
-                    if MIFQ_BACKENDS[table.scenarios[0]] in ("smacv2", "miner")]
+                    if MIFQ_FAMILY[table.scenarios[0]] in ("smacv2", "miner")]
 MIFQ_FIG3_METHODS = MIFQ_GRID["demos_smacv2"]["algos"]
 MIFQ_FIG3_RUNS = [run for number in MIFQ_FIG3_TABLES if number in MIFQ_APPENDIX for run in MIFQ_APPENDIX[number][1]
                   if run.algo in MIFQ_FIG3_METHODS]
