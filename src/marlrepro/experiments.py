@@ -224,6 +224,8 @@ class Experiment:
     algo_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # the whole settings of such algos
     collect: dict[str, int] = field(default_factory=dict)  # an expert experiment's: env -> demonstrations it plays
     demos_from: str | None = None  # the expert experiment whose demonstrations the runs learn from
+    # packs() by pack size, made once: the workflow's input functions ask for them per job
+    _packs: dict[int, tuple[Pack, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def settings_of(self, algo: str) -> dict[str, Any]:
         """The merged settings of ``algo``'s runs (:attr:`settings` unless it has ``algo_settings``)."""
@@ -240,14 +242,16 @@ class Experiment:
 
     def packs(self, pack_size: int) -> list[Pack]:
         """The runs of every (env, algo) cell, the cell's seeds split by :func:`seed_packs`."""
-        return [
-            Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo),
-                           self.demo_files(env)["demos"] if self.demos_from else None, bool(self.collect))
-                       for seed in seeds))
-            for env in self.envs
-            for algo in self.algos
-            for seeds in seed_packs(self.seeds, pack_size)
-        ]
+        if pack_size not in self._packs:
+            self._packs[pack_size] = tuple(
+                Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo),
+                               self.demo_files(env)["demos"] if self.demos_from else None, bool(self.collect))
+                           for seed in seeds))
+                for env in self.envs
+                for algo in self.algos
+                for seeds in seed_packs(self.seeds, pack_size)
+            )
+        return list(self._packs[pack_size])
 
     def demo_files(self, env: str) -> dict[str, str]:
         """:func:`demo_files` of ``env``'s expert: this experiment's own (``collect_demos``), or that of

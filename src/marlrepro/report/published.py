@@ -6,6 +6,8 @@ never pass off transcribed numbers as ours or ours as the paper's.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,12 +48,19 @@ class PublishedMatrixGame:
         return float(self.payoff.max())
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed(text: str) -> Any:
+    """The YAML ``text`` parsed, once per text in a process (the workflow reads each published file
+    for many rules while it plans; callers get deep copies)."""
+    return load_yaml(text)
+
+
 def load_published(path: str | Path) -> dict[str, Any]:
     """Read ``path`` and check it is a mapping whose ``source`` says "published"."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    data = load_yaml(path.read_text())
+    data = copy.deepcopy(_parsed(path.read_text()))
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     source = data.get("source")
