@@ -46,7 +46,8 @@ from marlrepro.learners.ppo import live_agents
 def load_expert(path: str, spec: EnvSpec, device: torch.device) -> AgentController:
     """The expert's frozen controller from policy file ``path``, checked against env ``spec``
     (:class:`PolicyFileError` naming the file when it is missing, corrupt or does not fit)."""
-    from marlrepro.policy_file import check_env_spec, load_policy  # policy_file builds learners: import here
+    # policy_file builds learners (learners.build imports this module): imported here, as demos.py does
+    from marlrepro.policy_file import check_env_spec, load_policy
 
     if not path:
         raise PolicyFileError("dagger.expert: algo 'dagger' needs the expert's policy file "
