@@ -39,8 +39,7 @@ from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import PolicyFileError
 from marlrepro.exploration import masked_greedy
 from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
-from marlrepro.learners.max_entropy import masked_log_policy
-from marlrepro.learners.ppo import live_agents
+from marlrepro.learners.bc import imitation_loss
 
 
 def load_expert(path: str, spec: EnvSpec, device: torch.device) -> AgentController:
@@ -89,16 +88,5 @@ class DAggerLearner(ActorCriticLearner):
     def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
         """The students' cross-entropy against the expert's labels of ``batch``'s steps (Algorithm 1,
         line 8); logged: ``accuracy``, the share of those labels that are the students' greedy choice."""
-        avail = batch.avail_actions
-        labels = expert_labels(self.expert, batch)  # [B, T, N]
-        logits = self.actor.sequence(self.actor.observe(batch), batch.actions, avail)
-        log_pi = masked_log_policy(logits, avail, 1.0)[:, :-1]  # [B, T, N, A]
-        labelled = log_pi.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-        available = avail[:, :-1].gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-        weight = batch.filled.unsqueeze(-1) * live_agents(avail[:, :-1]) * available
-        count = weight.sum().clamp(min=1.0)
-        log_likelihood = (labelled * weight).sum() / count
-        with torch.no_grad():
-            accuracy = ((log_pi.argmax(dim=-1) == labels).float() * weight).sum() / count
-        return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood),
-                         logged={"accuracy": accuracy})
+        logits = self.actor.sequence(self.actor.observe(batch), batch.actions, batch.avail_actions)
+        return imitation_loss(logits, expert_labels(self.expert, batch), batch)
