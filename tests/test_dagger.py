@@ -248,3 +248,21 @@ def test_a_pack_of_two_equals_the_runs_alone(expert, tmp_path):
     for seed in (0, 1):
         train_pack([member(seed, "alone")])
         assert_packed_run_equals_alone(tmp_path / "pack" / str(seed), tmp_path / "alone" / str(seed))
+
+
+@pytest.mark.parametrize("rollout", ["fused", "stepwise"])
+def test_greedy_students_act_on_their_most_probable_available_action(expert, rollout):
+    """With ``dagger.acting: greedy`` the students' training episodes (the fused JAX rollout or the
+    stepwise loop, exploring) take each student's most probable available action; sampling students
+    (the default) do not always."""
+    spec = validate_env(TASK, {})[0]
+    for acting, greedy in (("greedy", True), ("sample", False)):
+        torch.manual_seed(0)
+        learner = DAggerLearner(spec, dagger_config(expert, "agent.hidden_dim=16", f"dagger.acting={acting}"),
+                                torch.device("cpu"))
+        runner = EpisodeRunner([make(TASK, 8, 0)], StackedModules([learner]), "actor", rollout)
+        collected, _ = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
+        batch = Episodes(**{name: value[0] for name, value in collected.tensors().items()})
+        logits = learner.actor.sequence(batch.obs, batch.actions, batch.avail_actions)[:, :-1]
+        most_probable = logits.masked_fill(~batch.avail_actions[:, :-1], float("-inf")).argmax(-1)
+        assert bool((batch.actions == most_probable).all()) == greedy, acting

@@ -55,6 +55,7 @@ ImitationMode = Literal["none", "dagger", "bc"]
 MaxEntropyMode = Literal["none", "opt", "entropy", "mlp"]
 MixerInput = Literal["transformed", "local"]
 ExpertInput = Literal["full_obs", "state"]
+StudentActing = Literal["sample", "greedy"]
 BufferDtype = Literal["float32", "float16", "uint8"]
 MatmulPrecision = Literal["highest", "high"]
 
@@ -325,9 +326,13 @@ class DAggerConfig:
 
     ``expert``: the fixed centralised expert, a policy file written by ``marlrepro export-policy``
     (:mod:`marlrepro.policy_file`) for the run's task; the learner loads and checks it before
-    anything trains. Another algo takes none."""
+    anything trains. Another algo takes none. ``acting``: how the students act while collecting
+    (Algorithm 1, line 3, ``a_i = π_i(o_i)``): ``sample`` their softmax policies, or ``greedy``,
+    their most probable available action (appendix D.1: "the agents only perform greedy action
+    selection"); evaluation is greedy either way."""
 
     expert: str = ""
+    acting: StudentActing = "sample"
 
 
 @dataclass

@@ -8,7 +8,8 @@ on its own observation (:class:`~marlrepro.controller.PerAgentPolicyController`,
 ``agent.hidden_dim``; its JAX twin ``per_agent_policy_step`` acts in the fused rollout):
 
 1. the STUDENTS act (Algorithm 1, line 3: a sample of each student's softmax policy while
-   training, its most probable available action in evaluation), and their episodes go into the
+   training, or with ``dagger.acting: greedy`` its most probable available action,
+   :class:`~marlrepro.controller.GreedyPerAgentPolicyController`; greedy in evaluation), and their episodes go into the
    replay ring, which is the aggregated dataset ``D`` (one dataset shared by the agents, §4;
    ``learner.buffer_size`` episodes, large enough to keep every episode of the run);
 2. every stored step is labelled with the expert's greedy joint action on that step's
@@ -34,7 +35,11 @@ import torch
 
 from marlrepro.buffer import Episodes
 from marlrepro.config import TrainConfig
-from marlrepro.controller import AgentController, PerAgentPolicyController
+from marlrepro.controller import (
+    AgentController,
+    GreedyPerAgentPolicyController,
+    PerAgentPolicyController,
+)
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import PolicyFileError
 from marlrepro.exploration import masked_greedy
@@ -77,7 +82,8 @@ class DAggerLearner(ActorCriticLearner):
         super().__init__()
         self.spec = spec
         self.lr = config.learner.lr
-        self.actor = PerAgentPolicyController(spec, config.agent)
+        students = GreedyPerAgentPolicyController if config.dagger.acting == "greedy" else PerAgentPolicyController
+        self.actor = students(spec, config.agent)
         self.expert = load_expert(config.dagger.expert, spec, device)
         self.to(device)
 
