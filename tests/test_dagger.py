@@ -25,7 +25,15 @@ from marlrepro.errors import ConfigError, PolicyFileError
 from marlrepro.learners.build import build_learner
 from marlrepro.learners.dagger import DAggerLearner, expert_labels
 from marlrepro.learners.max_entropy import masked_log_policy
-from marlrepro.policy_file import FORMAT, VERSION, WEIGHTS_MEMBER, Manifest, load_policy
+from marlrepro.policy_file import (
+    FORMAT,
+    VERSION,
+    WEIGHTS_MEMBER,
+    Manifest,
+    evaluate_policy,
+    export_policy,
+    load_policy,
+)
 from marlrepro.runner import EpisodeRunner
 from marlrepro.train import PackMember, Trainer, train_pack
 
@@ -266,3 +274,27 @@ def test_greedy_students_act_on_their_most_probable_available_action(expert, rol
         logits = learner.actor.sequence(batch.obs, batch.actions, batch.avail_actions)[:, :-1]
         most_probable = logits.masked_fill(~batch.avail_actions[:, :-1], float("-inf")).argmax(-1)
         assert bool((batch.actions == most_probable).all()) == greedy, acting
+
+
+def test_students_decentralise_a_trained_expert_on_the_matrix_game_and_export(tmp_path):
+    """An IQL expert trained briefly on matrix:monotonic and exported; DAgger's students come to
+    play its greedy joint action and its payoff; the students export and load back as a policy
+    file (the expert file rebuilds their learner)."""
+    expert_run = load_config(["config/algos/iql.yaml"], [
+        "run.device=cpu", "run.progress=false", "tracking.uri=", "env.name=matrix:monotonic", "agent.hidden_dim=16",
+        "run.t_max=400", "run.eval_interval=400", "learner.batch_size=8", "run.eval_episodes=4"])
+    (expert_final,) = train_pack([PackMember(expert_run, tmp_path / "expert")])
+    export_policy(tmp_path / "expert", tmp_path / "expert.zip")
+    config = load_config(["config/algos/dagger.yaml"], [
+        "run.device=cpu", "run.progress=false", "tracking.uri=", "env.name=matrix:monotonic", "agent.hidden_dim=16",
+        f"dagger.expert={tmp_path / 'expert.zip'}", "learner.lr=0.01", "run.t_max=300", "run.eval_interval=300",
+        "run.eval_episodes=4", "learner.buffer_size=300"])
+    (final,) = run_and_check_training(Trainer.solo(config, tmp_path / "students"))
+    first = pd.read_parquet(tmp_path / "students" / "metrics.parquet")["test_return_mean"].iloc[0]
+    assert first != expert_final["test_return_mean"]  # the untrained students play another joint action
+    assert final["greedy_joint_action"] == expert_final["greedy_joint_action"]
+    assert final["test_return_mean"] == expert_final["test_return_mean"]
+    export_policy(tmp_path / "students", tmp_path / "students.zip")
+    policy = load_policy(tmp_path / "students.zip")
+    assert policy.manifest.method == "dagger"
+    assert evaluate_policy(policy, make("matrix:monotonic", 4, 0), 4)[0] == final["test_return_mean"]
