@@ -33,7 +33,7 @@ from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.io_utils import load_yaml
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
-               "masqil", "bc", "magail"]
+               "masqil", "bc", "magail", "dagger"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py; MAGAIL's
 # policy, learners/magail.py)
 ON_POLICY_ALGOS = ("mappo", "ippo", "magail")
@@ -55,6 +55,7 @@ ImitationMode = Literal["none", "dagger", "bc"]
 MaxEntropyMode = Literal["none", "opt", "entropy", "mlp"]
 MixerInput = Literal["transformed", "local"]
 ExpertInput = Literal["full_obs", "state"]
+StudentActing = Literal["sample", "greedy"]
 BufferDtype = Literal["float32", "float16", "uint8"]
 MatmulPrecision = Literal["highest", "high"]
 
@@ -320,6 +321,21 @@ class DemosConfig:
 
 
 @dataclass
+class DAggerConfig:
+    """CESMA's decentralisation by DAgger (algo ``dagger``; learners/dagger.py; Algorithm 1).
+
+    ``expert``: the fixed centralised expert, a policy file written by ``marlrepro export-policy``
+    (:mod:`marlrepro.policy_file`) for the run's task; the learner loads and checks it before
+    anything trains. Another algo takes none. ``acting``: how the students act while collecting
+    (Algorithm 1, line 3, ``a_i = π_i(o_i)``): ``sample`` their softmax policies, or ``greedy``,
+    their most probable available action (appendix D.1: "the agents only perform greedy action
+    selection"); evaluation is greedy either way."""
+
+    expert: str = ""
+    acting: StudentActing = "sample"
+
+
+@dataclass
 class IQConfig:
     """The soft-Q imitation learners (algos ``mifq``, ``iqvdn``, ``iiq``: learners/inverse_q.py;
     ``masqil``: learners/sqil.py; MIFQ paper §4, notes/mifq_miner.md).
@@ -430,6 +446,7 @@ class TrainConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     hasac: HASACConfig = field(default_factory=HASACConfig)
     demos: DemosConfig = field(default_factory=DemosConfig)
+    dagger: DAggerConfig = field(default_factory=DAggerConfig)
     iq: IQConfig = field(default_factory=IQConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -741,7 +758,7 @@ def check_config(config: TrainConfig) -> None:
         if not 0 < me.away_td_weight <= 1:
             raise ConfigError(f"max_entropy.away_td_weight: a weight in (0, 1] (1: the plain TD loss, 0.5: the "
                               f"released code's), got {me.away_td_weight}")
-    if config.algo in (*ACTOR_CRITIC_ALGOS, *DEMONSTRATION_ALGOS):  # not a mode of value decomposition
+    if config.algo in (*ACTOR_CRITIC_ALGOS, *DEMONSTRATION_ALGOS, "dagger"):  # not a mode of value decomposition
         for key, mode in (("max_entropy.mode", me.mode), ("imitation.mode", config.imitation.mode)):
             if mode != "none":
                 raise ConfigError(f"{key}: algo {config.algo!r} is a learner of its own, not a mode of value "
@@ -753,6 +770,9 @@ def check_config(config: TrainConfig) -> None:
     if config.algo == "magail":
         _check_discriminator(config)
     _check_demos(config)
+    if config.dagger.expert and config.algo != "dagger":
+        raise ConfigError(f"dagger.expert: only algo 'dagger' learns from an expert policy file; remove "
+                          f"dagger.expert for algo {config.algo!r} (got {config.dagger.expert!r})")
     if config.algo == "fop":
         fop = config.fop
         if not 0 < fop.alpha_finish <= fop.alpha_start:

@@ -263,6 +263,18 @@ class PerAgentPolicyController(SoftmaxPolicyController):
         return PerAgentPolicy(self.spec.n_agents, input_dim, self.config.hidden_dim, self.spec.n_actions)
 
 
+class GreedyPerAgentPolicyController(PerAgentPolicyController):
+    """:class:`PerAgentPolicyController`'s per-agent policies acting on their most probable
+    available action while exploring too, ε-mixed with uniform available actions by the run's ε
+    (CESMA's students with ``dagger.acting: greedy``, appendix D.1); its JAX twin is
+    ``per_agent_policy_step`` followed by ``masked_greedy``, no policy sample."""
+
+    def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
+                       explore: bool = True) -> torch.Tensor:
+        """ε-greedy on the policies' logits while exploring, greedy otherwise."""
+        return AgentController.choose_actions(self, q, step, epsilon, generator, explore)
+
+
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:
     """The controller of ``algo``'s agents: implicit-quantile agents for dmix, else the GRU agent."""
     cls = DistributionalController if algo == "dmix" else AgentController

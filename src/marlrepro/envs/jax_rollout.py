@@ -27,6 +27,7 @@ from marlrepro.buffer import Episodes
 from marlrepro.controller import (
     AgentController,
     DistributionalController,
+    GreedyPerAgentPolicyController,
     PerAgentPolicyController,
     SoftmaxPolicyController,
 )
@@ -262,7 +263,8 @@ class FusedRollout:
         }[self.controller.source]
         distributional = isinstance(self.controller, DistributionalController)
         per_agent = isinstance(self.controller, PerAgentPolicyController)
-        softmax = isinstance(self.controller, SoftmaxPolicyController)
+        softmax = isinstance(self.controller, SoftmaxPolicyController) \
+            and not isinstance(self.controller, GreedyPerAgentPolicyController)
         agent = {name[len("agent."):]: p for name, p in params.items() if name.startswith("agent.")}
         transform = {name[len("transform."):]: p for name, p in params.items() if name.startswith("transform.")}
         policy_key = jax.random.fold_in(key, 1)

@@ -48,15 +48,23 @@ class BCLearner(ActorCriticLearner):
         """The negative log-likelihood of ``demos``' actions (MIFQ's BC objective, negated and
         averaged); logged: ``accuracy``, the share of those actions that are the policy's greedy
         choice. ``batch`` (replay) is not used."""
-        avail, actions = demos.avail_actions, demos.actions
-        logits = self.actor.sequence(self.actor.observe(demos), actions, avail)
-        log_pi = masked_log_policy(logits, avail, 1.0)[:, :-1]  # [B, T, N, A]
-        taken = log_pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
-        available = avail[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        weight = demos.filled.unsqueeze(-1) * live_agents(avail[:, :-1]) * available
-        count = weight.sum().clamp(min=1.0)
-        log_likelihood = (taken * weight).sum() / count
-        with torch.no_grad():
-            accuracy = ((log_pi.argmax(dim=-1) == actions).float() * weight).sum() / count
-        return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood),
-                         logged={"accuracy": accuracy})
+        logits = self.actor.sequence(self.actor.observe(demos), demos.actions, demos.avail_actions)
+        return imitation_loss(logits, demos.actions, demos)
+
+
+def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes) -> LossTerms:
+    """The mean negative log-likelihood of ``labels`` [B, T, N] under the policies ``softmax(logits)``
+    (``logits`` [B, T+1, N, A]) masked to ``episodes``' available actions, over its filled steps of
+    live agents whose label is available; logged: ``accuracy``, the share of those labels that are
+    the policy's greedy choice (BC's objective; DAgger's on the expert's labels)."""
+    avail = episodes.avail_actions[:, :-1]
+    log_pi = masked_log_policy(logits[:, :-1], avail, 1.0)  # [B, T, N, A]
+    labelled = log_pi.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
+    available = avail.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    weight = episodes.filled.unsqueeze(-1) * live_agents(avail) * available
+    count = weight.sum().clamp(min=1.0)
+    log_likelihood = (labelled * weight).sum() / count
+    with torch.no_grad():
+        accuracy = ((log_pi.argmax(dim=-1) == labels).float() * weight).sum() / count
+    return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood),
+                     logged={"accuracy": accuracy})
