@@ -8,6 +8,7 @@ from marlrepro.config import INVERSE_Q_ALGOS, ON_POLICY_ALGOS, TrainConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
 from marlrepro.learners.bc import BCLearner
+from marlrepro.learners.ddpg import DDPGLearner
 from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
@@ -22,7 +23,8 @@ from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
-    ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``); the soft-Q
+    ``ippo``); HASAC (``hasac``); the DDPG family (``ddpg``: MADDPG, independent DDPG, CESMA's
+    centralised expert); behavioural cloning of demonstrations (``bc``); the soft-Q
     imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
     ``masqil``); MAGAIL's PPO on discriminator rewards (``magail``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
@@ -35,6 +37,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
         return PPOLearner(spec, config, device)
     if config.algo == "hasac":
         return HASACLearner(spec, config, device)
+    if config.algo == "ddpg":
+        return DDPGLearner(spec, config, device)
     if config.algo == "bc":
         return BCLearner(spec, config, device)
     if config.algo in INVERSE_Q_ALGOS:
