@@ -27,7 +27,9 @@ two gradient steps on it (the core's update phases), as the reference's ``q_trai
   actions those of the replay, as the reference's ``act_ph_n``; the joint actor's critic sees all
   its heads' samples.
 
-Each sum is over the networks, each term a mean over the batch's filled steps, so each network's
+The Gumbel noise of both phases is hashed from a per-run key and counter (a persistent buffer,
+:func:`~marlrepro.learners.gumbel.hashed_gumbel`), not drawn from the generator a pack shares, so
+a packed run equals the run alone and a resume continues its draws. Each sum is over the networks, each term a mean over the batch's filled steps, so each network's
 gradient is that of its own loss as with the reference's optimiser per agent. Acting samples the
 actors' softmax policies (the argmax of their Gumbel-softmax sample: the reference feeds the soft
 sample to the environment as a continuous action, ours are discrete, docs/deviations.md);
@@ -47,7 +49,7 @@ from marlrepro.config import TrainConfig
 from marlrepro.controller import JointPolicyController, PerAgentPolicyController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
-from marlrepro.learners.gumbel import gumbel_softmax
+from marlrepro.learners.gumbel import gumbel_softmax, hashed_gumbel
 from marlrepro.learners.max_entropy import MASKED_LOGIT
 from marlrepro.nets.stacked_mlp import StackedMLP
 
@@ -99,6 +101,8 @@ class DDPGLearner(ActorCriticLearner):
         self.critic = DDPGCritic(spec, self.copies, config.agent.hidden_dim, config.ddpg.critic == "central")
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # the Gumbel noise's key (the run's seed, the loss evaluations so far): each run draws its own
+        self.register_buffer("gumbel_key", torch.tensor([config.run.seed, 0], dtype=torch.int64))
         self.to(device)
 
     def param_groups(self) -> tuple[ParamGroup, ...]:
@@ -114,15 +118,19 @@ class DDPGLearner(ActorCriticLearner):
         return logits.masked_fill(~batch.avail_actions, MASKED_LOGIT)
 
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
-        """The actors' relaxed actions [..., N, A]: ``ddpg.temperature``, ``ddpg.straight_through``."""
-        return gumbel_softmax(logits, self.ddpg.temperature, hard=self.ddpg.straight_through)
+        """The actors' relaxed actions [..., N, A] (``ddpg.temperature``, ``ddpg.straight_through``),
+        their noise hashed from the run's :attr:`gumbel_key`."""
+        noise = hashed_gumbel(self.gumbel_key, tuple(logits.shape))
+        return gumbel_softmax(logits, self.ddpg.temperature, hard=self.ddpg.straight_through, noise=noise)
 
     def _per_copy(self, actions: torch.Tensor) -> torch.Tensor:
         """One joint action [..., N, A] as the input of every critic copy: [..., K, N, A]."""
         return actions.unsqueeze(-3).expand(*actions.shape[:-2], self.copies, *actions.shape[-2:])
 
     def forward(self, batch: Episodes, t_env: torch.Tensor, phase: torch.Tensor, stage: int) -> LossTerms:
-        """Stage 0 (phase 0): the critics' loss; stage 1 (phase 1): the actors'."""
+        """Stage 0 (phase 0): the critics' loss; stage 1 (phase 1): the actors'. Each moves the
+        noise key's counter on (:attr:`LossTerms.buffers`), so every phase draws new noise."""
+        moved = {"gumbel_key": self.gumbel_key + torch.tensor([0, 1], device=self.gumbel_key.device)}
         mask = batch.filled  # [B, T]
         steps = mask.sum().clamp(min=1.0)
         taken = nn.functional.one_hot(batch.actions, self.spec.n_actions).to(batch.obs.dtype)  # [B, T, N, A]
@@ -136,7 +144,8 @@ class DDPGLearner(ActorCriticLearner):
             q = self.critic(obs[:, :-1], self._per_copy(taken))
             weights = mask.unsqueeze(-1) / steps
             loss = ((q - targets).pow(2) * weights).sum()  # Σ_k of each critic's mean squared error
-            return LossTerms(loss, (q.detach() * weights).sum() / self.copies, (targets * weights).sum() / self.copies)
+            return LossTerms(loss, (q.detach() * weights).sum() / self.copies, (targets * weights).sum() / self.copies,
+                             buffers=moved)
         logits = self._logits(self.actor, batch)[:, :-1]  # [B, T, N, A]
         sampled = self._sample(logits)
         if self.copies == 1:  # the joint actor: every head's sample
@@ -151,4 +160,4 @@ class DDPGLearner(ActorCriticLearner):
                        / counted.sum(dim=per_network).clamp(min=1.0)).sum()  # Σ of each actor's mean logit²
         loss = -(q * mask.unsqueeze(-1)).sum() / steps + self.ddpg.actor_reg * regulariser
         nan = torch.full((), math.nan, device=loss.device)  # the critics' phase measures them
-        return LossTerms(loss, nan, nan)
+        return LossTerms(loss, nan, nan, buffers=moved)
