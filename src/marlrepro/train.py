@@ -768,7 +768,11 @@ def _run_rows(episodes: Episodes, r: int) -> Episodes:
 def method_name(config: TrainConfig) -> str:
     """The method a run trains, as the papers name it: ``qmix``; ``qmix_da`` / ``qmix_bc`` for
     IGM-DA with DAgger / behaviour cloning around QMIX; ``me_qmix`` for ME-IGM around QMIX, and
-    its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP)."""
+    its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP); for the DDPG family
+    ``maddpg`` (central critics), ``ddpg`` (independent: own critics) and ``ddpg_central`` (CESMA's
+    expert: the joint actor)."""
+    if config.algo == "ddpg":
+        return "ddpg_central" if config.ddpg.actor == "joint" else {"central": "maddpg", "own": "ddpg"}[config.ddpg.critic]
     suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]
     name = {"none": "{}", "opt": "me_{}", "entropy": "{}_entropy", "mlp": "me_{}_mlp"}[config.max_entropy.mode]
     return name.format(config.algo) + suffix
