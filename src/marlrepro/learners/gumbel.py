@@ -18,7 +18,6 @@ from torch import nn
 
 from marlrepro.learners.max_entropy import gumbel_noise
 
-
 _MASK32 = 0xFFFFFFFF
 
 
