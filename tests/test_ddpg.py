@@ -23,7 +23,8 @@ def _config(algo: str, *extra: str):
     """``algo``'s file on ME-IGM's one-step matrix game, small and fast (the learning and pack tests)."""
     return load_config([f"config/algos/{algo}.yaml"], [
         "env.name=matrix:me_igm", "env.num_envs=32", "learner.batch_size=32", "learner.buffer_size=256",
-        "agent.hidden_dim=32", "run.eval_episodes=4", "run.device=cpu", "run.progress=false", "tracking.uri=", *extra,
+        "agent.hidden_dim=32", "learner.learning_starts=0", "run.eval_episodes=4", "run.device=cpu",
+        "run.progress=false", "tracking.uri=", *extra,
     ])
 
 
@@ -204,7 +205,8 @@ def test_the_family_trains_on_jaxmpe_spread_through_the_fused_rollout(tmp_path, 
 
     members = [PackMember(load_config([f"config/algos/{algo}.yaml"], [
         "env.name=jaxmpe:simple_spread", "env.options.shared_reward=true", "env.options.max_cycles=10",
-        "env.num_envs=4", "learner.batch_size=4", "learner.updates_per_env_step=0.05", "agent.hidden_dim=16",
+        "env.num_envs=4", "learner.batch_size=4", "learner.learning_starts=8", "learner.updates_per_env_step=0.05",
+        "agent.hidden_dim=16",
         "run.t_max=400", "run.eval_interval=200", "run.eval_episodes=4", "run.device=cpu", "run.progress=false",
         "tracking.uri=", f"run.seed={seed}"]), tmp_path / f"seed{seed}") for seed in (0, 1)]
     trainer = Trainer(members)
@@ -237,11 +239,22 @@ def test_a_ddpg_pack_equals_its_runs_alone(tmp_path, algo):
         assert weights["gumbel_key"].tolist() == [seed, 2 * updates]  # two phases an update
 
 
+@pytest.mark.parametrize(("learning_starts", "updates"), [(0, 16), (96, 12)])
+def test_learning_starts_once_the_replay_holds_enough_episodes(tmp_path, learning_starts, updates):
+    """MADDPG's first update waits for ``batch_size · max_episode_len`` transitions
+    (``learner.learning_starts``, in episodes): with 32 one-step episodes a rollout, a run of 10
+    rollouts credits all 320 steps (one update per 20) when a batch suffices, and only the 256 from
+    the third rollout on when 96 episodes must be stored first."""
+    final = train(_config("maddpg", "run.t_max=320", "run.eval_interval=320", "learner.updates_per_env_step=0.05",
+                          f"learner.learning_starts={learning_starts}"), tmp_path)
+    assert final["updates"] == updates
+
+
 # ------------------------------------------------------------------------------ config
 @pytest.mark.parametrize(("setting", "field"), [
     ("ddpg.critic=own", "ddpg.critic"), ("ddpg.temperature=0", "ddpg.temperature"), ("ddpg.polyak=0", "ddpg.polyak"),
     ("ddpg.polyak=1.5", "ddpg.polyak"), ("ddpg.actor_reg=-1", "ddpg.actor_reg"), ("ddpg.actor=both", "ddpg.actor"),
-    ("imitation.mode=dagger", "imitation.mode"),
+    ("imitation.mode=dagger", "imitation.mode"), ("learner.learning_starts=300", "learner.learning_starts"),
 ])
 def test_bad_ddpg_settings_are_refused_with_the_field_named(setting, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

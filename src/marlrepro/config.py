@@ -156,6 +156,10 @@ class LearnerConfig:
     """Keep the replay buffer in pinned host memory instead of on the training device (large maps,
     big packs); each sampled batch is then copied to the device."""
     target_update_interval: int = 200
+    learning_starts: int = 0
+    """Episodes a run's replay must hold before its first update (MADDPG's ``batch_size ·
+    max_episode_len`` transitions: 1024 MPE episodes of 25 steps); a batch's worth,
+    ``batch_size``, is always needed, so 0 starts as soon as one can be drawn."""
     updates_per_rollout: int = 1
     """Gradient updates after each rollout, the same for every rollout (PPO's epochs)."""
     updates_per_env_step: float | None = None
@@ -741,6 +745,9 @@ def check_config(config: TrainConfig) -> None:
             f"learner.buffer_size ({config.learner.buffer_size}) must be >= "
             f"learner.batch_size ({config.learner.batch_size})"
         )
+    if not 0 <= config.learner.learning_starts <= config.learner.buffer_size:
+        raise ConfigError(f"learner.learning_starts: episodes stored before the first update, between 0 and "
+                          f"learner.buffer_size ({config.learner.buffer_size}); got {config.learner.learning_starts}")
     ratio = config.learner.updates_per_env_step
     if ratio is not None and not 0 < ratio < math.inf:
         raise ConfigError(f"learner.updates_per_env_step: must be finite and > 0 (or null: learner.updates_per_rollout "

@@ -605,7 +605,7 @@ class Trainer:
                     bar.update(min(int(steps[r]), self.runs[r].config.run.t_max - p.t_env))
                     p.t_env += int(steps[r])
                     p.episode += self.envs[r].num_envs
-                can = self.buffer.can_sample(cfg.learner.batch_size)
+                can = self.buffer.can_sample(max(cfg.learner.batch_size, cfg.learner.learning_starts))
                 counts = self._updates_due([active[r] and can[r] for r in range(len(self.runs))], steps)
                 if any(counts):
                     self._train_step([count > 0 for count in counts], counts)
