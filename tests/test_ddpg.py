@@ -157,7 +157,8 @@ def test_unfilled_transitions_contribute_nothing(algo, stage):
 # ------------------------------------------------------------------------------ the update
 def test_an_update_trains_the_critics_then_the_actors_and_moves_the_targets_by_polyak(tmp_path):
     """One update: phase 0 moves the critics alone, phase 1 the actors alone; then each target
-    network moves by τ = 0.01 towards its online one, and the noise key has counted both phases."""
+    network moves by τ = 0.01 towards its online one, and the noise key has counted both phases.
+    Actors and critics are clipped each on its own gradient norm."""
     trainer = trainer_with_one_rollout(_config("maddpg", "learner.updates_per_env_step=null",
                                                "learner.updates_per_rollout=1"), tmp_path)
     params, buffers = trainer.learners.params, trainer.learners.buffers
@@ -178,6 +179,10 @@ def test_an_update_trains_the_critics_then_the_actors_and_moves_the_targets_by_p
         online = params[name.removeprefix("target_")]
         torch.testing.assert_close(params[name], before + 0.01 * (online - before))
     assert buffers["gumbel_key"][0].tolist() == [0, 2]
+    # the actors' gradient norm leaves out the critics' gradient of their loss, which phase 1 does not apply
+    sets = [{id(p) for p in group} for group in trainer._clip_sets]
+    owners = [sorted({name.split(".")[0] for name in params if id(params[name]) in group}) for group in sets]
+    assert sorted(owners) == [["actor"], ["critic"]]
 
 
 # ------------------------------------------------------------------------------ learning, packing

@@ -107,9 +107,11 @@ class DDPGLearner(ActorCriticLearner):
 
     def param_groups(self) -> tuple[ParamGroup, ...]:
         """The critics train in phase 0, the actors in phase 1, each at ``learner.lr`` and clipped
-        on its own norm (only its phase's gradients are non-zero)."""
+        to ``learner.grad_clip`` on its own norm (``clip_alone``): the actors' loss also reaches
+        the critics' weights, whose gradient phase 1 does not apply and must not count in the
+        actors' norm."""
         lr = self.config.lr
-        return (ParamGroup("critic.", lr, phase=0), ParamGroup("actor.", lr, phase=1))
+        return (ParamGroup("critic.", lr, clip_alone=True, phase=0), ParamGroup("actor.", lr, clip_alone=True, phase=1))
 
     def _logits(self, actor: PerAgentPolicyController, batch: Episodes) -> torch.Tensor:
         """The actor's logits [B, T+1, N, A] over whole episodes, unavailable actions at
