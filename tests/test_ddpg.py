@@ -12,7 +12,12 @@ from marlrepro.config import load_config
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import ConfigError
 from marlrepro.learners.ddpg import DDPGLearner
-from marlrepro.learners.gumbel import gumbel_softmax, hashed_gumbel
+from marlrepro.learners.gumbel import (
+    UNIFORM_BITS,
+    gumbel_of_bits,
+    gumbel_softmax,
+    hashed_gumbel,
+)
 from marlrepro.train import PackMember, train, train_pack
 
 SPEC = EnvSpec("test", n_agents=3, obs_dim=4, state_dim=12, n_actions=3, episode_limit=5)
@@ -60,6 +65,15 @@ def test_the_argmax_of_hashed_gumbel_samples_samples_the_categorical():
     assert noise.mean().item() == pytest.approx(0.5772, abs=0.02)  # Euler–Mascheroni
     frequencies = torch.bincount(gumbel_softmax(logits.expand(40_000, 4), noise=noise).argmax(dim=-1), minlength=4)
     torch.testing.assert_close(frequencies / 40_000.0, torch.softmax(logits, dim=0), atol=0.01, rtol=0)
+
+
+def test_the_noise_of_the_extreme_hashed_bits_is_finite():
+    """The largest and smallest uniform draws map strictly inside (0, 1): Gumbel noise of every
+    23-bit value is finite (24 bits rounded the largest to 1 in float32: infinite noise, NaN
+    losses, once in 2^24 draws)."""
+    extremes = gumbel_of_bits(torch.tensor([0, 1, 2 ** UNIFORM_BITS - 2, 2 ** UNIFORM_BITS - 1]))
+    assert bool(torch.isfinite(extremes).all())
+    assert extremes[0] < extremes[1] < extremes[2] < extremes[3]
 
 
 def test_hashed_noise_depends_on_each_runs_key_alone_under_vmap():

@@ -32,15 +32,25 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+UNIFORM_BITS = 23  # (bits + 0.5) · 2^-23 is exact in float32 and strictly inside (0, 1)
+
+
+def gumbel_of_bits(bits: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise from uniform integers ``bits`` in ``[0, 2^23)``:
+    ``u = (bits + 1/2) · 2^-23`` and ``g = −log(−log u)``. With 23 bits ``u`` is exact in float32
+    and lies in ``[2^-24, 1 − 2^-24]``, so ``g`` is finite (24 bits would round the largest ``u``
+    to 1 and give ``g = ∞``)."""
+    u = (bits.to(torch.float32) + 0.5) * 2.0 ** -UNIFORM_BITS
+    return -torch.log(-torch.log(u))
+
+
 def hashed_gumbel(key: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Standard Gumbel noise [shape] (float32), a function of ``key`` (int64 [2]: a seed and a
-    counter) and each element's index alone: ``u`` is the top 24 bits of
-    ``h(h(h(counter) ⊕ seed) ⊕ index)`` mapped into (0, 1), then ``g = −log(−log u)``. Pure tensor
-    operations: under ``vmap`` each run hashes its own key, with no generator shared by the pack."""
+    counter) and each element's index alone: the top 23 bits of
+    ``h(h(h(counter) ⊕ seed) ⊕ index)`` (:func:`gumbel_of_bits`). Pure tensor operations: under
+    ``vmap`` each run hashes its own key, with no generator shared by the pack."""
     index = torch.arange(math.prod(shape), device=key.device).view(shape)
-    bits = _mix32(_mix32(_mix32(key[1]) ^ (key[0] & _MASK32)) ^ index) >> 8
-    u = (bits.to(torch.float32) + 0.5) * 2.0 ** -24
-    return -torch.log(-torch.log(u))
+    return gumbel_of_bits(_mix32(_mix32(_mix32(key[1]) ^ (key[0] & _MASK32)) ^ index) >> (32 - UNIFORM_BITS))
 
 
 def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0, hard: bool = False,
