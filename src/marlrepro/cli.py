@@ -20,7 +20,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="train one run of any learner (config/algos/), or a pack of runs in one process (resumes from checkpoints)",
         description=(
             "Train one run of any learner family (value decomposition, IGM-DA, ME-IGM, FOP, MAPPO, IPPO, "
-            "HASAC). Config files are merged in order, then each "
+            "HASAC, the DDPG family: MADDPG, independent DDPG, CESMA's expert). Config files are merged in order, then each "
             "--set key=value override (dotted keys, YAML values), e.g. --set learner.lr=5e-4 "
             "--set env.name=smax:3m. Writes config.yaml, metrics.parquet and final.json to --out, "
             "checkpoints to --out/checkpoint, and logs the finished run to MLflow when "

@@ -32,13 +32,13 @@ from marlrepro.env_catalog import (
 from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.io_utils import load_yaml
 
-Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "mifq", "iqvdn", "iiq",
-               "masqil", "bc", "magail", "dagger"]
+Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "ddpg", "mifq", "iqvdn",
+               "iiq", "masqil", "bc", "magail", "dagger"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py; MAGAIL's
 # policy, learners/magail.py)
 ON_POLICY_ALGOS = ("mappo", "ippo", "magail")
 # the actor-critic learners, whose own losses replace the value-decomposition modes
-ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac")
+ACTOR_CRITIC_ALGOS = ("fop", *ON_POLICY_ALGOS, "hasac", "ddpg")
 # inverse soft-Q imitation (MIFQ and its IQ-Learn baselines, learners/inverse_q.py)
 INVERSE_Q_ALGOS = ("mifq", "iqvdn", "iiq")
 # the soft-Q imitation learners (the iq section): inverse soft-Q and MASQIL (learners/sqil.py)
@@ -48,6 +48,8 @@ DEMONSTRATION_ALGOS = (*SOFT_Q_IMITATION_ALGOS, "bc", "magail")
 IQValueLoss = Literal["value", "value_replay", "v0"]
 GAILReward = Literal["softplus", "centred_sigmoid"]
 CriticInput = Literal["state", "agent_state", "obs"]
+DDPGActor = Literal["per_agent", "joint"]
+DDPGCritic = Literal["central", "own"]
 Optimizer = Literal["adam", "rmsprop"]
 Device = Literal["auto", "cpu", "cuda"]
 RolloutMode = Literal["auto", "fused", "stepwise"]
@@ -155,6 +157,10 @@ class LearnerConfig:
     """Keep the replay buffer in pinned host memory instead of on the training device (large maps,
     big packs); each sampled batch is then copied to the device."""
     target_update_interval: int = 200
+    learning_starts: int = 0
+    """Episodes a run's replay must hold before its first update (MADDPG's ``batch_size ·
+    max_episode_len`` transitions: 1024 MPE episodes of 25 steps); a batch's worth,
+    ``batch_size``, is always needed, so 0 starts as soon as one can be drawn."""
     updates_per_rollout: int = 1
     """Gradient updates after each rollout, the same for every rollout (PPO's epochs)."""
     updates_per_env_step: float | None = None
@@ -305,6 +311,30 @@ class HASACConfig:
 
 
 @dataclass
+class DDPGConfig:
+    """The DDPG family with Gumbel-softmax actors over discrete actions (algo ``ddpg``;
+    learners/ddpg.py): MADDPG (Lowe et al. 2017; ``actor: per_agent``, ``critic: central``),
+    independent DDPG (``per_agent``, ``own``) and CESMA's centralised expert (``joint``,
+    ``central``: one actor on the joint observation with a head per agent, one critic).
+
+    ``critic``: ``central``, each critic reads every agent's observation and action; ``own``, agent
+    ``i``'s critic reads only its own. ``actor``: ``per_agent``, each agent its own actor on its
+    observation; ``joint``, one actor on the concatenated observations (it needs a central critic).
+    Actors and critics are ReLU MLPs of ``agent.hidden_dim`` units, both at ``learner.lr`` and
+    clipped to ``learner.grad_clip``. The actor's critic input is ``gumbel_softmax`` of its logits at
+    ``temperature`` (``straight_through``: the one-hot sample with the soft one's gradient), plus
+    ``actor_reg · mean(logits²)``; the targets follow by Polyak averaging at rate ``polyak``.
+    """
+
+    actor: DDPGActor = "per_agent"
+    critic: DDPGCritic = "central"
+    temperature: float = 1.0
+    straight_through: bool = False
+    actor_reg: float = 1e-3
+    polyak: float = 0.01
+
+
+@dataclass
 class DemosConfig:
     """The demonstrations a learner of :data:`DEMONSTRATION_ALGOS` learns from (MIFQ §5.2; the core's
     demonstration hook, ``docs/architecture.md``).
@@ -445,6 +475,7 @@ class TrainConfig:
     fop: FOPConfig = field(default_factory=FOPConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     hasac: HASACConfig = field(default_factory=HASACConfig)
+    ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     demos: DemosConfig = field(default_factory=DemosConfig)
     dagger: DAggerConfig = field(default_factory=DAggerConfig)
     iq: IQConfig = field(default_factory=IQConfig)
@@ -637,6 +668,21 @@ def _check_hasac(config: TrainConfig) -> None:
             raise ConfigError(f"hasac.{key}: must lie in (0, 1], got {getattr(hasac, key)}")
 
 
+def _check_ddpg(config: TrainConfig) -> None:
+    """The DDPG family's settings: a joint actor needs the central critic; a positive temperature,
+    a Polyak rate in (0, 1], a non-negative regulariser."""
+    ddpg = config.ddpg
+    if ddpg.actor == "joint" and ddpg.critic != "central":
+        raise ConfigError(f"ddpg.critic: a joint actor acts on the joint observation and is trained through one "
+                          f"critic of the joint observation and action; set ddpg.critic=central (got {ddpg.critic!r})")
+    if ddpg.temperature <= 0:
+        raise ConfigError(f"ddpg.temperature: must be > 0, got {ddpg.temperature}")
+    if not 0 < ddpg.polyak <= 1:
+        raise ConfigError(f"ddpg.polyak: must lie in (0, 1], got {ddpg.polyak}")
+    if ddpg.actor_reg < 0:
+        raise ConfigError(f"ddpg.actor_reg: must be >= 0, got {ddpg.actor_reg}")
+
+
 def _check_demos(config: TrainConfig) -> None:
     """A learner of :data:`DEMONSTRATION_ALGOS` draws batches within its count of demonstrations;
     another learner takes none (a demos.path it would ignore is a mistake). The file itself, and that
@@ -716,6 +762,9 @@ def check_config(config: TrainConfig) -> None:
             f"learner.buffer_size ({config.learner.buffer_size}) must be >= "
             f"learner.batch_size ({config.learner.batch_size})"
         )
+    if not 0 <= config.learner.learning_starts <= config.learner.buffer_size:
+        raise ConfigError(f"learner.learning_starts: episodes stored before the first update, between 0 and "
+                          f"learner.buffer_size ({config.learner.buffer_size}); got {config.learner.learning_starts}")
     ratio = config.learner.updates_per_env_step
     if ratio is not None and not 0 < ratio < math.inf:
         raise ConfigError(f"learner.updates_per_env_step: must be finite and > 0 (or null: learner.updates_per_rollout "
@@ -765,6 +814,8 @@ def check_config(config: TrainConfig) -> None:
                                   f"decomposition; set {key}=none (got {mode!r})")
     if config.algo == "hasac":
         _check_hasac(config)
+    if config.algo == "ddpg":
+        _check_ddpg(config)
     if config.algo in SOFT_Q_IMITATION_ALGOS:
         _check_iq(config)
     if config.algo == "magail":

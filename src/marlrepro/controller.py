@@ -250,17 +250,31 @@ class SoftmaxPolicyController(AgentController):
 
 
 class PerAgentPolicyController(SoftmaxPolicyController):
-    """Heterogeneous agents (HASAC): each agent its own softmax policy, an MLP on its observation
-    (:class:`~marlrepro.nets.stacked_mlp.PerAgentPolicy`, no recurrence, no shared weights), at
+    """Heterogeneous agents (HASAC, the DDPG family): each agent its own softmax policy, an MLP on
+    its observation (:class:`~marlrepro.nets.stacked_mlp.PerAgentPolicy`, no recurrence, no
+    shared weights; ``layer_norm``: HARL's LayerNorm MLP, else MADDPG's plain one), at
     temperature 1. Acting and evaluation are :class:`SoftmaxPolicyController`'s: a sample of
     the policy while exploring, its most probable available action otherwise; the JAX twin is
     :func:`marlrepro.envs.jax_rollout.per_agent_policy_step`."""
 
-    def __init__(self, spec: EnvSpec, config: AgentConfig) -> None:
+    joint = False
+
+    def __init__(self, spec: EnvSpec, config: AgentConfig, layer_norm: bool = True) -> None:
+        self.layer_norm = layer_norm  # a plain attribute, read by make_agent during the base's __init__
         super().__init__(spec, config, transform=None, alpha_init=1.0, learn_temperature=False)
 
     def make_agent(self, input_dim: int) -> nn.Module:
-        return PerAgentPolicy(self.spec.n_agents, input_dim, self.config.hidden_dim, self.spec.n_actions)
+        return PerAgentPolicy(self.spec.n_agents, input_dim, self.config.hidden_dim, self.spec.n_actions,
+                              layer_norm=self.layer_norm, joint=self.joint)
+
+
+class JointPolicyController(PerAgentPolicyController):
+    """A centralised policy (CESMA §4's DDPG expert): one MLP on all agents' inputs concatenated
+    (the joint observation), its output every agent's logits, sampled per agent (a product of
+    per-agent softmax heads); acting, evaluation and the JAX twin as
+    :class:`PerAgentPolicyController`'s."""
+
+    joint = True
 
 
 class GreedyPerAgentPolicyController(PerAgentPolicyController):

@@ -11,6 +11,7 @@ from marlrepro.controller import AgentController, SoftmaxPolicyController
 from marlrepro.learners.base import Learner
 from marlrepro.learners.bc import BCLearner
 from marlrepro.learners.dagger import DAggerLearner
+from marlrepro.learners.ddpg import DDPGLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
 from marlrepro.learners.magail import MAGAILLearner
@@ -37,13 +38,14 @@ def joint_q_table(learner: Learner, obs: torch.Tensor, state: torch.Tensor, payo
     their most probable joint action and its payoff are reported too. ME-IGM's mixer mixes the
     transformed values ``g_i(Q_i)``; FOP's ``Q_tot`` and ``Q_i`` are the smaller of its two
     critics' (what its targets and its actor use), and so is HASAC's ``Q_tot`` (it has no
-    ``Q_i``); PPO, MAGAIL, BC and DAgger have neither.
+    ``Q_i``); PPO, MAGAIL, BC, DAgger and the DDPG family report their policies alone.
     """
     n, a = learner.spec.n_agents, learner.spec.n_actions
     joint = torch.tensor(list(itertools.product(range(a), repeat=n)), device=obs.device)  # [A^N, N]
     states = state.view(1, 1, -1).expand(1, joint.shape[0], -1)
     values = {FOPLearner: _fop_values, PPOLearner: _actor_values, BCLearner: _actor_values,
-              MAGAILLearner: _actor_values, DAggerLearner: _actor_values, HASACLearner: _hasac_values}.get(
+              MAGAILLearner: _actor_values, DAggerLearner: _actor_values, DDPGLearner: _actor_values,
+              HASACLearner: _hasac_values}.get(
         type(learner), _value_decomposition_values)
     q, q_tot, greedy, probs = values(learner, obs.view(1, 1, n, -1), joint.unsqueeze(0), states, t_env)
     policy = {}
@@ -96,7 +98,7 @@ def _fop_values(learner: FOPLearner, obs: torch.Tensor, joint: torch.Tensor, sta
     return torch.minimum(*q_local), torch.minimum(*q_tot).squeeze(-1), probs.argmax(dim=-1), probs
 
 
-def _actor_values(learner: PPOLearner | BCLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,
+def _actor_values(learner: PPOLearner | BCLearner | DDPGLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,
                 t_env: int) -> _Values:
     probs = torch.softmax(_first_step(learner.actor, obs), dim=-1)
     return None, None, probs.argmax(dim=-1), probs

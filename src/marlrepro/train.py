@@ -605,7 +605,7 @@ class Trainer:
                     bar.update(min(int(steps[r]), self.runs[r].config.run.t_max - p.t_env))
                     p.t_env += int(steps[r])
                     p.episode += self.envs[r].num_envs
-                can = self.buffer.can_sample(cfg.learner.batch_size)
+                can = self.buffer.can_sample(max(cfg.learner.batch_size, cfg.learner.learning_starts))
                 counts = self._updates_due([active[r] and can[r] for r in range(len(self.runs))], steps)
                 if any(counts):
                     self._train_step([count > 0 for count in counts], counts)
@@ -768,7 +768,11 @@ def _run_rows(episodes: Episodes, r: int) -> Episodes:
 def method_name(config: TrainConfig) -> str:
     """The method a run trains, as the papers name it: ``qmix``; ``qmix_da`` / ``qmix_bc`` for
     IGM-DA with DAgger / behaviour cloning around QMIX; ``me_qmix`` for ME-IGM around QMIX, and
-    its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP)."""
+    its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP); for the DDPG family
+    ``maddpg`` (central critics), ``ddpg`` (independent: own critics) and ``ddpg_central`` (CESMA's
+    expert: the joint actor)."""
+    if config.algo == "ddpg":
+        return "ddpg_central" if config.ddpg.actor == "joint" else {"central": "maddpg", "own": "ddpg"}[config.ddpg.critic]
     suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]
     name = {"none": "{}", "opt": "me_{}", "entropy": "{}_entropy", "mlp": "me_{}_mlp"}[config.max_entropy.mode]
     return name.format(config.algo) + suffix

@@ -91,19 +91,24 @@ def iqn_agent_step(
 
 def per_agent_policy_step(params: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
     """:class:`marlrepro.nets.stacked_mlp.PerAgentPolicy` in JAX: agent ``k``'s own MLP,
-    ``LayerNorm → [Linear → ReLU → LayerNorm]×L → Linear``, on its row; ``inputs`` [B, N, in]
-    -> logits [B, N, A]."""
-    x = inputs
+    ``[LayerNorm →] Linear → [ReLU → [LayerNorm →] Linear]×L`` (the LayerNorms where the weights
+    hold them: HARL's actors; none for the DDPG family's), on its row; ``inputs`` [B, N, in]
+    -> logits [B, N, A]. A network of one copy with ``N > 1`` agents is a joint policy: it reads
+    the agents' inputs concatenated and its output is every agent's logits."""
+    b, n = inputs.shape[:2]
+    joint = params["mlp.weights.0"].shape[0] == 1 and n > 1  # static: a shape
+    x = inputs.reshape(b, 1, -1) if joint else inputs
     layers = sum(name.startswith("mlp.weights.") for name in params)
     for i in range(layers):
         if i > 0:
             x = jax.nn.relu(x)
-        mean = x.mean(axis=-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-        norm = params[f"mlp.norms.{i}"]
-        x = (x - mean) / jnp.sqrt(var + LAYER_NORM_EPS) * norm[:, 0] + norm[:, 1]
+        if f"mlp.norms.{i}" in params:
+            mean = x.mean(axis=-1, keepdims=True)
+            var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+            norm = params[f"mlp.norms.{i}"]
+            x = (x - mean) / jnp.sqrt(var + LAYER_NORM_EPS) * norm[:, 0] + norm[:, 1]
         x = jnp.einsum("bki,kio->bko", x, params[f"mlp.weights.{i}"], precision=_HIGHEST) + params[f"mlp.biases.{i}"]
-    return x
+    return x.reshape(b, n, -1)
 
 
 def agent_inputs(

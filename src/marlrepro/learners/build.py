@@ -9,6 +9,7 @@ from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
 from marlrepro.learners.bc import BCLearner
 from marlrepro.learners.dagger import DAggerLearner
+from marlrepro.learners.ddpg import DDPGLearner
 from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
@@ -23,8 +24,9 @@ from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 
 def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> Learner:
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
-    ``ippo``); HASAC (``hasac``); behavioural cloning of demonstrations (``bc``);
-    CESMA's decentralisation of an expert policy file by DAgger (``dagger``); the soft-Q
+    ``ippo``); HASAC (``hasac``); the DDPG family (``ddpg``: MADDPG, independent DDPG, CESMA's
+    centralised expert); behavioural cloning of demonstrations (``bc``); CESMA's decentralisation
+    of an expert policy file by DAgger (``dagger``); the soft-Q
     imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
     ``masqil``); MAGAIL's PPO on discriminator rewards (``magail``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
@@ -37,6 +39,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
         return PPOLearner(spec, config, device)
     if config.algo == "hasac":
         return HASACLearner(spec, config, device)
+    if config.algo == "ddpg":
+        return DDPGLearner(spec, config, device)
     if config.algo == "bc":
         return BCLearner(spec, config, device)
     if config.algo == "dagger":

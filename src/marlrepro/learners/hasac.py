@@ -41,8 +41,8 @@ from marlrepro.config import TrainConfig
 from marlrepro.controller import PerAgentPolicyController
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
+from marlrepro.learners.gumbel import gumbel_softmax
 from marlrepro.learners.max_entropy import (
-    gumbel_noise,
     masked_log_policy,
     policy_entropy,
     temperature_loss,
@@ -60,15 +60,6 @@ def discrete_target_entropy(n_available: torch.Tensor, scale: float) -> torch.Te
     all actions could not be reached where some are masked, and the temperature would grow
     without bound (docs/deviations.md)."""
     return scale * torch.log(n_available.clamp(min=1).to(torch.float32))
-
-
-def gumbel_straight_through(log_pi: torch.Tensor) -> torch.Tensor:
-    """A one-hot sample [..., A] of ``π = exp(log_pi)`` by the Gumbel-max trick, whose gradient is
-    that of the relaxed sample ``softmax(log π + g)`` (the straight-through Gumbel-softmax of
-    Jang et al. 2017 at temperature 1, HARL's ``gumbel_softmax(hard=True)``)."""
-    soft = torch.softmax(log_pi + gumbel_noise(log_pi), dim=-1)
-    hard = nn.functional.one_hot(soft.argmax(dim=-1), log_pi.shape[-1]).to(soft.dtype)
-    return hard - soft.detach() + soft
 
 
 class TwinSoftCritic(nn.Module):
@@ -154,7 +145,7 @@ class HASACLearner(ActorCriticLearner):
         mask, state = batch.filled, batch.state
         critic_alpha = self.critic_log_alpha.exp()
         with torch.no_grad():
-            next_actions = gumbel_straight_through(log_pi)
+            next_actions = gumbel_softmax(log_pi, hard=True)
             next_log_pi = (next_actions * log_pi).sum(dim=-1).sum(dim=-1)  # Σ_i log π_i(u'_i), [B, T+1]
             soft_values = self.target_critic(state, next_actions).min(dim=-1).values - critic_alpha * next_log_pi
             targets = n_step_targets(batch.reward, batch.terminated, mask, soft_values, self.config.gamma,
@@ -174,7 +165,7 @@ class HASACLearner(ActorCriticLearner):
         straight-through sample and the others' detached samples, plus its temperature's loss;
         over the steps where it is alive."""
         agent = (torch.arange(self.spec.n_agents, device=i.device) == i).to(log_pi.dtype)  # one-hot of i
-        sampled = gumbel_straight_through(log_pi[:, :-1])  # [B, T, N, A]
+        sampled = gumbel_softmax(log_pi[:, :-1], hard=True)  # [B, T, N, A]
         own = agent[:, None]
         joint = own * sampled + (1 - own) * sampled.detach()  # only agent i's sample carries a gradient
         log_pi_i = ((sampled * log_pi[:, :-1]).sum(dim=-1) * agent).sum(dim=-1)  # [B, T]

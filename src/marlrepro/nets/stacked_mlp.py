@@ -1,4 +1,5 @@
-"""``K`` independent MLPs evaluated at once: HASAC's per-agent actors and its twin critics.
+"""``K`` independent MLPs evaluated at once: HASAC's per-agent actors and its twin critics, the
+DDPG family's actors and critics (learners/ddpg.py).
 
 HARL's actors (``StochasticMlpPolicy``: ``MLPBase`` with ``use_feature_normalization``;
 PKU-MARL/HARL) are ``LayerNorm(in) → [Linear → ReLU → LayerNorm]×L → Linear``, orthogonally
@@ -85,26 +86,39 @@ class StackedMLP(nn.Module):
 
 
 class PerAgentPolicy(nn.Module):
-    """Each agent's own policy network (:class:`StackedMLP`, one copy per agent) behind the
-    recurrent agent's interface (:class:`~marlrepro.nets.agent.RNNAgent`), so the controller and
-    the runners drive it alike: rows are ordered (environment, agent) and the hidden state passes
-    through unchanged (the network has none)."""
+    """Each agent's own policy network (:class:`StackedMLP`, one copy per agent), or with
+    ``joint`` one network on the agents' concatenated inputs whose output is every agent's logits
+    (CESMA's centralised DDPG expert: one actor on the joint observation, a head per agent),
+    behind the recurrent agent's interface (:class:`~marlrepro.nets.agent.RNNAgent`), so the
+    controller and the runners drive it alike: rows are ordered (environment, agent) and the
+    hidden state passes through unchanged (the network has none). ``layer_norm``: HARL's actor
+    (see :class:`StackedMLP`); without it a plain ReLU MLP (MADDPG's)."""
 
-    def __init__(self, n_agents: int, input_dim: int, hidden_dim: int, n_actions: int) -> None:
+    def __init__(self, n_agents: int, input_dim: int, hidden_dim: int, n_actions: int, layer_norm: bool = True,
+                 joint: bool = False) -> None:
         super().__init__()
         self.n_agents = n_agents
-        self.mlp = StackedMLP(n_agents, input_dim, hidden_dim, n_actions)
+        self.joint = joint
+        copies, fan_in, fan_out = (1, n_agents * input_dim, n_agents * n_actions) if joint else \
+            (n_agents, input_dim, n_actions)
+        self.mlp = StackedMLP(copies, fan_in, hidden_dim, fan_out, layer_norm=layer_norm)
 
     def initial_hidden(self, batch: int, device: torch.device) -> torch.Tensor:
         """A placeholder [1, batch, 1]: the runners carry it, nothing reads it."""
         return torch.zeros(1, batch, 1, device=device)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The agents' inputs ``x`` [..., N, in] -> their logits [..., N, A]."""
+        if not self.joint:
+            return self.mlp(x)
+        return self.mlp(x.flatten(-2).unsqueeze(-2)).view(*x.shape[:-1], -1)
+
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` [B·N, T, in] -> (logits [B·N, T, A], ``hidden``)."""
         rows, t = inputs.shape[:2]
         x = inputs.view(rows // self.n_agents, self.n_agents, t, -1).transpose(1, 2)  # [B, T, N, in]
-        return self.mlp(x).transpose(1, 2).reshape(rows, t, -1), hidden
+        return self.logits(x).transpose(1, 2).reshape(rows, t, -1), hidden
 
     def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` [B·N, in] -> (logits [B·N, A], ``hidden``)."""
-        return self.mlp(inputs.view(-1, self.n_agents, inputs.shape[-1])).reshape(inputs.shape[0], -1), hidden
+        return self.logits(inputs.view(-1, self.n_agents, inputs.shape[-1])).reshape(inputs.shape[0], -1), hidden
