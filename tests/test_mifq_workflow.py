@@ -21,7 +21,15 @@ import pytest
 import torch
 import yaml
 from matplotlib.image import imread
-from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snakemake, write_final
+from test_workflow import (
+    ALGOS,
+    REPO,
+    WORKFLOW,
+    copy_workflow,
+    job_counts,
+    snakemake,
+    write_final,
+)
 
 from marlrepro.checkpoint import BEST_FILE
 from marlrepro.cli import main
