@@ -36,7 +36,12 @@ class AgentController(nn.Module):
     ``basic_mac_avalible_action`` and its IQN twin do), where ``x_i`` is picked by ``source``: the
     agent's own observation (decentralised agents), its full-sight observation, or the global
     state (IGM-DA's experts).
+
+    ``samples_policy``: whether exploring samples a softmax policy of the network's outputs (the
+    fused rollout's twin does the same) rather than acting ε-greedily on them.
     """
+
+    samples_policy = False
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
@@ -218,6 +223,8 @@ class SoftmaxPolicyController(AgentController):
     :func:`marlrepro.envs.jax_rollout.opt_logits` and ``softmax_sample``.
     """
 
+    samples_policy = True
+
     def __init__(self, spec: EnvSpec, config: AgentConfig, transform: nn.Module | None, alpha_init: float,
                  source: ObsSource = "obs", learn_temperature: bool = True) -> None:
         super().__init__(spec, config, source)
@@ -282,6 +289,8 @@ class GreedyPerAgentPolicyController(PerAgentPolicyController):
     available action while exploring too, ε-mixed with uniform available actions by the run's ε
     (CESMA's students with ``dagger.acting: greedy``, appendix D.1); its JAX twin is
     ``per_agent_policy_step`` followed by ``masked_greedy``, no policy sample."""
+
+    samples_policy = False
 
     def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
                        explore: bool = True) -> torch.Tensor:

@@ -27,9 +27,7 @@ from marlrepro.buffer import Episodes
 from marlrepro.controller import (
     AgentController,
     DistributionalController,
-    GreedyPerAgentPolicyController,
     PerAgentPolicyController,
-    SoftmaxPolicyController,
 )
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
 from marlrepro.learners.max_entropy import ALPHA_FLOOR
@@ -268,8 +266,7 @@ class FusedRollout:
         }[self.controller.source]
         distributional = isinstance(self.controller, DistributionalController)
         per_agent = isinstance(self.controller, PerAgentPolicyController)
-        softmax = isinstance(self.controller, SoftmaxPolicyController) \
-            and not isinstance(self.controller, GreedyPerAgentPolicyController)
+        softmax = self.controller.samples_policy
         agent = {name[len("agent."):]: p for name, p in params.items() if name.startswith("agent.")}
         transform = {name[len("transform."):]: p for name, p in params.items() if name.startswith("transform.")}
         policy_key = jax.random.fold_in(key, 1)
