@@ -29,7 +29,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-PAPERS = ("me_igm", "vd", "igm_da", "mifq")
+PAPERS = ("me_igm", "vd", "igm_da", "mifq", "cesma")
 SCHEMAS = "workflow/schemas"
 DEMOS_CONFIG = "config/demos.yaml"
 

@@ -38,6 +38,14 @@ experiment>`` trains learners of demonstrations on those files: each run's ``dem
 task's file (a key the workflow owns) and its ``demos.count`` (a setting) at most the episodes
 collected; every task of it must have an expert at the same scale.
 
+Experts (CESMA). An experiment with ``expert_from: <experiment>`` trains learners of a fixed expert
+policy (:data:`EXPERT_ALGOS`, e.g. DAgger): that experiment (one algorithm) keeps each run's best
+checkpoint (``run.keep_best``), which the workflow exports per run to :data:`EXPERT_POLICY`
+(``marlrepro export-policy --checkpoint best``); seed ``s`` of a learner on a task reads the policy
+of seed ``s`` of the expert on that task (:attr:`Run.expert_policy`, its ``dagger.expert``, a key the
+workflow owns), so each seed's chain is an expert and then its decentralisation. Every task and
+seed of the learners must have an expert at the same scale.
+
 Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
 ``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
 """
@@ -66,7 +74,7 @@ from marlrepro.errors import ConfigError, did_you_mean, located, unknown_choice
 # Keys the workflow decides for every run; experiment and scale files may not set them. ``algo`` comes
 # from config/algos/<algo>.yaml and the MLflow URI from the MLFLOW_TRACKING_URI environment variable.
 WORKFLOW_KEYS = frozenset({"algo", "env.name", "run.seed", "run.device", "run.progress", "demos.path",
-                           "run.keep_best"})
+                           "run.keep_best", "dagger.expert"})
 WORKFLOW_PREFIXES = ("tracking.",)
 # ``config.yaml: backend: sc2`` serves the SMAC maps and SMACv2 scenarios written ``smax:<map>`` and
 # ``smacv2:<scenario>`` from StarCraft II instead of the extended SMAX.
@@ -78,11 +86,18 @@ RUN_DIR = "results/runs/{paper}/{experiment}/{env}/{algo}/seed{seed}"
 # values (the contract of ``marlrepro train --pack``, :mod:`marlrepro.pack_plan`).
 PACK_KEY = "run.seed"
 PACK_PLACEHOLDER = "{" + PACK_KEY + "}"
-# An expert experiment's files per task (``collect_demos``): its best policy (``marlrepro
-# export-policy --checkpoint best``), the demonstrations it played (``marlrepro collect-demos``) and
-# its score over them (``--summary``, in final.json's fields), in :data:`DEMOS_DIR`.
+# An expert experiment's files per task (``collect_demos``): the demonstrations its best policy
+# (:data:`EXPERT_POLICY`) played (``marlrepro collect-demos``) and its score over them (``--summary``,
+# in final.json's fields), in :data:`DEMOS_DIR`.
 DEMOS_DIR = "results/demos/{paper}/{experiment}/{env}"
-DEMO_FILES = {"policy": "policy.zip", "demos": "demos.zip", "summary": "expert.json"}
+DEMO_FILES = {"demos": "demos.zip", "summary": "expert.json"}
+# A run that keeps its best checkpoint (an expert: ``collect_demos``, or named by ``expert_from``)
+# exported by ``marlrepro export-policy --checkpoint best`` (workflow rule ``export_expert``).
+EXPERT_POLICY = "results/experts/{paper}/{experiment}/{env}/{algo}/seed{seed}/policy.zip"
+# The algorithms whose runs learn from a fixed expert's policy file, and the key that receives it
+# (``expert_from``).
+EXPERT_ALGOS = ("dagger",)
+EXPERT_KEY = "dagger.expert"
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,9 @@ class Run:
     device: str
     settings: dict[str, Any]
     demos: str | None = None  # its task's demonstration file (demos.path), for a learner of demonstrations
-    expert: bool = False  # a run of an expert experiment (collect_demos): it keeps its best checkpoint
+    expert: bool = False  # a run of an expert experiment (collect_demos, expert_from): it keeps its best checkpoint
+    # the expert this run learns from (expert_from): (experiment, algo) of its run of the same env and seed
+    expert_from: tuple[str, str] | None = None
 
     @property
     def run_dir(self) -> str:
@@ -125,6 +142,38 @@ class Run:
         return RUN_DIR.format(
             paper=self.paper, experiment=self.experiment, env=env_slug(self.env), algo=self.algo, seed=seed
         )
+
+    @property
+    def policy_file(self) -> str:
+        """:data:`EXPERT_POLICY` of this run: its best checkpoint, exported (an expert's)."""
+        return EXPERT_POLICY.format(paper=self.paper, experiment=self.experiment, env=env_slug(self.env),
+                                    algo=self.algo, seed=self.seed)
+
+    @property
+    def expert_run_dir(self) -> str | None:
+        """The run directory of the expert run this run learns from (``expert_from``), if any."""
+        return self.expert_dir_for(self.seed)
+
+    @property
+    def expert_policy(self) -> str | None:
+        """The exported policy file of the expert this run learns from (``expert_from``), if any: an
+        input of its job and its ``dagger.expert``."""
+        return self.expert_policy_for(self.seed)
+
+    def expert_dir_for(self, seed: int | str) -> str | None:
+        """The expert's run directory for ``seed`` (a seed, or :data:`PACK_PLACEHOLDER`), if any."""
+        if self.expert_from is None:
+            return None
+        experiment, algo = self.expert_from
+        return RUN_DIR.format(paper=self.paper, experiment=experiment, env=env_slug(self.env), algo=algo, seed=seed)
+
+    def expert_policy_for(self, seed: int | str) -> str | None:
+        """The expert's exported policy for ``seed`` (a seed, or :data:`PACK_PLACEHOLDER`), if any."""
+        if self.expert_from is None:
+            return None
+        experiment, algo = self.expert_from
+        return EXPERT_POLICY.format(paper=self.paper, experiment=experiment, env=env_slug(self.env), algo=algo,
+                                    seed=seed)
 
     def train_settings(self) -> dict[str, Any]:
         """Every ``--set`` key of this run, the workflow's own keys last."""
@@ -140,6 +189,7 @@ class Run:
             "run.device": self.device,
             "run.progress": False,  # tqdm bars would fill the rule's log file
             **({"demos.path": self.demos} if self.demos else {}),
+            **({EXPERT_KEY: self.expert_policy_for(seed)} if self.expert_from else {}),
             **({"run.keep_best": True} if self.expert else {}),
             # one MLflow experiment per paper; a run's target is the experiment it feeds
             # (docs/tracking.md lists the tags)
@@ -224,6 +274,9 @@ class Experiment:
     algo_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # the whole settings of such algos
     collect: dict[str, int] = field(default_factory=dict)  # an expert experiment's: env -> demonstrations it plays
     demos_from: str | None = None  # the expert experiment whose demonstrations the runs learn from
+    # expert_from: the expert experiment and its algorithm whose exported policies the runs learn from
+    expert_from: tuple[str, str] | None = None
+    keep_best: bool = False  # an expert of another experiment (expert_from): its runs keep their best checkpoint
     # packs() by pack size, made once: the workflow's input functions ask for them per job
     _packs: dict[int, tuple[Pack, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -245,7 +298,8 @@ class Experiment:
         if pack_size not in self._packs:
             self._packs[pack_size] = tuple(
                 Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo),
-                               self.demo_files(env)["demos"] if self.demos_from else None, bool(self.collect))
+                               self.demo_files(env)["demos"] if self.demos_from else None,
+                               bool(self.collect) or self.keep_best, self.expert_from)
                            for seed in seeds))
                 for env in self.envs
                 for algo in self.algos
@@ -266,7 +320,8 @@ class Experiment:
 
 def demo_files(paper: str, experiment: str, env: str) -> dict[str, str]:
     """The files of expert experiment ``paper``/``experiment`` on ``env`` (:data:`DEMO_FILES`, in
-    :data:`DEMOS_DIR`): its exported best policy, its demonstrations and its score over them."""
+    :data:`DEMOS_DIR`): its demonstrations and its score over them (its exported best policy is
+    :attr:`Run.policy_file` of :meth:`Experiment.expert_run`)."""
     folder = DEMOS_DIR.format(paper=paper, experiment=experiment, env=env_slug(env))
     return {key: f"{folder}/{name}" for key, name in DEMO_FILES.items()}
 
@@ -354,9 +409,11 @@ def plan_paper(
     environment; the env is checked as written (``smax:3m``), before ``backend`` serves it.
     ``demos_config`` (``config/demos.yaml``, validated) caps an expert experiment's demonstrations
     (``collect_demos``); the experiments that learn from them (``demos_from``) are checked against
-    it at ``scale`` (module docstring).
+    it at ``scale`` (module docstring). So are the learners of an expert policy (``expert_from``).
     """
     experiments = {}
+    # the experiments whose runs are experts of others (expert_from): they keep their best checkpoints
+    experts = {spec["expert_from"] for spec in data["experiments"].values() if "expert_from" in spec}
     for name, spec in data["experiments"].items():
         where = f"config/{paper}.yaml: experiments.{name}"
         _check_names(where, spec, known_scales, algos)
@@ -411,6 +468,8 @@ def plan_paper(
                 algo_settings={algo: {**merged, **swept} for algo, merged in per_algo.items() if algo in run_algos},
                 collect=collect,
                 demos_from=spec.get("demos_from"),
+                expert_from=_expert_cell(where, spec, data["experiments"]),
+                keep_best=name in experts,
             )
             _check_runs(f"{where} at scale {scale.name}" + (f", {sweep.key}={sweep.value!r}" if sweep else ""),
                         envs, {algo: exp.settings_of(algo) for algo in exp.algos}, algos)
@@ -418,7 +477,58 @@ def plan_paper(
     for name, spec in data["experiments"].items():
         planned = [exp for exp in experiments.values() if exp.name == name or (exp.sweep and exp.sweep.name == name)]
         _check_demos(f"config/{paper}.yaml: experiments.{name}", spec, data["experiments"], planned, experiments, algos)
+        _check_experts(f"config/{paper}.yaml: experiments.{name}", spec, planned, experiments, algos)
     return experiments
+
+
+def _expert_cell(where: str, spec: Mapping[str, Any], specs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(experiment, algo)`` of the expert that ``spec``'s runs learn from (``expert_from``), if any:
+    an experiment of the same paper with one algorithm."""
+    source = spec.get("expert_from")
+    if source is None:
+        return None
+    if source not in specs:
+        raise ConfigError(f"{where}.expert_from: no experiment {source!r}{did_you_mean(source, specs)}; "
+                          f"experiments: {', '.join(specs)}")
+    if "expert_from" in specs[source]:
+        raise ConfigError(f"{where}.expert_from: {source} learns from an expert itself; name the experiment that "
+                          f"trains the expert")
+    if len(specs[source]["algos"]) != 1:
+        raise ConfigError(f"{where}.expert_from: {source} trains {', '.join(specs[source]['algos'])}; an expert "
+                          f"experiment trains one algorithm, so that each task and seed has one expert")
+    return source, specs[source]["algos"][0]
+
+
+def _check_experts(where: str, spec: Mapping[str, Any], planned: Sequence[Experiment],
+                   experiments: Mapping[str, Experiment], algos: Mapping[str, Mapping[str, Any]]) -> None:
+    """A learner of an expert policy (:data:`EXPERT_ALGOS`) learns from an expert experiment
+    (``expert_from``) and nothing else does; that experiment trains every env and seed of ``spec``'s
+    ``planned`` experiments at their scale."""
+    source = spec.get("expert_from")
+    learners = [algo for algo in spec["algos"] if algos[algo].get("algo", algo) in EXPERT_ALGOS]
+    if source is None:
+        if learners:
+            raise ConfigError(f"{where}: {', '.join(learners)} learn from an expert's policy; set expert_from to the "
+                              f"experiment that trains the expert")
+        return
+    others = [algo for algo in spec["algos"] if algo not in learners]
+    if others:
+        raise ConfigError(f"{where}.expert_from: {', '.join(others)} do not learn from an expert's policy "
+                          f"({', '.join(EXPERT_ALGOS)} do); move them to another experiment")
+    if planned and source not in experiments:
+        raise ConfigError(f"{where}.expert_from: {source} is skipped at scale {planned[0].scale} (scales.<scale>.skip), "
+                          f"so no expert is trained for these runs; skip this experiment there too")
+    for exp in planned:
+        expert = experiments[source]
+        for env in exp.envs:
+            if env not in expert.envs:
+                raise ConfigError(f"{where}: {env} has no expert in {source} at scale {exp.scale} (its envs: "
+                                  f"{', '.join(expert.envs)}); add it there or leave it out here")
+        missing = [seed for seed in exp.seeds if seed not in expert.seeds]
+        if missing:
+            raise ConfigError(f"{where}: seed {missing[0]} has no expert in {source} at scale {exp.scale}, which "
+                              f"trains {len(expert.seeds)} seed(s); seed s learns from seed s of the expert, so "
+                              f"train at least as many expert seeds")
 
 
 def _collect_episodes(where: str, spec: Mapping[str, Any], scale: str, envs: Sequence[str], backend: str,
@@ -589,6 +699,6 @@ def _check_settings(where: str, settings: Mapping[str, Any]) -> dict[str, Any]:
                 f"{where}: {key!r} is decided by the workflow (algo: config/algos/<algo>.yaml, "
                 f"env.name: envs, run.seed: seeds, run.device: config.yaml or the scale, tracking.*: "
                 f"the workflow and config.yaml tracking_uri, demos.path: demos_from, run.keep_best: "
-                f"collect_demos); remove it here"
+                f"collect_demos or expert_from, dagger.expert: expert_from); remove it here"
             )
     return flat

@@ -18,12 +18,15 @@ must hold every wildcard; so each list of seeds packed somewhere gets a rule of 
 (ruleorder), so asking for one run's final.json plans that run's pack (all its seeds train again);
 `--config pack_size=1` plans that run alone, as does `--allowed-rules train`.
 
-Demonstrations (marlrepro.experiments, "Demonstrations"). A run of an expert experiment
-(collect_demos) keeps its best checkpoint (run.keep_best); rule `export_expert` exports it
-(`marlrepro export-policy --checkpoint best`) and rule `collect_demos` plays it (`marlrepro
-collect-demos`) into the task's demo file and the expert's score over it (expert.json), in
-results/demos/<paper>/<expert experiment>/<env>/. A run that learns from them (demos_from) has its
-task's demo file as an input of its job, alone or in a pack, and its path as demos.path.
+Experts and demonstrations (marlrepro.experiments, "Demonstrations" and "Experts"). A run of an
+expert experiment (collect_demos, or one that expert_from names) keeps its best checkpoint
+(run.keep_best); rule `export_expert` exports it (`marlrepro export-policy --checkpoint best`) to
+results/experts/<paper>/<experiment>/<env>/<algo>/seed<seed>/policy.zip. Rule `collect_demos` plays
+a collect_demos expert (`marlrepro collect-demos`) into the task's demo file and the expert's score
+over it (expert.json), in results/demos/<paper>/<expert experiment>/<env>/. A run that learns from
+them (demos_from) has its task's demo file as an input of its job, alone or in a pack, and its path
+as demos.path; a run that learns from an expert's policy (expert_from) has the exported policy of
+its expert (same task, same seed) as an input and as dagger.expert.
 
 The run's checkpoint/ directory is deliberately not an output: Snakemake deletes the outputs of a
 failed job, and the checkpoint must survive so that the retry (or the next invocation) resumes. A
@@ -40,6 +43,7 @@ import re
 
 from marlrepro.experiments import (
     DEMOS_DIR,
+    EXPERT_POLICY,
     RUN_DIR,
     Experiment,
     Pack,
@@ -133,11 +137,17 @@ def run_demos(run: Run) -> list[str]:
     return [run.demos] if run.demos else []
 
 
+def run_experts(runs) -> list[str]:
+    """The exported expert policies that ``runs`` learn from (their dagger.expert), if any: inputs of their job."""
+    return [run.expert_policy for run in runs if run.expert_policy]
+
+
 rule train:
     """Train one run of a paper experiment with `marlrepro train`."""
     input:
         algo="config/algos/{algo}.yaml",
         demos=lambda wildcards: run_demos(run_of(wildcards)),
+        experts=lambda wildcards: run_experts([run_of(wildcards)]),
     output:
         final=f"{RUN_DIR}/final.json",
         metrics=f"{RUN_DIR}/metrics.parquet",
@@ -195,6 +205,7 @@ for pack_seeds, pack_targets in packed_seeds(
         input:
             algo="config/algos/{algo}.yaml",
             demos=lambda wildcards, seeds=pack_seeds: run_demos(pack_of(wildcards, seeds).members[0]),
+            experts=lambda wildcards, seeds=pack_seeds: run_experts(pack_of(wildcards, seeds).members),
         output:
             final=[f"{PACK_CELL}/seed{seed}/final.json" for seed in pack_seeds],
             metrics=[f"{PACK_CELL}/seed{seed}/metrics.parquet" for seed in pack_seeds],
@@ -237,10 +248,10 @@ def expert_of(wildcards) -> tuple[Experiment, str]:
     return exp, envs[0]
 
 
-def expert_final(wildcards) -> str:
-    """final.json of the expert run that a demonstration rule's wildcards name."""
+def expert_policy(wildcards) -> str:
+    """The exported policy of the expert run that a demonstration rule's wildcards name."""
     exp, env = expert_of(wildcards)
-    return f"{exp.expert_run(env).run_dir}/final.json"
+    return exp.expert_run(env).policy_file
 
 
 def demo_episodes(wildcards) -> int:
@@ -250,15 +261,16 @@ def demo_episodes(wildcards) -> int:
 
 
 rule export_expert:
-    """Export a task's expert at its best evaluation (`marlrepro export-policy --checkpoint best`)."""
+    """Export an expert run at its best evaluation (`marlrepro export-policy --checkpoint best`): a
+    collect_demos expert, or one that expert_from names."""
     input:
-        final=expert_final,
+        final=f"{RUN_DIR}/final.json",
     output:
-        policy=f"{DEMOS_DIR}/policy.zip",
+        policy=EXPERT_POLICY,
     params:
         run_dir=lambda wildcards, input: os.path.dirname(input.final),
     log:
-        f"results/logs/demos/{{paper}}/{{experiment}}/{{env}}/export.log",
+        "results/logs/experts/{paper}/{experiment}/{env}/{algo}/seed{seed}/export.log",
     conda:
         "../../envs/train.yaml"
     shell:
@@ -269,7 +281,7 @@ rule collect_demos:
     """Play a task's exported expert for its demonstrations (`marlrepro collect-demos`, settings and
     caps from config/demos.yaml): the demo file, and the expert's score over it (expert.json)."""
     input:
-        policy=f"{DEMOS_DIR}/policy.zip",
+        policy=expert_policy,
         settings=DEMOS_CONFIG,
     output:
         demos=f"{DEMOS_DIR}/demos.zip",
