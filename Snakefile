@@ -74,6 +74,7 @@ include: "workflow/rules/me_igm.smk"
 include: "workflow/rules/vd.smk"
 include: "workflow/rules/igm_da.smk"
 include: "workflow/rules/mifq.smk"
+include: "workflow/rules/cesma.smk"
 include: "workflow/rules/claims.smk"
 
 
@@ -84,4 +85,5 @@ rule all:
         rules.vd_smax_curves.output,
         rules.igm_da.input,
         rules.mifq.input,
+        rules.cesma.input,
         rules.claims.input,

@@ -50,6 +50,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from marlrepro.errors import ConfigError, unknown_choice
+from marlrepro.report.cesma import COLUMNS as CESMA_COLUMNS
+from marlrepro.report.cesma import KEYS as CESMA_KEYS
 from marlrepro.report.curve_panels import PANEL_COLUMNS, PANEL_KEYS
 from marlrepro.report.igm_da import AVG, TABLE1_COLUMNS, WIN
 from marlrepro.report.score_table import EXPERT
@@ -93,6 +95,12 @@ _FROZENLAKE = (
                                                                 "reaches_goal")),
     "scale", "backend", "paper",
 )  # fmt: skip
+# CESMA's figures: one row per setting (an MPE task, or SMAC's 3s5z) and series (marlrepro.report.cesma).
+# Figures 4 and 7-8 are not built yet; their tables will take Figures 5 and 6's format, and Figure 9
+# (reward against supervised loss, per agent) adds the loss and its correlation with the reward.
+_CESMA = TableFormat({key: "text" for key in CESMA_KEYS}, CESMA_COLUMNS)
+_CESMA_LOSS = TableFormat({key: "text" for key in CESMA_KEYS},
+                          (*CESMA_COLUMNS, "final_loss_median", "reward_loss_correlation"))
 # Every table a claim may name; a target here without a rule at this scale is "not built".
 TABLE_FORMATS: dict[str, TableFormat] = {
     "igm_da_table1": TableFormat({"method": "algo", "map": "igm_da_map"}, TABLE1_COLUMNS),
@@ -110,6 +118,8 @@ TABLE_FORMATS: dict[str, TableFormat] = {
     **{f"me_igm_fig{n}": TableFormat({key: "text" for key in PANEL_KEYS}, PANEL_COLUMNS) for n in (2, 4, 5, 6)},
     "mifq_table1": TableFormat(_MIFQ_KEYS, (*_MIFQ_SCORES, "table")),
     "mifq_fig3": TableFormat({**_MIFQ_KEYS, "demos": "number"}, (*_MIFQ_SCORES, "demos")),
+    **{f"cesma_fig{n}": _CESMA for n in (4, 5, 6, 7, 8)},
+    "cesma_fig9": _CESMA_LOSS,
 }
 
 

@@ -1,4 +1,5 @@
-"""Learning curves over seeds: align evaluations on a common step grid, then median and IQR band.
+"""Learning curves over seeds: align evaluations on a common step grid, then median and IQR band
+(or min/max envelope).
 
 Evaluations happen when ``t_env`` first passes each multiple of ``run.eval_interval``, so seeds
 evaluate at slightly different steps. Each run's curve is linearly interpolated onto the grid
@@ -13,6 +14,7 @@ import pandas as pd
 
 CURVE_COLUMNS = ("algo", "seed", "t_env", "value")
 BAND_COLUMNS = ("algo", "t_env", "median", "q25", "q75", "n_seeds")
+ENVELOPE_COLUMNS = ("algo", "t_env", "median", "min", "max", "n_seeds")
 
 
 def align_curves(curves: pd.DataFrame, step: int) -> pd.DataFrame:
@@ -39,13 +41,25 @@ def curve_band(aligned: pd.DataFrame) -> pd.DataFrame:
     Quantiles interpolate linearly between order statistics (numpy's default). Grid points that
     some seed of the algorithm did not reach are dropped, so every band point covers all seeds.
     """
-    grouped = aligned.groupby(["algo", "t_env"])["value"]
-    band = grouped.agg(
+    band = aligned.groupby(["algo", "t_env"])["value"].agg(
         median="median",
         q25=lambda v: v.quantile(0.25),
         q75=lambda v: v.quantile(0.75),
         n_seeds="count",
-    ).reset_index()
+    )
+    return _every_seed(band.reset_index(), aligned)[list(BAND_COLUMNS)]
+
+
+def curve_envelope(aligned: pd.DataFrame) -> pd.DataFrame:
+    """Median, minimum and maximum over seeds per (algo, t_env) of an :func:`align_curves` result
+    (CESMA's and MADDPG's figures: "the minimum and maximum reward envelopes"); like
+    :func:`curve_band`, only the grid points that every seed of the algorithm reached."""
+    envelope = aligned.groupby(["algo", "t_env"])["value"].agg(median="median", min="min", max="max", n_seeds="count")
+    return _every_seed(envelope.reset_index(), aligned)[list(ENVELOPE_COLUMNS)]
+
+
+def _every_seed(band: pd.DataFrame, aligned: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``band`` (per algo and t_env, with ``n_seeds``) that cover every seed of their algo."""
     seeds_per_algo = aligned.groupby("algo", sort=False)["seed"].nunique()
     complete = band["n_seeds"] == band["algo"].map(seeds_per_algo)
-    return band[complete].reset_index(drop=True)[list(BAND_COLUMNS)]
+    return band[complete].reset_index(drop=True)

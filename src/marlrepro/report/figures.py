@@ -64,14 +64,19 @@ def facets(n: int, ncols: int, panel: tuple[float, float] = (4.2, 3.3)) -> tuple
 
 
 def draw_bands(ax: Axes, band: pd.DataFrame, series: Sequence[str], styles: Mapping[str, Mapping[str, Any]],
-               limits: tuple[float, float] | None = None) -> None:
+               limits: tuple[float, float] | None = None, bounds: tuple[str, str] = ("q25", "q75"),
+               labels: Mapping[str, str | None] | None = None) -> None:
     """Median line and 25-75 % band of each of ``series`` (``band``'s column ``algo``, a
-    :func:`~marlrepro.report.curves.curve_band` result) on ``ax``. ``limits``: the metric's range
-    (e.g. 0 and 1 for a win rate), shown whole on the y axis."""
+    :func:`~marlrepro.report.curves.curve_band` result) on ``ax``; ``bounds``: the band's columns
+    (``("min", "max")`` for a :func:`~marlrepro.report.curves.curve_envelope`). ``limits``: the
+    metric's range (e.g. 0 and 1 for a win rate), shown whole on the y axis. ``labels``: a series'
+    legend entry, if not its name (None: none, e.g. a second stage of a series)."""
+    low, high = bounds
     for name in series:
         part = band[band["algo"] == name]
-        ax.fill_between(part["t_env"], part["q25"], part["q75"], color=styles[name]["color"], alpha=0.2, linewidth=0)
-        ax.plot(part["t_env"], part["median"], label=name, linewidth=2.0, **styles[name])
+        label = name if labels is None else labels.get(name, name)
+        ax.fill_between(part["t_env"], part[low], part[high], color=styles[name]["color"], alpha=0.2, linewidth=0)
+        ax.plot(part["t_env"], part["median"], label=label, linewidth=2.0, **styles[name])
     if limits is not None:
         pad = 0.02 * (limits[1] - limits[0])
         ax.set_ylim(limits[0] - pad, limits[1] + pad)

@@ -1,0 +1,260 @@
+"""CESMA's Figures 5 and 6: reward against environment samples, a centralised expert then its
+decentralisation by DAgger, against MADDPG and independent DDPG (the paper prints curves, no numbers).
+
+A :class:`Setting` is one panel (an MPE task): the DAgger runs (the *students*), for each the expert
+run it imitates (same task, same seed: ``expert_from``, :mod:`marlrepro.experiments`), and the
+baselines' runs by label. Every curve is a ``metrics.parquet`` column (the greedy evaluation's mean
+return) against environment steps, drawn as the median over seeds with the minimum and maximum
+envelope (§6.2: "we average our experiments over three runs, and plot the minimum and maximum
+reward envelopes"; :func:`~marlrepro.report.curves.curve_envelope`).
+
+* Figure 5 (``chained``): the expert's training curve, then the students' curve continuing after it
+  on the samples axis: each student's steps are shifted by the steps its own expert trained (every
+  sample the expert took counts, as the paper counts "the number of samples in training the expert
+  as well as decentralization"); the baselines' curves beside them.
+* Figure 6: the students' curve from their first step, the baselines' final levels as dashed
+  horizontal lines (the median of each run's last evaluation: "converged"), and the expert's
+  exported level (the median of each expert run's best evaluation) dotted.
+
+The tidy table (:data:`COLUMNS`, one row per panel and series, the claims ledger reads it:
+:mod:`marlrepro.report.claims`) holds each series' seeds, samples (median over seeds of each run's
+last step, the expert's included for Figure 5's decentralised agents), final evaluation (median,
+min, max over seeds), the expert's exported level (``exported_median``, the expert's row alone),
+``gap_to_expert`` (the exported level minus the series' final median, over the exported level's
+magnitude: 0.05 is 5 % short of it), ``samples_to_maddpg``: the first step at which the series'
+median curve reaches MADDPG's final median (``inf``: never; empty without a MADDPG series), and the
+paper's words about the series (``config/published/cesma.yaml: figures``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from marlrepro.report.curves import align_curves, curve_envelope
+from marlrepro.report.curve_panels import NO_CLAIM
+from marlrepro.report.figures import draw_bands, facets, save_figure
+from marlrepro.report.published import PublishedClaims
+from marlrepro.report.runs import RunDataError, read_final, read_metrics, read_run_config, single_value
+from marlrepro.report.style import REFERENCE_COLOUR, series_styles, styled
+from marlrepro.report.tables import write_table
+
+if TYPE_CHECKING:
+    from marlrepro.experiments import Run
+
+EXPERT = "centralised expert"
+CESMA = "CESMA (decentralised)"
+MADDPG = "MADDPG"
+KEYS = ("setting", "series")
+COLUMNS = (
+    "setting", "series", "metric", "n_seeds", "samples_median", "final_median", "final_min", "final_max",
+    "exported_median", "gap_to_expert", "samples_to_maddpg", "published", "scale", "backend",
+)  # fmt: skip
+METRIC = "test_return_mean"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One panel: ``students`` (DAgger run directories), ``experts`` (``experts[i]``: the run that
+    ``students[i]`` imitates) and ``baselines`` (label -> run directories)."""
+
+    title: str
+    students: list[str]
+    experts: list[str]
+    baselines: dict[str, list[str]]
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Setting:
+        """A setting from a rule's params."""
+        setting = cls(spec["title"], list(spec["students"]), list(spec["experts"]),
+                      {label: list(runs) for label, runs in spec.get("baselines", {}).items()})
+        if len(setting.students) != len(setting.experts) or not setting.students:
+            raise RunDataError(f"{setting.title}: expected one expert run per student run, got "
+                               f"{len(setting.students)} students and {len(setting.experts)} experts")
+        return setting
+
+    def run_dirs(self) -> list[str]:
+        """Every run directory the setting reads."""
+        return [*self.experts, *self.students, *(run for runs in self.baselines.values() for run in runs)]
+
+
+def plan_settings(students: Sequence[Run], baselines: Sequence[Run], scenarios: Sequence[str],
+                  labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Each of ``scenarios`` that ``students`` (DAgger runs, ``expert_from``) train on, in that
+    order, as a :class:`Setting`'s rule params: the students, the expert run each imitates, and the
+    runs of ``baselines`` on it, by series label (``labels``: algo -> label; algos without runs there
+    left out). Snakemake's planning calls it: it reads no file."""
+    settings = []
+    for scenario in scenarios:
+        taught = [run for run in students if run.env.split(":", 1)[1] == scenario]
+        if not taught:
+            continue
+        by_label = {label: [run.run_dir for run in baselines
+                            if run.algo == algo and run.env.split(":", 1)[1] == scenario]
+                    for algo, label in labels.items()}
+        settings.append({"title": scenario, "students": [run.run_dir for run in taught],
+                         "experts": [run.expert_run_dir for run in taught],
+                         "baselines": {label: dirs for label, dirs in by_label.items() if dirs}})
+    return settings
+
+
+def settings_run_dirs(settings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every run directory that ``settings`` (rule params of :func:`plan_settings`) read, once each."""
+    return list(dict.fromkeys(run for spec in settings for run in Setting.from_dict(spec).run_dirs()))
+
+
+def _curve(run_dir: str, label: str, metric: str, offset: int = 0) -> pd.DataFrame:
+    """One run's evaluations (columns algo, seed, t_env, value), its steps shifted by ``offset``."""
+    metrics = read_metrics(run_dir, ["t_env", metric]).rename(columns={metric: "value"}).dropna()
+    return metrics.assign(algo=label, seed=read_final(run_dir)["seed"], t_env=metrics["t_env"] + offset)
+
+
+def setting_curves(setting: Setting, metric: str, chained: bool) -> pd.DataFrame:
+    """Every series' evaluations of ``setting``: the expert's (Figure 5 only), the students' (shifted
+    by their own expert's steps when ``chained``) and the baselines'."""
+    parts = [_curve(run, EXPERT, metric) for run in (setting.experts if chained else [])]
+    parts += [_curve(student, CESMA, metric, int(read_final(expert)["t_env"]) if chained else 0)
+              for student, expert in zip(setting.students, setting.experts, strict=True)]
+    parts += [_curve(run, label, metric) for label, runs in setting.baselines.items() for run in runs]
+    curves = pd.concat(parts, ignore_index=True)
+    duplicated = curves.duplicated(["algo", "seed", "t_env"])
+    if duplicated.any():
+        raise RunDataError(f"{setting.title}: series {curves.loc[duplicated, 'algo'].iloc[0]!r} holds two runs of one seed")
+    return curves[["algo", "seed", "t_env", "value"]]
+
+
+def exported_levels(setting: Setting, metric: str) -> np.ndarray:
+    """Each expert run's best evaluation of ``metric``: the checkpoint exported to the students."""
+    levels = []
+    for run in dict.fromkeys(setting.experts):
+        best = read_final(run).get("best")
+        if not isinstance(best, Mapping) or metric not in best:
+            raise RunDataError(f"{run}/final.json: no best evaluation of {metric!r} (an expert keeps run.keep_best)")
+        levels.append(float(best[metric]))
+    return np.asarray(levels)
+
+
+def first_reaching(envelope: pd.DataFrame, series: str, level: float) -> float:
+    """The first step at which ``series``' median curve reaches ``level``; ``inf`` if it never does,
+    NaN if the figure draws no curve of it (Figure 6's expert)."""
+    part = envelope[envelope["algo"] == series].sort_values("t_env")
+    if part.empty:
+        return math.nan
+    reached = part.loc[part["median"] >= level, "t_env"]
+    return float(reached.iloc[0]) if len(reached) else math.inf
+
+
+def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame, metric: str,
+                 claims: PublishedClaims | None, scale: str, backend: str) -> pd.DataFrame:
+    """The table's rows of one setting (:data:`COLUMNS`): the expert, the students, the baselines,
+    each with the paper's words about the series (``claims``) where it has some."""
+    exported = float(np.median(exported_levels(setting, metric)))
+    lasts = curves.sort_values("t_env").groupby(["algo", "seed"]).last().reset_index()
+    finals = {label: lasts[lasts["algo"] == label] for label in dict.fromkeys(curves["algo"])}
+    if EXPERT not in finals:  # Figure 6 draws no expert curve; its row still stands, from the expert runs
+        finals = {EXPERT: pd.concat([_curve(run, EXPERT, metric).tail(1) for run in setting.experts]), **finals}
+    maddpg = float(finals[MADDPG]["value"].median()) if MADDPG in finals else math.nan
+    rows = []
+    for label, last in finals.items():
+        final = last["value"].to_numpy(float)
+        said = claims.claims.get(label) if claims is not None else None
+        rows.append({
+            "setting": setting.title, "series": label, "metric": metric, "n_seeds": len(final),
+            "samples_median": float(last["t_env"].median()), "final_median": float(np.median(final)),
+            "final_min": float(final.min()), "final_max": float(final.max()),
+            "exported_median": exported if label == EXPERT else math.nan,
+            "gap_to_expert": (exported - float(np.median(final))) / abs(exported) if exported else math.nan,
+            "samples_to_maddpg": first_reaching(envelope, label, maddpg) if not math.isnan(maddpg) else math.nan,
+            "published": f"{claims.cite}: {said}" if said else NO_CLAIM, "scale": scale, "backend": backend,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame], tables: Sequence[pd.DataFrame],
+                 title: str, chained: bool, ncols: int) -> Figure:
+    """One axis per setting: Figure 5's expert-then-students curves and the baselines' curves, or
+    Figure 6's students' curve with the baselines' final levels dashed and the expert's exported
+    level dotted; medians with min/max envelopes over seeds."""
+    labels = list(dict.fromkeys([CESMA, *(label for s in settings for label in s.baselines)]))
+    styles = series_styles(labels)
+    styles[EXPERT] = {**styles[CESMA], "linestyle": ":"}  # one method in two stages, as the paper's red curves
+    fig, axes = facets(len(settings), ncols, panel=(5.2, 3.8))
+    for ax, setting, envelope, table in zip(axes, settings, envelopes, tables, strict=True):
+        if chained:
+            series = [EXPERT, CESMA, *setting.baselines]
+            draw_bands(ax, envelope, series, styles, bounds=("min", "max"),
+                       labels={EXPERT: f"CESMA: {EXPERT}", CESMA: "CESMA: decentralised agents"})
+        else:
+            draw_bands(ax, envelope, [CESMA], styles, bounds=("min", "max"))
+            rows = table.set_index("series")
+            for label in setting.baselines:
+                ax.axhline(rows.loc[label, "final_median"], color=styles[label]["color"], linestyle="--",
+                           linewidth=1.5, label=f"{label} (final)")
+            ax.axhline(rows.loc[EXPERT, "exported_median"], color=REFERENCE_COLOUR, linestyle=":", linewidth=1.0,
+                       label=f"{EXPERT} (exported)")
+        ax.set(title=setting.title, xlabel="environment samples", ylabel="mean test return")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{title}\nmedian and min/max envelope over seeds")
+    return fig
+
+
+@styled
+def cesma_report(
+    settings: Sequence[Setting],
+    title: str,
+    chained: bool,
+    claims: PublishedClaims | None,
+    scale: str,
+    scale_description: str,
+    table_paths: Sequence[str | Path],
+    figure_paths: Sequence[str | Path],
+    metric: str = METRIC,
+    ncols: int = 3,
+) -> pd.DataFrame:
+    """The table (csv, md, html) and figure (png, pdf) of Figure 5 (``chained``) or Figure 6 over
+    ``settings`` (module docstring), beside the paper's words about each series (``claims``); each
+    setting's curves aligned on its runs' largest ``run.eval_interval``. Returns the table."""
+    backends = [single_value([read_final(run) for run in setting.run_dirs()], "backend") for setting in settings]
+    rows, envelopes = [], []
+    for setting, backend in zip(settings, backends, strict=True):
+        step = max(read_run_config(run)["run"]["eval_interval"] for run in setting.run_dirs())
+        curves = setting_curves(setting, metric, chained)
+        envelopes.append(curve_envelope(align_curves(curves, step)))
+        rows.append(setting_rows(setting, curves, envelopes[-1], metric, claims, scale, backend))
+    table = pd.concat(rows, ignore_index=True)
+    notes = [
+        "final: each run's last greedy evaluation, median [min, max] over seeds; samples: each run's last step "
+        + ("(the decentralised agents': their expert's steps and their own)" if chained else "(its own steps)")
+        + ", median over seeds.",
+        "gap to expert: how far the final median falls short of the exported expert (each expert run's best "
+        "evaluation, median over seeds), as a fraction of its magnitude; samples to MADDPG: the first step at "
+        "which the series' median curve reaches MADDPG's final median (never: inf).",
+        "CESMA prints these curves without numbers: config/published/cesma.yaml holds its claims, judged in "
+        "the claim ledger (cesma_claims).",
+    ]
+    display = pd.DataFrame({
+        "setting": table["setting"], "series": table["series"], "seeds": table["n_seeds"],
+        "samples": [f"{v:,.0f}" for v in table["samples_median"]],
+        "ours: final": [f"{r.final_median:.3g} [{r.final_min:.3g}, {r.final_max:.3g}]" for r in table.itertuples()],
+        "gap to expert": [f"{v:+.1%}" if np.isfinite(v) else "—" for v in table["gap_to_expert"]],
+        "samples to MADDPG": [_samples(v) for v in table["samples_to_maddpg"]],
+        "published (in words)": table["published"],
+    })  # fmt: skip
+    backend = ", ".join(dict.fromkeys(backends))
+    write_table(table, table_paths, title, scale=scale, scale_description=scale_description, backend=backend,
+                notes=notes, display=display, group="setting")
+    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend})", chained,
+                          min(ncols, len(settings)))
+    save_figure(figure, figure_paths, scale)
+    return table
+
+
+def _samples(value: float) -> str:
+    return "—" if math.isnan(value) else "never" if math.isinf(value) else f"{value:,.0f}"

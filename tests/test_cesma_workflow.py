@@ -1,0 +1,243 @@
+"""CESMA's experiments as a workflow (config/cesma.yaml, workflow/rules/cesma.smk): centralised
+experts that keep their best checkpoint, exported per run, DAgger jobs that depend on their own
+seed's exported expert (expert_from), the grid's checks, Figures 5 and 6 on SYNTHETIC runs, and the
+claims' readings (config/published/cesma.yaml) on synthetic tables.
+
+The DAG tests are dry runs (`snakemake -n -p`) on a copy of the workflow; the smoke build itself runs
+in tests/test_dag_smoke.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from test_mifq_workflow import jobs, sets
+from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snakemake, write_final
+
+from marlrepro.config_schema import load_checked
+from marlrepro.errors import ConfigError
+from marlrepro.experiments import plan_paper, scale_from_dict
+from marlrepro.report.cesma import CESMA, EXPERT, MADDPG, Setting, cesma_report
+from marlrepro.report.claims import FAILS, HOLDS, NOT_BUILT, NOT_JUDGED, judge, parse_claims
+
+SCHEMAS = REPO / "workflow/schemas"
+GRID = load_checked(REPO / "config/cesma.yaml", SCHEMAS / "paper.schema.yaml")
+SETTINGS = ["simple_spread", "simple_spread_hetero", "simple_spread_6", "simple_spread_hetero_6",
+            "simple_speaker_listener", "simple_reference", "simple_reference_3a5l"]
+SEEDS = 3  # appendix A: three runs
+
+
+def plan(data: dict, at: str = "paper") -> dict:
+    scale = scale_from_dict(at, load_checked(REPO / f"config/scales/{at}.yaml", SCHEMAS / "scale.schema.yaml"))
+    return plan_paper("cesma", data, scale, {**WORKFLOW, "scale": at}, ("paper", "smoke", "validation"), ALGOS)
+
+
+# ------------------------------------------------------------------------------- the DAG
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("cesma"))
+
+
+def test_smoke_plans_one_tiny_chain(workdir):
+    result = snakemake(workdir, "-n", "-p", "--config", "scale=smoke", "--", "cesma")
+    assert result.returncode == 0, result.stdout
+    assert job_counts(result.stdout) == {"train": 3, "export_expert": 1, "cesma_fig5": 1, "cesma_fig6": 1,
+                                         "cesma_claims": 1, "cesma": 1, "total": 8}
+    planned = jobs(result.stdout)
+    trains = {re.search(r"--config config/algos/(\w+)\.yaml", j["shell"])[1]: j for j in planned if j["rule"] == "train"}
+    assert sorted(trains) == ["dagger", "ddpg_central", "maddpg"]
+    assert all(sets(j["shell"])["env.name"] == "jaxmpe:simple_spread" for j in trains.values())
+    assert sets(trains["ddpg_central"]["shell"])["run.keep_best"] == "true"
+    [export] = [j for j in planned if j["rule"] == "export_expert"]
+    assert "--checkpoint best" in export["shell"] and export["input"] == [
+        "results/runs/cesma/experts_nav3/jaxmpe-simple_spread/ddpg_central/seed0/final.json"]
+    # DAgger reads the exported expert: an input of its job, and its dagger.expert
+    assert export["output"][0] in trains["dagger"]["input"]
+    assert sets(trains["dagger"]["shell"])["dagger.expert"] == export["output"][0]
+
+
+@pytest.fixture(scope="module", params=[4, 2])
+def paper_plan(request, workdir) -> tuple[int, list[dict]]:
+    """(pack_size, jobs) of ``snakemake -n -p cesma`` at paper scale."""
+    result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", f"pack_size={request.param}", "--", "cesma")
+    assert result.returncode == 0, result.stdout
+    return request.param, jobs(result.stdout)
+
+
+def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_plan):
+    pack_size, planned = paper_plan
+    trains = [j for j in planned if j["rule"] == "train" or j["rule"].startswith("train_pack")]
+    cells: dict[tuple[str, str], int] = {}
+    for job in trains:
+        algo = re.search(r"--config config/algos/(\w+)\.yaml", job["shell"])[1]
+        key = (algo, sets(job["shell"])["env.name"].split(":", 1)[1])
+        cells[key] = cells.get(key, 0) + 1
+    expected = [(algo, s) for s in SETTINGS for algo in ("ddpg_central", "dagger", "maddpg", "ddpg")]
+    assert sorted(cells) == sorted(expected)
+    assert set(cells.values()) == {math.ceil(SEEDS / pack_size)}  # ceil(seeds / pack_size) packs per cell
+    exports = {j["output"][0] for j in planned if j["rule"] == "export_expert"}
+    assert len(exports) == len(SETTINGS) * SEEDS
+    for job in trains:
+        values = sets(job["shell"])
+        if "dagger.yaml" not in job["shell"]:
+            assert "dagger.expert" not in values
+            continue
+        seeds = [int(s) for s in re.search(r"--pack run\.seed=([\d,]+)", job["shell"])[1].split(",")] \
+            if "--pack" in job["shell"] else [int(values["run.seed"])]
+        scenario = values["env.name"].split(":", 1)[1]
+        # each seed learns from the expert of its own seed on its own task, an input of its job
+        policies = [p for p in job["input"] if p.endswith("/policy.zip")]
+        assert len(policies) == len(seeds) and set(policies) <= exports
+        for seed, policy in zip(seeds, sorted(policies), strict=True):
+            assert re.search(rf"/experts_\w+/jaxmpe-{scenario}/ddpg_central/seed{seed}/policy\.zip$", policy)
+        assert values["dagger.expert"].replace("{run.seed}", str(seeds[0])) == sorted(policies)[0]
+    assert {j["rule"] for j in planned} >= {"cesma_fig5", "cesma_fig6", "cesma_claims", "cesma"}
+
+
+def test_expert_from_is_checked():
+    data = copy.deepcopy(GRID)
+    data["experiments"]["cesma_nav3"]["expert_from"] = "experts_nav"
+    with pytest.raises(ConfigError, match="no experiment 'experts_nav'.*experts_nav3"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    del data["experiments"]["cesma_nav3"]["expert_from"]
+    with pytest.raises(ConfigError, match="dagger learn from an expert's policy; set expert_from"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    data["experiments"]["experts_nav3"]["seeds"] = 2  # DAgger's third seed has no expert
+    with pytest.raises(ConfigError, match="seed 2 has no expert in experts_nav3"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    data["experiments"]["experts_nav3"]["scales"]["smoke"] = {"skip": True}
+    with pytest.raises(ConfigError, match="experts_nav3 is skipped at scale smoke"):
+        plan(data, "smoke")
+    data = copy.deepcopy(GRID)
+    data["experiments"]["cesma_nav3"]["settings"]["dagger"] = {"expert": "x.zip"}
+    with pytest.raises(ConfigError, match="'dagger.expert' is decided by the workflow"):
+        plan(data)
+
+
+def test_grid_sets_the_papers_values():
+    experiments = plan(GRID)
+    for exp in experiments.values():
+        assert exp.seeds == tuple(range(SEEDS))
+        for algo in exp.algos:
+            settings = exp.settings_of(algo)
+            assert settings["env.options.shared_reward"] is True and settings["env.options.max_cycles"] == 25
+            spread = all(env.split(":", 1)[1].startswith("simple_spread") for env in exp.envs)
+            assert settings.get("env.options.collision_penalty", False) is spread
+    assert experiments["experts_nav6"].settings["agent.hidden_dim"] == 240
+    assert experiments["experts_comm"].settings["agent.hidden_dim"] == 95
+    assert experiments["experts_nav3"].keep_best and not experiments["baselines_nav"].keep_best
+    assert experiments["baselines_nav"].settings["agent.hidden_dim"] == 128
+    assert experiments["cesma_comm"].expert_from == ("experts_comm", "ddpg_central")
+
+
+# ------------------------------------------------------------------------------- the figures
+def synthetic_run(run_dir: Path, algo: str, seed: int, curve: list[tuple[int, float]], best: float | None = None) -> str:
+    """A run directory with final.json, metrics.parquet (test_return_mean) and config.yaml."""
+    write_final(run_dir, algo=algo, env="jaxmpe:simple_spread", seed=seed, t_env=curve[-1][0], backend="jaxmpe",
+                test_return_mean=curve[-1][1], **({"best": {"test_return_mean": best}} if best is not None else {}))
+    pd.DataFrame(curve, columns=["t_env", "test_return_mean"]).to_parquet(run_dir / "metrics.parquet")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"run": {"eval_interval": 100}}))
+    return str(run_dir)
+
+
+@pytest.fixture
+def setting(tmp_path) -> Setting:
+    """Three seeds: experts trained 1000 steps to about -10 (best -10), students reach -10.2 in 500
+    more, MADDPG reaches -12 at 2000 steps."""
+    experts, students, maddpg = [], [], []
+    for seed in range(SEEDS):
+        noise = 0.1 * seed
+        experts.append(synthetic_run(tmp_path / f"expert{seed}", "ddpg_central", seed,
+                                     [(0, -40.0), (500, -20.0), (1000, -10.0 - noise)], best=-10.0))
+        students.append(synthetic_run(tmp_path / f"dagger{seed}", "dagger", seed,
+                                      [(0, -40.0), (200, -15.0), (500, -10.2 - noise)]))
+        maddpg.append(synthetic_run(tmp_path / f"maddpg{seed}", "maddpg", seed,
+                                    [(0, -40.0), (1000, -20.0), (2000, -12.0 - noise)]))
+    return Setting("simple_spread", students, experts, {MADDPG: maddpg})
+
+
+@pytest.mark.parametrize("chained", [True, False])
+def test_figures_chain_the_expert_and_its_students_on_the_samples_axis(setting, tmp_path, chained):
+    paths = [tmp_path / f"fig.{ext}" for ext in ("csv", "md", "html")]
+    figures = [tmp_path / f"fig.{ext}" for ext in ("png", "pdf")]
+    table = cesma_report([setting], "t", chained, None, "paper", "paper scale", paths, figures).set_index("series")
+    assert list(table.index) == [EXPERT, CESMA, MADDPG]
+    assert table.loc[EXPERT, "exported_median"] == -10.0 and np.isnan(table.loc[CESMA, "exported_median"])
+    assert table.loc[CESMA, "final_median"] == pytest.approx(-10.3)
+    assert table.loc[CESMA, "final_min"] == pytest.approx(-10.4) and table.loc[CESMA, "final_max"] == -10.2
+    assert table.loc[CESMA, "gap_to_expert"] == pytest.approx(0.03)
+    # Figure 5 counts the expert's 1000 samples before the students' own 500
+    assert table.loc[CESMA, "samples_median"] == (1500 if chained else 500)
+    # MADDPG's final median (-12.1): the students' median curve (on a grid of 100) first reaches it
+    # 400 steps into decentralisation (-11.87 there, -13.4 at 300), after the expert's 1000 in Figure 5
+    assert table.loc[CESMA, "samples_to_maddpg"] == (1400 if chained else 400)
+    assert table.loc[MADDPG, "samples_to_maddpg"] == 2000
+    assert np.isnan(table.loc[EXPERT, "samples_to_maddpg"]) != chained  # Figure 6 draws no expert curve
+    assert pd.read_csv(paths[0]).shape[0] == 3 and all(path.stat().st_size > 0 for path in figures)
+    assert "simple_spread" in paths[1].read_text() and "min, max" in paths[1].read_text()
+
+
+# ------------------------------------------------------------------------------- the claims
+CLAIMS = {claim.id: claim for claim in parse_claims(
+    "cesma", load_checked(REPO / "config/published/cesma.yaml", SCHEMAS / "published.schema.yaml"),
+    "config/published/cesma.yaml")}
+
+
+def fig_table(rows: dict[tuple[str, str], dict], scale: str = "paper") -> pd.DataFrame:
+    return pd.DataFrame([{"setting": s, "series": series, "scale": scale, **values}
+                         for (s, series), values in rows.items()])
+
+
+def test_every_figure_has_claims_with_a_reading_and_unbuilt_figures_are_not_judged():
+    figures = {target for claim in CLAIMS.values() for target in claim.targets}
+    assert figures == {f"cesma_fig{n}" for n in range(4, 10)}
+    assert all(claim.reading for claim in CLAIMS.values())
+    verdict = judge(CLAIMS["fig4_above_iql"], {"cesma_fig4": None})
+    assert verdict.verdict == NOT_JUDGED and verdict.evidence.startswith(NOT_BUILT)
+
+
+def test_reach_the_expert_holds_within_its_tolerance_and_fails_beyond():
+    claim = CLAIMS["fig5_reach_expert"]
+    near = fig_table({("simple_spread", CESMA): {"gap_to_expert": 0.03}, ("simple_spread_hetero", CESMA): {"gap_to_expert": -0.01}})
+    far = fig_table({("simple_spread", CESMA): {"gap_to_expert": 0.03}, ("simple_spread_hetero", CESMA): {"gap_to_expert": 0.2}})
+    assert judge(claim, {"cesma_fig5": near}).verdict == HOLDS
+    assert judge(claim, {"cesma_fig5": far}).verdict == FAILS
+    assert judge(claim, {"cesma_fig5": fig_table({("simple_spread", CESMA): {"gap_to_expert": 0.0}}, "smoke")}).verdict \
+        == NOT_JUDGED
+
+
+def test_sample_efficiency_fails_when_the_students_never_reach_maddpg():
+    claim = CLAIMS["fig5_sample_efficient"]
+    rows = {("simple_spread", CESMA): {"samples_to_maddpg": 1.2e6}, ("simple_spread", MADDPG): {"samples_to_maddpg": 1.5e6}}
+    assert judge(claim, {"cesma_fig5": fig_table(rows)}).verdict == HOLDS
+    rows[("simple_spread", CESMA)] = {"samples_to_maddpg": math.inf}  # never reached
+    table = pd.read_csv(pd.io.common.StringIO(fig_table(rows).to_csv(index=False)))  # as the ledger reads the csv
+    assert judge(claim, {"cesma_fig5": table}).verdict == FAILS
+
+
+def test_independent_ddpg_degenerate_on_communication():
+    claim = CLAIMS["fig6_ddpg_degenerate_communication"]
+    levels = {"independent DDPG": -60.0, MADDPG: -30.0, CESMA: -20.0}
+    rows = {(s, series): {"final_median": value} for s in ("simple_speaker_listener", "simple_reference")
+            for series, value in levels.items()}
+    assert judge(claim, {"cesma_fig6": fig_table(rows)}).verdict == HOLDS
+    rows[("simple_reference", "independent DDPG")] = {"final_median": -25.0}  # above MADDPG there
+    assert judge(claim, {"cesma_fig6": fig_table(rows)}).verdict == FAILS
+
+
+def test_the_ledger_and_the_figures_share_the_published_file():
+    published = json.loads(json.dumps(yaml.safe_load((REPO / "config/published/cesma.yaml").read_text())))
+    assert set(published["figures"]) == {"fig5", "fig6"}
+    series = {label for fig in published["figures"].values() for label in fig["claims"]}
+    assert {EXPERT, CESMA, MADDPG} <= series

@@ -1,0 +1,26 @@
+"""Snakemake script: CESMA's Figure 5 or 6 (marlrepro.report.cesma).
+
+Inputs ``finals`` (the runs' final.json; metrics.parquet and config.yaml sit beside them) and
+``published``; params ``settings`` (each: title, students, experts, baselines: label -> run
+directories), ``title``, ``figure`` (its key under ``figures:`` of the published file), ``chained`` (Figure 5: the expert's curve, then the decentralised agents' after it), ``scale``,
+``scale_description``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file.
+"""
+
+import logging
+
+from marlrepro.report.cesma import Setting, cesma_report
+from marlrepro.report.published import figure_claims
+
+smk = snakemake  # noqa: F821 -- injected by Snakemake
+logging.basicConfig(filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+table = cesma_report(
+    settings=[Setting.from_dict(spec) for spec in smk.params.settings],
+    title=smk.params.title,
+    chained=smk.params.chained,
+    claims=figure_claims(smk.input.published, smk.params.figure),
+    scale=smk.params.scale,
+    scale_description=smk.params.scale_description,
+    table_paths=(smk.output.csv, smk.output.md, smk.output.html),
+    figure_paths=(smk.output.png, smk.output.pdf),
+)
+logging.info("wrote %s rows to %s", len(table), list(smk.output))
