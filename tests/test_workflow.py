@@ -79,15 +79,21 @@ MIFQ_TASKS = {"smoke": 1, "paper": 12, "validation": 12}
 MIFQ_CELLS = {"smoke": [(1 * 6, 1)],
               "paper": [(6 * 6, 4), (3 * 6, 4), (3 * 6, 4), (6 * 5 * 5, 4), (3 * 5 * 5, 4), (3 * 4 * 7, 4)],
               "validation": [(6 * 6, 3), (3 * 6, 3), (3 * 6, 3)]}
+# CESMA (config/cesma.yaml): per MPE setting (7 at paper scale) a centralised expert, its DAgger and
+# MADDPG and independent DDPG, 3 seeds; smoke: simple_spread's expert, DAgger and MADDPG, one seed;
+# validation: simple_spread's and speaker-listener's expert, DAgger and MADDPG. Every expert run is
+# exported (export_expert).
+CESMA_CELLS = {"smoke": [(3, 1)], "paper": [(7 + 7 + 7 * 2, 3)], "validation": [(2 * 3, 3)]}
+CESMA_EXPERTS = {"smoke": 1, "paper": 7 * 3, "validation": 2 * 3}
 
 
 def expected_train_jobs(scale: str, pack_size: int | None = None, seeds: int | None = None,
-                        experiments: slice = slice(None), mifq: bool = True) -> int:
+                        experiments: slice = slice(None), mifq: bool = True, cesma: bool = True) -> int:
     """Training jobs of the DAG at ``scale``: each cell's seeds (or ``seeds``) in
     ceil(seeds / pack_size) packs; ``pack_size`` 1 counts the runs. ``mifq``: with MIFQ's experts
-    (one job each) and Table 1's cells."""
+    (one job each) and Table 1's cells; ``cesma``: with CESMA's cells."""
     pack_size = pack_size or PACK_SIZES[scale]
-    cells = [*CELLS[scale][experiments], *(MIFQ_CELLS[scale] if mifq else [])]
+    cells = [*CELLS[scale][experiments], *(MIFQ_CELLS[scale] if mifq else []), *(CESMA_CELLS[scale] if cesma else [])]
     return sum(n * math.ceil((seeds or k) / pack_size) for n, k in cells) + (MIFQ_TASKS[scale] if mifq else 0)
 
 # ----------------------------------------------------------------------------------- snakemake
@@ -187,7 +193,9 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS)
     assert counts["igm_da_claims"] == counts["me_igm_claims"] == counts["mifq_claims"] == 1  # all takes every ledger
     assert counts["mifq_table1"] == counts["mifq_fig2"] == counts["mifq_fig3"] == 1  # fig3 at every scale
-    assert counts["export_expert"] == counts["collect_demos"] == MIFQ_TASKS[scale]
+    assert counts["collect_demos"] == MIFQ_TASKS[scale]
+    assert counts["export_expert"] == MIFQ_TASKS[scale] + CESMA_EXPERTS[scale]  # and every CESMA expert run
+    assert counts["cesma_fig5"] == counts["cesma_fig6"] == counts["cesma_claims"] == 1
 
 
 def test_igm_da_target_lists_every_igm_da_result(workdir):
@@ -196,7 +204,7 @@ def test_igm_da_target_lists_every_igm_da_result(workdir):
     counts = job_counts(result.stdout)
     assert all(counts[f"igm_da_{target}"] == 1 for target in IGM_DA_TARGETS) and counts["igm_da"] == 1
     assert sum(n for rule, n in counts.items() if rule.startswith("train")) == expected_train_jobs(
-        "smoke", experiments=IGM_DA, mifq=False)
+        "smoke", experiments=IGM_DA, mifq=False, cesma=False)
 
 
 def test_train_commands_have_the_contract_shape_and_load(dry_run):
@@ -309,7 +317,8 @@ def test_schemas_reject_bad_files_with_a_clear_message(schema, data, words):
      ("config/scales/validation.yaml", "scale"), ("config/me_igm.yaml", "paper"),
      ("config/vd.yaml", "paper"), ("config/igm_da.yaml", "paper"), ("config/mifq.yaml", "paper"),
      ("config/published/me_igm.yaml", "published"), ("config/published/igm_da.yaml", "published"),
-     ("config/published/mifq.yaml", "published"), ("config/demos.yaml", "demos")],
+     ("config/published/mifq.yaml", "published"), ("config/demos.yaml", "demos"), ("config/cesma.yaml", "paper"),
+     ("config/published/cesma.yaml", "published")],
 )  # fmt: skip
 def test_shipped_config_files_pass_their_schemas(path, schema):
     load_checked(REPO / path, REPO / f"workflow/schemas/{schema}.schema.yaml")
