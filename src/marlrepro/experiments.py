@@ -504,17 +504,10 @@ def _check_experts(where: str, spec: Mapping[str, Any], planned: Sequence[Experi
     """A learner of an expert policy (:data:`EXPERT_ALGOS`) learns from an expert experiment
     (``expert_from``) and nothing else does; that experiment trains every env and seed of ``spec``'s
     ``planned`` experiments at their scale."""
-    source = spec.get("expert_from")
-    learners = [algo for algo in spec["algos"] if algos[algo].get("algo", algo) in EXPERT_ALGOS]
+    source = _source_of(where, spec, "expert_from", EXPERT_ALGOS, "an expert's policy",
+                        "the experiment that trains the expert", algos)
     if source is None:
-        if learners:
-            raise ConfigError(f"{where}: {', '.join(learners)} learn from an expert's policy; set expert_from to the "
-                              f"experiment that trains the expert")
         return
-    others = [algo for algo in spec["algos"] if algo not in learners]
-    if others:
-        raise ConfigError(f"{where}.expert_from: {', '.join(others)} do not learn from an expert's policy "
-                          f"({', '.join(EXPERT_ALGOS)} do); move them to another experiment")
     if planned and source not in experiments:
         raise ConfigError(f"{where}.expert_from: {source} is skipped at scale {planned[0].scale} (scales.<scale>.skip), "
                           f"so no expert is trained for these runs; skip this experiment there too")
@@ -558,23 +551,33 @@ def _collect_episodes(where: str, spec: Mapping[str, Any], scale: str, envs: Seq
     return {resolve_env(env, backend): episodes or demo_cap(env, demos_config) for env in envs}
 
 
+def _source_of(where: str, spec: Mapping[str, Any], key: str, family: Sequence[str], what: str, hint: str,
+               algos: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The experiment that ``spec``'s ``key`` (``demos_from``, ``expert_from``) names, if any: set
+    exactly when ``spec`` trains the algorithms of ``family`` (which learn from ``what``), and then
+    all of its algorithms are of ``family``; ``hint`` says what ``key`` should name."""
+    source = spec.get(key)
+    learners = [algo for algo in spec["algos"] if algos[algo].get("algo", algo) in family]
+    if source is None:
+        if learners:
+            raise ConfigError(f"{where}: {', '.join(learners)} learn from {what}; set {key} to {hint}")
+        return None
+    others = [algo for algo in spec["algos"] if algo not in learners]
+    if others:
+        raise ConfigError(f"{where}.{key}: {', '.join(others)} do not learn from {what} ({', '.join(family)} do); "
+                          f"move them to another experiment")
+    return source
+
+
 def _check_demos(where: str, spec: Mapping[str, Any], specs: Mapping[str, Any], planned: Sequence[Experiment],
                  experiments: Mapping[str, Experiment], algos: Mapping[str, Mapping[str, Any]]) -> None:
     """A learner of demonstrations (config.DEMONSTRATION_ALGOS) learns from an expert experiment
     (``demos_from``) and nothing else does; that experiment collects demonstrations on every env of
     ``spec``'s ``planned`` experiments, at least as many as each run's ``demos.count``."""
-    source = spec.get("demos_from")
-    learners = [algo for algo in spec["algos"] if algos[algo].get("algo", algo) in DEMONSTRATION_ALGOS]
+    source = _source_of(where, spec, "demos_from", DEMONSTRATION_ALGOS, "demonstrations",
+                        "the experiment whose experts play them (one with collect_demos)", algos)
     if source is None:
-        if learners:
-            raise ConfigError(f"{where}: {', '.join(learners)} learn from demonstrations; set demos_from to the "
-                              f"experiment whose experts play them (one with collect_demos)")
         return
-    others = [algo for algo in spec["algos"] if algo not in learners]
-    if others:
-        raise ConfigError(f"{where}.demos_from: {', '.join(others)} do not learn from demonstrations "
-                          f"(config.DEMONSTRATION_ALGOS: {', '.join(DEMONSTRATION_ALGOS)}); move them to another "
-                          f"experiment")
     experts = [name for name, other in specs.items() if "collect_demos" in other]
     if source not in experts:
         raise ConfigError(f"{where}.demos_from: {source!r} is not an experiment with collect_demos"
