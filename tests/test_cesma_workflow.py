@@ -99,6 +99,14 @@ def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_p
         for seed, policy in zip(seeds, sorted(policies), strict=True):
             assert re.search(rf"/experts_\w+/jaxmpe-{scenario}/ddpg_central/seed{seed}/policy\.zip$", policy)
         assert values["dagger.expert"].replace("{run.seed}", str(seeds[0])) == sorted(policies)[0]
+    # Figure 5 reads every expert, DAgger and MADDPG run; Figure 6 independent DDPG's too
+    figures = {j["rule"]: {f for f in j["input"] if f.endswith("/final.json")} for j in planned
+               if j["rule"] in ("cesma_fig5", "cesma_fig6")}
+    finals = {algo: {out for j in trains if f"algos/{algo}.yaml" in j["shell"] for out in j["output"]
+                     if out.endswith("/final.json")} for algo in ("ddpg_central", "dagger", "maddpg", "ddpg")}
+    assert all(len(files) == len(SETTINGS) * SEEDS for files in finals.values())
+    assert figures["cesma_fig5"] == finals["ddpg_central"] | finals["dagger"] | finals["maddpg"]
+    assert figures["cesma_fig6"] == figures["cesma_fig5"] | finals["ddpg"]
     assert {j["rule"] for j in planned} >= {"cesma_fig5", "cesma_fig6", "cesma_claims", "cesma"}
 
 
