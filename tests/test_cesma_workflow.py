@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_claims import DOMAINS
 from test_mifq_workflow import jobs, sets
 from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snakemake, write_final
 
@@ -199,7 +200,7 @@ def test_figures_chain_the_expert_and_its_students_on_the_samples_axis(setting, 
 # ------------------------------------------------------------------------------- the claims
 CLAIMS = {claim.id: claim for claim in parse_claims(
     "cesma", load_checked(REPO / "config/published/cesma.yaml", SCHEMAS / "published.schema.yaml"),
-    "config/published/cesma.yaml")}
+    "config/published/cesma.yaml", DOMAINS)}
 
 
 def fig_table(rows: dict[tuple[str, str], dict], scale: str = "paper") -> pd.DataFrame:
