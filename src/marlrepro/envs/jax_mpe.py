@@ -123,6 +123,19 @@ def scenario_of(name: str) -> Scenario:
     return TASKS[name]
 
 
+def comm_channel(env_name: str) -> world.CommChannel:
+    """The communication channel of task ``env_name`` (``jaxmpe:<scenario>``,
+    :meth:`Scenario.channel`): how each agent's action splits into a move and a word, and where
+    the others hear it. A ConfigError where the task is not a JAX MPE one or none of its agents
+    speaks."""
+    backend, _, scenario = env_name.partition(":")
+    talking = sorted(name for name, task in TASKS.items() if task.channel().slots)
+    if backend != "jaxmpe" or scenario not in TASKS or not TASKS[scenario].channel().slots:
+        raise ConfigError(f"env.name: learned communication needs a JAX MPE task whose agents speak "
+                          f"({', '.join('jaxmpe:' + name for name in talking)}); got {env_name!r}")
+    return TASKS[scenario].channel()
+
+
 def spec(scenario: str, max_cycles: int, shared_reward: bool, collision_penalty: bool = False) -> EnvSpec:
     """Static spec, the ``mpe:`` backend's for the scenarios both serve."""
     if max_cycles < 1:
