@@ -35,6 +35,11 @@ Scenarios (discrete actions; CESMA appendix D):
   then yellow (0.75, 0.75, 0.25) and cyan (0.25, 0.75, 0.75). With 2 agents and 3 landmarks these
   rules are simple_reference's exactly.
 
+Communication (CESMA's Algorithm 2, :mod:`marlrepro.learners.dagger_comm`): :func:`comm_channel`
+gives a task's :class:`~marlrepro.envs.jax_mpe_world.CommChannel`, how each agent's action splits
+into a move and a word and where the others hear that word in their next observations
+(speaker–listener and the reference scenarios; the spread scenarios are silent).
+
 Options (as the ``mpe:`` backend's):
 
 * ``max_cycles`` (int, default 25): the episode limit.
