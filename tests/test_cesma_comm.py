@@ -223,11 +223,14 @@ def test_the_product_policy_acts_as_its_two_heads():
 
 def test_communication_needs_a_speaking_task_and_the_dagger_algo(scripted):
     """A task whose agents are silent, or another backend, fails when the learner is built, naming
-    the tasks that speak; another algo rejects dagger.communication."""
+    the tasks that speak; another algo rejects dagger.communication, and DAgger without it a
+    relaxation of words."""
     with pytest.raises(ConfigError, match="simple_reference"):
         learner_of("jaxmpe:simple_spread")
     with pytest.raises(ConfigError, match="dagger.communication"):
         load_config(["config/algos/qmix.yaml"], ["run.device=cpu", "dagger.communication=learned"])
+    with pytest.raises(ConfigError, match="dagger.channel"):
+        load_config(["config/algos/dagger.yaml"], ["run.device=cpu", "dagger.channel=gumbel"])
 
 
 def test_a_trainer_run_trains_the_communicating_students(scripted, tmp_path):

@@ -831,6 +831,9 @@ def check_config(config: TrainConfig) -> None:
     if config.dagger.communication != "none" and config.algo != "dagger":
         raise ConfigError(f"dagger.communication: only algo 'dagger' learns communication from an expert; set "
                           f"it to none for algo {config.algo!r} (got {config.dagger.communication!r})")
+    if config.dagger.channel != "softmax" and config.dagger.communication == "none":
+        raise ConfigError(f"dagger.channel: the relaxation of learned words; set dagger.communication=learned "
+                          f"or leave it softmax (got {config.dagger.channel!r})")
     if config.dagger.expert and config.algo != "dagger":
         raise ConfigError(f"dagger.expert: only algo 'dagger' learns from an expert policy file; remove "
                           f"dagger.expert for algo {config.algo!r} (got {config.dagger.expert!r})")
