@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from torch import nn
-from run_outputs import assert_packed_run_equals_alone
+from run_outputs import assert_pack_equals_runs_alone
 from training_checks import run_and_check_training
 
 import marlrepro.learners.dagger as dagger_module
@@ -24,7 +24,7 @@ from marlrepro.learners.build import build_learner
 from marlrepro.learners.dagger import expert_labels
 from marlrepro.learners.dagger_comm import DAggerCommLearner, joint_map
 from marlrepro.runner import EpisodeRunner
-from marlrepro.train import PackMember, Trainer, train_pack
+from marlrepro.train import Trainer
 
 SL, REF, REF3 = "jaxmpe:simple_speaker_listener", "jaxmpe:simple_reference", "jaxmpe:simple_reference_3a5l"
 SETTINGS = ["run.device=cpu", "run.progress=false", "tracking.uri=", "dagger.expert=scripted"]
@@ -246,16 +246,10 @@ def test_a_trainer_run_trains_the_communicating_students(scripted, tmp_path):
 def test_a_pack_of_two_equals_the_runs_alone(scripted, tmp_path):
     """Two runs (other seeds) on simple_reference packed equal the two runs alone, exactly (CPU, the
     stepwise rollout, as tests/test_dagger.py): the relaxed channel lives in the vmapped loss."""
-    def member(seed: int, root: str) -> PackMember:
-        config = comm_config(REF, "agent.hidden_dim=16", f"run.seed={seed}", "run.t_max=200",
-                             "run.eval_interval=100", "run.eval_episodes=8", "learner.buffer_size=32",
-                             "run.rollout=stepwise")
-        return PackMember(config, tmp_path / root / str(seed))
-
-    train_pack([member(0, "pack"), member(1, "pack")])
-    for seed in (0, 1):
-        train_pack([member(seed, "alone")])
-        assert_packed_run_equals_alone(tmp_path / "pack" / str(seed), tmp_path / "alone" / str(seed))
+    assert_pack_equals_runs_alone([comm_config(REF, "agent.hidden_dim=16", f"run.seed={seed}", "run.t_max=200",
+                                               "run.eval_interval=100", "run.eval_episodes=8",
+                                               "learner.buffer_size=32", "run.rollout=stepwise")
+                                   for seed in (0, 1)], tmp_path)
 
 
 class SpeakerListenerTraining:
