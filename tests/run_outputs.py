@@ -10,6 +10,9 @@ import pandas as pd
 import torch
 import yaml
 
+from marlrepro.config import TrainConfig
+from marlrepro.train import PackMember, train_pack
+
 # Fields that measure the wall clock: the only ones a resumed run may not share with an uninterrupted one.
 WALL_CLOCK = ("wall_time_s", "env_steps_per_s")
 
@@ -86,3 +89,12 @@ def assert_crashed_pack_resumes_exactly(pack: Callable[[str], list], monkeypatch
     resumed.run()
     for member in members:
         assert_same_outputs(root / "resumed" / member.run_dir.name, member.run_dir)
+
+
+def assert_pack_equals_runs_alone(configs: list[TrainConfig], root: Path) -> None:
+    """Train ``configs`` in one pack (under ``root/pack``), then each alone (``root/alone``), and
+    assert that each packed run equals its run alone (:func:`assert_packed_run_equals_alone`)."""
+    train_pack([PackMember(config, root / "pack" / str(i)) for i, config in enumerate(configs)])
+    for i, config in enumerate(configs):
+        train_pack([PackMember(config, root / "alone" / str(i))])
+        assert_packed_run_equals_alone(root / "pack" / str(i), root / "alone" / str(i))

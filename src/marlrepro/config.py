@@ -58,6 +58,8 @@ MaxEntropyMode = Literal["none", "opt", "entropy", "mlp"]
 MixerInput = Literal["transformed", "local"]
 ExpertInput = Literal["full_obs", "state"]
 StudentActing = Literal["sample", "greedy"]
+Communication = Literal["none", "learned"]
+ChannelRelaxation = Literal["softmax", "gumbel"]
 BufferDtype = Literal["float32", "float16", "uint8"]
 MatmulPrecision = Literal["highest", "high"]
 
@@ -359,10 +361,15 @@ class DAggerConfig:
     anything trains. Another algo takes none. ``acting``: how the students act while collecting
     (Algorithm 1, line 3, ``a_i = π_i(o_i)``): ``sample`` their softmax policies, or ``greedy``,
     their most probable available action (appendix D.1: "the agents only perform greedy action
-    selection"); evaluation is greedy either way."""
+    selection"); evaluation is greedy either way. ``communication``: ``learned`` trains the
+    students' words by CESMA's Algorithm 2 (learners/dagger_comm.py; a JAX MPE task whose agents
+    speak), the words relaxed by ``channel`` (``softmax`` or a ``gumbel``-softmax sample) in
+    training and discrete in the env; ``none``: Algorithm 1, words imitated as any action."""
 
     expert: str = ""
     acting: StudentActing = "sample"
+    communication: Communication = "none"
+    channel: ChannelRelaxation = "softmax"
 
 
 @dataclass
@@ -821,6 +828,12 @@ def check_config(config: TrainConfig) -> None:
     if config.algo == "magail":
         _check_discriminator(config)
     _check_demos(config)
+    if config.dagger.communication != "none" and config.algo != "dagger":
+        raise ConfigError(f"dagger.communication: only algo 'dagger' learns communication from an expert; set "
+                          f"it to none for algo {config.algo!r} (got {config.dagger.communication!r})")
+    if config.dagger.channel != "softmax" and config.dagger.communication == "none":
+        raise ConfigError(f"dagger.channel: the relaxation of learned words; set dagger.communication=learned "
+                          f"or leave it softmax (got {config.dagger.channel!r})")
     if config.dagger.expert and config.algo != "dagger":
         raise ConfigError(f"dagger.expert: only algo 'dagger' learns from an expert policy file; remove "
                           f"dagger.expert for algo {config.algo!r} (got {config.dagger.expert!r})")

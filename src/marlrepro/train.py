@@ -770,7 +770,9 @@ def method_name(config: TrainConfig) -> str:
     IGM-DA with DAgger / behaviour cloning around QMIX; ``me_qmix`` for ME-IGM around QMIX, and
     its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP); for the DDPG family
     ``maddpg`` (central critics), ``ddpg`` (independent: own critics) and ``ddpg_central`` (CESMA's
-    expert: the joint actor)."""
+    expert: the joint actor); ``dagger_comm`` for DAgger with learned communication (Algorithm 2)."""
+    if config.algo == "dagger" and config.dagger.communication == "learned":
+        return "dagger_comm"
     if config.algo == "ddpg":
         return "ddpg_central" if config.ddpg.actor == "joint" else {"central": "maddpg", "own": "ddpg"}[config.ddpg.critic]
     suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]

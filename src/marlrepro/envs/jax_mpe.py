@@ -35,6 +35,11 @@ Scenarios (discrete actions; CESMA appendix D):
   then yellow (0.75, 0.75, 0.25) and cyan (0.25, 0.75, 0.75). With 2 agents and 3 landmarks these
   rules are simple_reference's exactly.
 
+Communication (CESMA's Algorithm 2, :mod:`marlrepro.learners.dagger_comm`): :func:`comm_channel`
+gives a task's :class:`~marlrepro.envs.jax_mpe_world.CommChannel`, how each agent's action splits
+into a move and a word and where the others hear that word in their next observations
+(speaker–listener and the reference scenarios; the spread scenarios are silent).
+
 Options (as the ``mpe:`` backend's):
 
 * ``max_cycles`` (int, default 25): the episode limit.
@@ -121,6 +126,19 @@ def scenario_of(name: str) -> Scenario:
     if name not in TASKS:
         raise unknown_choice("env.name", name, TASKS, what="jaxmpe scenario")
     return TASKS[name]
+
+
+def comm_channel(env_name: str) -> world.CommChannel:
+    """The communication channel of task ``env_name`` (``jaxmpe:<scenario>``,
+    :meth:`Scenario.channel`): how each agent's action splits into a move and a word, and where
+    the others hear it. A ConfigError where the task is not a JAX MPE one or none of its agents
+    speaks."""
+    backend, _, scenario = env_name.partition(":")
+    talking = sorted(name for name, task in TASKS.items() if task.channel().slots)
+    if backend != "jaxmpe" or scenario not in TASKS or not TASKS[scenario].channel().slots:
+        raise ConfigError(f"env.name: learned communication needs a JAX MPE task whose agents speak "
+                          f"({', '.join('jaxmpe:' + name for name in talking)}); got {env_name!r}")
+    return TASKS[scenario].channel()
 
 
 def spec(scenario: str, max_cycles: int, shared_reward: bool, collision_penalty: bool = False) -> EnvSpec:

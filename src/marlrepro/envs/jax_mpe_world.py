@@ -52,6 +52,28 @@ SPREAD, REFERENCE, SPEAKER_LISTENER = "spread", "reference", "speaker_listener"
 
 
 @dataclass(frozen=True)
+class WordSlot:
+    """Where one agent's last word appears in another's observation: ``speaker``'s one-hot word
+    (``Scenario.words(speaker)`` columns) at columns ``start ...`` of ``listener``'s observation."""
+
+    speaker: int
+    listener: int
+    start: int
+
+
+@dataclass(frozen=True)
+class CommChannel:
+    """A scenario's communication, as a learner of it needs it (CESMA's Algorithm 2): agent ``i``'s
+    discrete action ``a`` is move ``a % moves[i]`` and word ``a // moves[i]`` (``words[i]`` = 1:
+    silent; ``moves[i]`` = 1: it does not move), and the word said at step ``t`` is the one-hot
+    at every :class:`WordSlot` of the observations of step ``t + 1`` (zeros at a reset)."""
+
+    moves: tuple[int, ...]
+    words: tuple[int, ...]
+    slots: tuple[WordSlot, ...]
+
+
+@dataclass(frozen=True)
 class Scenario:
     """The static facts of one task (hashable: it may close over traced functions)."""
 
@@ -86,6 +108,23 @@ class Scenario:
         if self.kind == REFERENCE:
             return [2 + 2 * lm + 3 * (n - 1) + c * (n - 1)] * n
         return [3, 2 + 2 * lm + c]  # speaker, listener
+
+    def channel(self) -> CommChannel:
+        """Who hears whom, and where (the layouts of :func:`observe`): the speaker's word at the end
+        of the listener's observation (speaker–listener); each other agent's word in agent order
+        after the goal colours (reference); none where every agent is silent (spread)."""
+        n, lm, c = self.n_agents, self.n_landmarks, self.dim_c
+        if self.kind == SPEAKER_LISTENER:
+            slots = (WordSlot(0, 1, 2 + 2 * lm),)
+        elif self.kind == REFERENCE:
+            first = 2 + 2 * lm + 3 * (n - 1)
+            slots = tuple(WordSlot(i, j, first + c * k) for j in range(n)
+                          for k, i in enumerate(i for i in range(n) if i != j))
+        else:
+            slots = ()
+        slots = tuple(slot for slot in slots if not self.silent[slot.speaker])
+        return CommChannel(moves=tuple(self.moves(i) for i in range(n)),
+                           words=tuple(self.words(i) for i in range(n)), slots=slots)
 
 
 class WorldState(NamedTuple):

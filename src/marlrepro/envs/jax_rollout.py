@@ -92,7 +92,9 @@ def per_agent_policy_step(params: dict[str, jax.Array], inputs: jax.Array) -> ja
     ``[LayerNorm →] Linear → [ReLU → [LayerNorm →] Linear]×L`` (the LayerNorms where the weights
     hold them: HARL's actors; none for the DDPG family's), on its row; ``inputs`` [B, N, in]
     -> logits [B, N, A]. A network of one copy with ``N > 1`` agents is a joint policy: it reads
-    the agents' inputs concatenated and its output is every agent's logits."""
+    the agents' inputs concatenated and its output is every agent's logits. Where the weights hold a
+    ``joint_map`` (:class:`~marlrepro.nets.stacked_mlp.FactoredPolicy`), the MLP's move and word
+    logits are mapped to the joint actions' logits."""
     b, n = inputs.shape[:2]
     joint = params["mlp.weights.0"].shape[0] == 1 and n > 1  # static: a shape
     x = inputs.reshape(b, 1, -1) if joint else inputs
@@ -106,6 +108,8 @@ def per_agent_policy_step(params: dict[str, jax.Array], inputs: jax.Array) -> ja
             norm = params[f"mlp.norms.{i}"]
             x = (x - mean) / jnp.sqrt(var + LAYER_NORM_EPS) * norm[:, 0] + norm[:, 1]
         x = jnp.einsum("bki,kio->bko", x, params[f"mlp.weights.{i}"], precision=_HIGHEST) + params[f"mlp.biases.{i}"]
+    if "joint_map" in params:  # FactoredPolicy: move and word logits summed into the joint actions'
+        x = jnp.einsum("bko,koa->bka", x, params["joint_map"], precision=_HIGHEST)
     return x.reshape(b, n, -1)
 
 

@@ -52,16 +52,18 @@ class BCLearner(ActorCriticLearner):
         return imitation_loss(logits, demos.actions, demos)
 
 
-def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes) -> LossTerms:
+def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes,
+                   weight: torch.Tensor | None = None) -> LossTerms:
     """The mean negative log-likelihood of ``labels`` [B, T, N] under the policies ``softmax(logits)``
     (``logits`` [B, T+1, N, A]) masked to ``episodes``' available actions, over its filled steps of
     live agents whose label is available; logged: ``accuracy``, the share of those labels that are
-    the policy's greedy choice (BC's objective; DAgger's on the expert's labels)."""
+    the policy's greedy choice (BC's objective; DAgger's on the expert's labels). ``weight``: an
+    extra weight of each agent-step (broadcast to [B, T, N]; [N]: which agents' losses count)."""
     avail = episodes.avail_actions[:, :-1]
     log_pi = masked_log_policy(logits[:, :-1], avail, 1.0)  # [B, T, N, A]
     labelled = log_pi.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
     available = avail.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    weight = episodes.filled.unsqueeze(-1) * live_agents(avail) * available
+    weight = episodes.filled.unsqueeze(-1) * live_agents(avail) * available * (1.0 if weight is None else weight)
     count = weight.sum().clamp(min=1.0)
     log_likelihood = (labelled * weight).sum() / count
     with torch.no_grad():

@@ -8,7 +8,7 @@ from marlrepro.config import INVERSE_Q_ALGOS, ON_POLICY_ALGOS, TrainConfig
 from marlrepro.envs.base import EnvSpec
 from marlrepro.learners.base import Learner
 from marlrepro.learners.bc import BCLearner
-from marlrepro.learners.dagger import DAggerLearner
+from marlrepro.learners.dagger_comm import build_dagger
 from marlrepro.learners.ddpg import DDPGLearner
 from marlrepro.learners.distributional import DistributionalLearner
 from marlrepro.learners.fop import FOPLearner
@@ -26,7 +26,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
     """The learner ``config`` asks for: FOP's actor-critic (algo ``fop``); PPO (``mappo``,
     ``ippo``); HASAC (``hasac``); the DDPG family (``ddpg``: MADDPG, independent DDPG, CESMA's
     centralised expert); behavioural cloning of demonstrations (``bc``); CESMA's decentralisation
-    of an expert policy file by DAgger (``dagger``); the soft-Q
+    of an expert policy file by DAgger (``dagger``; with ``dagger.communication: learned`` its
+    Algorithm 2, the students' words learned through the others' losses); the soft-Q
     imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
     ``masqil``); MAGAIL's PPO on discriminator rewards (``magail``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
@@ -44,7 +45,7 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
     if config.algo == "bc":
         return BCLearner(spec, config, device)
     if config.algo == "dagger":
-        return DAggerLearner(spec, config, device)
+        return build_dagger(spec, config, device)
     if config.algo in INVERSE_Q_ALGOS:
         return InverseSoftQLearner(spec, config, device)
     if config.algo == "masqil":

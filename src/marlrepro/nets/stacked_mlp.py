@@ -122,3 +122,27 @@ class PerAgentPolicy(nn.Module):
     def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` [B·N, in] -> (logits [B·N, A], ``hidden``)."""
         return self.logits(inputs.view(-1, self.n_agents, inputs.shape[-1])).reshape(inputs.shape[0], -1), hidden
+
+
+class FactoredPolicy(PerAgentPolicy):
+    """A :class:`PerAgentPolicy` of agents whose discrete action is a (move, word) pair (CESMA's
+    communicating agents, §4.4: ``π_i(o_i, c_i) = (a_i, b_i)``): agent ``k``'s network outputs
+    ``M`` move logits, then ``W`` word logits (its :meth:`heads`: the action head and the
+    communication head on one body), and its logits over the env's joint actions are
+    ``heads @ joint_map[k]``, the sum of the action's move logit and word logit, so the softmax
+    over them is the product of the two heads' softmaxes and its argmax the pair of their argmaxes.
+    ``joint_map`` [N, M + W, A] is a frozen parameter (0/1, never trained), so the fused rollout's
+    twin (:func:`marlrepro.envs.jax_rollout.per_agent_policy_step`) receives it with the weights."""
+
+    def __init__(self, n_agents: int, input_dim: int, hidden_dim: int, joint_map: torch.Tensor,
+                 layer_norm: bool = True) -> None:
+        super().__init__(n_agents, input_dim, hidden_dim, joint_map.shape[1], layer_norm=layer_norm)
+        self.joint_map = nn.Parameter(joint_map.clone(), requires_grad=False)
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        """The agents' inputs ``x`` [..., N, in] -> their move then word logits [..., N, M + W]."""
+        return super().logits(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The agents' inputs ``x`` [..., N, in] -> their joint-action logits [..., N, A]."""
+        return torch.einsum("...ko,koa->...ka", self.heads(x), self.joint_map)
