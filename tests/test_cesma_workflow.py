@@ -34,6 +34,9 @@ GRID = load_checked(REPO / "config/cesma.yaml", SCHEMAS / "paper.schema.yaml")
 SETTINGS = ["simple_spread", "simple_spread_hetero", "simple_spread_6", "simple_spread_hetero_6",
             "simple_speaker_listener", "simple_reference", "simple_reference_3a5l"]
 SEEDS = 3  # appendix A: three runs
+# the decentralisation of each setting: Algorithm 2 (learned communication) where agents speak
+SPEAKING = ("simple_speaker_listener", "simple_reference", "simple_reference_3a5l")
+DECENTRALISE = {s: "dagger_comm" if s in SPEAKING else "dagger" for s in SETTINGS}
 
 
 def plan(data: dict, at: str = "paper") -> dict:
@@ -81,14 +84,14 @@ def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_p
         algo = re.search(r"--config config/algos/(\w+)\.yaml", job["shell"])[1]
         key = (algo, sets(job["shell"])["env.name"].split(":", 1)[1])
         cells[key] = cells.get(key, 0) + 1
-    expected = [(algo, s) for s in SETTINGS for algo in ("ddpg_central", "dagger", "maddpg", "ddpg")]
+    expected = [(algo, s) for s in SETTINGS for algo in ("ddpg_central", DECENTRALISE[s], "maddpg", "ddpg")]
     assert sorted(cells) == sorted(expected)
     assert set(cells.values()) == {math.ceil(SEEDS / pack_size)}  # ceil(seeds / pack_size) packs per cell
     exports = {j["output"][0] for j in planned if j["rule"] == "export_expert"}
     assert len(exports) == len(SETTINGS) * SEEDS
     for job in trains:
         values = sets(job["shell"])
-        if "dagger.yaml" not in job["shell"]:
+        if not re.search(r"dagger(_comm)?\.yaml", job["shell"]):
             assert "dagger.expert" not in values
             continue
         seeds = [int(s) for s in re.search(r"--pack run\.seed=([\d,]+)", job["shell"])[1].split(",")] \
@@ -104,9 +107,10 @@ def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_p
     figures = {j["rule"]: {f for f in j["input"] if f.endswith("/final.json")} for j in planned
                if j["rule"] in ("cesma_fig5", "cesma_fig6")}
     finals = {algo: {out for j in trains if f"algos/{algo}.yaml" in j["shell"] for out in j["output"]
-                     if out.endswith("/final.json")} for algo in ("ddpg_central", "dagger", "maddpg", "ddpg")}
+                     if out.endswith("/final.json")} for algo in ("ddpg_central", "dagger", "dagger_comm", "maddpg", "ddpg")}
+    finals["decentralised"] = finals.pop("dagger") | finals.pop("dagger_comm")
     assert all(len(files) == len(SETTINGS) * SEEDS for files in finals.values())
-    assert figures["cesma_fig5"] == finals["ddpg_central"] | finals["dagger"] | finals["maddpg"]
+    assert figures["cesma_fig5"] == finals["ddpg_central"] | finals["decentralised"] | finals["maddpg"]
     assert figures["cesma_fig6"] == figures["cesma_fig5"] | finals["ddpg"]
     assert {j["rule"] for j in planned} >= {"cesma_fig5", "cesma_fig6", "cesma_claims", "cesma"}
 
