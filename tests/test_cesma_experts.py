@@ -221,7 +221,7 @@ def test_per_agent_datasets_give_each_student_its_own_batch(matrix_expert, tmp_p
     by_agent = [-log_pi[i::n, :, i].gather(-1, labels[i::n, :, i, None]).mean() for i in range(n)]
     torch.testing.assert_close(loss, sum(by_agent) / n)
     changed = Episodes(**{name: value.clone() for name, value in batch.tensors().items()})
-    changed.obs[1::n] += 3.0  # agent 1's episodes
+    changed.avail_actions[1::n, ..., 2] = False  # agent 1's episodes (matrix observations are constant)
     grads = []
     for episodes in (batch, changed):
         learner.zero_grad()
@@ -282,7 +282,7 @@ def test_the_centralised_vdn_exports_and_labels_on_simple_spread(tmp_path):
     labels = expert_labels(students.expert, batch)
     q = students.expert.sequence(batch.obs, batch.actions, batch.avail_actions)[:, :-1]
     assert torch.equal(labels, q.argmax(-1))
-    assert float(students(batch, torch.tensor(0.0)).loss) > 0
+    assert float(students(batch, torch.tensor(0.0)).loss.detach()) > 0
 
 
 @pytest.mark.parametrize("algo, env, greedy, payoff", [
@@ -308,3 +308,29 @@ def test_unknown_algos_and_misplaced_options_fail_with_the_choices():
         load_config(["config/algos/dagger.yaml"], ["learner.target_polyak=0.01"])
     with pytest.raises(ConfigError, match="dagger.dataset"):
         load_config(["config/algos/dagger.yaml"], ["dagger.dataset=each"])
+
+
+def test_the_one_at_a_time_expert_labels_one_mover_per_step_for_weighted_students(tmp_path):
+    """E.4's road on 6-agent cooperative navigation: a few steps of the one-at-a-time expert
+    (its rollout stepped in Python: no JAX twin), exported, loaded by DAgger's weighted students
+    (``dagger_weighted.yaml``): on the students' own episodes every step's labels move one agent
+    at most, and the loss weighs the movers' labels by ``move_weight``."""
+    env = "jaxmpe:simple_spread_6"
+    config = _config("one_at_a_time", f"env.name={env}", "agent.hidden_dim=16", "run.t_max=200",
+                     "run.eval_interval=200", "run.eval_episodes=8", "learner.learning_starts=8",
+                     "learner.buffer_size=16", "learner.updates_per_env_step=0.02")
+    train(config, tmp_path / "expert")
+    export_policy(tmp_path / "expert", tmp_path / "expert.zip")
+    spec = validate_env(env, {})[0]
+    torch.manual_seed(0)
+    students = DAggerLearner(spec, load_config(["config/algos/dagger_weighted.yaml"], [
+        *QUICK, f"env.name={env}", f"dagger.expert={tmp_path / 'expert.zip'}", "agent.hidden_dim=16"]), CPU)
+    assert students.move_weight == 5.0 and isinstance(students.expert, JointActionController)
+    runner = EpisodeRunner([make(env, 4, 0)], StackedModules([students]), "actor", "fused")
+    collected, _ = runner.run([0.0], [True], [torch.Generator()])
+    batch = Episodes(**{name: value[0] for name, value in collected.tensors().items()})
+    labels = expert_labels(students.expert, batch)
+    assert (labels != 0).sum(-1).le(1).all()
+    weight = students.label_weight(labels)
+    torch.testing.assert_close(weight, torch.where(labels != 0, 5.0, 1.0))
+    assert torch.isfinite(students(batch, torch.tensor(0.0)).loss)

@@ -734,8 +734,9 @@ def _check_cesma_experts(config: TrainConfig) -> None:
                           "imitation.mode=none")
     polyak = config.learner.target_polyak
     if polyak is not None and config.algo not in VALUE_ALGOS:
-        raise ConfigError(f"learner.target_polyak: soft targets of value decomposition (algos {', '.join(VALUE_ALGOS)}); "
-                          f"algo {config.algo!r} has its own targets; set learner.target_polyak=null")
+        raise ConfigError(f"learner.target_polyak: soft targets of value decomposition (algos "
+                          f"{', '.join(VALUE_ALGOS)}); algo {config.algo!r} has its own targets; set "
+                          f"learner.target_polyak=null")
     if polyak is not None and not 0 < polyak <= 1:
         raise ConfigError(f"learner.target_polyak: must lie in (0, 1] (or null: hard copies), got {polyak}")
     if config.dagger.move_weight <= 0:
