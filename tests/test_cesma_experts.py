@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from episode_batches import masked_cases_batch
+from run_outputs import assert_packed_run_equals_alone
 from training_checks import run_and_check_training
 
 from marlrepro.buffer import Episodes
@@ -30,7 +31,7 @@ from marlrepro.learners.value_decomposition import ValueDecompositionLearner
 from marlrepro.policy_file import export_policy, load_policy
 from marlrepro.runner import EpisodeRunner
 from marlrepro.core.stacked import StackedModules
-from marlrepro.train import Trainer, train
+from marlrepro.train import PackMember, Trainer, train, train_pack
 
 CPU = torch.device("cpu")
 SPEC = EnvSpec("test", n_agents=3, obs_dim=4, state_dim=12, n_actions=5, episode_limit=6)
@@ -298,8 +299,22 @@ def test_the_experts_learn_their_optimum(algo, env, greedy, payoff, tmp_path):
     assert final["greedy_joint_action"] == greedy and final["test_return_mean"] == payoff
 
 
+def test_a_pack_of_joint_dqns_equals_the_runs_alone(tmp_path):
+    """Two one-at-a-time experts (other seeds; soft targets, ε-greedy over joint actions from each
+    run's generator) packed equal the two runs alone, exactly (CPU)."""
+    def member(seed: int, root: str) -> PackMember:
+        config = _matrix_config("one_at_a_time", "matrix:monotonic", f"env.options.payoff={PAYOFF}",
+                                f"run.seed={seed}", "run.t_max=320", "run.eval_interval=160")
+        return PackMember(config, tmp_path / root / str(seed))
+
+    train_pack([member(0, "pack"), member(1, "pack")])
+    for seed in (0, 1):
+        train_pack([member(seed, "alone")])
+        assert_packed_run_equals_alone(tmp_path / "pack" / str(seed), tmp_path / "alone" / str(seed))
+
+
 # ------------------------------------------------------------------------------ config
-def test_unknown_algos_and_misplaced_options_fail_with_the_choices():
+def test_unknown_algos_and_misplaced_options_fail_with_the_choices(tmp_path):
     with pytest.raises(ConfigError, match="joint_dqn"):
         load_config([], ["algo=joint_dqnn"])
     with pytest.raises(ConfigError, match="agent.network"):
@@ -308,6 +323,9 @@ def test_unknown_algos_and_misplaced_options_fail_with_the_choices():
         load_config(["config/algos/dagger.yaml"], ["learner.target_polyak=0.01"])
     with pytest.raises(ConfigError, match="dagger.dataset"):
         load_config(["config/algos/dagger.yaml"], ["dagger.dataset=each"])
+    with pytest.raises(ConfigError, match="JointActionController"):  # no JAX twin: the runner steps it
+        Trainer.solo(_config("joint_dqn", "env.name=jaxmpe:simple_spread", "agent.hidden_dim=8",
+                             "run.rollout=fused"), tmp_path / "run")
 
 
 def test_the_one_at_a_time_expert_labels_one_mover_per_step_for_weighted_students(tmp_path):
