@@ -204,6 +204,10 @@ def test_per_agent_datasets_give_each_student_its_own_batch(matrix_expert, tmp_p
 
     spec = validate_env("matrix:me_igm", {})[0]
     shared, per_agent = trainer("shared"), trainer("per_agent")
+    with pytest.raises(ConfigError, match="learner.buffer_size"):  # a ring that can never hold a batch per agent
+        Trainer.solo(_matrix_config("dagger", "matrix:me_igm", f"dagger.expert={matrix_expert}",
+                                    "dagger.dataset=per_agent", "learner.batch_size=8", "learner.buffer_size=8"),
+                     tmp_path / "small")
     for t in (shared, per_agent):
         episodes, _ = t.runner.run([0.0], [True], [t.runs[0].generator])
         t.buffer.insert(episodes, [0])

@@ -249,6 +249,13 @@ class Trainer:
         template = self.learners.template
         # the episodes of each update's replay batch (Learner.batch_draws: DAgger's per-agent datasets)
         self._batch_episodes = self.config.learner.batch_size * template.batch_draws
+        if len({learner.batch_draws for learner in learners}) > 1:
+            raise ConfigError("a pack's runs draw replay batches of different sizes (dagger.dataset differs); "
+                              "pack runs of one dataset setting")
+        if self.config.learner.buffer_size < self._batch_episodes:
+            raise ConfigError(f"learner.buffer_size ({self.config.learner.buffer_size}) must hold an update's "
+                              f"{template.batch_draws} x learner.batch_size = {self._batch_episodes} episodes "
+                              f"(dagger.dataset=per_agent: a batch per agent)")
         if template.demonstrations != (self.demos is not None):  # DEMONSTRATION_ALGOS disagrees with the learner
             raise TypeError(f"{type(template).__name__}.demonstrations is {template.demonstrations}; algo "
                             f"{first.algo!r} is {'' if self.demos else 'not '}in config.DEMONSTRATION_ALGOS")
