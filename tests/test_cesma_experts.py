@@ -303,6 +303,33 @@ def test_the_experts_learn_their_optimum(algo, env, greedy, payoff, tmp_path):
     assert final["greedy_joint_action"] == greedy and final["test_return_mean"] == payoff
 
 
+@pytest.mark.parametrize("one_at_a_time", [False, True])
+def test_the_fused_rollout_acts_as_the_joint_action_controller(one_at_a_time):
+    """The fused JAX rollout's twin of the joint-action DQN (greedy, and exploring at ε = 1) takes
+    the joint actions the stepwise loop takes from the same start, and explores among its table's."""
+    import jax
+    import numpy as np
+
+    env = make("jaxmpe:simple_spread", 8, 0)
+    torch.manual_seed(1)
+    table = joint_action_table(3, env.spec.n_actions, one_at_a_time)
+    holder = torch.nn.Module()
+    holder.controller = JointActionController(env.spec, load_config([], ["agent.hidden_dim=16"]).agent, table)
+    start = np.asarray(jax.random.key_data(jax.random.key(5)))
+    actions = {}
+    for mode in ("stepwise", "fused"):
+        env.set_rng_state(start)
+        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
+        assert runner.fused == (mode == "fused")
+        episodes, _ = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
+        actions[mode] = episodes.actions[0]
+    assert torch.equal(actions["stepwise"], actions["fused"])
+    explored, _ = runner.run([1.0], [True], [torch.Generator().manual_seed(0)])
+    encoded = holder.controller.encode(explored.actions[0])
+    assert torch.equal(table[encoded], explored.actions[0])  # every explored joint action is in the table
+    assert encoded.unique().numel() > table.shape[0] // 2  # and they spread over it
+
+
 def test_a_pack_of_joint_dqns_equals_the_runs_alone(tmp_path):
     """Two one-at-a-time experts (other seeds; soft targets, ε-greedy over joint actions from each
     run's generator) packed equal the two runs alone, exactly (CPU)."""
@@ -318,7 +345,7 @@ def test_a_pack_of_joint_dqns_equals_the_runs_alone(tmp_path):
 
 
 # ------------------------------------------------------------------------------ config
-def test_unknown_algos_and_misplaced_options_fail_with_the_choices(tmp_path):
+def test_unknown_algos_and_misplaced_options_fail_with_the_choices():
     with pytest.raises(ConfigError, match="joint_dqn"):
         load_config([], ["algo=joint_dqnn"])
     with pytest.raises(ConfigError, match="agent.network"):
@@ -327,9 +354,7 @@ def test_unknown_algos_and_misplaced_options_fail_with_the_choices(tmp_path):
         load_config(["config/algos/dagger.yaml"], ["learner.target_polyak=0.01"])
     with pytest.raises(ConfigError, match="dagger.dataset"):
         load_config(["config/algos/dagger.yaml"], ["dagger.dataset=each"])
-    with pytest.raises(ConfigError, match="JointActionController"):  # no JAX twin: the runner steps it
-        Trainer.solo(_config("joint_dqn", "env.name=jaxmpe:simple_spread", "agent.hidden_dim=8",
-                             "run.rollout=fused"), tmp_path / "run")
+
 
 
 def test_the_one_at_a_time_expert_labels_one_mover_per_step_for_weighted_students(tmp_path):

@@ -38,12 +38,10 @@ class AgentController(nn.Module):
     state (IGM-DA's experts).
 
     ``samples_policy``: whether exploring samples a softmax policy of the network's outputs (the
-    fused rollout's twin does the same) rather than acting ε-greedily on them. ``fusable``:
-    whether the controller has a JAX twin in the fused rollout (else the runner steps in Python).
+    fused rollout's twin does the same) rather than acting ε-greedily on them.
     """
 
     samples_policy = False
-    fusable = True
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
@@ -340,9 +338,7 @@ class JointActionController(AgentController):
     its agents' actions is (:meth:`joint_avail`); acting is ε-greedy over the available joint
     actions (with probability ε a uniformly random available joint action), evaluation greedy;
     :meth:`greedy` decodes the greedy joint action into the agents' actions (DAgger's labels).
-    It has no JAX twin: the runner steps it in Python (``fusable``)."""
-
-    fusable = False
+    Its JAX twin is :func:`marlrepro.envs.jax_rollout.joint_action_step`."""
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, joint_actions: torch.Tensor) -> None:
         self.n_joint = joint_actions.shape[0]  # a plain attribute, read by make_agent during the base's __init__

@@ -64,10 +64,6 @@ class EpisodeRunner:
         env = envs[0]
         template = getattr(learners.template, controller)
         fusable = hasattr(env, "fused_rollout") and getattr(env, "fusable", True)
-        if mode == "fused" and not template.fusable:
-            raise ConfigError(f"run.rollout: 'fused' needs a controller with a JAX twin; {type(template).__name__} "
-                              f"has none; valid choices here: auto, stepwise")
-        fusable = fusable and template.fusable
         if mode == "fused" and not fusable:
             raise ConfigError(f"run.rollout: 'fused' needs a JAX backend ({', '.join(sorted(env_catalog.FUSED_BACKENDS))}; "
                               f"overcooked without the shaped reward); {env.spec.name} is not one here; valid choices "
