@@ -27,6 +27,10 @@ greedy on its values, a policy expert on its policy's logits, as its own evaluat
 
 The loss averages over the filled steps of live agents (the death mask) whose label is available,
 each agent's student policy masked to its available actions, as BC's (:mod:`marlrepro.learners.bc`).
+Two options weigh its labels (:meth:`DAggerLearner.label_weight`): ``dagger.dataset: per_agent``
+(appendix A.1, Fig. 8) draws a batch of episodes per student and counts each episode for its own
+student alone; ``dagger.move_weight`` is appendix E.4's weighted cross-entropy. A joint-action
+expert's labels are its greedy joint action, decoded (:meth:`AgentController.greedy`).
 """
 
 from __future__ import annotations
