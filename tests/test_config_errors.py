@@ -273,7 +273,7 @@ BAD_FILES = {
     "unknown-algo": ("config/vd.yaml", "algos: [iql, vdn, qmix]", "algos: [iql, vdn, qmixx]",
                      ["config/vd.yaml: experiments.smax_curves.algos[2]: unknown algorithm 'qmixx' "
                       "(did you mean 'qmix'?)",
-                      "ddpg, ddpg_central, dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, maddpg, magail, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
+                      "ddpg, ddpg_central, dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, joint_dqn, maddpg, magail, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, one_at_a_time, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn (config/algos/)"]),
     "mifq-unknown-method": ("config/mifq.yaml", "[bc, iiq, iqvdn, masqil, magail, mifq]", "[bc, iiq, iqvdn, masqil, magail, mifqq]",
                             [("config/mifq.yaml: experiments.table1_smacv2.algos[5]: unknown algorithm 'mifqq' "
                               "(did you mean 'mifq'?)")]),

@@ -33,7 +33,7 @@ from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.io_utils import load_yaml
 
 Algo = Literal["iql", "vdn", "qmix", "qplex", "dmix", "fop", "mappo", "ippo", "hasac", "ddpg", "mifq", "iqvdn",
-               "iiq", "masqil", "bc", "magail", "dagger"]
+               "iiq", "masqil", "bc", "magail", "dagger", "joint_dqn"]
 # the on-policy learners: each update trains on the last rollout alone (learners/ppo.py; MAGAIL's
 # policy, learners/magail.py)
 ON_POLICY_ALGOS = ("mappo", "ippo", "magail")
@@ -60,6 +60,13 @@ ExpertInput = Literal["full_obs", "state"]
 StudentActing = Literal["sample", "greedy"]
 Communication = Literal["none", "learned"]
 ChannelRelaxation = Literal["softmax", "gumbel"]
+DAggerDataset = Literal["shared", "per_agent"]
+AgentNetwork = Literal["rnn", "joint_mlp"]
+JointActions = Literal["exponential", "one_at_a_time"]
+# the value-decomposition learners whose agents may be one MLP on the joint observation (agent.network)
+JOINT_MLP_ALGOS = ("iql", "vdn", "qmix")
+# the learners of value decomposition's TD loss (learners/value_decomposition.py and its subclasses)
+VALUE_ALGOS = ("iql", "vdn", "qmix", "qplex", "dmix", "joint_dqn")
 BufferDtype = Literal["float32", "float16", "uint8"]
 MatmulPrecision = Literal["highest", "high"]
 
@@ -94,6 +101,12 @@ class AgentConfig:
     n_target_quantiles: int = 8  # N'
     n_greedy_quantiles: int = 32  # N̂
     quantile_embed_dim: int = 64
+    network: AgentNetwork = "rnn"
+    """``rnn``: the shared recurrent agent above. ``joint_mlp`` (value decomposition's iql, vdn,
+    qmix; CESMA's centralised VDN, appendix E.3): one ReLU MLP of two hidden layers of
+    ``hidden_dim`` on the agents' inputs concatenated (the joint observation), whose output holds
+    every agent's Q head [N, A] (:class:`~marlrepro.controller.JointQController`); the mixer
+    mixes those heads as usual."""
 
 
 HYPERNET_LAYERS = (1, 2)  # pymarl's QMixer (and QPLEX's transformation) hypernetworks
@@ -159,6 +172,10 @@ class LearnerConfig:
     """Keep the replay buffer in pinned host memory instead of on the training device (large maps,
     big packs); each sampled batch is then copied to the device."""
     target_update_interval: int = 200
+    target_polyak: float | None = None
+    """Value decomposition and ``joint_dqn``: a soft target update, each target network moved by
+    this fraction τ towards its online network after every update (CESMA's DQN experts, appendix
+    E.3/E.4) instead of the hard copy every ``target_update_interval`` episodes; null: hard copies."""
     learning_starts: int = 0
     """Episodes a run's replay must hold before its first update (MADDPG's ``batch_size ·
     max_episode_len`` transitions: 1024 MPE episodes of 25 steps); a batch's worth,
@@ -370,6 +387,28 @@ class DAggerConfig:
     acting: StudentActing = "sample"
     communication: Communication = "none"
     channel: ChannelRelaxation = "softmax"
+    dataset: DAggerDataset = "shared"
+    """``shared``: one aggregated dataset, every student trained on the same sampled batch (§4,
+    the paper's experiments); ``per_agent``: each agent's own dataset (appendix A.1, Fig. 8):
+    each update draws ``learner.batch_size`` episodes for EACH student, the students' batches
+    distinct episodes of the aggregated data, so no two agents train on the same batch."""
+    move_weight: float = 1.0
+    """The cross-entropy weight of a label that is not the no-op (action 0) against 1 for a no-op
+    label, normalised by the summed weights (appendix E.4's weighted cross-entropy for the
+    one-at-a-time expert, whose labels are mostly no-ops); 1: the plain cross-entropy."""
+
+
+@dataclass
+class JointDQNConfig:
+    """CESMA's centralised DQN experts on the joint action (algo ``joint_dqn``;
+    learners/joint_dqn.py; appendix E.3 and E.4): one MLP (two hidden layers of
+    ``agent.hidden_dim``) on the joint observation with one Q value per joint action, trained by
+    value decomposition's TD loss with ``Q_tot`` the value of the joint action taken. ``actions``:
+    ``exponential``, every joint action (``|A|^N`` outputs, E.3's "exponential actions DQN");
+    ``one_at_a_time``, one agent moves while the others take the no-op, action 0
+    (``1 + N(|A| − 1)`` outputs, E.4)."""
+
+    actions: JointActions = "exponential"
 
 
 @dataclass
@@ -485,6 +524,7 @@ class TrainConfig:
     ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     demos: DemosConfig = field(default_factory=DemosConfig)
     dagger: DAggerConfig = field(default_factory=DAggerConfig)
+    joint_dqn: JointDQNConfig = field(default_factory=JointDQNConfig)
     iq: IQConfig = field(default_factory=IQConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -690,6 +730,26 @@ def _check_ddpg(config: TrainConfig) -> None:
         raise ConfigError(f"ddpg.actor_reg: must be >= 0, got {ddpg.actor_reg}")
 
 
+def _check_cesma_experts(config: TrainConfig) -> None:
+    """CESMA's DQN experts and DAgger's weighting: a joint MLP only for plain value decomposition
+    (or ``joint_dqn``, whose network it always is), a soft target rate in (0, 1], a positive weight."""
+    if config.agent.network == "joint_mlp" and config.algo not in (*JOINT_MLP_ALGOS, "joint_dqn"):
+        raise ConfigError(f"agent.network: 'joint_mlp' is an agent of value decomposition; valid algos: "
+                          f"{', '.join(JOINT_MLP_ALGOS)}, joint_dqn (got algo {config.algo!r})")
+    if config.agent.network == "joint_mlp" and (config.max_entropy.mode != "none" or config.imitation.mode != "none"):
+        raise ConfigError("agent.network: 'joint_mlp' is plain value decomposition; set max_entropy.mode=none and "
+                          "imitation.mode=none")
+    polyak = config.learner.target_polyak
+    if polyak is not None and config.algo not in VALUE_ALGOS:
+        raise ConfigError(f"learner.target_polyak: soft targets of value decomposition (algos "
+                          f"{', '.join(VALUE_ALGOS)}); algo {config.algo!r} has its own targets; set "
+                          f"learner.target_polyak=null")
+    if polyak is not None and not 0 < polyak <= 1:
+        raise ConfigError(f"learner.target_polyak: must lie in (0, 1] (or null: hard copies), got {polyak}")
+    if config.dagger.move_weight <= 0:
+        raise ConfigError(f"dagger.move_weight: must be > 0, got {config.dagger.move_weight}")
+
+
 def _check_demos(config: TrainConfig) -> None:
     """A learner of :data:`DEMONSTRATION_ALGOS` draws batches within its count of demonstrations;
     another learner takes none (a demos.path it would ignore is a mistake). The file itself, and that
@@ -834,6 +894,11 @@ def check_config(config: TrainConfig) -> None:
     if config.dagger.channel != "softmax" and config.dagger.communication == "none":
         raise ConfigError(f"dagger.channel: the relaxation of learned words; set dagger.communication=learned "
                           f"or leave it softmax (got {config.dagger.channel!r})")
+    if config.dagger.communication == "learned" and (config.dagger.dataset != "shared" or config.dagger.move_weight != 1.0):
+        raise ConfigError(f"dagger.communication: learned communication trains every agent on one shared batch with "
+                          f"the plain cross-entropy; set dagger.dataset=shared and dagger.move_weight=1 (got "
+                          f"{config.dagger.dataset!r} and {config.dagger.move_weight})")
+    _check_cesma_experts(config)
     if config.dagger.expert and config.algo != "dagger":
         raise ConfigError(f"dagger.expert: only algo 'dagger' learns from an expert policy file; remove "
                           f"dagger.expert for algo {config.algo!r} (got {config.dagger.expert!r})")

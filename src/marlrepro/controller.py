@@ -10,11 +10,11 @@ from torch import nn
 
 from marlrepro.config import AgentConfig
 from marlrepro.envs.base import EnvBatch, EnvSpec
-from marlrepro.exploration import epsilon_greedy, epsilon_mix
+from marlrepro.exploration import epsilon_greedy, epsilon_mix, masked_greedy
 from marlrepro.learners.max_entropy import gumbel_noise, masked_log_policy, temperature
 from marlrepro.nets.agent import RNNAgent
 from marlrepro.nets.iqn_agent import IQNRNNAgent
-from marlrepro.nets.stacked_mlp import PerAgentPolicy
+from marlrepro.nets.stacked_mlp import PerAgentPolicy, StackedMLP
 
 ObsSource = Literal["obs", "full_obs", "state"]
 
@@ -125,6 +125,11 @@ class AgentController(nn.Module):
         """The actions [B, N] taken on one step's values ``q`` [B, N, A]: ε-greedy over the
         available actions while exploring, greedy otherwise (evaluation)."""
         return epsilon_greedy(q, step.avail_actions, epsilon if explore else 0.0, generator)
+
+    def greedy(self, values: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        """Each agent's greedy available action [..., N] from this controller's outputs ``values``
+        (the agents' own [..., N, A]) and the availability ``avail`` [..., N, A] (DAgger's labels)."""
+        return masked_greedy(values, avail)
 
     def step_rows(
         self, obs: torch.Tensor, last_actions: torch.Tensor, avail: torch.Tensor | None
@@ -298,7 +303,102 @@ class GreedyPerAgentPolicyController(PerAgentPolicyController):
         return AgentController.choose_actions(self, q, step, epsilon, generator, explore)
 
 
+class JointQController(GreedyPerAgentPolicyController):
+    """CESMA's centralised VDN (appendix E.3; ``agent.network: joint_mlp``): one ReLU MLP on the
+    agents' inputs concatenated (the joint observation) whose output holds every agent's Q head
+    [N, A] (:class:`~marlrepro.nets.stacked_mlp.PerAgentPolicy` with ``joint``, the DDPG expert's
+    network), acting ε-greedily on each head; its fused twin is ``per_agent_policy_step`` followed
+    by ``masked_greedy`` and ``epsilon_mix``, as :class:`GreedyPerAgentPolicyController`'s."""
+
+    joint = True
+
+    def __init__(self, spec: EnvSpec, config: AgentConfig) -> None:
+        super().__init__(spec, config, layer_norm=False)
+
+
+def joint_action_table(n_agents: int, n_actions: int, one_at_a_time: bool) -> torch.Tensor:
+    """The joint actions a centralised DQN enumerates, [K, N] (row ``k``: each agent's action of
+    output ``k``). Every joint action (K = ``|A|^N``, agent 0 the most significant digit: output
+    ``Σ_i a_i |A|^(N−1−i)``), or with ``one_at_a_time`` (CESMA §4.2, appendix E.4) the no-op
+    (action 0) for everyone, then agent ``i`` taking action ``a ≥ 1`` alone at output
+    ``1 + i (|A| − 1) + a − 1`` (K = ``1 + N (|A| − 1)``)."""
+    if not one_at_a_time:
+        digits = n_actions ** torch.arange(n_agents - 1, -1, -1)
+        return torch.arange(n_actions ** n_agents).unsqueeze(-1) // digits % n_actions
+    moves = torch.zeros(n_agents, n_actions - 1, n_agents, dtype=torch.int64)
+    moves[torch.arange(n_agents), :, torch.arange(n_agents)] = torch.arange(1, n_actions)
+    return torch.cat([torch.zeros(1, n_agents, dtype=torch.int64), moves.flatten(0, 1)])
+
+
+class JointActionController(AgentController):
+    """A centralised DQN over joint actions (CESMA's exponential DQN, appendix E.3, and its
+    one-at-a-time expert, E.4): one ReLU MLP (two hidden layers of ``hidden_dim``) on the agents'
+    inputs concatenated, one Q value per joint action of :attr:`joint_actions` [K, N]. Its
+    outputs are [..., 1, K] (one centralised "agent"). A joint action is available when each of
+    its agents' actions is (:meth:`joint_avail`); acting is ε-greedy over the available joint
+    actions (with probability ε a uniformly random available joint action), evaluation greedy;
+    :meth:`greedy` decodes the greedy joint action into the agents' actions (DAgger's labels).
+    Its JAX twin is :func:`marlrepro.envs.jax_rollout.joint_action_step`."""
+
+    def __init__(self, spec: EnvSpec, config: AgentConfig, joint_actions: torch.Tensor) -> None:
+        self.n_joint = joint_actions.shape[0]  # a plain attribute, read by make_agent during the base's __init__
+        super().__init__(spec, config, "obs")
+        self.register_buffer("joint_actions", joint_actions.clone(), persistent=False)
+        self.register_buffer("agent_index", torch.arange(spec.n_agents).expand_as(joint_actions).clone(),
+                             persistent=False)
+
+    def make_agent(self, input_dim: int) -> nn.Module:
+        return StackedMLP(1, self.spec.n_agents * input_dim, self.config.hidden_dim, self.n_joint, layer_norm=False)
+
+    def initial_hidden(self, batch: int) -> torch.Tensor:
+        """A placeholder [1, batch, 1]: the network has no memory."""
+        return torch.zeros(1, batch, 1, device=self.agent_ids.device)
+
+    def forward(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Joint-action values [B, T, 1, K] of a sequence ``obs`` [B, T, N, dim]."""
+        return self.agent(self.build_inputs(obs, last_actions, avail).flatten(-2).unsqueeze(-2)), hidden
+
+    def step(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One acting step: ``obs`` [B, N, dim] -> (joint-action values [B, 1, K], hidden)."""
+        avail_t = None if avail is None else avail.unsqueeze(1)
+        q, hidden = self(obs.unsqueeze(1), last_actions.unsqueeze(1), hidden, avail_t)
+        return q.squeeze(1), hidden
+
+    def joint_avail(self, avail: torch.Tensor) -> torch.Tensor:
+        """``avail`` [..., N, A] -> [..., K]: joint action ``k`` is available iff each agent's action is."""
+        return avail[..., self.agent_index, self.joint_actions].all(dim=-1)
+
+    def encode(self, actions: torch.Tensor) -> torch.Tensor:
+        """The output index [...] of the joint action ``actions`` [..., N] (0 where it is none of
+        :attr:`joint_actions`: padding)."""
+        return (actions.unsqueeze(-2) == self.joint_actions).all(dim=-1).to(torch.int64).argmax(dim=-1)
+
+    def greedy(self, values: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        """The agents' actions [..., N] of the greedy available joint action of ``values`` [..., 1, K]."""
+        return self.joint_actions[masked_greedy(values.squeeze(-2), self.joint_avail(avail))]
+
+    def choose_actions(self, q: torch.Tensor, step: EnvBatch, epsilon: float, generator: torch.Generator,
+                       explore: bool = True) -> torch.Tensor:
+        """ε-greedy over the available joint actions while exploring, greedy otherwise -> [B, N]."""
+        joint_avail = self.joint_avail(step.avail_actions)  # [B, K]
+        chosen = masked_greedy(q.squeeze(-2), joint_avail)
+        if explore and epsilon > 0.0:
+            scores = torch.rand(joint_avail.shape, device=q.device, generator=generator).masked_fill(~joint_avail, -1.0)
+            at_random = torch.rand(chosen.shape, device=q.device, generator=generator) < epsilon
+            chosen = torch.where(at_random, scores.argmax(dim=-1), chosen)
+        return self.joint_actions[chosen]
+
+
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:
-    """The controller of ``algo``'s agents: implicit-quantile agents for dmix, else the GRU agent."""
+    """The controller of ``algo``'s agents: implicit-quantile agents for dmix, one MLP on the joint
+    observation with a Q head per agent (``agent.network: joint_mlp``), else the GRU agent."""
+    if config.network == "joint_mlp":
+        return JointQController(spec, config)
     cls = DistributionalController if algo == "dmix" else AgentController
     return cls(spec, config, source)

@@ -14,6 +14,7 @@ from marlrepro.learners.dagger import DAggerLearner
 from marlrepro.learners.ddpg import DDPGLearner
 from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
+from marlrepro.learners.joint_dqn import JointActionLearner
 from marlrepro.learners.magail import MAGAILLearner
 from marlrepro.learners.ppo import PPOLearner
 from marlrepro.learners.value_decomposition import ValueDecompositionLearner
@@ -45,7 +46,7 @@ def joint_q_table(learner: Learner, obs: torch.Tensor, state: torch.Tensor, payo
     states = state.view(1, 1, -1).expand(1, joint.shape[0], -1)
     values = {FOPLearner: _fop_values, PPOLearner: _actor_values, BCLearner: _actor_values,
               MAGAILLearner: _actor_values, DAggerLearner: _actor_values, DDPGLearner: _actor_values,
-              HASACLearner: _hasac_values}.get(
+              HASACLearner: _hasac_values, JointActionLearner: _joint_action_values}.get(
         type(learner), _value_decomposition_values)
     q, q_tot, greedy, probs = values(learner, obs.view(1, 1, n, -1), joint.unsqueeze(0), states, t_env)
     policy = {}
@@ -83,6 +84,17 @@ def _value_decomposition_values(learner: ValueDecompositionLearner, obs: torch.T
     if isinstance(learner.controller, SoftmaxPolicyController):
         probs = learner.controller.log_policy(q, states[0, 0], torch.ones_like(q, dtype=torch.bool)).exp()
     return q, q_tot.sum(dim=-1), q.argmax(dim=-1), probs
+
+
+def _joint_action_values(learner: JointActionLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,
+                         t_env: int) -> _Values:
+    """A centralised DQN's own joint-action values (NaN for a joint action it does not enumerate:
+    the one-at-a-time expert's) and its greedy joint action; it has no local values."""
+    controller = learner.controller
+    q = _first_step(controller, obs)[0]  # [K]
+    member = (joint[0].unsqueeze(-2) == controller.joint_actions).all(dim=-1)  # [A^N, K]
+    q_tot = torch.where(member.any(dim=-1), q[member.to(torch.int64).argmax(dim=-1)], torch.nan)
+    return None, q_tot, controller.joint_actions[q.argmax()], None
 
 
 def _fop_values(learner: FOPLearner, obs: torch.Tensor, joint: torch.Tensor, states: torch.Tensor,

@@ -247,6 +247,15 @@ class Trainer:
         self.spec = self.envs[0].spec
         self.learners = StackedModules(learners)
         template = self.learners.template
+        # the episodes of each update's replay batch (Learner.batch_draws: DAgger's per-agent datasets)
+        self._batch_episodes = self.config.learner.batch_size * template.batch_draws
+        if len({learner.batch_draws for learner in learners}) > 1:
+            raise ConfigError("a pack's runs draw replay batches of different sizes (dagger.dataset differs); "
+                              "pack runs of one dataset setting")
+        if self.config.learner.buffer_size < self._batch_episodes:
+            raise ConfigError(f"learner.buffer_size ({self.config.learner.buffer_size}) must hold an update's "
+                              f"{template.batch_draws} x learner.batch_size = {self._batch_episodes} episodes "
+                              f"(dagger.dataset=per_agent: a batch per agent)")
         if template.demonstrations != (self.demos is not None):  # DEMONSTRATION_ALGOS disagrees with the learner
             raise TypeError(f"{type(template).__name__}.demonstrations is {template.demonstrations}; algo "
                             f"{first.algo!r} is {'' if self.demos else 'not '}in config.DEMONSTRATION_ALGOS")
@@ -461,11 +470,11 @@ class Trainer:
         or with ``run.length_buckets`` the bucket of the longest episode of either, over all runs."""
         generators = [run.generator for run in self.runs]
         if self.demos is None:
-            return self.loss_inputs(self.buffer.sample(self.config.learner.batch_size, generators, runs, self._cut))
+            return self.loss_inputs(self.buffer.sample(self._batch_episodes, generators, runs, self._cut))
         index = self.demos.draw(generators, runs)
         cut = None if self._cut is None else functools.partial(_longer_cut, cut=self._cut,
                                                                longest=self.demos.longest(index))
-        batch = self.buffer.sample(self.config.learner.batch_size, generators, runs, cut)
+        batch = self.buffer.sample(self._batch_episodes, generators, runs, cut)
         return self.loss_inputs(batch, self.demos.gather(index, batch.filled.shape[-1]))
 
     def loss_inputs(self, batch: Episodes, demos: Episodes | None = None) -> dict[str, torch.Tensor]:
@@ -605,7 +614,7 @@ class Trainer:
                     bar.update(min(int(steps[r]), self.runs[r].config.run.t_max - p.t_env))
                     p.t_env += int(steps[r])
                     p.episode += self.envs[r].num_envs
-                can = self.buffer.can_sample(max(cfg.learner.batch_size, cfg.learner.learning_starts))
+                can = self.buffer.can_sample(max(self._batch_episodes, cfg.learner.learning_starts))
                 counts = self._updates_due([active[r] and can[r] for r in range(len(self.runs))], steps)
                 if any(counts):
                     self._train_step([count > 0 for count in counts], counts)
@@ -770,9 +779,19 @@ def method_name(config: TrainConfig) -> str:
     IGM-DA with DAgger / behaviour cloning around QMIX; ``me_qmix`` for ME-IGM around QMIX, and
     its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP); for the DDPG family
     ``maddpg`` (central critics), ``ddpg`` (independent: own critics) and ``ddpg_central`` (CESMA's
-    expert: the joint actor); ``dagger_comm`` for DAgger with learned communication (Algorithm 2)."""
+    expert: the joint actor); CESMA's DQN experts ``joint_dqn`` and ``one_at_a_time``
+    (``joint_dqn.actions``) and ``central_vdn`` (value decomposition on a joint-observation MLP);
+    ``dagger`` with ``_weighted`` (``dagger.move_weight``) and ``_per_agent`` (``dagger.dataset``);
+    ``dagger_comm`` for DAgger with learned communication (Algorithm 2)."""
     if config.algo == "dagger" and config.dagger.communication == "learned":
         return "dagger_comm"
+    if config.algo == "joint_dqn":
+        return "one_at_a_time" if config.joint_dqn.actions == "one_at_a_time" else "joint_dqn"
+    if config.algo == "dagger":
+        return ("dagger" + ("_weighted" if config.dagger.move_weight != 1.0 else "")
+                + ("_per_agent" if config.dagger.dataset == "per_agent" else ""))
+    if config.agent.network == "joint_mlp":
+        return f"central_{config.algo}"
     if config.algo == "ddpg":
         return "ddpg_central" if config.ddpg.actor == "joint" else {"central": "maddpg", "own": "ddpg"}[config.ddpg.critic]
     suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]

@@ -201,6 +201,33 @@ class _Carry(NamedTuple):
     filled: jax.Array  # [T, B] float32
 
 
+def _advance(c: _Carry, policy_key: jax.Array, hidden: jax.Array, actions: jax.Array, env_state: Any,
+             env_key: jax.Array, packed: jax.Array) -> _Carry:
+    """The carry after step ``c.t``: its actions taken and the environment's outputs stored."""
+    ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
+    return _Carry(
+        t=c.t + 1, env_state=env_state, env_key=env_key, policy_key=policy_key,
+        hidden=hidden, last_actions=actions, active=c.active & ~ended,
+        outputs=c.outputs.at[c.t + 1].set(packed),
+        actions=c.actions.at[c.t].set(actions),
+        filled=c.filled.at[c.t].set(c.active.astype(jnp.float32)),
+    )
+
+
+def joint_action_step(params: dict[str, jax.Array], inputs: jax.Array, avail: jax.Array, table: jax.Array,
+                      epsilon: jax.Array, act_key: jax.Array, pick_key: jax.Array) -> jax.Array:
+    """:class:`~marlrepro.controller.JointActionController`'s acting step in JAX: its MLP
+    (``params`` ``weights.i``, ``biases.i``) on the joint inputs [B, 1, N·in] gives a value per
+    joint action of ``table`` [K, N]; with probability ``epsilon`` a uniformly random available
+    joint action, else the greedy available one; returns the agents' actions [B, N]."""
+    q = per_agent_policy_step({f"mlp.{name}": p for name, p in params.items()}, inputs)[:, 0]  # [B, K]
+    joint_avail = avail[:, jnp.arange(table.shape[1])[None, :], table].all(axis=-1)  # [B, K]
+    chosen = masked_greedy(q, joint_avail)
+    scores = jnp.where(joint_avail, jax.random.uniform(pick_key, joint_avail.shape), -1.0)
+    at_random = jax.random.uniform(act_key, chosen.shape) < epsilon
+    return table[jnp.where(at_random, scores.argmax(axis=-1), chosen)]
+
+
 def _select_key(keep_new: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
     """``new`` where ``keep_new`` else ``old``, for typed PRNG keys."""
     data = jnp.where(keep_new, jax.random.key_data(new), jax.random.key_data(old))
@@ -219,8 +246,10 @@ def _shared_program(rollout: FusedRollout) -> Callable:
     keys and epsilons are arguments, so sharing changes no number."""
     env, controller = rollout.env, rollout.controller
     transform = getattr(controller, "transform", None)
+    table = getattr(controller, "joint_actions", None)  # a joint-action DQN's table is traced in
     key = (getattr(env, "program_key", None), env.num_envs, type(controller), controller.source,
-           repr(controller.config), getattr(transform, "non_negative", None))
+           repr(controller.config), getattr(transform, "non_negative", None),
+           None if table is None else tuple(table.flatten().tolist()))
     if key[0] is None:  # an env built outside the registry: nothing to say it is the same
         return jax.jit(jax.vmap(rollout._collect))
     if key not in _PROGRAMS:
@@ -271,6 +300,9 @@ class FusedRollout:
         distributional = isinstance(self.controller, DistributionalController)
         per_agent = isinstance(self.controller, PerAgentPolicyController)
         softmax = self.controller.samples_policy
+        table = getattr(self.controller, "joint_actions", None)  # a joint-action DQN's [K, N] (static)
+        if table is not None:
+            table = jnp.asarray(table.cpu().numpy(), dtype=jnp.int32)
         agent = {name[len("agent."):]: p for name, p in params.items() if name.startswith("agent.")}
         transform = {name[len("transform."):]: p for name, p in params.items() if name.startswith("transform.")}
         policy_key = jax.random.fold_in(key, 1)
@@ -291,6 +323,10 @@ class FusedRollout:
                                   avail_actions=cfg.obs_avail_actions)
             # extra_key draws DMIX's quantile fractions, or a softmax agent's policy sample
             policy_key, act_key, extra_key = jax.random.split(c.policy_key, 3)
+            if table is not None:  # a joint-action DQN: ε-greedy over its available joint actions
+                actions = joint_action_step(agent, inputs.reshape(b, 1, -1), avail, table, epsilon, act_key, extra_key)
+                env_state, env_key, packed = env.advance_batch(c.env_state, c.env_key, actions)
+                return _advance(c, policy_key, c.hidden, actions, env_state, env_key, packed)
             if per_agent:  # no recurrence: the carried hidden state passes through
                 q, hidden = per_agent_policy_step(agent, inputs), c.hidden
             elif distributional:
@@ -307,14 +343,7 @@ class FusedRollout:
                 actions = jnp.where(explore, softmax_sample(extra_key, logits, avail, alpha), actions)
             actions = epsilon_mix(act_key, actions, avail, epsilon).astype(jnp.int32)
             env_state, env_key, packed = env.advance_batch(c.env_state, c.env_key, actions)
-            ended = (packed[:, -3] > 0.5) | (packed[:, -2] > 0.5)  # terminated | truncated
-            return _Carry(
-                t=c.t + 1, env_state=env_state, env_key=env_key, policy_key=policy_key,
-                hidden=hidden, last_actions=actions, active=c.active & ~ended,
-                outputs=c.outputs.at[c.t + 1].set(packed),
-                actions=c.actions.at[c.t].set(actions),
-                filled=c.filled.at[c.t].set(c.active.astype(jnp.float32)),
-            )
+            return _advance(c, policy_key, hidden, actions, env_state, env_key, packed)
 
         start = _Carry(
             t=jnp.int32(0), env_state=env_state, env_key=next_key, policy_key=policy_key,

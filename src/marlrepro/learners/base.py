@@ -100,7 +100,9 @@ class Learner(nn.Module):
       keyword ``demos``, an :class:`~marlrepro.buffer.Episodes` of ``demos.batch_size`` expert
       episodes drawn by the run's generator among the file's first ``demos.count``, float32, in
       the replay batch's layout and padded to the same length as ``batch``
-      (``forward(batch, t_env, [phase, stage,] demos=demos)``).
+      (``forward(batch, t_env, [phase, stage,] demos=demos)``);
+    * :attr:`batch_draws`: optional; each update's replay batch holds this many times
+      ``learner.batch_size`` distinct episodes (DAgger's per-agent datasets: a batch per student).
     """
 
     target_pairs: tuple[tuple[str, str], ...] = ()
@@ -110,6 +112,7 @@ class Learner(nn.Module):
     update_phases: int = 1
     update_stages: tuple[int, ...] = ()
     demonstrations: bool = False
+    batch_draws: int = 1
 
     @property
     def acting_controller(self) -> AgentController:

@@ -53,20 +53,26 @@ class BCLearner(ActorCriticLearner):
 
 
 def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes,
-                   weight: torch.Tensor | None = None) -> LossTerms:
+                   label_weight: torch.Tensor | None = None) -> LossTerms:
     """The mean negative log-likelihood of ``labels`` [B, T, N] under the policies ``softmax(logits)``
     (``logits`` [B, T+1, N, A]) masked to ``episodes``' available actions, over its filled steps of
     live agents whose label is available; logged: ``accuracy``, the share of those labels that are
-    the policy's greedy choice (BC's objective; DAgger's on the expert's labels). ``weight``: an
-    extra weight of each agent-step (broadcast to [B, T, N]; [N]: which agents' losses count)."""
+    the policy's greedy choice (BC's objective; DAgger's on the expert's labels).
+
+    ``label_weight`` (broadcast to [B, T, N]; DAgger's): each label's weight in a weighted mean,
+    ``Σ w·(−log π) / Σ w`` (a weighted cross-entropy; 0 leaves a label out, also of the accuracy)."""
     avail = episodes.avail_actions[:, :-1]
     log_pi = masked_log_policy(logits[:, :-1], avail, 1.0)  # [B, T, N, A]
     labelled = log_pi.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
     available = avail.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    weight = episodes.filled.unsqueeze(-1) * live_agents(avail) * available * (1.0 if weight is None else weight)
-    count = weight.sum().clamp(min=1.0)
+    weight = episodes.filled.unsqueeze(-1) * live_agents(avail) * available
+    counted = weight
+    if label_weight is not None:
+        counted = weight * (label_weight > 0)
+        weight = weight * label_weight
+    count = weight.sum().clamp(min=1e-8 if label_weight is not None else 1.0)
     log_likelihood = (labelled * weight).sum() / count
     with torch.no_grad():
-        accuracy = ((log_pi.argmax(dim=-1) == labels).float() * weight).sum() / count
+        accuracy = ((log_pi.argmax(dim=-1) == labels).float() * counted).sum() / counted.sum().clamp(min=1.0)
     return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood),
                      logged={"accuracy": accuracy})

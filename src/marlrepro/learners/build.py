@@ -15,6 +15,7 @@ from marlrepro.learners.fop import FOPLearner
 from marlrepro.learners.hasac import HASACLearner
 from marlrepro.learners.igm_da import DistributionalIGMDALearner, IGMDALearner
 from marlrepro.learners.inverse_q import InverseSoftQLearner
+from marlrepro.learners.joint_dqn import JointActionLearner
 from marlrepro.learners.magail import MAGAILLearner
 from marlrepro.learners.me_igm import MaxEntropyLearner
 from marlrepro.learners.ppo import PPOLearner
@@ -27,7 +28,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
     ``ippo``); HASAC (``hasac``); the DDPG family (``ddpg``: MADDPG, independent DDPG, CESMA's
     centralised expert); behavioural cloning of demonstrations (``bc``); CESMA's decentralisation
     of an expert policy file by DAgger (``dagger``; with ``dagger.communication: learned`` its
-    Algorithm 2, the students' words learned through the others' losses); the soft-Q
+    Algorithm 2, the students' words learned through the others' losses); CESMA's centralised DQN
+    on the joint action (``joint_dqn``: exponential or one-at-a-time); the soft-Q
     imitation learners on demonstrations (MIFQ, IQVDN, IIQ: ``mifq``, ``iqvdn``, ``iiq``; MASQIL:
     ``masqil``); MAGAIL's PPO on discriminator rewards (``magail``); ME-IGM
     (``max_entropy.mode``); IGM-DA (``imitation.mode``) around value decomposition; or plain value
@@ -46,6 +48,8 @@ def build_learner(spec: EnvSpec, config: TrainConfig, device: torch.device) -> L
         return BCLearner(spec, config, device)
     if config.algo == "dagger":
         return build_dagger(spec, config, device)
+    if config.algo == "joint_dqn":
+        return JointActionLearner(spec, config, device)
     if config.algo in INVERSE_Q_ALGOS:
         return InverseSoftQLearner(spec, config, device)
     if config.algo == "masqil":

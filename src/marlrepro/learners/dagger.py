@@ -27,6 +27,10 @@ greedy on its values, a policy expert on its policy's logits, as its own evaluat
 
 The loss averages over the filled steps of live agents (the death mask) whose label is available,
 each agent's student policy masked to its available actions, as BC's (:mod:`marlrepro.learners.bc`).
+Two options weigh its labels (:meth:`DAggerLearner.label_weight`): ``dagger.dataset: per_agent``
+(appendix A.1, Fig. 8) draws a batch of episodes per student and counts each episode for its own
+student alone; ``dagger.move_weight`` is appendix E.4's weighted cross-entropy. A joint-action
+expert's labels are its greedy joint action, decoded (:meth:`AgentController.greedy`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ from marlrepro.controller import (
 )
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import PolicyFileError
-from marlrepro.exploration import masked_greedy
 from marlrepro.learners.base import ActorCriticLearner, LossTerms, ParamGroup
 from marlrepro.learners.bc import imitation_loss
 
@@ -69,7 +72,7 @@ def expert_labels(expert: AgentController, batch: Episodes) -> torch.Tensor:
     (Algorithm 1, line 4), fed the episode's executed actions as its last actions."""
     with torch.no_grad():
         values = expert.sequence(expert.observe(batch), batch.actions, batch.avail_actions)[:, :-1]
-        return masked_greedy(values, batch.avail_actions[:, :-1])
+        return expert.greedy(values, batch.avail_actions[:, :-1])  # a joint-action DQN decodes its argmax
 
 
 class DAggerLearner(ActorCriticLearner):
@@ -85,6 +88,9 @@ class DAggerLearner(ActorCriticLearner):
         students = GreedyPerAgentPolicyController if config.dagger.acting == "greedy" else PerAgentPolicyController
         self.actor = students(spec, config.agent)
         self.expert = load_expert(config.dagger.expert, spec, device)
+        self.per_agent = config.dagger.dataset == "per_agent"
+        self.batch_draws = spec.n_agents if self.per_agent else 1  # a batch of episodes per student
+        self.move_weight = config.dagger.move_weight
         self.to(device)
 
     def param_groups(self) -> tuple[ParamGroup, ...]:
@@ -95,4 +101,21 @@ class DAggerLearner(ActorCriticLearner):
         """The students' cross-entropy against the expert's labels of ``batch``'s steps (Algorithm 1,
         line 8); logged: ``accuracy``, the share of those labels that are the students' greedy choice."""
         logits = self.actor.sequence(self.actor.observe(batch), batch.actions, batch.avail_actions)
-        return imitation_loss(logits, expert_labels(self.expert, batch), batch)
+        labels = expert_labels(self.expert, batch)
+        return imitation_loss(logits, labels, batch, self.label_weight(labels))
+
+    def label_weight(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """Each label's weight [B, T, N] in the cross-entropy, or None (all 1: the shared dataset's
+        plain cross-entropy). With ``dagger.dataset: per_agent`` the batch holds ``N`` draws of
+        ``learner.batch_size`` episodes and episode ``k`` is in agent ``k mod N``'s alone; with
+        ``dagger.move_weight`` a label other than the no-op (action 0) weighs that much."""
+        if not self.per_agent and self.move_weight == 1.0:
+            return None
+        weight = torch.ones_like(labels, dtype=torch.float32)
+        if self.per_agent:
+            rows, n = labels.shape[0], labels.shape[-1]
+            owner = torch.arange(rows, device=labels.device).unsqueeze(-1) % n == torch.arange(n, device=labels.device)
+            weight = weight * owner.unsqueeze(1)  # [B, 1, N]: episode k trains agent k mod N
+        if self.move_weight != 1.0:
+            weight = weight * torch.where(labels != 0, self.move_weight, 1.0)
+        return weight

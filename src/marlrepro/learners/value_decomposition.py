@@ -36,6 +36,7 @@ class ValueDecompositionLearner(Learner):
         super().__init__()
         self.spec = spec
         self.config = config.learner
+        self.target_polyak = config.learner.target_polyak  # None: hard copies every target_update_interval
         self.controller = self.make_controller(spec, config, source)
         self.mixer = build_mixer(config.algo, spec.n_agents, spec.n_actions, spec.state_dim, config.mixer)
         self.target_controller = copy.deepcopy(self.controller).requires_grad_(False)
@@ -126,7 +127,7 @@ class ValueDecompositionLearner(Learner):
             target = self.target_controller
             target_q = target.sequence(target.observe(batch), batch.actions, avail)
             selector = selector_q if cfg.double_q else target_q
-            best = selector.masked_fill(~avail, float("-inf")).argmax(dim=-1)  # [B, T+1, N]
+            best = self.controller.greedy(selector, avail)  # [B, T+1, N]
             target_tot = self.joint_value(self.target_mixer, target_q, best, avail, batch.state)
             targets = td_lambda_targets(rewards, terminated, mask, target_tot, cfg.gamma, cfg.td_lambda)
 

@@ -84,7 +84,7 @@ def build_mixer(
 ) -> nn.Module | None:
     """The mixer of ``algo``; IQL has none (each agent learns its own TD target). DMIX's mixes
     return distributions (quantiles), the others values."""
-    if algo == "iql":
+    if algo in ("iql", "joint_dqn"):  # joint_dqn: one centralised agent, its value is Q_tot
         return None
     if algo == "vdn":
         return VDNMixer()
