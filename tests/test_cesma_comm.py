@@ -20,6 +20,7 @@ from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.envs.registry import validate_env
 from marlrepro.errors import ConfigError
+from marlrepro.exploration import masked_greedy
 from marlrepro.learners.build import build_learner
 from marlrepro.learners.dagger import expert_labels
 from marlrepro.learners.dagger_comm import DAggerCommLearner, joint_map
@@ -31,14 +32,21 @@ SETTINGS = ["run.device=cpu", "run.progress=false", "tracking.uri=", "dagger.exp
 CPU = torch.device("cpu")
 
 
-class ScriptedSpeakerListener(nn.Module):
+class ScriptedExpert(nn.Module):
+    """A stand-in for an exported expert's controller: its greedy labels are its values' available argmax."""
+
+    def observe(self, batch: Episodes) -> torch.Tensor:
+        return batch.obs
+
+    def greedy(self, values: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        return masked_greedy(values, avail)
+
+
+class ScriptedSpeakerListener(ScriptedExpert):
     """A centralised expert of speaker–listener on the joint observation: the listener moves along
     the axis of its larger offset to the goal landmark, whose colour only the speaker sees (the
     speaker's observation is the goal's colour, 0.65 at the goal's index); the speaker's label is
     its first word (it has one move: only its move, 0, is imitated). Greedy values [B, T+1, N, 5]."""
-
-    def observe(self, batch: Episodes) -> torch.Tensor:
-        return batch.obs
 
     def sequence(self, obs: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
         goal = obs[..., 0, :3].argmax(dim=-1)
@@ -51,11 +59,8 @@ class ScriptedSpeakerListener(nn.Module):
         return torch.stack([speaker, listener], dim=-2)
 
 
-class NoOpExpert(nn.Module):
+class NoOpExpert(ScriptedExpert):
     """An expert labelling every agent's action 0 (the gradient tests give their own labels)."""
-
-    def observe(self, batch: Episodes) -> torch.Tensor:
-        return batch.obs
 
     def sequence(self, obs: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(torch.zeros(obs.shape[:-1], dtype=torch.long), avail.shape[-1]).to(obs.dtype)

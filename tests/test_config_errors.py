@@ -148,7 +148,7 @@ def test_unreadable_files_are_named(tmp_path):
     "text, words",
     [
         ("algo: qmixx\n", ["a.yaml: algo: unknown value 'qmixx' (did you mean 'qmix'?)",
-                           "ddpg, dmix, fop, hasac, iiq, ippo, iql, iqvdn, magail, mappo, masqil, mifq, qmix, qplex, vdn"]),
+                           "ddpg, dmix, fop, hasac, iiq, ippo, iql, iqvdn, joint_dqn, magail, mappo, masqil, mifq, qmix, qplex, vdn"]),
         ("mixer: {num_kernels: 4}\n", ["a.yaml: mixer.num_kernels: unknown key 'num_kernels'",
                                        "(did you mean 'num_kernel'?)"]),
         ("learner: {lr: fast}\n", ["a.yaml: learner.lr: expected a number, got str 'fast'"]),
@@ -179,7 +179,7 @@ W = "config/p.yaml: experiments.exp"
     [
         # names: algorithms (config/algos/*.yaml), envs (every backend), scales and their subsets
         ({"algos": ["qmix", "qplexx"]}, [f"{W}.algos[1]: unknown algorithm 'qplexx' (did you mean 'qplex'?)",
-                                         "ddpg, ddpg_central, dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, maddpg, magail, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn"]),
+                                         "ddpg, ddpg_central, dmix, dmix_da, fop, hasac, iiq, ippo, iql, iqvdn, joint_dqn, maddpg, magail, mappo, mappo_expert, masqil, me_qmix, me_qmix_mlp, me_qplex, mifq, one_at_a_time, qmix, qmix_bc, qmix_da, qmix_entropy, qplex, qplex_da, vdn"]),
         ({"envs": ["smax:3m", "smax:9zz"]}, [f"{W}.envs[1]: unknown smax scenario '9zz'", "3m, 3s5z, 3s_vs_5z"]),
         ({"envs": ["smax:MMM3"]}, ["unknown smax scenario 'MMM3' (did you mean 'MMM2'?)"]),
         ({"envs": ["smacv2:protoss_5_vs_6"]}, ["unknown smacv2 scenario 'protoss_5_vs_6'", "protoss_5_vs_5"]),
