@@ -1,6 +1,6 @@
 """CESMA's experiments as a workflow (config/cesma.yaml, workflow/rules/cesma.smk): centralised
 experts that keep their best checkpoint, exported per run, DAgger jobs that depend on their own
-seed's exported expert (expert_from), the grid's checks, Figures 5 and 6 on SYNTHETIC runs, and the
+seed's exported expert (expert_from), the grid's checks, Figures 5 to 8 on SYNTHETIC runs, and the
 claims' readings (config/published/cesma.yaml) on synthetic tables.
 
 The DAG tests are dry runs (`snakemake -n -p`) on a copy of the workflow; the smoke build itself runs
@@ -37,6 +37,19 @@ SEEDS = 3  # appendix A: three runs
 # the decentralisation of each setting: Algorithm 2 (learned communication) where agents speak
 SPEAKING = ("simple_speaker_listener", "simple_reference", "simple_reference_3a5l")
 DECENTRALISE = {s: "dagger_comm" if s in SPEAKING else "dagger" for s in SETTINGS}
+# Figures 7 and 8's experiments: (experiment, algo, setting, expert experiment or None)
+FIG78 = {"experts_joint_dqn": ("joint_dqn", "simple_spread_hetero", None),
+         "experts_central_vdn": ("central_vdn", "simple_spread_hetero", None),
+         "experts_one_at_a_time": ("one_at_a_time", "simple_spread_6", None),
+         "cesma_joint_dqn": ("dagger", "simple_spread_hetero", "experts_joint_dqn"),
+         "cesma_central_vdn": ("dagger", "simple_spread_hetero", "experts_central_vdn"),
+         "cesma_one_at_a_time": ("dagger_weighted", "simple_spread_6", "experts_one_at_a_time"),
+         "cesma_per_agent": ("dagger_per_agent", "simple_spread_hetero", "experts_nav3")}
+
+
+def experiment_of(job: dict) -> str:
+    """The experiment of a train job (its run directory: results/runs/cesma/<experiment>/...)."""
+    return re.search(r"results/runs/cesma/(\w+)/", job["output"][0])[1]
 
 
 def plan(data: dict, at: str = "paper") -> dict:
@@ -53,10 +66,23 @@ def workdir(tmp_path_factory) -> Path:
 def test_smoke_plans_one_tiny_chain(workdir):
     result = snakemake(workdir, "-n", "-p", "--config", "scale=smoke", "--", "cesma")
     assert result.returncode == 0, result.stdout
-    assert job_counts(result.stdout) == {"train": 3, "export_expert": 1, "cesma_fig5": 1, "cesma_fig6": 1,
-                                         "cesma_claims": 1, "cesma": 1, "total": 8}
+    # Figures 7 and 8 add 3 tiny train jobs: the exponential DQN expert, its DAgger, per-agent DAgger
+    assert job_counts(result.stdout) == {"train": 6, "export_expert": 2, "cesma_fig5": 1, "cesma_fig6": 1,
+                                         "cesma_fig7": 1, "cesma_fig8": 1, "cesma_claims": 1, "cesma": 1, "total": 14}
     planned = jobs(result.stdout)
-    trains = {re.search(r"--config config/algos/(\w+)\.yaml", j["shell"])[1]: j for j in planned if j["rule"] == "train"}
+    trains = {experiment_of(j): j for j in planned if j["rule"] == "train"}
+    assert sorted(trains) == ["baselines_nav", "cesma_joint_dqn", "cesma_nav3", "cesma_per_agent", "experts_joint_dqn",
+                              "experts_nav3"]
+    assert all(int(sets(j["shell"])["run.t_max"]) <= 100 for j in trains.values())  # tiny
+    assert sets(trains["experts_joint_dqn"]["shell"])["env.name"] == "jaxmpe:simple_spread_hetero"
+    assert sets(trains["cesma_joint_dqn"]["shell"])["dagger.expert"].endswith(
+        "experts_joint_dqn/jaxmpe-simple_spread_hetero/joint_dqn/seed0/policy.zip")
+    assert "config/algos/dagger_per_agent.yaml" in trains["cesma_per_agent"]["shell"]
+    assert sets(trains["cesma_per_agent"]["shell"])["dagger.expert"] == sets(trains["cesma_nav3"]["shell"])["dagger.expert"]
+    figures = {j["rule"]: {f for f in j["input"] if f.endswith("/final.json")} for j in planned}
+    assert figures["cesma_fig7"] == {trains[e]["output"][0] for e in ("experts_joint_dqn", "cesma_joint_dqn")}
+    assert figures["cesma_fig8"] == {trains[e]["output"][0] for e in ("experts_nav3", "cesma_nav3", "cesma_per_agent")}
+    trains = {re.search(r"--config config/algos/(\w+)\.yaml", j["shell"])[1]: j for e, j in trains.items() if e not in FIG78}
     assert sorted(trains) == ["dagger", "ddpg_central", "maddpg"]
     assert all(sets(j["shell"])["env.name"] == "jaxmpe:simple_spread" for j in trains.values())
     assert sets(trains["ddpg_central"]["shell"])["run.keep_best"] == "true"
@@ -78,7 +104,8 @@ def paper_plan(request, workdir) -> tuple[int, list[dict]]:
 
 def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_plan):
     pack_size, planned = paper_plan
-    trains = [j for j in planned if j["rule"] == "train" or j["rule"].startswith("train_pack")]
+    trains = [j for j in planned if (j["rule"] == "train" or j["rule"].startswith("train_pack"))
+              and experiment_of(j) not in FIG78]
     cells: dict[tuple[str, str], int] = {}
     for job in trains:
         algo = re.search(r"--config config/algos/(\w+)\.yaml", job["shell"])[1]
@@ -112,7 +139,30 @@ def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_p
     assert all(len(files) == len(SETTINGS) * SEEDS for files in finals.values())
     assert figures["cesma_fig5"] == finals["ddpg_central"] | finals["decentralised"] | finals["maddpg"]
     assert figures["cesma_fig6"] == figures["cesma_fig5"] | finals["ddpg"]
-    assert {j["rule"] for j in planned} >= {"cesma_fig5", "cesma_fig6", "cesma_claims", "cesma"}
+    assert {j["rule"] for j in planned} >= {"cesma_fig5", "cesma_fig6", "cesma_fig7", "cesma_fig8", "cesma_claims", "cesma"}
+
+
+def test_paper_scale_plans_figures_7_and_8_with_their_experts(paper_plan):
+    pack_size, planned = paper_plan
+    trains = [j for j in planned if (j["rule"] == "train" or j["rule"].startswith("train_pack"))]
+    by_experiment: dict[str, list[dict]] = {}
+    for job in trains:
+        by_experiment.setdefault(experiment_of(job), []).append(job)
+    finals = {e: {out for j in jobs_ for out in j["output"] if out.endswith("/final.json")}
+              for e, jobs_ in by_experiment.items()}
+    for experiment, (algo, scenario, expert) in FIG78.items():
+        assert all(f"config/algos/{algo}.yaml" in j["shell"] for j in by_experiment[experiment])
+        scenarios = {sets(j["shell"])["env.name"].split(":", 1)[1] for j in by_experiment[experiment]}
+        assert scenario in scenarios and len(finals[experiment]) == SEEDS * len(scenarios)
+        for job in by_experiment[experiment] if expert else ():
+            # each student job reads its own seeds' exported experts of its expert experiment
+            policies = [p for p in job["input"] if p.endswith("/policy.zip")]
+            assert policies and all(f"/{expert}/" in p for p in policies)
+    figures = {j["rule"]: {f for f in j["input"] if f.endswith("/final.json")} for j in planned
+               if j["rule"] in ("cesma_fig7", "cesma_fig8")}
+    assert figures["cesma_fig7"] == set().union(*(finals[e] for e in FIG78 if e != "cesma_per_agent"))
+    # Figure 8: the per-agent datasets against cesma_nav3's shared-dataset runs of the same experts
+    assert figures["cesma_fig8"] == finals["cesma_per_agent"] | finals["cesma_nav3"] | finals["experts_nav3"]
 
 
 def test_expert_from_is_checked():
@@ -201,6 +251,57 @@ def test_figures_chain_the_expert_and_its_students_on_the_samples_axis(setting, 
     assert "simple_spread" in paths[1].read_text() and "min, max" in paths[1].read_text()
 
 
+def report_files(tmp_path: Path, name: str) -> tuple[list[Path], list[Path]]:
+    return ([tmp_path / f"{name}.{ext}" for ext in ("csv", "md", "html")],
+            [tmp_path / f"{name}.{ext}" for ext in ("png", "pdf")])
+
+
+def test_figure_7_names_each_experts_series_and_judges_its_claims(setting, tmp_path):
+    """Figure 7: one chained panel per expert with its own series names; a panel without runs is
+    drawn "not planned"; the ledger reads the claims from the table."""
+    labels = {"joint": ("CESMA (exponential DQN)", "exponential DQN expert"),
+              "vdn": ("CESMA (centralised VDN)", "centralised VDN expert")}
+    panels = [Setting("simple_spread_hetero", setting.students, setting.experts, {}, *labels[key]) for key in labels]
+    tables, figures = report_files(tmp_path, "fig7")
+    table = cesma_report(panels, "t", True, None, "paper", "paper scale", tables, figures,
+                         not_planned=["simple_spread_6: CESMA (one-at-a-time expert)"])
+    assert list(table["series"]) == ["exponential DQN expert", "CESMA (exponential DQN)", "centralised VDN expert",
+                                     "CESMA (centralised VDN)"]
+    rows = table.set_index("series")
+    assert rows.loc["exponential DQN expert", "exported_median"] == -10.0
+    assert rows.loc["CESMA (centralised VDN)", "gap_to_expert"] == pytest.approx(0.03)
+    assert all(path.stat().st_size > 0 for path in figures)
+    read = pd.read_csv(tables[0])  # as the ledger reads it
+    assert judge(CLAIMS["fig7_dqn_experts_decentralised"], {"cesma_fig7": read}).verdict == HOLDS
+    # the one-at-a-time panel not built: its claim is not judged rather than failing
+    assert judge(CLAIMS["fig7_one_at_a_time_above_expert"], {"cesma_fig7": read}).verdict == NOT_JUDGED
+    above = fig_table({("simple_spread_6", "CESMA (one-at-a-time expert)"): {"gap_to_expert": -0.1}})
+    assert judge(CLAIMS["fig7_one_at_a_time_above_expert"], {"cesma_fig7": above}).verdict == HOLDS
+    far = read.assign(gap_to_expert=read["gap_to_expert"].where(read["series"] != "CESMA (centralised VDN)", 0.2))
+    assert judge(CLAIMS["fig7_dqn_experts_decentralised"], {"cesma_fig7": far}).verdict == FAILS
+
+
+def test_figure_8_draws_per_agent_datasets_against_the_shared_one(setting, tmp_path):
+    """Figure 8: the per-agent datasets' students and the shared dataset's, both as curves, with
+    their gaps to the same exported expert."""
+    per_agent = [synthetic_run(tmp_path / f"per_agent{seed}", "dagger_per_agent", seed,
+                               [(0, -40.0), (200, -16.0), (500, -10.5 - 0.1 * seed)]) for seed in range(SEEDS)]
+    panel = Setting("simple_spread_hetero", per_agent, setting.experts, {CESMA: setting.students},
+                    "CESMA (per-agent datasets)")
+    tables, figures = report_files(tmp_path, "fig8")
+    table = cesma_report([panel], "t", False, None, "paper", "paper scale", tables, figures, levels=False)
+    rows = table.set_index("series")
+    assert list(rows.index) == [EXPERT, "CESMA (per-agent datasets)", CESMA]
+    assert rows.loc["CESMA (per-agent datasets)", "gap_to_expert"] == pytest.approx(0.06)
+    assert rows.loc[CESMA, "gap_to_expert"] == pytest.approx(0.03)
+    assert all(path.stat().st_size > 0 for path in figures)
+    claim = CLAIMS["fig8_per_agent_datasets_same"]
+    assert judge(claim, {"cesma_fig8": pd.read_csv(tables[0])}).verdict == HOLDS
+    apart = fig_table({("simple_spread_hetero", CESMA): {"gap_to_expert": 0.0},
+                       ("simple_spread_hetero", "CESMA (per-agent datasets)"): {"gap_to_expert": 0.2}})
+    assert judge(claim, {"cesma_fig8": apart}).verdict == FAILS
+
+
 # ------------------------------------------------------------------------------- the claims
 CLAIMS = {claim.id: claim for claim in parse_claims(
     "cesma", load_checked(REPO / "config/published/cesma.yaml", SCHEMAS / "published.schema.yaml"),
@@ -251,6 +352,6 @@ def test_independent_ddpg_degenerate_on_communication():
 
 def test_the_ledger_and_the_figures_share_the_published_file():
     published = json.loads(json.dumps(yaml.safe_load((REPO / "config/published/cesma.yaml").read_text())))
-    assert set(published["figures"]) == {"fig5", "fig6"}
+    assert set(published["figures"]) == {"fig5", "fig6", "fig7", "fig8"}
     series = {label for fig in published["figures"].values() for label in fig["claims"]}
     assert {EXPERT, CESMA, MADDPG} <= series

@@ -6,12 +6,17 @@ s learning from the expert of seed s; MADDPG and independent DDPG (baselines_*) 
 settings. `cesma_fig5`: per setting, the expert's training curve, then the decentralised agents'
 continuing after it on the samples axis, against MADDPG; `cesma_fig6`: the decentralised agents'
 curve against converged MADDPG and independent DDPG (dashed final levels) and the exported expert
-(dotted); both medians with min/max envelopes over seeds (marlrepro.report.cesma). `cesma`: every
-CESMA target this workflow builds (Figures 4 and 7-9 are not built yet: their claims read "not
-judged: target not built"). The settings a scale skips (smoke: all but simple_spread) are left out.
+(dotted); both medians with min/max envelopes over seeds (marlrepro.report.cesma). `cesma_fig7`: the
+DQN experts (exponential joint-action DQN, centralised VDN; experts_joint_dqn, experts_central_vdn)
+and the one-at-a-time expert (experts_one_at_a_time), each chained with its decentralisation (cesma_*
+of the same name), one panel per expert; `cesma_fig8`: DAgger with per-agent datasets
+(cesma_per_agent) against the shared dataset (cesma_nav3's runs of the same experts), both as curves.
+`cesma`: every CESMA target this workflow builds (Figures 4 and 9 are not built yet: their claims read
+"not judged: target not built"). The settings a scale skips (smoke: all but simple_spread) are left
+out of Figures 5, 6 and 8; Figure 7's panels a scale plans no run of are drawn "not planned".
 """
 
-from marlrepro.report.cesma import MADDPG, plan_settings, settings_run_dirs
+from marlrepro.report.cesma import CESMA, MADDPG, plan_settings, settings_run_dirs
 
 
 # the paper's panels, in its order; a scale plans some of them (config/cesma.yaml scales)
@@ -19,20 +24,47 @@ CESMA_SETTINGS = ("simple_spread", "simple_spread_hetero", "simple_spread_6", "s
                   "simple_speaker_listener", "simple_reference", "simple_reference_3a5l")
 CESMA_BASELINES = {"maddpg": MADDPG, "ddpg": "independent DDPG"}  # algo -> series label
 CESMA_RUNS = {run.run_dir: run for exp in EXPERIMENTS["cesma"].values() for run in exp.runs()}
-CESMA_STUDENTS = [run for run in CESMA_RUNS.values() if run.expert_from]
+# Figures 5 and 6's students: DAgger of the DDPG experts (Figures 7 and 8 have their own)
+CESMA_FIG5_STUDENTS = ("cesma_nav3", "cesma_nav6", "cesma_speaker_listener", "cesma_comm")
+CESMA_STUDENTS = [run for run in CESMA_RUNS.values() if run.expert_from and run.experiment in CESMA_FIG5_STUDENTS]
 CESMA_PUBLISHED = "config/published/cesma.yaml"
 # per figure, each planned setting (marlrepro.report.cesma.Setting, as rule params): Figure 5
 # against MADDPG, Figure 6 against MADDPG and independent DDPG
 CESMA_FIG5 = plan_settings(CESMA_STUDENTS, list(CESMA_RUNS.values()), CESMA_SETTINGS, {"maddpg": MADDPG})
 CESMA_FIG6 = plan_settings(CESMA_STUDENTS, list(CESMA_RUNS.values()), CESMA_SETTINGS, CESMA_BASELINES)
-CESMA_FIGURES = {"cesma_fig5": (CESMA_FIG5, True, "Figure 5"), "cesma_fig6": (CESMA_FIG6, False, "Figure 6")}
+# Figure 7: one panel per expert (its students' experiment, student series, expert series, the
+# paper's setting); a panel this scale plans no run of is drawn "not planned"
+CESMA_FIG7_PANELS = (("cesma_joint_dqn", "CESMA (exponential DQN)", "exponential DQN expert", "simple_spread_hetero"),
+                     ("cesma_central_vdn", "CESMA (centralised VDN)", "centralised VDN expert", "simple_spread_hetero"),
+                     ("cesma_one_at_a_time", "CESMA (one-at-a-time expert)", "one-at-a-time expert", "simple_spread_6"))
+CESMA_FIG7, CESMA_FIG7_NOT_PLANNED = [], []
+for _experiment, _label, _expert, _scenario in CESMA_FIG7_PANELS:
+    _panel = plan_settings([run for run in CESMA_RUNS.values() if run.experiment == _experiment], [],
+                           [_scenario], {}, label=_label, expert=_expert)
+    CESMA_FIG7 += _panel
+    if not _panel:
+        CESMA_FIG7_NOT_PLANNED.append(f"{_scenario}: {_label}")
+# Figure 8: the per-agent datasets' students against the shared dataset's (cesma_nav3) of each setting
+CESMA_PER_AGENT = "CESMA (per-agent datasets)"
+CESMA_FIG8 = plan_settings([run for run in CESMA_RUNS.values() if run.experiment == "cesma_per_agent"],
+                           [run for run in CESMA_RUNS.values() if run.experiment == "cesma_nav3"],
+                           CESMA_SETTINGS, {"dagger": CESMA}, label=CESMA_PER_AGENT)
+# target -> (settings, chained, baselines as final levels, panels not planned, report label)
+CESMA_FIGURES = {
+    "cesma_fig5": (CESMA_FIG5, True, True, [], "Figure 5"),
+    "cesma_fig6": (CESMA_FIG6, False, True, [], "Figure 6"),
+    "cesma_fig7": (CESMA_FIG7, True, True, CESMA_FIG7_NOT_PLANNED, "Figure 7"),
+    "cesma_fig8": (CESMA_FIG8, False, False, [], "Figure 8"),
+}
 CESMA_TITLES = {
     "cesma_fig5": "CESMA Figure 5: the centralised expert, then its decentralisation, against MADDPG",
     "cesma_fig6": "CESMA Figure 6: the decentralised expert against converged MADDPG and independent DDPG",
+    "cesma_fig7": "CESMA Figure 7: DQN experts and the one-at-a-time expert, then their decentralisation",
+    "cesma_fig8": "CESMA Figure 8: DAgger with per-agent datasets against the shared dataset",
 }
 
 
-for _target, (_settings, _chained, _label) in CESMA_FIGURES.items():
+for _target, (_settings, _chained, _levels, _not_planned, _label) in CESMA_FIGURES.items():
     if not _settings:  # a scale that plans no CESMA setting builds no figure
         continue
 
@@ -54,6 +86,8 @@ for _target, (_settings, _chained, _label) in CESMA_FIGURES.items():
             title=CESMA_TITLES[_target],
             figure=_target.removeprefix("cesma_"),
             chained=_chained,
+            levels=_levels,
+            not_planned=_not_planned,
             scale=SCALE.name,
             scale_description=SCALE.description,
             setting=run_setting([CESMA_RUNS[run] for run in settings_run_dirs(_settings)]),
@@ -66,8 +100,8 @@ for _target, (_settings, _chained, _label) in CESMA_FIGURES.items():
 
 
 rule cesma:
-    """Every CESMA result this scale builds: Figures 5 and 6 (with their experts, exports and
+    """Every CESMA result this scale builds: Figures 5 to 8 (with their experts, exports and
     decentralised agents) and CESMA's claim ledger."""
     input:
-        [getattr(rules, target).output for target, (settings, _, _) in CESMA_FIGURES.items() if settings],
+        [getattr(rules, target).output for target, (settings, *_) in CESMA_FIGURES.items() if settings],
         "results/tables/cesma_claims.csv",

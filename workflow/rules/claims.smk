@@ -39,8 +39,8 @@ LEDGER_TARGETS = {
     "me_igm_fig6": rules.me_igm_fig6,
     "mifq_table1": rules.mifq_table1,
     "mifq_fig3": rules.mifq_fig3,
-    # CESMA's figures that this scale plans (cesma.smk); Figures 4 and 7-9 have no rule yet
-    **{target: getattr(rules, target) for target, (settings, _, _) in CESMA_FIGURES.items() if settings},
+    # CESMA's figures that this scale plans (cesma.smk); Figures 4 and 9 have no rule yet
+    **{target: getattr(rules, target) for target, (settings, *_) in CESMA_FIGURES.items() if settings},
 }
 try:
     _DOMAINS = domains(

@@ -1,8 +1,11 @@
-"""Snakemake script: CESMA's Figure 5 or 6 (marlrepro.report.cesma).
+"""Snakemake script: CESMA's Figure 5, 6, 7 or 8 (marlrepro.report.cesma).
 
 Inputs ``finals`` (the runs' final.json; metrics.parquet and config.yaml sit beside them) and
 ``published``; params ``settings`` (each: title, students, experts, baselines: label -> run
-directories), ``title``, ``figure`` (its key under ``figures:`` of the published file), ``chained`` (Figure 5: the expert's curve, then the decentralised agents' after it), ``scale``,
+directories, label, expert), ``title``, ``figure`` (its key under ``figures:`` of the published
+file), ``chained`` (Figures 5 and 7: the expert's curve, then the decentralised agents' after it),
+``levels`` (Figure 6: the baselines as final levels; Figure 8: as curves), ``not_planned`` (the
+panels this scale plans no run of), ``scale``,
 ``scale_description``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file.
 """
 
@@ -17,6 +20,8 @@ table = cesma_report(
     settings=[Setting.from_dict(spec) for spec in smk.params.settings],
     title=smk.params.title,
     chained=smk.params.chained,
+    levels=smk.params.levels,
+    not_planned=smk.params.not_planned,
     claims=figure_claims(smk.input.published, smk.params.figure),
     scale=smk.params.scale,
     scale_description=smk.params.scale_description,

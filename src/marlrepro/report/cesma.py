@@ -40,6 +40,7 @@ from matplotlib.figure import Figure
 
 from marlrepro.report.curves import align_curves, curve_envelope
 from marlrepro.report.curve_panels import NO_CLAIM
+from marlrepro.report.demo_counts import NOT_PLANNED
 from marlrepro.report.figures import draw_bands, facets, save_figure
 from marlrepro.report.published import PublishedClaims
 from marlrepro.report.runs import RunDataError, read_final, read_metrics, read_run_config, single_value
@@ -63,18 +64,22 @@ METRIC = "test_return_mean"
 @dataclass(frozen=True)
 class Setting:
     """One panel: ``students`` (DAgger run directories), ``experts`` (``experts[i]``: the run that
-    ``students[i]`` imitates) and ``baselines`` (label -> run directories)."""
+    ``students[i]`` imitates) and ``baselines`` (label -> run directories); ``label`` and ``expert``:
+    the students' and the experts' series names (Figure 7 names each expert's)."""
 
     title: str
     students: list[str]
     experts: list[str]
     baselines: dict[str, list[str]]
+    label: str = CESMA
+    expert: str = EXPERT
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Setting:
         """A setting from a rule's params."""
         setting = cls(spec["title"], list(spec["students"]), list(spec["experts"]),
-                      {label: list(runs) for label, runs in spec.get("baselines", {}).items()})
+                      {label: list(runs) for label, runs in spec.get("baselines", {}).items()},
+                      spec.get("label", CESMA), spec.get("expert", EXPERT))
         if len(setting.students) != len(setting.experts) or not setting.students:
             raise RunDataError(f"{setting.title}: expected one expert run per student run, got "
                                f"{len(setting.students)} students and {len(setting.experts)} experts")
@@ -86,11 +91,12 @@ class Setting:
 
 
 def plan_settings(students: Sequence[Run], baselines: Sequence[Run], scenarios: Sequence[str],
-                  labels: Mapping[str, str]) -> list[dict[str, Any]]:
+                  labels: Mapping[str, str], label: str = CESMA, expert: str = EXPERT) -> list[dict[str, Any]]:
     """Each of ``scenarios`` that ``students`` (DAgger runs, ``expert_from``) train on, in that
-    order, as a :class:`Setting`'s rule params: the students, the expert run each imitates, and the
-    runs of ``baselines`` on it, by series label (``labels``: algo -> label; algos without runs there
-    left out). Snakemake's planning calls it: it reads no file."""
+    order, as a :class:`Setting`'s rule params: the students (series ``label``), the expert run each
+    imitates (series ``expert``), and the runs of ``baselines`` on it, by series label (``labels``:
+    algo -> label; algos without runs there left out). Snakemake's planning calls it: it reads no
+    file."""
     settings = []
     for scenario in scenarios:
         taught = [run for run in students if run.env.split(":", 1)[1] == scenario]
@@ -101,7 +107,8 @@ def plan_settings(students: Sequence[Run], baselines: Sequence[Run], scenarios: 
                     for algo, label in labels.items()}
         settings.append({"title": scenario, "students": [run.run_dir for run in taught],
                          "experts": [run.expert_run_dir for run in taught],
-                         "baselines": {label: dirs for label, dirs in by_label.items() if dirs}})
+                         "baselines": {name: dirs for name, dirs in by_label.items() if dirs},
+                         "label": label, "expert": expert})
     return settings
 
 
@@ -119,8 +126,8 @@ def _curve(run_dir: str, label: str, metric: str, offset: int = 0) -> pd.DataFra
 def setting_curves(setting: Setting, metric: str, chained: bool) -> pd.DataFrame:
     """Every series' evaluations of ``setting``: the expert's (Figure 5 only), the students' (shifted
     by their own expert's steps when ``chained``) and the baselines'."""
-    parts = [_curve(run, EXPERT, metric) for run in (setting.experts if chained else [])]
-    parts += [_curve(student, CESMA, metric, int(read_final(expert)["t_env"]) if chained else 0)
+    parts = [_curve(run, setting.expert, metric) for run in (setting.experts if chained else [])]
+    parts += [_curve(student, setting.label, metric, int(read_final(expert)["t_env"]) if chained else 0)
               for student, expert in zip(setting.students, setting.experts, strict=True)]
     parts += [_curve(run, label, metric) for label, runs in setting.baselines.items() for run in runs]
     curves = pd.concat(parts, ignore_index=True)
@@ -158,8 +165,9 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
     exported = float(np.median(exported_levels(setting, metric)))
     lasts = curves.sort_values("t_env").groupby(["algo", "seed"]).last().reset_index()
     finals = {label: lasts[lasts["algo"] == label] for label in dict.fromkeys(curves["algo"])}
-    if EXPERT not in finals:  # Figure 6 draws no expert curve; its row still stands, from the expert runs
-        finals = {EXPERT: pd.concat([_curve(run, EXPERT, metric).tail(1) for run in setting.experts]), **finals}
+    if setting.expert not in finals:  # Figure 6 draws no expert curve; its row still stands, from the expert runs
+        finals = {setting.expert: pd.concat([_curve(run, setting.expert, metric).tail(1) for run in setting.experts]),
+                  **finals}
     maddpg = float(finals[MADDPG]["value"].median()) if MADDPG in finals else math.nan
     rows = []
     for label, last in finals.items():
@@ -169,7 +177,7 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
             "setting": setting.title, "series": label, "metric": metric, "n_seeds": len(final),
             "samples_median": float(last["t_env"].median()), "final_median": float(np.median(final)),
             "final_min": float(final.min()), "final_max": float(final.max()),
-            "exported_median": exported if label == EXPERT else math.nan,
+            "exported_median": exported if label == setting.expert else math.nan,
             "gap_to_expert": (exported - float(np.median(final))) / abs(exported) if exported else math.nan,
             "samples_to_maddpg": first_reaching(envelope, label, maddpg) if not math.isnan(maddpg) else math.nan,
             "published": f"{claims.cite}: {said}" if said else NO_CLAIM, "scale": scale, "backend": backend,
@@ -178,29 +186,39 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
 
 
 def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame], tables: Sequence[pd.DataFrame],
-                 title: str, chained: bool, ncols: int) -> Figure:
+                 title: str, chained: bool, ncols: int, levels: bool = True,
+                 not_planned: Sequence[str] = ()) -> Figure:
     """One axis per setting: Figure 5's expert-then-students curves and the baselines' curves, or
-    Figure 6's students' curve with the baselines' final levels dashed and the expert's exported
-    level dotted; medians with min/max envelopes over seeds."""
-    labels = list(dict.fromkeys([CESMA, *(label for s in settings for label in s.baselines)]))
-    styles = series_styles(labels)
-    styles[EXPERT] = {**styles[CESMA], "linestyle": ":"}  # one method in two stages, as the paper's red curves
-    fig, axes = facets(len(settings), ncols, panel=(5.2, 3.8))
-    for ax, setting, envelope, table in zip(axes, settings, envelopes, tables, strict=True):
+    (not ``chained``) the students' curve with the baselines' final levels dashed (``levels``,
+    Figure 6) or their curves (Figure 8), and the expert's exported level dotted; medians with
+    min/max envelopes over seeds. Then one empty axis per ``not_planned`` panel, marked
+    :data:`NOT_PLANNED`."""
+    labels = list(dict.fromkeys([*(s.label for s in settings), *(label for s in settings for label in s.baselines)]))
+    styles = series_styles(labels or [CESMA])
+    for setting in settings:  # one method in two stages, as the paper's red curves
+        styles[setting.expert] = {**styles[setting.label], "linestyle": ":"}
+    fig, axes = facets(len(settings) + len(not_planned), ncols, panel=(5.2, 3.8))
+    for ax, setting, envelope, table in zip(axes, settings, envelopes, tables, strict=False):
         if chained:
-            series = [EXPERT, CESMA, *setting.baselines]
-            draw_bands(ax, envelope, series, styles, bounds=("min", "max"),
-                       labels={EXPERT: f"CESMA: {EXPERT}", CESMA: "CESMA: decentralised agents"})
+            series = [setting.expert, setting.label, *setting.baselines]
+            stages = {setting.expert: f"{setting.label}: {setting.expert}",
+                      setting.label: f"{setting.label}: decentralised agents"}
+            draw_bands(ax, envelope, series, styles, bounds=("min", "max"), labels=stages)
         else:
-            draw_bands(ax, envelope, [CESMA], styles, bounds=("min", "max"))
+            draw_bands(ax, envelope, [setting.label, *([] if levels else setting.baselines)], styles,
+                       bounds=("min", "max"))
             rows = table.set_index("series")
-            for label in setting.baselines:
+            for label in setting.baselines if levels else ():
                 ax.axhline(rows.loc[label, "final_median"], color=styles[label]["color"], linestyle="--",
                            linewidth=1.5, label=f"{label} (final)")
-            ax.axhline(rows.loc[EXPERT, "exported_median"], color=REFERENCE_COLOUR, linestyle=":", linewidth=1.0,
-                       label=f"{EXPERT} (exported)")
+            ax.axhline(rows.loc[setting.expert, "exported_median"], color=REFERENCE_COLOUR, linestyle=":",
+                       linewidth=1.0, label=f"{setting.expert} (exported)")
         ax.set(title=setting.title, xlabel="environment samples", ylabel="mean test return")
         ax.legend(fontsize="small")
+    for ax, panel in zip(axes[len(settings):], not_planned, strict=True):
+        ax.set(title=panel, xticks=[], yticks=[])
+        ax.text(0.5, 0.5, NOT_PLANNED, transform=ax.transAxes, ha="center", va="center", style="italic",
+                color="0.35")
     fig.suptitle(f"{title}\nmedian and min/max envelope over seeds")
     return fig
 
@@ -217,10 +235,14 @@ def cesma_report(
     figure_paths: Sequence[str | Path],
     metric: str = METRIC,
     ncols: int = 3,
+    levels: bool = True,
+    not_planned: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The table (csv, md, html) and figure (png, pdf) of Figure 5 (``chained``) or Figure 6 over
-    ``settings`` (module docstring), beside the paper's words about each series (``claims``); each
-    setting's curves aligned on its runs' largest ``run.eval_interval``. Returns the table."""
+    """The table (csv, md, html) and figure (png, pdf) of Figure 5 or 7 (``chained``), 6 or 8
+    (``levels``: the baselines as final levels or as curves) over ``settings`` (module docstring),
+    beside the paper's words about each series (``claims``); each setting's curves aligned on its
+    runs' largest ``run.eval_interval``; the panels of ``not_planned`` drawn empty, marked
+    :data:`NOT_PLANNED`. Returns the table."""
     backends = [single_value([read_final(run) for run in setting.run_dirs()], "backend") for setting in settings]
     rows, envelopes = [], []
     for setting, backend in zip(settings, backends, strict=True):
@@ -251,7 +273,7 @@ def cesma_report(
     write_table(table, table_paths, title, scale=scale, scale_description=scale_description, backend=backend,
                 notes=notes, display=display, group="setting")
     figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend})", chained,
-                          min(ncols, len(settings)))
+                          min(ncols, len(settings) + len(not_planned)), levels, not_planned)
     save_figure(figure, figure_paths, scale)
     return table
 
