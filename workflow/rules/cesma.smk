@@ -1,4 +1,4 @@
-"""CESMA (config/cesma.yaml): Figures 5 and 6, whose claims config/published/cesma.yaml records.
+"""CESMA (config/cesma.yaml): Figures 5 to 8, whose claims config/published/cesma.yaml records.
 
 Per MPE setting, a centralised DDPG expert (experiments experts_*) keeps each run's best checkpoint;
 rule export_expert (common.smk) exports it, and DAgger (cesma_*, expert_from) decentralises it, seed

@@ -1,4 +1,4 @@
-"""CESMA's Figures 5 and 6: reward against environment samples, a centralised expert then its
+"""CESMA's Figures 5 to 8: reward against environment samples, a centralised expert then its
 decentralisation by DAgger, against MADDPG and independent DDPG (the paper prints curves, no numbers).
 
 A :class:`Setting` is one panel (an MPE task): the DAgger runs (the *students*), for each the expert
@@ -12,6 +12,10 @@ reward envelopes"; :func:`~marlrepro.report.curves.curve_envelope`).
   on the samples axis: each student's steps are shifted by the steps its own expert trained (every
   sample the expert took counts, as the paper counts "the number of samples in training the expert
   as well as decentralization"); the baselines' curves beside them.
+* Figure 7 is Figure 5's kind, one panel per expert (a DQN or the one-at-a-time expert), each
+  with its own series names (:attr:`Setting.label`, :attr:`Setting.expert`); panels a scale plans no
+  run of are drawn "not planned". Figure 8 is Figure 6's kind with the baselines drawn as curves
+  (``levels=False``): the per-agent datasets' students against the shared dataset's.
 * Figure 6: the students' curve from their first step, the baselines' final levels as dashed
   horizontal lines (the median of each run's last evaluation: "converged"), and the expert's
   exported level (the median of each expert run's best evaluation) dotted.
@@ -213,7 +217,9 @@ def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame],
                            linewidth=1.5, label=f"{label} (final)")
             ax.axhline(rows.loc[setting.expert, "exported_median"], color=REFERENCE_COLOUR, linestyle=":",
                        linewidth=1.0, label=f"{setting.expert} (exported)")
-        ax.set(title=setting.title, xlabel="environment samples", ylabel="mean test return")
+        named = chained and setting.label != CESMA  # Figure 7: one panel per expert of a setting
+        ax.set(title=f"{setting.title}: {setting.label}" if named else setting.title, xlabel="environment samples",
+               ylabel="mean test return")
         ax.legend(fontsize="small")
     for ax, panel in zip(axes[len(settings):], not_planned, strict=True):
         ax.set(title=panel, xticks=[], yticks=[])

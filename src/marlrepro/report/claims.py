@@ -96,7 +96,7 @@ _FROZENLAKE = (
     "scale", "backend", "paper",
 )  # fmt: skip
 # CESMA's figures: one row per setting (an MPE task, or SMAC's 3s5z) and series (marlrepro.report.cesma).
-# Figures 4 and 7-8 are not built yet; their tables will take Figures 5 and 6's format, and Figure 9
+# Figures 5 to 8 are built in this format (Figure 4's will take it too), and Figure 9
 # (reward against supervised loss, per agent) adds the loss and its correlation with the reward.
 _CESMA = TableFormat({key: "text" for key in CESMA_KEYS}, CESMA_COLUMNS)
 _CESMA_LOSS = TableFormat({key: "text" for key in CESMA_KEYS},
