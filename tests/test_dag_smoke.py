@@ -39,7 +39,7 @@ QUALITATIVE = {"igm_da_fig6", *(f"me_igm_fig{n}" for n in (2, 4, 5, 6)), "mifq_f
 CATEGORY = {"me_igm": "ME-IGM — maximum-entropy IGM (Tables 1–4, Figures 2 and 4–6)", "vd": "Foundation — value decomposition on SMAX",
             "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
             "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figures 2, 3)",
-            "cesma": "CESMA — a centralised expert decentralised by DAgger (Figures 5 to 8)"}  # fmt: skip
+            "cesma": "Decentralised imitation (CESMA) — a centralised expert decentralised by DAgger (Figures 5 to 8)"}  # fmt: skip
 LEDGER = "Claim ledger — does each paper's claim hold here?"
 LEDGERS = {"igm_da": "IGM-DA", "me_igm": "ME-IGM", "mifq": "MIFQ", "cesma": "CESMA"}  # paper -> its subcategory in the ledger
 SMOKE_BANNER = "SMOKE SCALE — not comparable with the paper"
