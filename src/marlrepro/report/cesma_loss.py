@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 from marlrepro.report.cesma import CESMA
 from marlrepro.report.cesma import COLUMNS as CESMA_COLUMNS
 from marlrepro.report.curve_panels import NO_CLAIM
-from marlrepro.report.curves import align_curves, curve_envelope
+from marlrepro.report.curves import curve_envelope
 from marlrepro.report.demo_counts import NOT_PLANNED
 from marlrepro.report.figures import draw_bands, facets, save_figure
 from marlrepro.report.published import PublishedClaims
@@ -127,13 +127,14 @@ def setting_rows(setting: LossSetting, frame: pd.DataFrame, claims: PublishedCla
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def loss_envelope(setting: LossSetting, frame: pd.DataFrame, step: int) -> pd.DataFrame:
+def loss_envelope(setting: LossSetting, frame: pd.DataFrame) -> pd.DataFrame:
     """Each agent's (the team's where the agents are alike) loss against episode: median, min and max
-    over seeds on a grid of ``step`` episodes."""
+    over seeds at each evaluation's episode that every seed logged a loss at (the seeds of a task
+    evaluate at the same episodes: MPE's episodes have a fixed length)."""
     series = setting.agents or [CESMA]
     curves = pd.concat([frame[["seed", "episode", name]].rename(columns={"episode": "t_env", name: "value"})
                         .assign(algo=name).dropna() for name in series], ignore_index=True)
-    return curve_envelope(align_curves(curves, step))
+    return curve_envelope(curves)
 
 
 def loss_figure(settings: Sequence[LossSetting], frames: Sequence[pd.DataFrame], envelopes: Sequence[pd.DataFrame],
@@ -177,16 +178,13 @@ def loss_report(
     not_planned: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The table (csv, md, html) and figure (png, pdf) of Figure 9 over ``settings`` (module
-    docstring), beside the paper's words about each series (``claims``); the loss curves aligned on
-    the largest gap between two evaluations of a run, in episodes; the tasks of ``not_planned`` drawn empty,
-    marked :data:`NOT_PLANNED`. Returns the table."""
+    docstring), beside the paper's words about each series (``claims``); the tasks of
+    ``not_planned`` drawn empty, marked :data:`NOT_PLANNED`. Returns the table."""
     backends = [single_value([read_final(run) for run in setting.students], "backend") for setting in settings]
     frames, envelopes, rows = [], [], []
     for setting, backend in zip(settings, backends, strict=True):
         frames.append(pd.concat([run_losses(run, setting) for run in setting.students], ignore_index=True))
-        gap = frames[-1].groupby("seed")["episode"].diff().max()
-        step = max(1, int(gap)) if np.isfinite(gap) else 1
-        envelopes.append(loss_envelope(setting, frames[-1], step))
+        envelopes.append(loss_envelope(setting, frames[-1]))
         rows.append(setting_rows(setting, frames[-1], claims, scale, backend))
     table = pd.concat(rows, ignore_index=True)
     notes = [
