@@ -61,7 +61,8 @@ def test_figure_9_per_agent_losses_correlations_and_claims(tmp_path):
     # the homogeneous task not run here: judged on the task that ran (the ledger's "all"), and says so
     verdict = judge(CLAIMS["fig9_reward_loss_negative"], {"cesma_fig9": read})
     assert verdict.verdict == HOLDS and "not run 1" in verdict.evidence
-    both = fig_table({(task, CESMA): {"reward_loss_correlation": -0.8} for task in ("simple_spread", "simple_spread_hetero")})
+    both = fig_table({(task, CESMA): {"reward_loss_correlation": -0.8}
+                      for task in ("simple_spread", "simple_spread_hetero")})
     assert judge(CLAIMS["fig9_reward_loss_negative"], {"cesma_fig9": both}).verdict == HOLDS
     both.loc[0, "reward_loss_correlation"] = 0.2
     assert judge(CLAIMS["fig9_reward_loss_negative"], {"cesma_fig9": both}).verdict == FAILS

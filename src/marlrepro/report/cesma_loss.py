@@ -80,7 +80,8 @@ def run_losses(run_dir: str, setting: LossSetting) -> pd.DataFrame:
     path = Path(run_dir) / "metrics.parquet"
     if not path.is_file():
         raise RunDataError(f"{path}: missing")
-    losses = [f"loss_agent{i}" for i in range(sum(name.startswith("loss_agent") for name in pd.read_parquet(path).columns))]
+    logged = sum(name.startswith("loss_agent") for name in pd.read_parquet(path).columns)
+    losses = [f"loss_agent{i}" for i in range(logged)]
     if not losses:
         raise RunDataError(f"{run_dir}/metrics.parquet: no per-agent supervised loss (loss_agent0, ...); "
                            "a DAgger run of this version logs one per agent")
@@ -199,9 +200,11 @@ def loss_report(
     display = pd.DataFrame({
         "setting": table["setting"], "series": table["series"], "seeds": table["n_seeds"],
         "samples": [f"{v:,.0f}" for v in table["samples_median"]],
-        "ours: final return": [f"{r.final_median:.3g} [{r.final_min:.3g}, {r.final_max:.3g}]" for r in table.itertuples()],
+        "ours: final return": [f"{r.final_median:.3g} [{r.final_min:.3g}, {r.final_max:.3g}]"
+                               for r in table.itertuples()],
         "final loss": [f"{v:.3g}" if np.isfinite(v) else "—" for v in table["final_loss_median"]],
-        "reward–loss correlation": [f"{v:+.2f}" if np.isfinite(v) else "—" for v in table["reward_loss_correlation"]],
+        "reward–loss correlation": [f"{v:+.2f}" if np.isfinite(v) else "—"
+                                    for v in table["reward_loss_correlation"]],
         "published (in words)": table["published"],
     })  # fmt: skip
     backend = ", ".join(dict.fromkeys(backends))
