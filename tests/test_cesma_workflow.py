@@ -1,6 +1,7 @@
 """CESMA's experiments as a workflow (config/cesma.yaml, workflow/rules/cesma.smk): centralised
 experts that keep their best checkpoint, exported per run, DAgger jobs that depend on their own
-seed's exported expert (expert_from), the grid's checks, Figures 5 to 8 on SYNTHETIC runs, and the
+seed's exported expert (expert_from), the grid's checks, Figures 5 to 8 on SYNTHETIC runs (Figure 9's
+plan here, its report in tests/test_cesma_loss.py), and the
 claims' readings (config/published/cesma.yaml) on synthetic tables.
 
 The DAG tests are dry runs (`snakemake -n -p`) on a copy of the workflow; the smoke build itself runs
@@ -68,7 +69,8 @@ def test_smoke_plans_one_tiny_chain(workdir):
     assert result.returncode == 0, result.stdout
     # Figures 7 and 8 add 3 tiny train jobs: the exponential DQN expert, its DAgger, per-agent DAgger
     assert job_counts(result.stdout) == {"train": 6, "export_expert": 2, "cesma_fig5": 1, "cesma_fig6": 1,
-                                         "cesma_fig7": 1, "cesma_fig8": 1, "cesma_claims": 1, "cesma": 1, "total": 14}
+                                         "cesma_fig7": 1, "cesma_fig8": 1, "cesma_fig9": 1, "cesma_claims": 1,
+                                         "cesma": 1, "total": 15}
     planned = jobs(result.stdout)
     trains = {experiment_of(j): j for j in planned if j["rule"] == "train"}
     assert sorted(trains) == ["baselines_nav", "cesma_joint_dqn", "cesma_nav3", "cesma_per_agent", "experts_joint_dqn",
@@ -82,6 +84,7 @@ def test_smoke_plans_one_tiny_chain(workdir):
     figures = {j["rule"]: {f for f in j["input"] if f.endswith("/final.json")} for j in planned}
     assert figures["cesma_fig7"] == {trains[e]["output"][0] for e in ("experts_joint_dqn", "cesma_joint_dqn")}
     assert figures["cesma_fig8"] == {trains[e]["output"][0] for e in ("experts_nav3", "cesma_nav3", "cesma_per_agent")}
+    assert figures["cesma_fig9"] == {trains["cesma_nav3"]["output"][0]}  # no training of its own
     trains = {re.search(r"--config config/algos/(\w+)\.yaml", j["shell"])[1]: j for e, j in trains.items() if e not in FIG78}
     assert sorted(trains) == ["dagger", "ddpg_central", "maddpg"]
     assert all(sets(j["shell"])["env.name"] == "jaxmpe:simple_spread" for j in trains.values())
@@ -164,6 +167,9 @@ def test_paper_scale_plans_figures_7_and_8_with_their_experts(paper_plan):
     assert figures["cesma_fig7"] == set().union(*(finals[e] for e in FIG78 if e != "cesma_per_agent"))
     # Figure 8: the per-agent datasets against cesma_nav3's shared-dataset runs of the same experts
     assert figures["cesma_fig8"] == finals["cesma_per_agent"] | finals["cesma_nav3"] | finals["experts_nav3"]
+    # Figure 9: cesma_nav3's runs alone, both tasks, every seed (no training of its own)
+    [fig9] = [{f for f in j["input"] if f.endswith("/final.json")} for j in planned if j["rule"] == "cesma_fig9"]
+    assert fig9 == finals["cesma_nav3"] and len(fig9) == 2 * SEEDS
 
 
 def test_expert_from_is_checked():
@@ -353,6 +359,6 @@ def test_independent_ddpg_degenerate_on_communication():
 
 def test_the_ledger_and_the_figures_share_the_published_file():
     published = json.loads(json.dumps(yaml.safe_load((REPO / "config/published/cesma.yaml").read_text())))
-    assert set(published["figures"]) == {"fig5", "fig6", "fig7", "fig8"}
+    assert set(published["figures"]) == {"fig5", "fig6", "fig7", "fig8", "fig9"}
     series = {label for fig in published["figures"].values() for label in fig["claims"]}
     assert {EXPERT, CESMA, MADDPG} <= series

@@ -1,7 +1,7 @@
 """CESMA's decentralisation by DAgger (algo ``dagger``, :mod:`marlrepro.learners.dagger`): the expert,
 a policy file, labels the states that the students visit; masked steps and unavailable actions
-contribute nothing; a wrong expert file fails before training; the students learn the expert's
-policy on simple_spread; a pack equals its runs alone."""
+contribute nothing; each student's own loss is logged (Fig. 9); a wrong expert file fails before
+training; the students learn the expert's policy on simple_spread; a pack equals its runs alone."""
 
 from __future__ import annotations
 
@@ -201,6 +201,44 @@ def test_unfilled_steps_dead_agents_and_unavailable_actions_contribute_nothing(e
     torch.testing.assert_close(shifted, learner(batch, torch.tensor(0.0)).loss, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("options", [(), ("dagger.dataset=per_agent",), ("dagger.move_weight=3.0",)])
+def test_each_students_loss_is_its_own_masked_cross_entropy(expert, options):
+    """``loss_agent{i}`` (CESMA appendix A.2, Fig. 9) is student ``i``'s cross-entropy alone: a loop
+    over the agents with the same masks (filled steps, the dead agent's none, the label weights of
+    per-agent datasets or of moves) gives it; the team loss is their mean weighted by each agent's
+    total label weight."""
+    torch.manual_seed(0)
+    spec = validate_env(TASK, {})[0]
+    learner = DAggerLearner(spec, dagger_config(expert, "agent.hidden_dim=16", *options), torch.device("cpu"))
+    assert learner.update_scalars == ("accuracy", "loss_agent0", "loss_agent1", "loss_agent2")
+    b, t, n, a = 6, spec.episode_limit, spec.n_agents, spec.n_actions
+    batch = Episodes.empty(b, spec, torch.device("cpu"))
+    batch.obs.normal_()
+    batch.avail_actions.fill_(True)
+    batch.avail_actions[3:, :, 1] = False  # agent 1 dead in the last episodes: the no-op alone
+    batch.avail_actions[3:, :, 1, 0] = True
+    batch.actions.copy_(torch.randint(a, (b, t, n)))
+    batch.filled[:, :15] = 1.0
+    batch.filled[0, 8:] = 0.0
+    terms = learner(batch, torch.tensor(0.0))
+    labels = expert_labels(learner.expert, batch)
+    logits = learner.actor.sequence(batch.obs, batch.actions, batch.avail_actions)[:, :-1].detach()
+    label_weight = learner.label_weight(labels)
+    totals, sums = [], []
+    for i in range(n):
+        log_pi = masked_log_policy(logits[:, :, i], batch.avail_actions[:, :-1, i], 1.0)
+        nll = -log_pi.gather(-1, labels[:, :, i].unsqueeze(-1)).squeeze(-1)  # [B, T]
+        weight = batch.filled.clone()
+        if i == 1:
+            weight[3:] = 0.0
+        if label_weight is not None:
+            weight = weight * label_weight[:, :, i]
+        torch.testing.assert_close(terms.logged[f"loss_agent{i}"], (nll * weight).sum() / weight.sum())
+        totals.append(weight.sum())
+        sums.append(terms.logged[f"loss_agent{i}"] * weight.sum())
+    torch.testing.assert_close(terms.loss.detach(), torch.stack(sums).sum() / torch.stack(totals).sum())
+
+
 def test_a_wrong_expert_file_fails_before_training(expert, tmp_path):
     """No expert, a corrupt file, an expert of another task: each raises a PolicyFileError (status
     2) naming the problem when the trainer builds the learner, before any step; and another algo
@@ -253,6 +291,9 @@ def test_a_pack_of_two_equals_the_runs_alone(expert, tmp_path):
         return PackMember(config, tmp_path / root / str(seed))
 
     train_pack([member(0, "pack"), member(1, "pack")])
+    metrics = pd.read_parquet(tmp_path / "pack" / "0" / "metrics.parquet")  # each student's loss (Fig. 9)
+    losses = metrics[[f"loss_agent{i}" for i in range(3)]].iloc[-1]
+    assert losses.notna().all() and (losses > 0).all()
     for seed in (0, 1):
         train_pack([member(seed, "alone")])
         assert_packed_run_equals_alone(tmp_path / "pack" / str(seed), tmp_path / "alone" / str(seed))

@@ -199,6 +199,7 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     assert counts["cesma_fig5"] == counts["cesma_fig6"] == counts["cesma_claims"] == 1
     # Figures 7 and 8: at paper and smoke scale (validation plans none of their runs)
     assert counts.get("cesma_fig7", 0) == counts.get("cesma_fig8", 0) == (scale != "validation")
+    assert counts["cesma_fig9"] == 1  # on cesma_nav3's runs, planned at every scale
 
 
 def test_igm_da_target_lists_every_igm_da_result(workdir):

@@ -1,4 +1,4 @@
-"""CESMA (config/cesma.yaml): Figures 5 to 8, whose claims config/published/cesma.yaml records.
+"""CESMA (config/cesma.yaml): Figures 5 to 9, whose claims config/published/cesma.yaml records.
 
 Per MPE setting, a centralised DDPG expert (experiments experts_*) keeps each run's best checkpoint;
 rule export_expert (common.smk) exports it, and DAgger (cesma_*, expert_from) decentralises it, seed
@@ -11,9 +11,11 @@ DQN experts (exponential joint-action DQN, centralised VDN; experts_joint_dqn, e
 and the one-at-a-time expert (experts_one_at_a_time), each chained with its decentralisation (cesma_*
 of the same name), one panel per expert; `cesma_fig8`: DAgger with per-agent datasets
 (cesma_per_agent) against the shared dataset (cesma_nav3's runs of the same experts), both as curves.
-`cesma`: every CESMA target this workflow builds (Figures 4 and 9 are not built yet: their claims read
+`cesma_fig9`: cesma_nav3's DAgger runs, the test return against the supervised loss (per agent on
+the non-homogeneous task) and each agent's loss against episode (marlrepro.report.cesma_loss).
+`cesma`: every CESMA target this workflow builds (Figure 4 is not built yet: its claims read
 "not judged: target not built"). The settings a scale skips (smoke: all but simple_spread) are left
-out of Figures 5, 6 and 8; Figure 7's panels a scale plans no run of are drawn "not planned".
+out of Figures 5, 6 and 8; Figure 7's and 9's panels a scale plans no run of are drawn "not planned".
 """
 
 from marlrepro.report.cesma import CESMA, MADDPG, plan_settings, settings_run_dirs
@@ -99,9 +101,47 @@ for _target, (_settings, _chained, _levels, _not_planned, _label) in CESMA_FIGUR
             "../scripts/cesma_figure.py"
 
 
+# Figure 9 (appendix A.2): cesma_nav3's DAgger runs (no training of its own), per task; each agent's
+# series name in agent order (the non-homogeneous kinds of marlrepro.envs.jax_mpe.HETERO_KINDS)
+CESMA_FIG9_TASKS = {"simple_spread": [], "simple_spread_hetero": ["big and slow", "medium", "small and fast"]}
+CESMA_FIG9 = [{"title": _task, "students": _students, "agents": _agents}
+              for _task, _agents in CESMA_FIG9_TASKS.items()
+              if (_students := [run.run_dir for run in CESMA_RUNS.values() if run.experiment == "cesma_nav3"
+                                and run.env.split(":", 1)[1] == _task])]
+CESMA_FIG9_NOT_PLANNED = [task for task in CESMA_FIG9_TASKS if task not in {spec["title"] for spec in CESMA_FIG9}]
+CESMA_FIG9_RUNS = [run for spec in CESMA_FIG9 for run in spec["students"]]
+
+if CESMA_FIG9:
+
+    rule cesma_fig9:
+        """CESMA's Figure 9: the decentralised agents' test return against their supervised loss, and
+        each agent's loss against episode (marlrepro.report.cesma_loss), and its table."""
+        localrule: True
+        input:
+            finals=[f"{run}/final.json" for run in CESMA_FIG9_RUNS],
+            metrics=[f"{run}/metrics.parquet" for run in CESMA_FIG9_RUNS],
+            published=CESMA_PUBLISHED,
+        output:
+            **report_outputs("cesma", "cesma_fig9", "Figure 9", "cesma_fig9_figure"),
+        params:
+            settings=CESMA_FIG9,
+            title="CESMA Figure 9: reward against supervised loss, and loss against episode, per agent",
+            not_planned=CESMA_FIG9_NOT_PLANNED,
+            scale=SCALE.name,
+            scale_description=SCALE.description,
+            setting=run_setting([CESMA_RUNS[run] for run in CESMA_FIG9_RUNS]),
+        log:
+            "results/logs/report/cesma_fig9.log",
+        conda:
+            "../../envs/report.yaml"
+        script:
+            "../scripts/cesma_fig9.py"
+
+
 rule cesma:
-    """Every CESMA result this scale builds: Figures 5 to 8 (with their experts, exports and
+    """Every CESMA result this scale builds: Figures 5 to 9 (with their experts, exports and
     decentralised agents) and CESMA's claim ledger."""
     input:
         [getattr(rules, target).output for target, (settings, *_) in CESMA_FIGURES.items() if settings],
+        [rules.cesma_fig9.output] if CESMA_FIG9 else [],
         "results/tables/cesma_claims.csv",

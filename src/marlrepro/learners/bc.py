@@ -53,14 +53,18 @@ class BCLearner(ActorCriticLearner):
 
 
 def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes,
-                   label_weight: torch.Tensor | None = None) -> LossTerms:
+                   label_weight: torch.Tensor | None = None, per_agent: bool = False) -> LossTerms:
     """The mean negative log-likelihood of ``labels`` [B, T, N] under the policies ``softmax(logits)``
     (``logits`` [B, T+1, N, A]) masked to ``episodes``' available actions, over its filled steps of
     live agents whose label is available; logged: ``accuracy``, the share of those labels that are
     the policy's greedy choice (BC's objective; DAgger's on the expert's labels).
 
     ``label_weight`` (broadcast to [B, T, N]; DAgger's): each label's weight in a weighted mean,
-    ``Σ w·(−log π) / Σ w`` (a weighted cross-entropy; 0 leaves a label out, also of the accuracy)."""
+    ``Σ w·(−log π) / Σ w`` (a weighted cross-entropy; 0 leaves a label out, also of the accuracy).
+
+    ``per_agent`` (DAgger's, CESMA appendix A.2, Fig. 9) also logs ``loss_agent{i}``: agent ``i``'s
+    own cross-entropy, the same weighted mean over its labels alone (0 where it has none); the loss
+    is their mean weighted by each agent's total label weight."""
     avail = episodes.avail_actions[:, :-1]
     log_pi = masked_log_policy(logits[:, :-1], avail, 1.0)  # [B, T, N, A]
     labelled = log_pi.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
@@ -70,9 +74,13 @@ def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episode
     if label_weight is not None:
         counted = weight * (label_weight > 0)
         weight = weight * label_weight
-    count = weight.sum().clamp(min=1e-8 if label_weight is not None else 1.0)
+    floor = 1e-8 if label_weight is not None else 1.0
+    count = weight.sum().clamp(min=floor)
     log_likelihood = (labelled * weight).sum() / count
     with torch.no_grad():
         accuracy = ((log_pi.argmax(dim=-1) == labels).float() * counted).sum() / counted.sum().clamp(min=1.0)
-    return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood),
-                     logged={"accuracy": accuracy})
+        logged = {"accuracy": accuracy}
+        if per_agent:  # [N]: each agent's weighted mean over its own labels, on the device (no sync)
+            agent_nll = -(labelled * weight).sum(dim=(0, 1)) / weight.sum(dim=(0, 1)).clamp(min=floor)
+            logged |= {f"loss_agent{i}": agent_nll[i] for i in range(agent_nll.shape[0])}
+    return LossTerms(-log_likelihood, log_likelihood.detach(), torch.zeros_like(log_likelihood), logged=logged)

@@ -79,11 +79,11 @@ class DAggerLearner(ActorCriticLearner):
     """Decentralised students imitating a fixed centralised expert on their own visited states
     (module docstring). ``actor``: the students; ``expert``: the expert's frozen controller."""
 
-    update_scalars = ("accuracy",)
-
     def __init__(self, spec: EnvSpec, config: TrainConfig, device: torch.device) -> None:
         super().__init__()
         self.spec = spec
+        # each student's own cross-entropy beside the accuracy (appendix A.2, Fig. 9: loss per agent)
+        self.update_scalars = ("accuracy", *(f"loss_agent{i}" for i in range(spec.n_agents)))
         self.lr = config.learner.lr
         students = GreedyPerAgentPolicyController if config.dagger.acting == "greedy" else PerAgentPolicyController
         self.actor = students(spec, config.agent)
@@ -99,10 +99,11 @@ class DAggerLearner(ActorCriticLearner):
 
     def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
         """The students' cross-entropy against the expert's labels of ``batch``'s steps (Algorithm 1,
-        line 8); logged: ``accuracy``, the share of those labels that are the students' greedy choice."""
+        line 8); logged: ``accuracy``, the share of those labels that are the students' greedy choice,
+        and ``loss_agent{i}``, student ``i``'s own cross-entropy (appendix A.2, Fig. 9)."""
         logits = self.actor.sequence(self.actor.observe(batch), batch.actions, batch.avail_actions)
         labels = expert_labels(self.expert, batch)
-        return imitation_loss(logits, labels, batch, self.label_weight(labels))
+        return imitation_loss(logits, labels, batch, self.label_weight(labels), per_agent=True)
 
     def label_weight(self, labels: torch.Tensor) -> torch.Tensor | None:
         """Each label's weight [B, T, N] in the cross-entropy, or None (all 1: the shared dataset's

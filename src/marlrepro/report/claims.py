@@ -97,7 +97,8 @@ _FROZENLAKE = (
 )  # fmt: skip
 # CESMA's figures: one row per setting (an MPE task, or SMAC's 3s5z) and series (marlrepro.report.cesma).
 # Figures 5 to 8 are built in this format (Figure 4's will take it too), and Figure 9
-# (reward against supervised loss, per agent) adds the loss and its correlation with the reward.
+# (reward against supervised loss, per agent; marlrepro.report.cesma_loss) adds the loss and its
+# correlation with the reward.
 _CESMA = TableFormat({key: "text" for key in CESMA_KEYS}, CESMA_COLUMNS)
 _CESMA_LOSS = TableFormat({key: "text" for key in CESMA_KEYS},
                           (*CESMA_COLUMNS, "final_loss_median", "reward_loss_correlation"))
