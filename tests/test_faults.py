@@ -124,6 +124,28 @@ def test_no_readable_checkpoint_is_a_clear_error_with_what_to_do(tmp_path, capsy
     assert err.strip().splitlines()[-1] == f"marlrepro: error: {message}" and "Traceback" not in err
 
 
+def test_a_checkpoint_of_a_learner_that_logged_other_metrics_is_a_clear_error(tmp_path, capsys):
+    """A checkpoint written by a version of the learner that logged a different number of metrics
+    per update (DAgger before its per-agent losses) cannot resume this one: the error names the
+    file, both counts, this version's metrics and what to do, instead of a shape mismatch."""
+    out = tmp_path / "run"
+    Trainer.solo(load_config(overrides=TINY), out).run()
+    state = load_checkpoint(out)
+    state["update_sums"] = torch.zeros(state["update_sums"].numel() + 2)
+    save_checkpoint(out, state)
+    with pytest.raises(CheckpointError) as error:
+        Trainer.solo(load_config(overrides=TINY), out)
+    message = str(error.value)
+    assert str(out / "checkpoint") in message and "delete the checkpoint to restart the run" in message
+    logged = state["update_sums"].numel() - 1
+    assert f"logged {logged} metrics per update; this one logs {logged - 2} " in message
+
+    argv = ["train", *(arg for key in TINY for arg in ("--set", key)), "--out", str(out)]
+    assert main(argv) == 2  # a user error, reported without a traceback
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"marlrepro: error: {message}" and "Traceback" not in err
+
+
 # ---------------------------------------------------------------------------------- tracking
 def test_logging_retries_within_the_budget_under_bounded_mlflow_http(tmp_path, monkeypatch):
     """Failed attempts are retried after 2, 4, ... s until RETRY_S is spent; MLflow's own HTTP

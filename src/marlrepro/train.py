@@ -66,7 +66,7 @@ from marlrepro.core.stacked import StackedModules, child_name
 from marlrepro.demos import Demonstrations, DemoSampler, load_demos
 from marlrepro.envs import make
 from marlrepro.envs.registry import validate_env
-from marlrepro.errors import ConfigError
+from marlrepro.errors import CheckpointError, ConfigError
 from marlrepro.exploration import LinearEpsilon
 from marlrepro.faults import maybe_crash
 from marlrepro.io_utils import atomic_write, write_json, write_yaml
@@ -374,6 +374,13 @@ class Trainer:
         """Continue run ``r`` from ``state``; the process-wide random states come from the first
         run's checkpoint."""
         run = self.runs[r]
+        names = self.learners.template.update_scalars
+        if "update_sums" in state and state["update_sums"].numel() != len(names) + 1:
+            raise CheckpointError(
+                f"{run.run_dir / 'checkpoint'}: written by a version of {type(self.learners.template).__name__} "
+                f"that logged {state['update_sums'].numel() - 1} metrics per update; this one logs {len(names)} "
+                f"({', '.join(names)}): resume with that version, or delete the checkpoint to restart the run"
+            )
         run.progress = Progress(**state["progress"])
         self.learners.load_run_state(r, state["learner"])
         self.optimizer.load_run_state(r, state["optimizer"])
