@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 from marlrepro.report.curves import align_curves, curve_envelope
 from marlrepro.report.curve_panels import NO_CLAIM
 from marlrepro.report.demo_counts import NOT_PLANNED
-from marlrepro.report.figures import draw_bands, facets, save_figure
+from marlrepro.report.figures import draw_bands, facets, mark_empty, save_figure
 from marlrepro.report.published import PublishedClaims
 from marlrepro.report.runs import RunDataError, read_final, read_metrics, read_run_config, single_value
 from marlrepro.report.style import REFERENCE_COLOUR, series_styles, styled
@@ -222,9 +222,7 @@ def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame],
                ylabel="mean test return")
         ax.legend(fontsize="small")
     for ax, panel in zip(axes[len(settings):], not_planned, strict=True):
-        ax.set(title=panel, xticks=[], yticks=[])
-        ax.text(0.5, 0.5, NOT_PLANNED, transform=ax.transAxes, ha="center", va="center", style="italic",
-                color="0.35")
+        mark_empty(ax, panel, NOT_PLANNED)
     fig.suptitle(f"{title}\nmedian and min/max envelope over seeds")
     return fig
 

@@ -41,7 +41,7 @@ from marlrepro.report.cesma import COLUMNS as CESMA_COLUMNS
 from marlrepro.report.curve_panels import NO_CLAIM
 from marlrepro.report.curves import curve_envelope
 from marlrepro.report.demo_counts import NOT_PLANNED
-from marlrepro.report.figures import draw_bands, facets, save_figure
+from marlrepro.report.figures import draw_bands, facets, mark_empty, save_figure
 from marlrepro.report.published import PublishedClaims
 from marlrepro.report.runs import RunDataError, read_final, read_metrics, single_value
 from marlrepro.report.style import series_styles, styled
@@ -160,9 +160,7 @@ def loss_figure(settings: Sequence[LossSetting], frames: Sequence[pd.DataFrame],
             ax.legend(fontsize="small")
     for k, task in enumerate(not_planned):
         for ax, panel in zip(axes[2 * (len(settings) + k):2 * (len(settings) + k + 1)], ("(a)", "(b)"), strict=True):
-            ax.set(title=f"{panel} {task}", xticks=[], yticks=[])
-            ax.text(0.5, 0.5, NOT_PLANNED, transform=ax.transAxes, ha="center", va="center", style="italic",
-                    color="0.35")
+            mark_empty(ax, f"{panel} {task}", NOT_PLANNED)
     fig.suptitle(f"{title}\nloss: median and min/max envelope over seeds")
     return fig
 

@@ -82,6 +82,13 @@ def draw_bands(ax: Axes, band: pd.DataFrame, series: Sequence[str], styles: Mapp
         ax.set_ylim(limits[0] - pad, limits[1] + pad)
 
 
+def mark_empty(ax: Axes, title: str, text: str) -> None:
+    """An empty panel titled ``title``, ``text`` (e.g. why nothing is drawn: not planned at this
+    scale) written across its middle, without ticks."""
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", style="italic", color="0.35")
+
+
 def learning_curves(
     band: pd.DataFrame, order: Sequence[str], ylabel: str, title: str, limits: tuple[float, float] | None = None
 ) -> Figure:
