@@ -1,5 +1,6 @@
-"""CESMA's Figures 5 to 8: reward against environment samples, a centralised expert then its
-decentralisation by DAgger, against MADDPG and independent DDPG (the paper prints curves, no numbers).
+"""CESMA's Figures 4 to 8: reward (Figure 4: test win rate) against environment samples, a
+centralised expert then its decentralisation by DAgger, against MADDPG and independent DDPG (Figure 4:
+IQL) (the paper prints curves, no numbers).
 
 A :class:`Setting` is one panel (an MPE task): the DAgger runs (the *students*), for each the expert
 run it imitates (same task, same seed: ``expert_from``, :mod:`marlrepro.experiments`), and the
@@ -12,6 +13,10 @@ reward envelopes"; :func:`~marlrepro.report.curves.curve_envelope`).
   on the samples axis: each student's steps are shifted by the steps its own expert trained (every
   sample the expert took counts, as the paper counts "the number of samples in training the expert
   as well as decentralization"); the baselines' curves beside them.
+* Figure 4 (SMAC 3s5z, §6.1) is Figure 5's kind on the test win rate (``metric``
+  ``test_won_mean``; §6.1: "we plot the median win percentage, as well as the max and min
+  envelopes, over five independent runs"), IQL's curve beside; a scale that plans no 3s5z run
+  draws its panel "not planned" and writes an empty table.
 * Figure 7 is Figure 5's kind, one panel per expert (a DQN or the one-at-a-time expert), each
   with its own series names (:attr:`Setting.label`, :attr:`Setting.expert`); panels a scale plans no
   run of are drawn "not planned". Figure 8 is Figure 6's kind with the baselines drawn as curves
@@ -63,6 +68,8 @@ COLUMNS = (
     "exported_median", "gap_to_expert", "samples_to_maddpg", "published", "scale", "backend",
 )  # fmt: skip
 METRIC = "test_return_mean"
+# each curve's axis label, by metrics.parquet column
+METRIC_LABELS = {"test_return_mean": "mean test return", "test_won_mean": "test win rate"}
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
 
 def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame], tables: Sequence[pd.DataFrame],
                  title: str, chained: bool, ncols: int, levels: bool = True,
-                 not_planned: Sequence[str] = ()) -> Figure:
+                 not_planned: Sequence[str] = (), metric: str = METRIC) -> Figure:
     """One axis per setting: Figure 5's expert-then-students curves and the baselines' curves, or
     (not ``chained``) the students' curve with the baselines' final levels dashed (``levels``,
     Figure 6) or their curves (Figure 8), and the expert's exported level dotted; medians with
@@ -219,7 +226,7 @@ def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame],
                        linewidth=1.0, label=f"{setting.expert} (exported)")
         named = chained and setting.label != CESMA  # Figure 7: one panel per expert of a setting
         ax.set(title=f"{setting.title}: {setting.label}" if named else setting.title, xlabel="environment samples",
-               ylabel="mean test return")
+               ylabel=METRIC_LABELS[metric])
         ax.legend(fontsize="small")
     for ax, panel in zip(axes[len(settings):], not_planned, strict=True):
         ax.set(title=panel, xticks=[], yticks=[])
@@ -248,7 +255,10 @@ def cesma_report(
     (``levels``: the baselines as final levels or as curves) over ``settings`` (module docstring),
     beside the paper's words about each series (``claims``); each setting's curves aligned on its
     runs' largest ``run.eval_interval``; the panels of ``not_planned`` drawn empty, marked
-    :data:`NOT_PLANNED`. Returns the table."""
+    :data:`NOT_PLANNED` (with no setting at all, the table is empty). ``metric``: the curves'
+    ``metrics.parquet`` column (a key of :data:`METRIC_LABELS`). Returns the table."""
+    if metric not in METRIC_LABELS:
+        raise RunDataError(f"metric {metric!r}: CESMA's figures draw one of {', '.join(METRIC_LABELS)}")
     backends = [single_value([read_final(run) for run in setting.run_dirs()], "backend") for setting in settings]
     rows, envelopes = [], []
     for setting, backend in zip(settings, backends, strict=True):
@@ -256,7 +266,7 @@ def cesma_report(
         curves = setting_curves(setting, metric, chained)
         envelopes.append(curve_envelope(align_curves(curves, step)))
         rows.append(setting_rows(setting, curves, envelopes[-1], metric, claims, scale, backend))
-    table = pd.concat(rows, ignore_index=True)
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(COLUMNS))
     notes = [
         "final: each run's last greedy evaluation, median [min, max] over seeds; samples: each run's last step "
         + ("(the decentralised agents': their expert's steps and their own)" if chained else "(its own steps)")
@@ -278,8 +288,8 @@ def cesma_report(
     backend = ", ".join(dict.fromkeys(backends))
     write_table(table, table_paths, title, scale=scale, scale_description=scale_description, backend=backend,
                 notes=notes, display=display, group="setting")
-    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend})", chained,
-                          min(ncols, len(settings) + len(not_planned)), levels, not_planned)
+    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend or 'none'})",
+                          chained, min(ncols, len(settings) + len(not_planned)), levels, not_planned, metric)
     save_figure(figure, figure_paths, scale)
     return table
 
