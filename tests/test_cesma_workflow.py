@@ -25,9 +25,9 @@ from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snak
 
 from marlrepro.config_schema import load_checked
 from marlrepro.errors import ConfigError
-from marlrepro.experiments import plan_paper, scale_from_dict
+from marlrepro.experiments import best_expert_index, plan_paper, scale_from_dict
 from marlrepro.report.cesma import CESMA, EXPERT, MADDPG, Setting, cesma_report
-from marlrepro.report.claims import FAILS, HOLDS, NOT_BUILT, NOT_JUDGED, judge, parse_claims
+from marlrepro.report.claims import FAILS, HOLDS, NO_ROWS, NOT_BUILT, NOT_JUDGED, judge, parse_claims
 
 SCHEMAS = REPO / "workflow/schemas"
 GRID = load_checked(REPO / "config/cesma.yaml", SCHEMAS / "paper.schema.yaml")
@@ -49,6 +49,7 @@ FIG78 = {"experts_joint_dqn": ("joint_dqn", "simple_spread_hetero", None),
 FIG4 = {"experts_smac": ("central_vdn_rnn", None), "cesma_smac": ("dagger_rnn", "experts_smac"),
         "baselines_smac": ("iql", None)}
 SMAC_SEEDS = 5  # §6.1: "five independent runs"
+BEST_SMAC_EXPERT = "results/experts/cesma/experts_smac/smax-3s5z/central_vdn_rnn/best"  # §6.1: the best expert run
 
 
 def experiment_of(job: dict) -> str:
@@ -175,8 +176,9 @@ def test_paper_scale_plans_figures_7_and_8_with_their_experts(paper_plan):
 
 def test_paper_scale_plans_figure_4_on_smac_3s5z(paper_plan):
     """Figure 4: five seeds of the recurrent expert (kept at its best, exported), of its recurrent
-    students (seed s reads expert seed s's export) and of IQL, all on smax:3s5z; cesma_fig4 reads
-    every one of their runs."""
+    students and of IQL, all on smax:3s5z; every student seed reads the best expert run's policy
+    (§6.1), which select_best_expert picks from the five exports; cesma_fig4 reads every run and the
+    choice."""
     pack_size, planned = paper_plan
     trains = [j for j in planned if (j["rule"] == "train" or j["rule"].startswith("train_pack"))
               and experiment_of(j) in FIG4]
@@ -187,17 +189,43 @@ def test_paper_scale_plans_figure_4_on_smac_3s5z(paper_plan):
         values = sets(job["shell"])
         assert f"config/algos/{algo}.yaml" in job["shell"] and values["env.name"] == "smax:3s5z"
         assert (values.get("run.keep_best") == "true") == (experiment == "experts_smac")
-        policies = sorted(p for p in job["input"] if p.endswith("/policy.zip"))
-        seeds = [int(s) for s in re.search(r"--pack run\.seed=([\d,]+)", job["shell"])[1].split(",")] \
-            if "--pack" in job["shell"] else [int(values["run.seed"])]
-        assert policies == ([f"results/experts/cesma/experts_smac/smax-3s5z/central_vdn_rnn/seed{s}/policy.zip"
-                             for s in seeds] if expert else [])
+        policies = [p for p in job["input"] if p.endswith("/policy.zip")]
+        assert policies == ([f"{BEST_SMAC_EXPERT}/policy.zip"] if expert else [])
+        assert values.get("dagger.expert") == (f"{BEST_SMAC_EXPERT}/policy.zip" if expert else None)
         finals.setdefault(experiment, set()).update(out for out in job["output"] if out.endswith("/final.json"))
     assert {e: len(f) for e, f in finals.items()} == {e: SMAC_SEEDS for e in FIG4}
+    [select] = [j for j in planned if j["rule"] == "select_best_expert"]
+    assert select["output"] == [f"{BEST_SMAC_EXPERT}/policy.zip", f"{BEST_SMAC_EXPERT}/choice.json"]
+    assert set(select["input"]) == finals["experts_smac"] | {
+        f"results/experts/cesma/experts_smac/smax-3s5z/central_vdn_rnn/seed{s}/policy.zip" for s in range(SMAC_SEEDS)}
     [figure] = [j for j in planned if j["rule"] == "cesma_fig4"]
     assert {f for f in figure["input"] if f.endswith("/final.json")} == set().union(*finals.values())
+    assert f"{BEST_SMAC_EXPERT}/choice.json" in figure["input"]
     [everything] = [j for j in planned if j["rule"] == "cesma"]
     assert "results/tables/cesma_fig4.csv" in everything["input"]
+
+
+def test_the_best_expert_is_the_highest_win_rate_then_return_and_expert_choice_is_checked():
+    """expert_choice best: the run of the highest best-evaluation win rate, then return, the lowest
+    seed of equal ones; the choice needs expert_from and one of its values."""
+    def final(seed: int, won: float, ret: float) -> dict:
+        return {"seed": seed, "best": {"test_won_mean": won, "test_return_mean": ret}}
+
+    assert best_expert_index([final(0, 0.5, 10.0), final(1, 0.8, 5.0), final(2, 0.8, 9.0)]) == 2
+    assert best_expert_index([final(0, 0.8, 9.0), final(1, 0.8, 9.0)]) == 0
+    with pytest.raises(ConfigError, match="no best evaluation"):
+        best_expert_index([{"seed": 0}])
+    data = copy.deepcopy(GRID)
+    data["experiments"]["cesma_smac"]["expert_choice"] = "first"
+    with pytest.raises(ConfigError, match="expert_choice: 'first'; valid choices: seed, best"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    data["experiments"]["baselines_smac"]["expert_choice"] = "best"
+    with pytest.raises(ConfigError, match="expert_choice: chooses among the runs of expert_from"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    data["experiments"]["experts_smac"]["seeds"] = 2  # fewer experts than students: the best of two serves all
+    assert all(run.expert_policy == f"{BEST_SMAC_EXPERT}/policy.zip" for run in plan(data)["cesma_smac"].runs())
 
 
 def test_expert_from_is_checked():
@@ -350,22 +378,28 @@ def smac_run(run_dir: Path, algo: str, seed: int, curve: list[tuple[int, float]]
 
 
 def test_figure_4_chains_the_smac_expert_and_its_students_against_iql_on_the_win_rate(tmp_path):
-    """Figure 4 (win rate): the expert's 1000 samples, then its students', against IQL's curve; the
-    claims read the table (the students 5 % short of the exported expert, above IQL); a scale that
-    plans no 3s5z run writes an empty table and a "not planned" panel."""
+    """Figure 4 (win rate): the five experts' curves, then the students' after the chosen best
+    expert's samples, against IQL's curve; the exported level is the chosen run's; the claims read
+    the table (the students 10 % short of it, above IQL); a scale that plans no 3s5z run writes an
+    empty table and a "not planned" panel."""
     experts = [smac_run(tmp_path / f"expert{s}", "central_vdn_rnn", s, [(0, 0.0), (500, 0.6), (1000, 0.9)], best=0.95)
                for s in range(SMAC_SEEDS)]
-    students = [smac_run(tmp_path / f"students{s}", "dagger_rnn", s, [(0, 0.1), (200, 0.8), (500, 0.85 + 0.01 * s)])
+    students = [smac_run(tmp_path / f"students{s}", "dagger_rnn", s, [(0, 0.1), (200, 0.8), (500, 0.88 + 0.01 * s)])
                 for s in range(SMAC_SEEDS)]
     iql = [smac_run(tmp_path / f"iql{s}", "iql", s, [(0, 0.0), (1000, 0.1), (2000, 0.2 + 0.01 * s)])
            for s in range(SMAC_SEEDS)]
+    # every student imitates the best expert run (seed 3: trained 1200 steps, best 0.97)
+    experts[3] = smac_run(tmp_path / "expert3", "central_vdn_rnn", 3, [(0, 0.0), (600, 0.6), (1200, 0.97)], best=0.97)
+    choice = tmp_path / "choice.json"
+    choice.write_text(json.dumps({"run_dir": experts[3], "seed": 3, "best": {"test_won_mean": 0.97}}))
     tables, figures = report_files(tmp_path, "fig4")
-    table = cesma_report([Setting("3s5z", students, experts, {"IQL": iql})], "t", True, None, "paper", "paper scale",
-                         tables, figures, metric="test_won_mean")
+    table = cesma_report([Setting("3s5z", students, experts, {"IQL": iql}, choice=str(choice))], "t", True, None,
+                         "paper", "paper scale", tables, figures, metric="test_won_mean")
     rows = table.set_index("series")
     assert list(rows.index) == [EXPERT, CESMA, "IQL"] and set(table["metric"]) == {"test_won_mean"}
-    assert rows.loc[CESMA, "samples_median"] == 1500 and rows.loc[CESMA, "final_median"] == pytest.approx(0.87)
-    assert rows.loc[CESMA, "gap_to_expert"] == pytest.approx((0.95 - 0.87) / 0.95)
+    assert rows.loc[EXPERT, "n_seeds"] == SMAC_SEEDS and rows.loc[EXPERT, "exported_median"] == 0.97
+    assert rows.loc[CESMA, "samples_median"] == 1700 and rows.loc[CESMA, "final_median"] == pytest.approx(0.90)
+    assert rows.loc[CESMA, "gap_to_expert"] == pytest.approx((0.97 - 0.90) / 0.97)
     assert all(path.stat().st_size > 0 for path in figures)
     read = pd.read_csv(tables[0])
     for claim in ("fig4_decentralised_win_rate", "fig4_above_iql"):
@@ -376,6 +410,8 @@ def test_figure_4_chains_the_smac_expert_and_its_students_against_iql_on_the_win
     empty = cesma_report([], "t", True, None, "smoke", "smoke scale", tables, figures, metric="test_won_mean",
                          not_planned=["3s5z: CESMA and IQL"])
     assert empty.empty and all(path.stat().st_size > 0 for path in figures)
+    verdict = judge(CLAIMS["fig4_above_iql"], {"cesma_fig4": pd.read_csv(tables[0])})
+    assert verdict.verdict == NOT_JUDGED and NO_ROWS in verdict.evidence
 
 
 # ------------------------------------------------------------------------------- the claims

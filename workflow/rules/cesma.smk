@@ -12,8 +12,9 @@ and the one-at-a-time expert (experts_one_at_a_time), each chained with its dece
 of the same name), one panel per expert; `cesma_fig8`: DAgger with per-agent datasets
 (cesma_per_agent) against the shared dataset (cesma_nav3's runs of the same experts), both as curves.
 `cesma_fig4`: SMAC 3s5z (SMAX), the recurrent centralised VDN expert's test win rate (experts_smac),
-then its recurrent students' (cesma_smac) on the samples axis, against IQL (baselines_smac), Figure 5's
-kind on the win rate. `cesma`: every CESMA target this workflow builds (Figure 9 is not built yet: its
+then its recurrent students' (cesma_smac, every seed imitating the best expert run: expert_choice
+best, rule select_best_expert) on the samples axis, against IQL (baselines_smac), Figure 5's kind on
+the win rate. `cesma`: every CESMA target this workflow builds (Figure 9 is not built yet: its
 claims read "not judged: target not built"). The settings a scale skips (smoke: all but
 simple_spread) are left out of Figures 5, 6 and 8; Figure 7's panels, and Figure 4's 3s5z (skipped
 at smoke), a scale plans no run of are drawn "not planned".
@@ -58,12 +59,13 @@ CESMA_FIG4 = plan_settings([run for run in CESMA_RUNS.values() if run.experiment
                            [run for run in CESMA_RUNS.values() if run.experiment == "baselines_smac"],
                            ["3s5z"], {"iql": "IQL"})
 CESMA_FIG4_NOT_PLANNED = [] if CESMA_FIG4 else ["3s5z: CESMA and IQL"]
-# target -> (settings, chained, baselines as final levels, panels not planned, report label)
+# target -> (settings, chained, baselines as final levels, panels not planned, report label); a
+# figure with neither settings nor panels not planned is not built (Figure 7 at validation scale)
 CESMA_FIGURES = {
     "cesma_fig4": (CESMA_FIG4, True, False, CESMA_FIG4_NOT_PLANNED, "Figure 4"),
     "cesma_fig5": (CESMA_FIG5, True, True, [], "Figure 5"),
     "cesma_fig6": (CESMA_FIG6, False, True, [], "Figure 6"),
-    "cesma_fig7": (CESMA_FIG7, True, True, CESMA_FIG7_NOT_PLANNED, "Figure 7"),
+    "cesma_fig7": (CESMA_FIG7, True, True, CESMA_FIG7_NOT_PLANNED if CESMA_FIG7 else [], "Figure 7"),
     "cesma_fig8": (CESMA_FIG8, False, False, [], "Figure 8"),
 }
 CESMA_TITLES = {
@@ -89,6 +91,7 @@ for _target, (_settings, _chained, _levels, _not_planned, _label) in CESMA_FIGUR
             finals=[f"{run}/final.json" for run in settings_run_dirs(_settings)],
             metrics=[f"{run}/metrics.parquet" for run in settings_run_dirs(_settings)],
             configs=[f"{run}/config.yaml" for run in settings_run_dirs(_settings)],
+            choices=[spec["choice"] for spec in _settings if "choice" in spec],
             published=CESMA_PUBLISHED,
         output:
             **report_outputs("cesma", _target, _label, f"{_target}_figure"),

@@ -37,6 +37,7 @@ paper's words about the series (``config/published/cesma.yaml: figures``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,8 +76,10 @@ METRIC_LABELS = {"test_return_mean": "mean test return", "test_won_mean": "test 
 @dataclass(frozen=True)
 class Setting:
     """One panel: ``students`` (DAgger run directories), ``experts`` (``experts[i]``: the run that
-    ``students[i]`` imitates) and ``baselines`` (label -> run directories); ``label`` and ``expert``:
-    the students' and the experts' series names (Figure 7 names each expert's)."""
+    ``students[i]`` imitates, or with ``choice`` the expert run of its seed, drawn in the experts'
+    curve) and ``baselines`` (label -> run directories); ``label`` and ``expert``: the students' and
+    the experts' series names (Figure 7 names each expert's); ``choice``: the ``choice.json`` of an
+    expert picked as the best run (``expert_choice: best``, Figure 4), which every student imitates."""
 
     title: str
     students: list[str]
@@ -84,17 +87,26 @@ class Setting:
     baselines: dict[str, list[str]]
     label: str = CESMA
     expert: str = EXPERT
+    choice: str | None = None
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Setting:
         """A setting from a rule's params."""
         setting = cls(spec["title"], list(spec["students"]), list(spec["experts"]),
                       {label: list(runs) for label, runs in spec.get("baselines", {}).items()},
-                      spec.get("label", CESMA), spec.get("expert", EXPERT))
+                      spec.get("label", CESMA), spec.get("expert", EXPERT), spec.get("choice"))
         if len(setting.students) != len(setting.experts) or not setting.students:
             raise RunDataError(f"{setting.title}: expected one expert run per student run, got "
                                f"{len(setting.students)} students and {len(setting.experts)} experts")
         return setting
+
+    def imitated(self) -> list[str]:
+        """The expert run that each student imitates: the chosen best run (``choice``) or its own."""
+        if self.choice is None:
+            return self.experts
+        with open(self.choice) as f:
+            chosen = json.load(f)["run_dir"]
+        return [chosen] * len(self.students)
 
     def run_dirs(self) -> list[str]:
         """Every run directory the setting reads."""
@@ -116,10 +128,12 @@ def plan_settings(students: Sequence[Run], baselines: Sequence[Run], scenarios: 
         by_label = {label: [run.run_dir for run in baselines
                             if run.algo == algo and run.env.split(":", 1)[1] == scenario]
                     for algo, label in labels.items()}
+        best = {run.expert_best_dir for run in taught}
         settings.append({"title": scenario, "students": [run.run_dir for run in taught],
                          "experts": [run.expert_run_dir for run in taught],
                          "baselines": {name: dirs for name, dirs in by_label.items() if dirs},
-                         "label": label, "expert": expert})
+                         "label": label, "expert": expert,
+                         **({"choice": f"{best.pop()}/choice.json"} if best != {None} else {})})
     return settings
 
 
@@ -139,7 +153,7 @@ def setting_curves(setting: Setting, metric: str, chained: bool) -> pd.DataFrame
     by their own expert's steps when ``chained``) and the baselines'."""
     parts = [_curve(run, setting.expert, metric) for run in (setting.experts if chained else [])]
     parts += [_curve(student, setting.label, metric, int(read_final(expert)["t_env"]) if chained else 0)
-              for student, expert in zip(setting.students, setting.experts, strict=True)]
+              for student, expert in zip(setting.students, setting.imitated(), strict=True)]
     parts += [_curve(run, label, metric) for label, runs in setting.baselines.items() for run in runs]
     curves = pd.concat(parts, ignore_index=True)
     duplicated = curves.duplicated(["algo", "seed", "t_env"])
@@ -149,9 +163,10 @@ def setting_curves(setting: Setting, metric: str, chained: bool) -> pd.DataFrame
 
 
 def exported_levels(setting: Setting, metric: str) -> np.ndarray:
-    """Each expert run's best evaluation of ``metric``: the checkpoint exported to the students."""
+    """Each imitated expert run's best evaluation of ``metric``: the checkpoint exported to the
+    students (with ``choice``, the chosen run's alone)."""
     levels = []
-    for run in dict.fromkeys(setting.experts):
+    for run in dict.fromkeys(setting.imitated()):
         best = read_final(run).get("best")
         if not isinstance(best, Mapping) or metric not in best:
             raise RunDataError(f"{run}/final.json: no best evaluation of {metric!r} (an expert keeps run.keep_best)")
@@ -285,10 +300,10 @@ def cesma_report(
         "samples to MADDPG": [_samples(v) for v in table["samples_to_maddpg"]],
         "published (in words)": table["published"],
     })  # fmt: skip
-    backend = ", ".join(dict.fromkeys(backends))
+    backend = ", ".join(dict.fromkeys(backends)) or "none (no run planned at this scale)"
     write_table(table, table_paths, title, scale=scale, scale_description=scale_description, backend=backend,
                 notes=notes, display=display, group="setting")
-    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend or 'none'})",
+    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend})",
                           chained, min(ncols, len(settings) + len(not_planned)), levels, not_planned, metric)
     save_figure(figure, figure_paths, scale)
     return table
