@@ -314,6 +314,45 @@ def test_a_pack_of_two_recurrent_student_runs_equals_the_runs_alone(matrix_exper
         assert_packed_run_equals_alone(tmp_path / "pack" / str(seed), tmp_path / "alone" / str(seed))
 
 
+# ------------------------------------------------------------------------------ E.1's weight decay
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_weight_decay_steps_as_torchs_optimisers(optimizer):
+    """``learner.weight_decay`` (E.1: 1e-4 for the expert and the students): each run of a stacked
+    optimiser steps as torch's own optimiser with that ``weight_decay``, over steps with other
+    gradients; a masked run keeps its parameters."""
+    from marlrepro.core.optim import build_optimizer
+
+    config = _config("central_vdn_rnn", f"learner.optimizer={optimizer}", "learner.weight_decay=0.01",
+                     "learner.lr=0.05")
+    g = torch.Generator().manual_seed(0)
+    stacked = torch.randn(2, 3, 4, generator=g)
+    alone = [stacked[r].clone().requires_grad_(True) for r in range(2)]
+    stacked.requires_grad_(True)
+    optim = build_optimizer([stacked], config.learner, torch.full((2,), 0.05))
+    references = [torch.optim.Adam([p], lr=0.05, eps=config.learner.optim_eps, weight_decay=0.01)
+                  if optimizer == "adam" else
+                  torch.optim.RMSprop([p], lr=0.05, alpha=config.learner.optim_alpha, eps=config.learner.optim_eps,
+                                      weight_decay=0.01) for p in alone]
+    undecayed = stacked[0].detach().clone().requires_grad_(True)  # torch's optimiser without the decay
+    plain = (torch.optim.Adam([undecayed], lr=0.05, eps=config.learner.optim_eps) if optimizer == "adam" else
+             torch.optim.RMSprop([undecayed], lr=0.05, alpha=config.learner.optim_alpha, eps=config.learner.optim_eps))
+    for _ in range(4):
+        grad = torch.randn(2, 3, 4, generator=g)
+        stacked.grad = grad.clone()
+        optim.step(torch.tensor([True, True]))
+        for r, (p, reference) in enumerate(zip(alone, references, strict=True)):
+            p.grad = grad[r].clone()
+            reference.step()
+            torch.testing.assert_close(stacked[r].detach(), p.detach(), rtol=1e-5, atol=1e-6)  # float32 rounding
+        undecayed.grad = grad[0].clone()
+        plain.step()
+    assert (stacked[0].detach() - undecayed.detach()).abs().max() > 1e-4  # the decay is far above the tolerance
+    before = stacked.detach().clone()
+    stacked.grad = torch.zeros_like(stacked)  # weight decay alone moves a run that steps
+    optim.step(torch.tensor([False, True]))
+    assert torch.equal(stacked[0].detach(), before[0]) and not torch.equal(stacked[1].detach(), before[1])
+
+
 # ------------------------------------------------------------------------------ config
 def test_bad_settings_fail_naming_the_field_and_the_choices():
     with pytest.raises(ConfigError, match="agent.network.*joint_rnn"):
@@ -324,3 +363,5 @@ def test_bad_settings_fail_naming_the_field_and_the_choices():
         load_config(["config/algos/dagger_rnn.yaml"], ["dagger.student=gru"])
     with pytest.raises(ConfigError, match="dagger.student: recurrent students.*mlp, rnn"):
         load_config(["config/algos/dagger_comm.yaml"], ["dagger.student=rnn"])
+    with pytest.raises(ConfigError, match="learner.weight_decay: must be >= 0"):
+        load_config(["config/algos/dagger_rnn.yaml"], ["learner.weight_decay=-0.1"])

@@ -158,6 +158,9 @@ class LearnerConfig:
     lr: float = 1e-3
     optim_alpha: float = 0.99
     optim_eps: float | None = None
+    weight_decay: float = 0.0
+    """An L2 penalty ``weight_decay · θ`` added to every trained parameter's gradient before the
+    optimiser's step, as torch's Adam and RMSprop ``weight_decay`` (CESMA E.1's 1e-4 on SMAC); 0: none."""
     td_weight: float = 0.5
     grad_clip: float = 10.0
     gamma: float = 0.99
@@ -916,6 +919,8 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError(f"dagger.student: recurrent students are algo 'dagger' without communication (Algorithm "
                           f"1); set dagger.student=mlp for algo {config.algo!r} with dagger.communication="
                           f"{config.dagger.communication!r} (valid choices: mlp, rnn)")
+    if config.learner.weight_decay < 0:
+        raise ConfigError(f"learner.weight_decay: must be >= 0 (0: none), got {config.learner.weight_decay}")
     _check_cesma_experts(config)
     if config.dagger.expert and config.algo != "dagger":
         raise ConfigError(f"dagger.expert: only algo 'dagger' learns from an expert policy file; remove "
