@@ -1,6 +1,6 @@
 """CESMA's experiments as a workflow (config/cesma.yaml, workflow/rules/cesma.smk): centralised
 experts that keep their best checkpoint, exported per run, DAgger jobs that depend on their own
-seed's exported expert (expert_from), the grid's checks, Figures 5 to 8 on SYNTHETIC runs (Figure 9's
+seed's exported expert (expert_from), the grid's checks, Figures 4 to 8 on SYNTHETIC runs (Figure 9's
 plan here, its report in tests/test_cesma_loss.py), and the
 claims' readings (config/published/cesma.yaml) on synthetic tables.
 
@@ -26,9 +26,9 @@ from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snak
 
 from marlrepro.config_schema import load_checked
 from marlrepro.errors import ConfigError
-from marlrepro.experiments import plan_paper, scale_from_dict
+from marlrepro.experiments import best_expert_index, plan_paper, scale_from_dict
 from marlrepro.report.cesma import CESMA, EXPERT, MADDPG, Setting, cesma_report
-from marlrepro.report.claims import FAILS, HOLDS, NOT_BUILT, NOT_JUDGED, judge, parse_claims
+from marlrepro.report.claims import FAILS, HOLDS, NO_ROWS, NOT_BUILT, NOT_JUDGED, judge, parse_claims
 
 SCHEMAS = REPO / "workflow/schemas"
 GRID = load_checked(REPO / "config/cesma.yaml", SCHEMAS / "paper.schema.yaml")
@@ -46,6 +46,11 @@ FIG78 = {"experts_joint_dqn": ("joint_dqn", "simple_spread_hetero", None),
          "cesma_central_vdn": ("dagger", "simple_spread_hetero", "experts_central_vdn"),
          "cesma_one_at_a_time": ("dagger_weighted", "simple_spread_6", "experts_one_at_a_time"),
          "cesma_per_agent": ("dagger_per_agent", "simple_spread_hetero", "experts_nav3")}
+# Figure 4's experiments on SMAC 3s5z (SMAX): (experiment, algo, expert experiment or None); five seeds
+FIG4 = {"experts_smac": ("central_vdn_rnn", None), "cesma_smac": ("dagger_rnn", "experts_smac"),
+        "baselines_smac": ("iql", None)}
+SMAC_SEEDS = 5  # §6.1: "five independent runs"
+BEST_SMAC_EXPERT = "results/experts/cesma/experts_smac/smax-3s5z/central_vdn_rnn/best"  # §6.1: the best expert run
 
 
 def experiment_of(job: dict) -> str:
@@ -68,8 +73,10 @@ def test_smoke_plans_one_tiny_chain(workdir):
     result = snakemake(workdir, "-n", "-p", "--config", "scale=smoke", "--", "cesma")
     assert result.returncode == 0, result.stdout
     # Figures 7 and 8 add 3 tiny train jobs: the exponential DQN expert, its DAgger, per-agent DAgger
-    assert job_counts(result.stdout) == {"train": 6, "export_expert": 2, "cesma_fig5": 1, "cesma_fig6": 1,
-                                         "cesma_fig7": 1, "cesma_fig8": 1, "cesma_fig9": 1, "cesma_claims": 1,
+    # Figure 4's 3s5z is skipped at smoke: its figure job reads no run and draws the panel "not planned"
+    assert job_counts(result.stdout) == {"train": 6, "export_expert": 2, "cesma_fig4": 1, "cesma_fig5": 1,
+                                         "cesma_fig6": 1, "cesma_fig7": 1, "cesma_fig8": 1, "cesma_fig9": 1,
+                                         "cesma_claims": 1,
                                          "cesma": 1, "total": 15}
     planned = jobs(result.stdout)
     trains = {experiment_of(j): j for j in planned if j["rule"] == "train"}
@@ -85,6 +92,7 @@ def test_smoke_plans_one_tiny_chain(workdir):
     assert figures["cesma_fig7"] == {trains[e]["output"][0] for e in ("experts_joint_dqn", "cesma_joint_dqn")}
     assert figures["cesma_fig8"] == {trains[e]["output"][0] for e in ("experts_nav3", "cesma_nav3", "cesma_per_agent")}
     assert figures["cesma_fig9"] == {trains["cesma_nav3"]["output"][0]}  # no training of its own
+    assert figures["cesma_fig4"] == set()
     trains = {re.search(r"--config config/algos/(\w+)\.yaml", j["shell"])[1]: j for e, j in trains.items() if e not in FIG78}
     assert sorted(trains) == ["dagger", "ddpg_central", "maddpg"]
     assert all(sets(j["shell"])["env.name"] == "jaxmpe:simple_spread" for j in trains.values())
@@ -108,7 +116,7 @@ def paper_plan(request, workdir) -> tuple[int, list[dict]]:
 def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_plan):
     pack_size, planned = paper_plan
     trains = [j for j in planned if (j["rule"] == "train" or j["rule"].startswith("train_pack"))
-              and experiment_of(j) not in FIG78]
+              and experiment_of(j) not in FIG78 | FIG4]
     cells: dict[tuple[str, str], int] = {}
     for job in trains:
         algo = re.search(r"--config config/algos/(\w+)\.yaml", job["shell"])[1]
@@ -118,7 +126,7 @@ def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_p
     assert sorted(cells) == sorted(expected)
     assert set(cells.values()) == {math.ceil(SEEDS / pack_size)}  # ceil(seeds / pack_size) packs per cell
     exports = {j["output"][0] for j in planned if j["rule"] == "export_expert"}
-    assert len(exports) == len(SETTINGS) * SEEDS + 3 * SEEDS  # Figure 7's three DQN experts beside
+    assert len(exports) == len(SETTINGS) * SEEDS + 3 * SEEDS + SMAC_SEEDS  # Figure 7's DQN experts, Figure 4's
     exports = {export for export in exports if "/ddpg_central/" in export}
     for job in trains:
         values = sets(job["shell"])
@@ -172,6 +180,60 @@ def test_paper_scale_plans_figures_7_and_8_with_their_experts(paper_plan):
     assert fig9 == finals["cesma_nav3"] and len(fig9) == 2 * SEEDS
 
 
+def test_paper_scale_plans_figure_4_on_smac_3s5z(paper_plan):
+    """Figure 4: five seeds of the recurrent expert (kept at its best, exported), of its recurrent
+    students and of IQL, all on smax:3s5z; every student seed reads the best expert run's policy
+    (§6.1), which select_best_expert picks from the five exports; cesma_fig4 reads every run and the
+    choice."""
+    pack_size, planned = paper_plan
+    trains = [j for j in planned if (j["rule"] == "train" or j["rule"].startswith("train_pack"))
+              and experiment_of(j) in FIG4]
+    finals: dict[str, set[str]] = {}
+    for job in trains:
+        experiment = experiment_of(job)
+        algo, expert = FIG4[experiment]
+        values = sets(job["shell"])
+        assert f"config/algos/{algo}.yaml" in job["shell"] and values["env.name"] == "smax:3s5z"
+        assert (values.get("run.keep_best") == "true") == (experiment == "experts_smac")
+        policies = [p for p in job["input"] if p.endswith("/policy.zip")]
+        assert policies == ([f"{BEST_SMAC_EXPERT}/policy.zip"] if expert else [])
+        assert values.get("dagger.expert") == (f"{BEST_SMAC_EXPERT}/policy.zip" if expert else None)
+        finals.setdefault(experiment, set()).update(out for out in job["output"] if out.endswith("/final.json"))
+    assert {e: len(f) for e, f in finals.items()} == {e: SMAC_SEEDS for e in FIG4}
+    [select] = [j for j in planned if j["rule"] == "select_best_expert"]
+    assert select["output"] == [f"{BEST_SMAC_EXPERT}/policy.zip", f"{BEST_SMAC_EXPERT}/choice.json"]
+    assert set(select["input"]) == finals["experts_smac"] | {
+        f"results/experts/cesma/experts_smac/smax-3s5z/central_vdn_rnn/seed{s}/policy.zip" for s in range(SMAC_SEEDS)}
+    [figure] = [j for j in planned if j["rule"] == "cesma_fig4"]
+    assert {f for f in figure["input"] if f.endswith("/final.json")} == set().union(*finals.values())
+    assert f"{BEST_SMAC_EXPERT}/choice.json" in figure["input"]
+    [everything] = [j for j in planned if j["rule"] == "cesma"]
+    assert "results/tables/cesma_fig4.csv" in everything["input"]
+
+
+def test_the_best_expert_is_the_highest_win_rate_then_return_and_expert_choice_is_checked():
+    """expert_choice best: the run of the highest best-evaluation win rate, then return, the lowest
+    seed of equal ones; the choice needs expert_from and one of its values."""
+    def final(seed: int, won: float, ret: float) -> dict:
+        return {"seed": seed, "best": {"test_won_mean": won, "test_return_mean": ret}}
+
+    assert best_expert_index([final(0, 0.5, 10.0), final(1, 0.8, 5.0), final(2, 0.8, 9.0)]) == 2
+    assert best_expert_index([final(0, 0.8, 9.0), final(1, 0.8, 9.0)]) == 0
+    with pytest.raises(ConfigError, match="no best evaluation"):
+        best_expert_index([{"seed": 0}])
+    data = copy.deepcopy(GRID)
+    data["experiments"]["cesma_smac"]["expert_choice"] = "first"
+    with pytest.raises(ConfigError, match="expert_choice: 'first'; valid choices: seed, best"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    data["experiments"]["baselines_smac"]["expert_choice"] = "best"
+    with pytest.raises(ConfigError, match="expert_choice: chooses among the runs of expert_from"):
+        plan(data)
+    data = copy.deepcopy(GRID)
+    data["experiments"]["experts_smac"]["seeds"] = 2  # fewer experts than students: the best of two serves all
+    assert all(run.expert_policy == f"{BEST_SMAC_EXPERT}/policy.zip" for run in plan(data)["cesma_smac"].runs())
+
+
 def test_expert_from_is_checked():
     data = copy.deepcopy(GRID)
     data["experiments"]["cesma_nav3"]["expert_from"] = "experts_nav"
@@ -197,7 +259,10 @@ def test_expert_from_is_checked():
 
 def test_grid_sets_the_papers_values():
     experiments = plan(GRID)
-    for exp in experiments.values():
+    for name, exp in experiments.items():
+        if name in FIG4:  # SMAC 3s5z: five seeds, SMAX's own episodes and reward
+            assert exp.seeds == tuple(range(SMAC_SEEDS)) and exp.envs == ("smax:3s5z",)
+            continue
         assert exp.seeds == tuple(range(SEEDS))
         for algo in exp.algos:
             settings = exp.settings_of(algo)
@@ -309,6 +374,52 @@ def test_figure_8_draws_per_agent_datasets_against_the_shared_one(setting, tmp_p
     assert judge(claim, {"cesma_fig8": apart}).verdict == FAILS
 
 
+def smac_run(run_dir: Path, algo: str, seed: int, curve: list[tuple[int, float]], best: float | None = None) -> str:
+    """A synthetic 3s5z run: its test win rate (``test_won_mean``) along ``curve``."""
+    write_final(run_dir, algo=algo, env="smax:3s5z", seed=seed, t_env=curve[-1][0], backend="smax",
+                test_won_mean=curve[-1][1], **({"best": {"test_won_mean": best}} if best is not None else {}))
+    pd.DataFrame(curve, columns=["t_env", "test_won_mean"]).to_parquet(run_dir / "metrics.parquet")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"run": {"eval_interval": 100}}))
+    return str(run_dir)
+
+
+def test_figure_4_chains_the_smac_expert_and_its_students_against_iql_on_the_win_rate(tmp_path):
+    """Figure 4 (win rate): the five experts' curves, then the students' after the chosen best
+    expert's samples, against IQL's curve; the exported level is the chosen run's; the claims read
+    the table (the students 10 % short of it, above IQL); a scale that plans no 3s5z run writes an
+    empty table and a "not planned" panel."""
+    experts = [smac_run(tmp_path / f"expert{s}", "central_vdn_rnn", s, [(0, 0.0), (500, 0.6), (1000, 0.9)], best=0.95)
+               for s in range(SMAC_SEEDS)]
+    students = [smac_run(tmp_path / f"students{s}", "dagger_rnn", s, [(0, 0.1), (200, 0.8), (500, 0.88 + 0.01 * s)])
+                for s in range(SMAC_SEEDS)]
+    iql = [smac_run(tmp_path / f"iql{s}", "iql", s, [(0, 0.0), (1000, 0.1), (2000, 0.2 + 0.01 * s)])
+           for s in range(SMAC_SEEDS)]
+    # every student imitates the best expert run (seed 3: trained 1200 steps, best 0.97)
+    experts[3] = smac_run(tmp_path / "expert3", "central_vdn_rnn", 3, [(0, 0.0), (600, 0.6), (1200, 0.97)], best=0.97)
+    choice = tmp_path / "choice.json"
+    choice.write_text(json.dumps({"run_dir": experts[3], "seed": 3, "best": {"test_won_mean": 0.97}}))
+    tables, figures = report_files(tmp_path, "fig4")
+    table = cesma_report([Setting("3s5z", students, experts, {"IQL": iql}, choice=str(choice))], "t", True, None,
+                         "paper", "paper scale", tables, figures, metric="test_won_mean")
+    rows = table.set_index("series")
+    assert list(rows.index) == [EXPERT, CESMA, "IQL"] and set(table["metric"]) == {"test_won_mean"}
+    assert rows.loc[EXPERT, "n_seeds"] == SMAC_SEEDS and rows.loc[EXPERT, "exported_median"] == 0.97
+    assert rows.loc[CESMA, "samples_median"] == 1700 and rows.loc[CESMA, "final_median"] == pytest.approx(0.90)
+    assert rows.loc[CESMA, "gap_to_expert"] == pytest.approx((0.97 - 0.90) / 0.97)
+    assert all(path.stat().st_size > 0 for path in figures)
+    read = pd.read_csv(tables[0])
+    for claim in ("fig4_decentralised_win_rate", "fig4_above_iql"):
+        assert judge(CLAIMS[claim], {"cesma_fig4": read}).verdict == HOLDS, claim
+    short = read.assign(gap_to_expert=0.3)
+    assert judge(CLAIMS["fig4_decentralised_win_rate"], {"cesma_fig4": short}).verdict == FAILS
+    tables, figures = report_files(tmp_path, "smoke")
+    empty = cesma_report([], "t", True, None, "smoke", "smoke scale", tables, figures, metric="test_won_mean",
+                         not_planned=["3s5z: CESMA and IQL"])
+    assert empty.empty and all(path.stat().st_size > 0 for path in figures)
+    verdict = judge(CLAIMS["fig4_above_iql"], {"cesma_fig4": pd.read_csv(tables[0])})
+    assert verdict.verdict == NOT_JUDGED and NO_ROWS in verdict.evidence
+
+
 # ------------------------------------------------------------------------------- the claims
 CLAIMS = {claim.id: claim for claim in parse_claims(
     "cesma", load_checked(REPO / "config/published/cesma.yaml", SCHEMAS / "published.schema.yaml"),
@@ -359,6 +470,6 @@ def test_independent_ddpg_degenerate_on_communication():
 
 def test_the_ledger_and_the_figures_share_the_published_file():
     published = json.loads(json.dumps(yaml.safe_load((REPO / "config/published/cesma.yaml").read_text())))
-    assert set(published["figures"]) == {"fig5", "fig6", "fig7", "fig8", "fig9"}
+    assert set(published["figures"]) == {"fig4", "fig5", "fig6", "fig7", "fig8", "fig9"}
     series = {label for fig in published["figures"].values() for label in fig["claims"]}
     assert {EXPERT, CESMA, MADDPG} <= series

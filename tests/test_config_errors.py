@@ -95,7 +95,7 @@ def edit(data: dict, path: str, value) -> dict:
         ("titel", "t", ["f: titel: unknown key 'titel' (did you mean 'title'?)", "experiments, title",
                         "(or a key matching ^x-)"]),
         ("experiments.sight0.seed", 5, ["f: experiments.sight0.seed: unknown key 'seed' (did you mean 'seeds'?)",
-                                        "algo_settings, algos, collect_demos, demos_from, description, envs, expert_from, scales, seeds, settings, sweep"]),
+                                        "algo_settings, algos, collect_demos, demos_from, description, envs, expert_choice, expert_from, scales, seeds, settings, sweep"]),
         ("experiments.sight0.scales.smoke.seed", 1, ["experiments.sight0.scales.smoke.seed: unknown key 'seed'",
                                                      "algo_settings, algos, collect_demos, envs, resources, seeds, settings, skip, sweep_values"]),
         ("experiments.sight0.scales.smoke.resources", {"runtim": 5},

@@ -84,8 +84,10 @@ MIFQ_CELLS = {"smoke": [(1 * 6, 1)],
 # validation: simple_spread's and speaker-listener's expert, DAgger and MADDPG. Every expert run is
 # exported (export_expert). Figures 7 and 8: three DQN experts and their DAgger, and the per-agent
 # DAgger on 2 settings, 3 seeds; smoke: the exponential DQN expert, its DAgger and one per-agent DAgger.
-CESMA_CELLS = {"smoke": [(3, 1), (3, 1)], "paper": [(7 + 7 + 7 * 2, 3), (3 + 3 + 2, 3)], "validation": [(2 * 3, 3)]}
-CESMA_EXPERTS = {"smoke": 1 + 1, "paper": 7 * 3 + 3 * 3, "validation": 2 * 3}
+# Figure 4 (SMAC 3s5z, paper scale only): the recurrent expert, its students and IQL, 5 seeds.
+CESMA_CELLS = {"smoke": [(3, 1), (3, 1)], "paper": [(7 + 7 + 7 * 2, 3), (3 + 3 + 2, 3), (3, 5)],
+               "validation": [(2 * 3, 3)]}
+CESMA_EXPERTS = {"smoke": 1 + 1, "paper": 7 * 3 + 3 * 3 + 5, "validation": 2 * 3}
 
 
 def expected_train_jobs(scale: str, pack_size: int | None = None, seeds: int | None = None,
@@ -197,6 +199,9 @@ def test_dry_run_lists_every_rule_at_every_scale(dry_run):
     assert counts["collect_demos"] == MIFQ_TASKS[scale]
     assert counts["export_expert"] == MIFQ_TASKS[scale] + CESMA_EXPERTS[scale]  # and every CESMA expert run
     assert counts["cesma_fig5"] == counts["cesma_fig6"] == counts["cesma_claims"] == 1
+    # Figure 4 at every scale (smoke and validation plan no 3s5z run: its panel reads "not planned");
+    # its students' best expert is picked once, at paper scale
+    assert counts["cesma_fig4"] == 1 and counts.get("select_best_expert", 0) == (scale == "paper")
     # Figures 7 and 8: at paper and smoke scale (validation plans none of their runs)
     assert counts.get("cesma_fig7", 0) == counts.get("cesma_fig8", 0) == (scale != "validation")
     assert counts["cesma_fig9"] == 1  # on cesma_nav3's runs, planned at every scale

@@ -61,7 +61,8 @@ StudentActing = Literal["sample", "greedy"]
 Communication = Literal["none", "learned"]
 ChannelRelaxation = Literal["softmax", "gumbel"]
 DAggerDataset = Literal["shared", "per_agent"]
-AgentNetwork = Literal["rnn", "joint_mlp"]
+DAggerStudent = Literal["mlp", "rnn"]
+AgentNetwork = Literal["rnn", "joint_mlp", "joint_rnn"]
 JointActions = Literal["exponential", "one_at_a_time"]
 # the value-decomposition learners whose agents may be one MLP on the joint observation (agent.network)
 JOINT_MLP_ALGOS = ("iql", "vdn", "qmix")
@@ -106,7 +107,10 @@ class AgentConfig:
     qmix; CESMA's centralised VDN, appendix E.3): one ReLU MLP of two hidden layers of
     ``hidden_dim`` on the agents' inputs concatenated (the joint observation), whose output holds
     every agent's Q head [N, A] (:class:`~marlrepro.controller.JointQController`); the mixer
-    mixes those heads as usual."""
+    mixes those heads as usual. ``joint_rnn`` (the same algos; CESMA's SMAC expert, §6.1 and
+    appendix E.1): pymarl's recurrent agent (fc → GRU cell of ``hidden_dim`` → fc) of one copy on
+    the concatenated inputs, its output every agent's Q head
+    (:class:`~marlrepro.controller.JointRNNQController`)."""
 
 
 HYPERNET_LAYERS = (1, 2)  # pymarl's QMixer (and QPLEX's transformation) hypernetworks
@@ -154,6 +158,9 @@ class LearnerConfig:
     lr: float = 1e-3
     optim_alpha: float = 0.99
     optim_eps: float | None = None
+    weight_decay: float = 0.0
+    """An L2 penalty ``weight_decay · θ`` added to every trained parameter's gradient before the
+    optimiser's step, as torch's Adam and RMSprop ``weight_decay`` (CESMA E.1's 1e-4 on SMAC); 0: none."""
     td_weight: float = 0.5
     grad_clip: float = 10.0
     gamma: float = 0.99
@@ -392,6 +399,12 @@ class DAggerConfig:
     the paper's experiments); ``per_agent``: each agent's own dataset (appendix A.1, Fig. 8):
     each update draws ``learner.batch_size`` episodes for EACH student, the students' batches
     distinct episodes of the aggregated data, so no two agents train on the same batch."""
+    student: DAggerStudent = "mlp"
+    """The students' network: ``mlp``, each agent its own 2-layer MLP on its own observation
+    (appendix E.2, the MPE tasks); ``rnn``, pymarl's recurrent agent (fc → GRU of
+    ``agent.hidden_dim`` → fc) shared by the agents, each fed its unit id (``agent.obs_agent_id``)
+    and trained on whole stored episodes with the hidden state unrolled (appendix E.1, SMAC: "the
+    parameters are shared among the multi-agents ... each agent is give its own unit ID")."""
     move_weight: float = 1.0
     """The cross-entropy weight of a label that is not the no-op (action 0) against 1 for a no-op
     label, normalised by the summed weights (appendix E.4's weighted cross-entropy for the
@@ -733,11 +746,15 @@ def _check_ddpg(config: TrainConfig) -> None:
 def _check_cesma_experts(config: TrainConfig) -> None:
     """CESMA's DQN experts and DAgger's weighting: a joint MLP only for plain value decomposition
     (or ``joint_dqn``, whose network it always is), a soft target rate in (0, 1], a positive weight."""
-    if config.agent.network == "joint_mlp" and config.algo not in (*JOINT_MLP_ALGOS, "joint_dqn"):
+    network = config.agent.network
+    if network == "joint_mlp" and config.algo not in (*JOINT_MLP_ALGOS, "joint_dqn"):
         raise ConfigError(f"agent.network: 'joint_mlp' is an agent of value decomposition; valid algos: "
                           f"{', '.join(JOINT_MLP_ALGOS)}, joint_dqn (got algo {config.algo!r})")
-    if config.agent.network == "joint_mlp" and (config.max_entropy.mode != "none" or config.imitation.mode != "none"):
-        raise ConfigError("agent.network: 'joint_mlp' is plain value decomposition; set max_entropy.mode=none and "
+    if network == "joint_rnn" and config.algo not in JOINT_MLP_ALGOS:
+        raise ConfigError(f"agent.network: 'joint_rnn' is an agent of value decomposition; valid algos: "
+                          f"{', '.join(JOINT_MLP_ALGOS)} (got algo {config.algo!r})")
+    if network != "rnn" and (config.max_entropy.mode != "none" or config.imitation.mode != "none"):
+        raise ConfigError(f"agent.network: {network!r} is plain value decomposition; set max_entropy.mode=none and "
                           "imitation.mode=none")
     polyak = config.learner.target_polyak
     if polyak is not None and config.algo not in VALUE_ALGOS:
@@ -898,6 +915,12 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError(f"dagger.communication: learned communication trains every agent on one shared batch with "
                           f"the plain cross-entropy; set dagger.dataset=shared and dagger.move_weight=1 (got "
                           f"{config.dagger.dataset!r} and {config.dagger.move_weight})")
+    if config.dagger.student != "mlp" and (config.algo != "dagger" or config.dagger.communication != "none"):
+        raise ConfigError(f"dagger.student: recurrent students are algo 'dagger' without communication (Algorithm "
+                          f"1); set dagger.student=mlp for algo {config.algo!r} with dagger.communication="
+                          f"{config.dagger.communication!r} (valid choices: mlp, rnn)")
+    if config.learner.weight_decay < 0:
+        raise ConfigError(f"learner.weight_decay: must be >= 0 (0: none), got {config.learner.weight_decay}")
     _check_cesma_experts(config)
     if config.dagger.expert and config.algo != "dagger":
         raise ConfigError(f"dagger.expert: only algo 'dagger' learns from an expert policy file; remove "

@@ -316,6 +316,45 @@ class JointQController(GreedyPerAgentPolicyController):
         super().__init__(spec, config, layer_norm=False)
 
 
+class JointRNNQController(AgentController):
+    """CESMA's centralised recurrent VDN expert on SMAC (§6.1, appendix E.1; ``agent.network:
+    joint_rnn``): pymarl's agent network (Linear → ReLU → GRU cell → Linear,
+    :class:`~marlrepro.nets.agent.RNNAgent`) of one copy, on the agents' inputs concatenated (§6.1:
+    "the same architecture as the multi-agents, but now receives the concatenated global
+    observations as input"), whose output holds every agent's Q head [N, A] ("outputs Q-values for
+    each agent"); value decomposition's VDN sums them. Its hidden state is one per environment,
+    [1, B, H]. Acting is ε-greedy on each agent's head over its available actions, evaluation and
+    :meth:`greedy` per agent, as :class:`AgentController`'s. Its JAX twin in the fused rollout is
+    :func:`~marlrepro.envs.jax_rollout.rnn_agent_step` on the concatenated inputs."""
+
+    def make_agent(self, input_dim: int) -> nn.Module:
+        n = self.spec.n_agents
+        return RNNAgent(n * input_dim, self.config.hidden_dim, n * self.spec.n_actions)
+
+    def initial_hidden(self, batch: int) -> torch.Tensor:
+        """Zero hidden state [1, B, H]: one joint network per environment."""
+        return self.agent.initial_hidden(batch, self.agent_ids.device)
+
+    def forward(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every agent's Q-values [B, T, N, A] for a sequence ``obs`` [B, T, N, dim], continuing
+        from ``hidden`` [1, B, H]."""
+        x = self.build_inputs(obs, last_actions, avail).flatten(-2)  # [B, T, N·in], agent-major
+        q, hidden = self.agent(x, hidden)
+        return q.view(*obs.shape[:3], -1), hidden
+
+    def step(
+        self, obs: torch.Tensor, last_actions: torch.Tensor, hidden: torch.Tensor,
+        avail: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One acting step: ``obs`` [B, N, dim] -> (Q [B, N, A], hidden [1, B, H])."""
+        x = self.step_rows(obs, last_actions, avail).view(obs.shape[0], -1)  # [B, N·in]
+        q, hidden = self.agent.step(x, hidden)
+        return q.view(*obs.shape[:2], -1), hidden
+
+
 def joint_action_table(n_agents: int, n_actions: int, one_at_a_time: bool) -> torch.Tensor:
     """The joint actions a centralised DQN enumerates, [K, N] (row ``k``: each agent's action of
     output ``k``). Every joint action (K = ``|A|^N``, agent 0 the most significant digit: output
@@ -397,8 +436,11 @@ class JointActionController(AgentController):
 
 def build_controller(spec: EnvSpec, config: AgentConfig, source: ObsSource, algo: str) -> AgentController:
     """The controller of ``algo``'s agents: implicit-quantile agents for dmix, one MLP on the joint
-    observation with a Q head per agent (``agent.network: joint_mlp``), else the GRU agent."""
+    observation with a Q head per agent (``agent.network: joint_mlp``) or its recurrent twin
+    (``joint_rnn``), else the GRU agent."""
     if config.network == "joint_mlp":
         return JointQController(spec, config)
+    if config.network == "joint_rnn":
+        return JointRNNQController(spec, config)
     cls = DistributionalController if algo == "dmix" else AgentController
     return cls(spec, config, source)

@@ -44,7 +44,11 @@ checkpoint (``run.keep_best``), which the workflow exports per run to :data:`EXP
 (``marlrepro export-policy --checkpoint best``); seed ``s`` of a learner on a task reads the policy
 of seed ``s`` of the expert on that task (:attr:`Run.expert_policy`, its ``dagger.expert``, a key the
 workflow owns), so each seed's chain is an expert and then its decentralisation. Every task and
-seed of the learners must have an expert at the same scale.
+seed of the learners must have an expert at the same scale. With ``expert_choice: best`` (CESMA §6.1:
+"we decentralize the one with the highest test win percentage") every seed of a learner on a task
+reads instead the policy of the expert run of that task whose best evaluation is the best
+(:func:`best_expert_index`), which the workflow picks after the experts have trained (rule
+``select_best_expert``) into :data:`EXPERT_BEST`, with ``choice.json`` naming the run.
 
 Settings are nested mappings, like the train config files; they reach ``marlrepro train`` as one
 ``--set dotted.key=value`` per leaf. Nothing here imports torch or JAX, so the Snakefile parses fast.
@@ -98,6 +102,11 @@ EXPERT_POLICY = "results/experts/{paper}/{experiment}/{env}/{algo}/seed{seed}/po
 # (``expert_from``).
 EXPERT_ALGOS = ("dagger",)
 EXPERT_KEY = "dagger.expert"
+# ``expert_choice``: each seed's own expert (``seed``) or the expert experiment's best run on the task
+# (``best``), whose policy and ``choice.json`` (its run directory, seed and best evaluation) the
+# workflow writes in :data:`EXPERT_BEST` (rule ``select_best_expert``)
+EXPERT_CHOICES = ("seed", "best")
+EXPERT_BEST = "results/experts/{paper}/{experiment}/{env}/{algo}/best"
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,7 @@ class Run:
     expert: bool = False  # a run of an expert experiment (collect_demos, expert_from): it keeps its best checkpoint
     # the expert this run learns from (expert_from): (experiment, algo) of its run of the same env and seed
     expert_from: tuple[str, str] | None = None
+    expert_best: bool = False  # expert_choice best: it learns from the expert experiment's best run on its env
 
     @property
     def run_dir(self) -> str:
@@ -168,12 +178,23 @@ class Run:
         return RUN_DIR.format(paper=self.paper, experiment=experiment, env=env_slug(self.env), algo=algo, seed=seed)
 
     def expert_policy_for(self, seed: int | str) -> str | None:
-        """The expert's exported policy for ``seed`` (a seed, or :data:`PACK_PLACEHOLDER`), if any."""
+        """The expert's exported policy for ``seed`` (a seed, or :data:`PACK_PLACEHOLDER`), if any:
+        the best expert run's (``expert_choice: best``, the same for every seed) or seed ``seed``'s."""
         if self.expert_from is None:
             return None
+        if self.expert_best:
+            return f"{self.expert_best_dir}/policy.zip"
         experiment, algo = self.expert_from
         return EXPERT_POLICY.format(paper=self.paper, experiment=experiment, env=env_slug(self.env), algo=algo,
                                     seed=seed)
+
+    @property
+    def expert_best_dir(self) -> str | None:
+        """:data:`EXPERT_BEST` of this run's expert (``expert_choice: best``), if any."""
+        if self.expert_from is None or not self.expert_best:
+            return None
+        experiment, algo = self.expert_from
+        return EXPERT_BEST.format(paper=self.paper, experiment=experiment, env=env_slug(self.env), algo=algo)
 
     def train_settings(self) -> dict[str, Any]:
         """Every ``--set`` key of this run, the workflow's own keys last."""
@@ -277,6 +298,7 @@ class Experiment:
     # expert_from: the expert experiment and its algorithm whose exported policies the runs learn from
     expert_from: tuple[str, str] | None = None
     keep_best: bool = False  # an expert of another experiment (expert_from): its runs keep their best checkpoint
+    expert_best: bool = False  # expert_choice best: every run learns from the expert experiment's best run
     # packs() by pack size, made once: the workflow's input functions ask for them per job
     _packs: dict[int, tuple[Pack, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -299,7 +321,7 @@ class Experiment:
             self._packs[pack_size] = tuple(
                 Pack(tuple(Run(self.paper, self.name, env, algo, seed, self.scale, self.device, self.settings_of(algo),
                                self.demo_files(env)["demos"] if self.demos_from else None,
-                               bool(self.collect) or self.keep_best, self.expert_from)
+                               bool(self.collect) or self.keep_best, self.expert_from, self.expert_best)
                            for seed in seeds))
                 for env in self.envs
                 for algo in self.algos
@@ -470,6 +492,7 @@ def plan_paper(
                 demos_from=spec.get("demos_from"),
                 expert_from=_expert_cell(where, spec, data["experiments"]),
                 keep_best=name in experts,
+                expert_best=_expert_choice(where, spec) == "best",
             )
             _check_runs(f"{where} at scale {scale.name}" + (f", {sweep.key}={sweep.value!r}" if sweep else ""),
                         envs, {algo: exp.settings_of(algo) for algo in exp.algos}, algos)
@@ -499,6 +522,31 @@ def _expert_cell(where: str, spec: Mapping[str, Any], specs: Mapping[str, Any]) 
     return source, specs[source]["algos"][0]
 
 
+def _expert_choice(where: str, spec: Mapping[str, Any]) -> str:
+    """``spec``'s ``expert_choice`` (default ``seed``), which only a learner of an expert takes."""
+    choice = spec.get("expert_choice", "seed")
+    if choice not in EXPERT_CHOICES:
+        raise ConfigError(f"{where}.expert_choice: {choice!r}; valid choices: {', '.join(EXPERT_CHOICES)}")
+    if "expert_choice" in spec and "expert_from" not in spec:
+        raise ConfigError(f"{where}.expert_choice: chooses among the runs of expert_from; set expert_from or remove it")
+    return choice
+
+
+def best_expert_index(finals: Sequence[Mapping[str, Any]]) -> int:
+    """Which of an expert experiment's runs on a task (their ``final.json`` summaries) is the best:
+    the highest win rate of its best evaluation (its exported checkpoint), then its return, the
+    first (lowest seed) of equal ones, as ``train.best_evaluation`` ranks a run's evaluations (CESMA
+    §6.1: "the one with the highest test win percentage")."""
+    if not finals:
+        raise ConfigError("expert_choice best: no expert run to choose from")
+    for final in finals:
+        if not isinstance(final.get("best"), Mapping):
+            raise ConfigError(f"expert run of seed {final.get('seed')!r}: its final.json has no best evaluation "
+                              f"(an expert keeps run.keep_best)")
+    scores = [(final["best"]["test_won_mean"], final["best"]["test_return_mean"]) for final in finals]
+    return max(range(len(finals)), key=lambda i: (scores[i], -i))
+
+
 def _check_experts(where: str, spec: Mapping[str, Any], planned: Sequence[Experiment],
                    experiments: Mapping[str, Experiment], algos: Mapping[str, Mapping[str, Any]]) -> None:
     """A learner of an expert policy (:data:`EXPERT_ALGOS`) learns from an expert experiment
@@ -517,7 +565,7 @@ def _check_experts(where: str, spec: Mapping[str, Any], planned: Sequence[Experi
             if env not in expert.envs:
                 raise ConfigError(f"{where}: {env} has no expert in {source} at scale {exp.scale} (its envs: "
                                   f"{', '.join(expert.envs)}); add it there or leave it out here")
-        missing = [seed for seed in exp.seeds if seed not in expert.seeds]
+        missing = [seed for seed in exp.seeds if seed not in expert.seeds and not exp.expert_best]
         if missing:
             raise ConfigError(f"{where}: seed {missing[0]} has no expert in {source} at scale {exp.scale}, which "
                               f"trains {len(expert.seeds)} seed(s); seed s learns from seed s of the expert, so "

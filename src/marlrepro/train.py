@@ -787,18 +787,23 @@ def method_name(config: TrainConfig) -> str:
     its ablations ``qmix_entropy`` (+Entropy) and ``me_qmix_mlp`` (MLP); for the DDPG family
     ``maddpg`` (central critics), ``ddpg`` (independent: own critics) and ``ddpg_central`` (CESMA's
     expert: the joint actor); CESMA's DQN experts ``joint_dqn`` and ``one_at_a_time``
-    (``joint_dqn.actions``) and ``central_vdn`` (value decomposition on a joint-observation MLP);
-    ``dagger`` with ``_weighted`` (``dagger.move_weight``) and ``_per_agent`` (``dagger.dataset``);
+    (``joint_dqn.actions``), ``central_vdn`` (value decomposition on a joint-observation MLP) and
+    ``central_vdn_rnn`` (on a joint-observation GRU, the SMAC expert);
+    ``dagger`` with ``_rnn`` (``dagger.student``), ``_weighted`` (``dagger.move_weight``) and
+    ``_per_agent`` (``dagger.dataset``);
     ``dagger_comm`` for DAgger with learned communication (Algorithm 2)."""
     if config.algo == "dagger" and config.dagger.communication == "learned":
         return "dagger_comm"
     if config.algo == "joint_dqn":
         return "one_at_a_time" if config.joint_dqn.actions == "one_at_a_time" else "joint_dqn"
     if config.algo == "dagger":
-        return ("dagger" + ("_weighted" if config.dagger.move_weight != 1.0 else "")
+        return ("dagger" + ("_rnn" if config.dagger.student == "rnn" else "")
+                + ("_weighted" if config.dagger.move_weight != 1.0 else "")
                 + ("_per_agent" if config.dagger.dataset == "per_agent" else ""))
     if config.agent.network == "joint_mlp":
         return f"central_{config.algo}"
+    if config.agent.network == "joint_rnn":
+        return f"central_{config.algo}_rnn"
     if config.algo == "ddpg":
         return "ddpg_central" if config.ddpg.actor == "joint" else {"central": "maddpg", "own": "ddpg"}[config.ddpg.critic]
     suffix = {"none": "", "dagger": "_da", "bc": "_bc"}[config.imitation.mode]

@@ -26,7 +26,10 @@ a collect_demos expert (`marlrepro collect-demos`) into the task's demo file and
 over it (expert.json), in results/demos/<paper>/<expert experiment>/<env>/. A run that learns from
 them (demos_from) has its task's demo file as an input of its job, alone or in a pack, and its path
 as demos.path; a run that learns from an expert's policy (expert_from) has the exported policy of
-its expert (same task, same seed) as an input and as dagger.expert.
+its expert (same task, same seed) as an input and as dagger.expert, or with expert_choice best that
+of the expert experiment's best run on the task, which rule `select_best_expert` copies, once every
+expert run of the task has trained, to results/experts/<paper>/<experiment>/<env>/<algo>/best/
+(policy.zip, and choice.json naming the run).
 
 The run's checkpoint/ directory is deliberately not an output: Snakemake deletes the outputs of a
 failed job, and the checkpoint must survive so that the retry (or the next invocation) resumes. A
@@ -43,6 +46,7 @@ import re
 
 from marlrepro.experiments import (
     DEMOS_DIR,
+    EXPERT_BEST,
     EXPERT_POLICY,
     RUN_DIR,
     Experiment,
@@ -139,7 +143,7 @@ def run_demos(run: Run) -> list[str]:
 
 def run_experts(runs) -> list[str]:
     """The exported expert policies that ``runs`` learn from (their dagger.expert), if any: inputs of their job."""
-    return [run.expert_policy for run in runs if run.expert_policy]
+    return list(dict.fromkeys(run.expert_policy for run in runs if run.expert_policy))  # one best expert: once
 
 
 rule train:
@@ -275,6 +279,35 @@ rule export_expert:
         "../../envs/train.yaml"
     shell:
         "marlrepro export-policy {params.run_dir} {output.policy} --checkpoint best > {log} 2>&1"
+
+
+def expert_candidates(wildcards) -> list[Run]:
+    """The runs of the expert experiment and algo that a select_best_expert job's wildcards name, on its env."""
+    runs = [run for run in experiment(wildcards.paper, wildcards.experiment).runs()
+            if (env_slug(run.env), run.algo) == (wildcards.env, wildcards.algo)]
+    if not runs:
+        raise WorkflowError(f"{EXPERT_BEST.format(**wildcards)}: {wildcards.experiment} has no run of "
+                            f"{wildcards.algo} on {wildcards.env} at scale {SCALE.name}")
+    return runs
+
+
+rule select_best_expert:
+    """The best of an expert experiment's exported runs on a task (expert_choice best; CESMA §6.1: the
+    run of the highest test win rate, marlrepro.experiments.best_expert_index), copied with a note
+    of which run it is."""
+    localrule: True
+    input:
+        finals=lambda wildcards: [f"{run.run_dir}/final.json" for run in expert_candidates(wildcards)],
+        policies=lambda wildcards: [run.policy_file for run in expert_candidates(wildcards)],
+    output:
+        policy=f"{EXPERT_BEST}/policy.zip",
+        choice=f"{EXPERT_BEST}/choice.json",
+    log:
+        "results/logs/experts/{paper}/{experiment}/{env}/{algo}/best.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/select_best_expert.py"
 
 
 rule collect_demos:

@@ -22,7 +22,7 @@ REPORT_CATEGORIES = {
     "igm_da": "IGM-DA — Rethinking IGM (Table 1, Figures 3–7)",
     "mifq": "MIFQ — inverse factorized Q-learning from demonstrations (Tables 1, 3–22 and Figures 2, 3)",
     # every category sorts after the claim ledger's ("Claim ledger ..."), which the menu lists first: "CESMA" would not
-    "cesma": "Decentralised imitation (CESMA) — a centralised expert decentralised by DAgger (Figures 5 to 9)",
+    "cesma": "Decentralised imitation (CESMA) — a centralised expert decentralised by DAgger (Figures 4 to 9)",
 }
 
 

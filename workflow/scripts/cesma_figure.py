@@ -1,11 +1,11 @@
-"""Snakemake script: CESMA's Figure 5, 6, 7 or 8 (marlrepro.report.cesma).
+"""Snakemake script: CESMA's Figure 4, 5, 6, 7 or 8 (marlrepro.report.cesma).
 
 Inputs ``finals`` (the runs' final.json; metrics.parquet and config.yaml sit beside them) and
 ``published``; params ``settings`` (each: title, students, experts, baselines: label -> run
 directories, label, expert), ``title``, ``figure`` (its key under ``figures:`` of the published
-file), ``chained`` (Figures 5 and 7: the expert's curve, then the decentralised agents' after it),
+file), ``chained`` (Figures 4, 5 and 7: the expert's curve, then the decentralised agents' after it),
 ``levels`` (Figure 6: the baselines as final levels; Figure 8: as curves), ``not_planned`` (the
-panels this scale plans no run of), ``scale``,
+panels this scale plans no run of), ``metric`` (the curves' ``metrics.parquet`` column), ``scale``,
 ``scale_description``; outputs ``csv``, ``md``, ``html``, ``png``, ``pdf``; one log file.
 """
 
@@ -22,6 +22,7 @@ table = cesma_report(
     chained=smk.params.chained,
     levels=smk.params.levels,
     not_planned=smk.params.not_planned,
+    metric=smk.params.metric,
     claims=figure_claims(smk.input.published, smk.params.figure),
     scale=smk.params.scale,
     scale_description=smk.params.scale_description,

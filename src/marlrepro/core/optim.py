@@ -70,11 +70,13 @@ class StackedOptimizer:
     parameter (a learner's parameter groups, :meth:`marlrepro.learners.base.Learner.param_groups`);
     ``phases``: each parameter's :class:`Phase`, or None where it trains in every phase. Each
     parameter counts its own steps (``state["step"]``, per run and, per agent, per slice), so a
-    parameter that trains in one phase of several has the step count of an optimiser of its own."""
+    parameter that trains in one phase of several has the step count of an optimiser of its own.
+    ``weight_decay``: torch's L2 form, ``g ← g + weight_decay · θ`` before the update (0: none)."""
 
     def __init__(self, params: list[torch.Tensor], lr: torch.Tensor | list[torch.Tensor], eps: float,
-                 phases: list[Phase | None] | None = None) -> None:
+                 phases: list[Phase | None] | None = None, weight_decay: float = 0.0) -> None:
         self.params = params
+        self.weight_decay = weight_decay
         self.lrs = lr if isinstance(lr, list) else [lr] * len(params)
         self.phases = phases if phases is not None else [None] * len(params)
         self.eps = eps
@@ -105,7 +107,8 @@ class StackedOptimizer:
             if own is not None and phase is not None:
                 keep = keep & own.active(phase, p)
             state["step"].add_(keep.to(state["step"].dtype))
-            new_p, new_state = self.update(p, p.grad, lr * self.lr_scale, state)
+            grad = p.grad + self.weight_decay * p if self.weight_decay else p.grad
+            new_p, new_state = self.update(p, grad, lr * self.lr_scale, state)
             p.copy_(torch.where(keep, new_p, p))
             for key, value in new_state.items():
                 state[key].copy_(torch.where(keep, value, state[key]))
@@ -130,9 +133,9 @@ class StackedRMSprop(StackedOptimizer):
     ``v ← α v + (1 − α) g²``, ``θ ← θ − lr · g / (√v + ε)``."""
 
     def __init__(self, params: list[torch.Tensor], lr: torch.Tensor | list[torch.Tensor], alpha: float, eps: float,
-                 phases: list[Phase | None] | None = None) -> None:
+                 phases: list[Phase | None] | None = None, weight_decay: float = 0.0) -> None:
         self.alpha = alpha
-        super().__init__(params, lr, eps, phases)
+        super().__init__(params, lr, eps, phases, weight_decay)
 
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"square_avg": torch.zeros_like(p)}
@@ -164,8 +167,10 @@ class StackedAdam(StackedOptimizer):
 def build_optimizer(params: list[torch.Tensor], config: LearnerConfig, lr: torch.Tensor | list[torch.Tensor],
                     phases: list[Phase | None] | None = None) -> StackedOptimizer:
     """Adam (pymarl2, DFAC) or RMSProp (pymarl, IGM-DA) with the configured constants; an unset
-    ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`)."""
+    ``optim_eps`` is the optimiser's reference default (:class:`~marlrepro.config.LearnerConfig`);
+    ``weight_decay`` as torch's."""
     if config.optimizer == "adam":
-        return StackedAdam(params, lr, ADAM_EPS if config.optim_eps is None else config.optim_eps, phases)
+        return StackedAdam(params, lr, ADAM_EPS if config.optim_eps is None else config.optim_eps, phases,
+                           config.weight_decay)
     eps = RMSPROP_EPS if config.optim_eps is None else config.optim_eps
-    return StackedRMSprop(params, lr, config.optim_alpha, eps, phases)
+    return StackedRMSprop(params, lr, config.optim_alpha, eps, phases, config.weight_decay)

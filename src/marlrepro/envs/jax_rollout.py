@@ -27,6 +27,7 @@ from marlrepro.buffer import Episodes
 from marlrepro.controller import (
     AgentController,
     DistributionalController,
+    JointRNNQController,
     PerAgentPolicyController,
 )
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
@@ -193,7 +194,7 @@ class _Carry(NamedTuple):
     env_state: Any
     env_key: jax.Array
     policy_key: jax.Array
-    hidden: jax.Array  # [B·N, H]
+    hidden: jax.Array  # [B·N, H] ([B, H]: a joint recurrent network)
     last_actions: jax.Array  # [B, N] int32, -1 before the first action
     active: jax.Array  # [B] bool: this environment's first episode is still running
     outputs: jax.Array
@@ -298,6 +299,8 @@ class FusedRollout:
             "state": (n_obs, None),
         }[self.controller.source]
         distributional = isinstance(self.controller, DistributionalController)
+        # CESMA's joint recurrent expert: one GRU per environment on the concatenated inputs
+        rows = b if isinstance(self.controller, JointRNNQController) else b * n
         per_agent = isinstance(self.controller, PerAgentPolicyController)
         softmax = self.controller.samples_policy
         table = getattr(self.controller, "joint_actions", None)  # a joint-action DQN's [K, N] (static)
@@ -333,7 +336,7 @@ class FusedRollout:
                 taus = jax.random.uniform(extra_key, (b, cfg.n_greedy_quantiles), first.dtype)
                 q, hidden = iqn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden, taus)
             else:
-                q, hidden = rnn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden)
+                q, hidden = rnn_agent_step(agent, inputs.reshape(rows, -1), c.hidden)
             q = q.reshape(b, n, -1)
             actions = masked_greedy(q, avail)
             if softmax:  # exploring: sample the policy; evaluating (explore false): greedy
@@ -347,7 +350,7 @@ class FusedRollout:
 
         start = _Carry(
             t=jnp.int32(0), env_state=env_state, env_key=next_key, policy_key=policy_key,
-            hidden=jnp.zeros((b * n, cfg.hidden_dim), first.dtype),
+            hidden=jnp.zeros((rows, cfg.hidden_dim), first.dtype),
             last_actions=jnp.full((b, n), -1, jnp.int32), active=jnp.full(b, run_active),
             outputs=outputs, actions=jnp.zeros((limit, b, n), jnp.int32),
             filled=jnp.zeros((limit, b), jnp.float32),

@@ -5,7 +5,12 @@ A fixed centralised expert ``π*`` (an exported policy file, ``dagger.expert``, 
 by :func:`marlrepro.policy_file.load_policy` and :func:`~marlrepro.policy_file.check_env_spec`
 before anything trains) supervises ``M`` decentralised students ``π_1, …, π_M``, each its own MLP
 on its own observation (:class:`~marlrepro.controller.PerAgentPolicyController`, 2 hidden layers of
-``agent.hidden_dim``; its JAX twin ``per_agent_policy_step`` acts in the fused rollout):
+``agent.hidden_dim``; its JAX twin ``per_agent_policy_step`` acts in the fused rollout), or with
+``dagger.student: rnn`` (appendix E.1, SMAC) pymarl's recurrent agent shared by the students, each
+fed its unit id (:class:`~marlrepro.controller.AgentController` acting greedily,
+:class:`~marlrepro.controller.SoftmaxPolicyController` at temperature 1 sampling; the fused
+rollout's GRU twin ``rnn_agent_step``), whose outputs are the policies' logits and whose loss
+unrolls the hidden state over each stored episode from its first step, as while acting:
 
 1. the STUDENTS act (Algorithm 1, line 3: a sample of each student's softmax policy while
    training, or with ``dagger.acting: greedy`` its most probable available action,
@@ -43,6 +48,7 @@ from marlrepro.controller import (
     AgentController,
     GreedyPerAgentPolicyController,
     PerAgentPolicyController,
+    SoftmaxPolicyController,
 )
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import PolicyFileError
@@ -67,6 +73,16 @@ def load_expert(path: str, spec: EnvSpec, device: torch.device) -> AgentControll
     return policy.controller
 
 
+def make_students(spec: EnvSpec, config: TrainConfig) -> AgentController:
+    """The students of ``config.dagger`` (``student``: per-agent MLPs or the shared recurrent agent;
+    ``acting``: a sample of their softmax policies or their most probable available action)."""
+    greedy = config.dagger.acting == "greedy"
+    if config.dagger.student == "rnn":  # E.1: pymarl's agent, its parameters shared, each unit its id
+        return AgentController(spec, config.agent) if greedy else \
+            SoftmaxPolicyController(spec, config.agent, transform=None, alpha_init=1.0, learn_temperature=False)
+    return (GreedyPerAgentPolicyController if greedy else PerAgentPolicyController)(spec, config.agent)
+
+
 def expert_labels(expert: AgentController, batch: Episodes) -> torch.Tensor:
     """The expert's greedy available action [B, T, N] at every step of ``batch``'s episodes
     (Algorithm 1, line 4), fed the episode's executed actions as its last actions."""
@@ -85,8 +101,7 @@ class DAggerLearner(ActorCriticLearner):
         # each student's own cross-entropy beside the accuracy (appendix A.2, Fig. 9: loss per agent)
         self.update_scalars = ("accuracy", *(f"loss_agent{i}" for i in range(spec.n_agents)))
         self.lr = config.learner.lr
-        students = GreedyPerAgentPolicyController if config.dagger.acting == "greedy" else PerAgentPolicyController
-        self.actor = students(spec, config.agent)
+        self.actor = make_students(spec, config)
         self.expert = load_expert(config.dagger.expert, spec, device)
         self.per_agent = config.dagger.dataset == "per_agent"
         self.batch_draws = spec.n_agents if self.per_agent else 1  # a batch of episodes per student

@@ -1,5 +1,6 @@
-"""CESMA's Figures 5 to 8: reward against environment samples, a centralised expert then its
-decentralisation by DAgger, against MADDPG and independent DDPG (the paper prints curves, no numbers).
+"""CESMA's Figures 4 to 8: reward (Figure 4: test win rate) against environment samples, a
+centralised expert then its decentralisation by DAgger, against MADDPG and independent DDPG (Figure 4:
+IQL) (the paper prints curves, no numbers).
 
 A :class:`Setting` is one panel (an MPE task): the DAgger runs (the *students*), for each the expert
 run it imitates (same task, same seed: ``expert_from``, :mod:`marlrepro.experiments`), and the
@@ -12,6 +13,10 @@ reward envelopes"; :func:`~marlrepro.report.curves.curve_envelope`).
   on the samples axis: each student's steps are shifted by the steps its own expert trained (every
   sample the expert took counts, as the paper counts "the number of samples in training the expert
   as well as decentralization"); the baselines' curves beside them.
+* Figure 4 (SMAC 3s5z, §6.1) is Figure 5's kind on the test win rate (``metric``
+  ``test_won_mean``; §6.1: "we plot the median win percentage, as well as the max and min
+  envelopes, over five independent runs"), IQL's curve beside; a scale that plans no 3s5z run
+  draws its panel "not planned" and writes an empty table.
 * Figure 7 is Figure 5's kind, one panel per expert (a DQN or the one-at-a-time expert), each
   with its own series names (:attr:`Setting.label`, :attr:`Setting.expert`); panels a scale plans no
   run of are drawn "not planned". Figure 8 is Figure 6's kind with the baselines drawn as curves
@@ -32,6 +37,7 @@ paper's words about the series (``config/published/cesma.yaml: figures``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,13 +69,17 @@ COLUMNS = (
     "exported_median", "gap_to_expert", "samples_to_maddpg", "published", "scale", "backend",
 )  # fmt: skip
 METRIC = "test_return_mean"
+# each curve's axis label, by metrics.parquet column
+METRIC_LABELS = {"test_return_mean": "mean test return", "test_won_mean": "test win rate"}
 
 
 @dataclass(frozen=True)
 class Setting:
     """One panel: ``students`` (DAgger run directories), ``experts`` (``experts[i]``: the run that
-    ``students[i]`` imitates) and ``baselines`` (label -> run directories); ``label`` and ``expert``:
-    the students' and the experts' series names (Figure 7 names each expert's)."""
+    ``students[i]`` imitates, or with ``choice`` the expert run of its seed, drawn in the experts'
+    curve) and ``baselines`` (label -> run directories); ``label`` and ``expert``: the students' and
+    the experts' series names (Figure 7 names each expert's); ``choice``: the ``choice.json`` of an
+    expert picked as the best run (``expert_choice: best``, Figure 4), which every student imitates."""
 
     title: str
     students: list[str]
@@ -77,17 +87,26 @@ class Setting:
     baselines: dict[str, list[str]]
     label: str = CESMA
     expert: str = EXPERT
+    choice: str | None = None
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Setting:
         """A setting from a rule's params."""
         setting = cls(spec["title"], list(spec["students"]), list(spec["experts"]),
                       {label: list(runs) for label, runs in spec.get("baselines", {}).items()},
-                      spec.get("label", CESMA), spec.get("expert", EXPERT))
+                      spec.get("label", CESMA), spec.get("expert", EXPERT), spec.get("choice"))
         if len(setting.students) != len(setting.experts) or not setting.students:
             raise RunDataError(f"{setting.title}: expected one expert run per student run, got "
                                f"{len(setting.students)} students and {len(setting.experts)} experts")
         return setting
+
+    def imitated(self) -> list[str]:
+        """The expert run that each student imitates: the chosen best run (``choice``) or its own."""
+        if self.choice is None:
+            return self.experts
+        with open(self.choice) as f:
+            chosen = json.load(f)["run_dir"]
+        return [chosen] * len(self.students)
 
     def run_dirs(self) -> list[str]:
         """Every run directory the setting reads."""
@@ -109,10 +128,12 @@ def plan_settings(students: Sequence[Run], baselines: Sequence[Run], scenarios: 
         by_label = {label: [run.run_dir for run in baselines
                             if run.algo == algo and run.env.split(":", 1)[1] == scenario]
                     for algo, label in labels.items()}
+        best = {run.expert_best_dir for run in taught}
         settings.append({"title": scenario, "students": [run.run_dir for run in taught],
                          "experts": [run.expert_run_dir for run in taught],
                          "baselines": {name: dirs for name, dirs in by_label.items() if dirs},
-                         "label": label, "expert": expert})
+                         "label": label, "expert": expert,
+                         **({"choice": f"{best.pop()}/choice.json"} if best != {None} else {})})
     return settings
 
 
@@ -132,7 +153,7 @@ def setting_curves(setting: Setting, metric: str, chained: bool) -> pd.DataFrame
     by their own expert's steps when ``chained``) and the baselines'."""
     parts = [_curve(run, setting.expert, metric) for run in (setting.experts if chained else [])]
     parts += [_curve(student, setting.label, metric, int(read_final(expert)["t_env"]) if chained else 0)
-              for student, expert in zip(setting.students, setting.experts, strict=True)]
+              for student, expert in zip(setting.students, setting.imitated(), strict=True)]
     parts += [_curve(run, label, metric) for label, runs in setting.baselines.items() for run in runs]
     curves = pd.concat(parts, ignore_index=True)
     duplicated = curves.duplicated(["algo", "seed", "t_env"])
@@ -142,9 +163,10 @@ def setting_curves(setting: Setting, metric: str, chained: bool) -> pd.DataFrame
 
 
 def exported_levels(setting: Setting, metric: str) -> np.ndarray:
-    """Each expert run's best evaluation of ``metric``: the checkpoint exported to the students."""
+    """Each imitated expert run's best evaluation of ``metric``: the checkpoint exported to the
+    students (with ``choice``, the chosen run's alone)."""
     levels = []
-    for run in dict.fromkeys(setting.experts):
+    for run in dict.fromkeys(setting.imitated()):
         best = read_final(run).get("best")
         if not isinstance(best, Mapping) or metric not in best:
             raise RunDataError(f"{run}/final.json: no best evaluation of {metric!r} (an expert keeps run.keep_best)")
@@ -191,7 +213,7 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
 
 def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame], tables: Sequence[pd.DataFrame],
                  title: str, chained: bool, ncols: int, levels: bool = True,
-                 not_planned: Sequence[str] = ()) -> Figure:
+                 not_planned: Sequence[str] = (), metric: str = METRIC) -> Figure:
     """One axis per setting: Figure 5's expert-then-students curves and the baselines' curves, or
     (not ``chained``) the students' curve with the baselines' final levels dashed (``levels``,
     Figure 6) or their curves (Figure 8), and the expert's exported level dotted; medians with
@@ -219,7 +241,7 @@ def cesma_figure(settings: Sequence[Setting], envelopes: Sequence[pd.DataFrame],
                        linewidth=1.0, label=f"{setting.expert} (exported)")
         named = chained and setting.label != CESMA  # Figure 7: one panel per expert of a setting
         ax.set(title=f"{setting.title}: {setting.label}" if named else setting.title, xlabel="environment samples",
-               ylabel="mean test return")
+               ylabel=METRIC_LABELS[metric])
         ax.legend(fontsize="small")
     for ax, panel in zip(axes[len(settings):], not_planned, strict=True):
         mark_empty(ax, panel, NOT_PLANNED)
@@ -246,7 +268,10 @@ def cesma_report(
     (``levels``: the baselines as final levels or as curves) over ``settings`` (module docstring),
     beside the paper's words about each series (``claims``); each setting's curves aligned on its
     runs' largest ``run.eval_interval``; the panels of ``not_planned`` drawn empty, marked
-    :data:`NOT_PLANNED`. Returns the table."""
+    :data:`NOT_PLANNED` (with no setting at all, the table is empty). ``metric``: the curves'
+    ``metrics.parquet`` column (a key of :data:`METRIC_LABELS`). Returns the table."""
+    if metric not in METRIC_LABELS:
+        raise RunDataError(f"metric {metric!r}: CESMA's figures draw one of {', '.join(METRIC_LABELS)}")
     backends = [single_value([read_final(run) for run in setting.run_dirs()], "backend") for setting in settings]
     rows, envelopes = [], []
     for setting, backend in zip(settings, backends, strict=True):
@@ -254,7 +279,7 @@ def cesma_report(
         curves = setting_curves(setting, metric, chained)
         envelopes.append(curve_envelope(align_curves(curves, step)))
         rows.append(setting_rows(setting, curves, envelopes[-1], metric, claims, scale, backend))
-    table = pd.concat(rows, ignore_index=True)
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(COLUMNS))
     notes = [
         "final: each run's last greedy evaluation, median [min, max] over seeds; samples: each run's last step "
         + ("(the decentralised agents': their expert's steps and their own)" if chained else "(its own steps)")
@@ -273,11 +298,11 @@ def cesma_report(
         "samples to MADDPG": [_samples(v) for v in table["samples_to_maddpg"]],
         "published (in words)": table["published"],
     })  # fmt: skip
-    backend = ", ".join(dict.fromkeys(backends))
+    backend = ", ".join(dict.fromkeys(backends)) or "none (no run planned at this scale)"
     write_table(table, table_paths, title, scale=scale, scale_description=scale_description, backend=backend,
                 notes=notes, display=display, group="setting")
-    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend})", chained,
-                          min(ncols, len(settings) + len(not_planned)), levels, not_planned)
+    figure = cesma_figure(settings, envelopes, rows, f"{title} (scale: {scale}, backend: {backend})",
+                          chained, min(ncols, len(settings) + len(not_planned)), levels, not_planned, metric)
     save_figure(figure, figure_paths, scale)
     return table
 

@@ -30,8 +30,8 @@ Criterion kinds (``op`` is one of ``>``, ``>=``, ``<``, ``<=``):
   ``at_least``.
 
 A claim's **verdict** (:func:`judge`): *not judged* when one of its tables was not built (no rule
-makes it at this scale), when a table's scale is smoke (never judged, whatever the claim says) or
-not one of the claim's ``scales``; else from its criteria, all of which must hold: *does not hold*
+makes it at this scale) or has no rows (its panels not planned at this scale), when a table's scale
+is smoke (never judged, whatever the claim says) or not one of the claim's ``scales``; else from its criteria, all of which must hold: *does not hold*
 if one does not hold, *holds* if all hold, else *not judged* with the criteria's reasons. Every
 verdict cites the numbers it used.
 """
@@ -60,6 +60,7 @@ from marlrepro.report.tables import write_table
 HOLDS, FAILS, NOT_JUDGED = "holds", "does not hold", "not judged"
 SMOKE = "smoke"
 NOT_BUILT = "target not built"
+NO_ROWS = "has no rows: this scale plans no run of it"  # a built table of panels not planned
 OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
@@ -96,7 +97,7 @@ _FROZENLAKE = (
     "scale", "backend", "paper",
 )  # fmt: skip
 # CESMA's figures: one row per setting (an MPE task, or SMAC's 3s5z) and series (marlrepro.report.cesma).
-# Figures 5 to 8 are built in this format (Figure 4's will take it too), and Figure 9
+# Figures 4 to 8 are built in this format (Figure 4 on the win rate), and Figure 9
 # (reward against supervised loss, per agent; marlrepro.report.cesma_loss) adds the loss and its
 # correlation with the reward.
 _CESMA = TableFormat({key: "text" for key in CESMA_KEYS}, CESMA_COLUMNS)
@@ -435,6 +436,8 @@ def judge(claim: Claim, tables: Mapping[str, pd.DataFrame | None]) -> Verdict:
     if not_built:
         return Verdict(NOT_JUDGED, f"{NOT_BUILT}: {', '.join(not_built)} (no rule makes it at this scale)")
     for name in names:
+        if tables[name].empty:  # a figure of panels this scale plans no run of (CESMA Figure 4 at smoke)
+            return Verdict(NOT_JUDGED, f"{name} {NO_ROWS}")
         scales = set(tables[name]["scale"].astype(str))
         if SMOKE in scales:
             return Verdict(NOT_JUDGED, f"{name} is a smoke-scale table: smoke numbers are never judged")
