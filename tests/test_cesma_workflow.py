@@ -77,7 +77,7 @@ def test_smoke_plans_one_tiny_chain(workdir):
     assert job_counts(result.stdout) == {"train": 6, "export_expert": 2, "cesma_fig4": 1, "cesma_fig5": 1,
                                          "cesma_fig6": 1, "cesma_fig7": 1, "cesma_fig8": 1, "cesma_fig9": 1,
                                          "cesma_claims": 1,
-                                         "cesma": 1, "total": 15}
+                                         "cesma": 1, "total": 16}
     planned = jobs(result.stdout)
     trains = {experiment_of(j): j for j in planned if j["rule"] == "train"}
     assert sorted(trains) == ["baselines_nav", "cesma_joint_dqn", "cesma_nav3", "cesma_per_agent", "experts_joint_dqn",

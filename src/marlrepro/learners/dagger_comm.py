@@ -193,11 +193,12 @@ class DAggerCommLearner(DAggerLearner):
         move_labels = labels % self.moves
         moving = dataclasses.replace(batch, avail_actions=self.channel.move_avail(
             batch.avail_actions, self.actor.agent.joint_map))
-        return imitation_loss(move_logits, move_labels, moving, weight), messages, relaxed
+        return imitation_loss(move_logits, move_labels, moving, weight, per_agent=True), messages, relaxed
 
     def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
         """Algorithm 2's summed action and communication losses on ``batch`` (module docstring);
-        logged: ``accuracy``, the share of the expert's move labels that are the move heads' argmax."""
+        logged: ``accuracy``, the share of the expert's move labels that are the move heads' argmax,
+        and ``loss_agent{i}``, agent ``i``'s own move cross-entropy (0 for an agent that only speaks)."""
         return self.loss_terms(batch, expert_labels(self.expert, batch))[0]
 
 
