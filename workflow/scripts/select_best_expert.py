@@ -1,4 +1,5 @@
-"""Snakemake script: the best expert run of a task (expert_choice best; CESMA's SMAC experiment: "we decentralize the one with the highest test win percentage").
+"""Snakemake script: the best expert run of a task (expert_choice best; CESMA's SMAC experiment:
+"we decentralize the one with the highest test win percentage").
 
 Inputs ``finals`` (each expert run's final.json) and ``policies`` (their exported policies, in the
 same order); outputs ``policy`` (a copy of the best run's) and ``choice`` (JSON: its run directory,
