@@ -78,3 +78,25 @@ def greedy_rollouts_from_one_key(env, key: int = 21) -> tuple[tuple[dict, object
 
     collected = greedy_rollouts_by_mode(from_the_same_key)
     return collected["fused"], collected["stepwise"]
+
+
+def greedy_actions_by_mode(env, controller: torch.nn.Module, key: int = 5) -> tuple[dict[str, torch.Tensor], object]:
+    """The actions [B, T, N] of one greedy rollout of ``controller`` per runner mode, ``stepwise``
+    then ``fused``, each from JAX key ``key`` on ``env``; and the fused runner, for more rollouts."""
+    import jax
+    import numpy as np
+
+    from marlrepro.core.stacked import StackedModules
+    from marlrepro.runner import EpisodeRunner
+
+    holder = torch.nn.Module()
+    holder.controller = controller
+    start = np.asarray(jax.random.key_data(jax.random.key(key)))
+    actions = {}
+    for mode in ("stepwise", "fused"):
+        env.set_rng_state(start)
+        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
+        assert runner.fused == (mode == "fused")
+        episodes, _ = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
+        actions[mode] = episodes.actions[0]
+    return actions, runner

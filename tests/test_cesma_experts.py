@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from episode_batches import masked_cases_batch
+from episode_batches import greedy_actions_by_mode, masked_cases_batch
 from run_outputs import assert_packed_run_equals_alone
 from training_checks import run_and_check_training
 
@@ -307,25 +307,14 @@ def test_the_experts_learn_their_optimum(algo, env, greedy, payoff, tmp_path):
 def test_the_fused_rollout_acts_as_the_joint_action_controller(one_at_a_time):
     """The fused JAX rollout's twin of the joint-action DQN (greedy, and exploring at ε = 1) takes
     the joint actions the stepwise loop takes from the same start, and explores among its table's."""
-    import jax
-    import numpy as np
-
     env = make("jaxmpe:simple_spread", 8, 0)
     torch.manual_seed(1)
     table = joint_action_table(3, env.spec.n_actions, one_at_a_time)
-    holder = torch.nn.Module()
-    holder.controller = JointActionController(env.spec, load_config([], ["agent.hidden_dim=16"]).agent, table)
-    start = np.asarray(jax.random.key_data(jax.random.key(5)))
-    actions = {}
-    for mode in ("stepwise", "fused"):
-        env.set_rng_state(start)
-        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
-        assert runner.fused == (mode == "fused")
-        episodes, _ = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
-        actions[mode] = episodes.actions[0]
+    controller = JointActionController(env.spec, load_config([], ["agent.hidden_dim=16"]).agent, table)
+    actions, runner = greedy_actions_by_mode(env, controller)
     assert torch.equal(actions["stepwise"], actions["fused"])
     explored, _ = runner.run([1.0], [True], [torch.Generator().manual_seed(0)])
-    encoded = holder.controller.encode(explored.actions[0])
+    encoded = controller.encode(explored.actions[0])
     assert torch.equal(table[encoded], explored.actions[0])  # every explored joint action is in the table
     assert encoded.unique().numel() > table.shape[0] // 2  # and they spread over it
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from episode_batches import masked_cases_batch
+from episode_batches import greedy_actions_by_mode, masked_cases_batch
 from run_outputs import assert_packed_run_equals_alone
 from training_checks import run_and_check_training
 
@@ -166,19 +166,7 @@ def test_the_jax_twin_equals_the_torch_network_step_by_step():
 def test_the_fused_rollout_acts_as_the_stepwise_loop(expert_file):
     """From the same start, the fused JAX rollout of the joint recurrent expert (greedy) takes the
     stepwise loop's actions at every step."""
-    import jax
-
-    env = make(TASK, 8, 0)
-    holder = torch.nn.Module()
-    holder.controller = load_policy(expert_file).controller
-    start = np.asarray(jax.random.key_data(jax.random.key(5)))
-    actions = {}
-    for mode in ("stepwise", "fused"):
-        env.set_rng_state(start)
-        runner = EpisodeRunner([env], StackedModules([holder]), "controller", mode)
-        assert runner.fused == (mode == "fused")
-        episodes, _ = runner.run([0.0], [True], [torch.Generator().manual_seed(0)])
-        actions[mode] = episodes.actions[0]
+    actions, _ = greedy_actions_by_mode(make(TASK, 8, 0), load_policy(expert_file).controller)
     assert torch.equal(actions["stepwise"], actions["fused"])
 
 
