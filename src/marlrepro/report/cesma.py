@@ -49,10 +49,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from marlrepro.report.curves import align_curves, curve_envelope
-from marlrepro.report.curve_panels import NO_CLAIM
 from marlrepro.report.demo_counts import NOT_PLANNED
 from marlrepro.report.figures import draw_bands, facets, mark_empty, save_figure
-from marlrepro.report.published import PublishedClaims
+from marlrepro.report.published import PublishedClaims, claim_cell
 from marlrepro.report.runs import RunDataError, read_final, read_metrics, read_run_config, single_value
 from marlrepro.report.style import REFERENCE_COLOUR, series_styles, styled
 from marlrepro.report.tables import write_table
@@ -198,7 +197,6 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
     rows = []
     for label, last in finals.items():
         final = last["value"].to_numpy(float)
-        said = claims.claims.get(label) if claims is not None else None
         rows.append({
             "setting": setting.title, "series": label, "metric": metric, "n_seeds": len(final),
             "samples_median": float(last["t_env"].median()), "final_median": float(np.median(final)),
@@ -206,7 +204,7 @@ def setting_rows(setting: Setting, curves: pd.DataFrame, envelope: pd.DataFrame,
             "exported_median": exported if label == setting.expert else math.nan,
             "gap_to_expert": (exported - float(np.median(final))) / abs(exported) if exported else math.nan,
             "samples_to_maddpg": first_reaching(envelope, label, maddpg) if not math.isnan(maddpg) else math.nan,
-            "published": f"{claims.cite}: {said}" if said else NO_CLAIM, "scale": scale, "backend": backend,
+            "published": claim_cell(claims, label), "scale": scale, "backend": backend,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -291,9 +289,7 @@ def cesma_report(
         "the claim ledger (cesma_claims).",
     ]
     display = pd.DataFrame({
-        "setting": table["setting"], "series": table["series"], "seeds": table["n_seeds"],
-        "samples": [f"{v:,.0f}" for v in table["samples_median"]],
-        "ours: final": [f"{r.final_median:.3g} [{r.final_min:.3g}, {r.final_max:.3g}]" for r in table.itertuples()],
+        **display_head(table, "ours: final"),
         "gap to expert": [f"{v:+.1%}" if np.isfinite(v) else "—" for v in table["gap_to_expert"]],
         "samples to MADDPG": [_samples(v) for v in table["samples_to_maddpg"]],
         "published (in words)": table["published"],
@@ -305,6 +301,16 @@ def cesma_report(
                           chained, min(ncols, len(settings) + len(not_planned)), levels, not_planned, metric)
     save_figure(figure, figure_paths, scale)
     return table
+
+
+def display_head(table: pd.DataFrame, final: str) -> dict[str, Any]:
+    """The first columns of a CESMA table's display (:data:`COLUMNS`' rows): setting, series,
+    seeds, median samples and, headed ``final``, the final median [min, max]."""
+    return {
+        "setting": table["setting"], "series": table["series"], "seeds": table["n_seeds"],
+        "samples": [f"{v:,.0f}" for v in table["samples_median"]],
+        final: [f"{r.final_median:.3g} [{r.final_min:.3g}, {r.final_max:.3g}]" for r in table.itertuples()],
+    }
 
 
 def _samples(value: float) -> str:

@@ -36,14 +36,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from marlrepro.report.cesma import CESMA
+from marlrepro.report.cesma import CESMA, display_head
 from marlrepro.report.cesma import COLUMNS as CESMA_COLUMNS
-from marlrepro.report.curve_panels import NO_CLAIM
 from marlrepro.report.curves import curve_envelope
 from marlrepro.report.demo_counts import NOT_PLANNED
 from marlrepro.report.figures import draw_bands, facets, mark_empty, save_figure
-from marlrepro.report.published import PublishedClaims
-from marlrepro.report.runs import RunDataError, read_final, read_metrics, single_value
+from marlrepro.report.published import PublishedClaims, claim_cell
+from marlrepro.report.runs import RunDataError, metric_columns, read_final, read_metrics, single_value
 from marlrepro.report.style import series_styles, styled
 from marlrepro.report.tables import write_table
 
@@ -77,10 +76,7 @@ class LossSetting:
 def run_losses(run_dir: str, setting: LossSetting) -> pd.DataFrame:
     """One run's evaluations (columns seed, t_env, episode, reward, then one loss column per series
     of ``setting``: the team's mean of the agents', then each agent's)."""
-    path = Path(run_dir) / "metrics.parquet"
-    if not path.is_file():
-        raise RunDataError(f"{path}: missing")
-    logged = sum(name.startswith("loss_agent") for name in pd.read_parquet(path).columns)
+    logged = sum(name.startswith("loss_agent") for name in metric_columns(run_dir))
     losses = [f"loss_agent{i}" for i in range(logged)]
     if not losses:
         raise RunDataError(f"{run_dir}/metrics.parquet: no per-agent supervised loss (loss_agent0, ...); "
@@ -115,13 +111,12 @@ def setting_rows(setting: LossSetting, frame: pd.DataFrame, claims: PublishedCla
     for series in setting.series:
         last_loss = frame.dropna(subset=[series]).sort_values("t_env").groupby("seed")[series].last()
         final = lasts["reward"].to_numpy(float)
-        said = claims.claims.get(series) if claims is not None else None
         rows.append({
             "setting": setting.title, "series": series, "metric": METRIC, "n_seeds": len(lasts),
             "samples_median": float(lasts["t_env"].median()), "final_median": float(np.median(final)),
             "final_min": float(final.min()), "final_max": float(final.max()),
             "exported_median": math.nan, "gap_to_expert": math.nan, "samples_to_maddpg": math.nan,
-            "published": f"{claims.cite}: {said}" if said else NO_CLAIM, "scale": scale, "backend": backend,
+            "published": claim_cell(claims, series), "scale": scale, "backend": backend,
             "final_loss_median": float(last_loss.median()) if len(last_loss) else math.nan,
             "reward_loss_correlation": correlation(frame, series),
         })  # fmt: skip
@@ -196,10 +191,7 @@ def loss_report(
         "with the cross-entropy (docs/deviations.md). Its claims are judged in the claim ledger (cesma_claims).",
     ]
     display = pd.DataFrame({
-        "setting": table["setting"], "series": table["series"], "seeds": table["n_seeds"],
-        "samples": [f"{v:,.0f}" for v in table["samples_median"]],
-        "ours: final return": [f"{r.final_median:.3g} [{r.final_min:.3g}, {r.final_max:.3g}]"
-                               for r in table.itertuples()],
+        **display_head(table, "ours: final return"),
         "final loss": [f"{v:.3g}" if np.isfinite(v) else "—" for v in table["final_loss_median"]],
         "reward–loss correlation": [f"{v:+.2f}" if np.isfinite(v) else "—"
                                     for v in table["reward_loss_correlation"]],

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.figures import draw_bands, facets, save_figure
-from marlrepro.report.published import PublishedClaims
+from marlrepro.report.published import NO_CLAIM, PublishedClaims, claim_cell
 from marlrepro.report.runs import (
     RunDataError,
     read_final,
@@ -42,7 +42,6 @@ PANEL_COLUMNS = (
     "final_median", "final_q25", "final_q75", "over_training_median", "over_training_q25", "over_training_q75",
     "published", "scale", "backend",
 )  # fmt: skip
-NO_CLAIM = "no claim in words"
 
 
 @dataclass(frozen=True)
@@ -100,12 +99,11 @@ def panel_rows(panel: Panel, curves: pd.DataFrame, claims: PublishedClaims | Non
         final = runs["value"].last().to_numpy(float)
         over = runs["value"].mean().to_numpy(float)
         steps = runs["t_env"].max()
-        said = claims.claims.get(label, claims.claims.get(panel.title)) if claims is not None else None
         rows.append({
             "panel": panel.title, "series": label, "metric": panel.metric, "n_seeds": len(final),
             "t_env_min": int(steps.min()) if len(steps) else 0,
             **_quartiles("final", final), **_quartiles("over_training", over),
-            "published": f"{claims.cite}: {said}" if said else NO_CLAIM, "scale": scale, "backend": backend,
+            "published": claim_cell(claims, label, panel.title), "scale": scale, "backend": backend,
         })  # fmt: skip
     for label, value in panel.reference_values().items():
         rows.append({

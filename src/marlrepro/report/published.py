@@ -224,6 +224,17 @@ class PublishedClaims:
     claims: dict[str, str]
 
 
+NO_CLAIM = "no claim in words"
+
+
+def claim_cell(claims: PublishedClaims | None, *series: str) -> str:
+    """A table's ``published`` cell: the paper's words, with their citation, about the first of
+    ``series`` (a series' name, then what stands for it, such as its panel) that ``claims`` names;
+    :data:`NO_CLAIM` where none does."""
+    said = next((claims.claims[name] for name in series if name in claims.claims), None) if claims is not None else None
+    return f"{claims.cite}: {said}" if said else NO_CLAIM
+
+
 def figure_claims(path: str | Path, figure: str) -> PublishedClaims:
     """Load the per-method claims of ``figure`` (a key of ``figures:``, such as ``fig6``) from ``path``."""
     data = load_published(path)

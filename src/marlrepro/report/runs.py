@@ -42,11 +42,23 @@ def read_final(run_dir: str | Path, extra_keys: Iterable[str] = ()) -> dict[str,
     return final
 
 
-def read_metrics(run_dir: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """Load ``columns`` of ``metrics.parquet`` in ``run_dir`` (one row per evaluation)."""
+def _metrics_path(run_dir: str | Path) -> Path:
     path = Path(run_dir) / "metrics.parquet"
     if not path.is_file():
         raise RunDataError(f"{path}: missing")
+    return path
+
+
+def metric_columns(run_dir: str | Path) -> list[str]:
+    """The columns of ``metrics.parquet`` in ``run_dir``, from its schema alone (no rows read)."""
+    import pyarrow.parquet as pq
+
+    return [name for name in pq.read_schema(_metrics_path(run_dir)).names if not name.startswith("__")]
+
+
+def read_metrics(run_dir: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """Load ``columns`` of ``metrics.parquet`` in ``run_dir`` (one row per evaluation)."""
+    path = _metrics_path(run_dir)
     metrics = pd.read_parquet(path)
     missing = [column for column in columns if column not in metrics.columns]
     if missing:
