@@ -17,6 +17,8 @@ from marlrepro.controller import (
 from marlrepro.core.stacked import StackedModules
 from marlrepro.envs import make
 from marlrepro.envs.jax_rollout import (
+    JAX_TWINS,
+    FusedRollout,
     agent_inputs,
     epsilon_greedy,
     iqn_agent_step,
@@ -195,6 +197,24 @@ def test_jax_opt_logits_match_the_torch_transform(non_negative, layers):
 def test_fused_rollout_rejected_for_non_jax_backend():
     with pytest.raises(ConfigError, match="run.rollout"):
         load_config([], ["env.name=mpe:simple_spread", "run.rollout=fused"])
+
+
+def test_every_controller_names_an_acting_step_of_the_fused_rollout_and_an_unknown_one_is_refused():
+    """The fused rollout dispatches on the controller's ``jax_twin`` alone (it names no controller
+    class): every controller class names one of :data:`JAX_TWINS`, and one that names none is
+    refused when the rollout is built, before anything is traced."""
+    import marlrepro.controller as controllers
+
+    classes = [c for c in vars(controllers).values()
+               if isinstance(c, type) and issubclass(c, AgentController)]
+    assert len(classes) >= 8 and all(c.jax_twin in JAX_TWINS for c in classes), classes
+
+    class Unknown(AgentController):
+        jax_twin = "transformer"
+
+    env = make(ENV, 2, 0, "cpu")
+    with pytest.raises(ValueError, match=r"Unknown.jax_twin: 'transformer' .*one of rnn, joint_rnn"):
+        FusedRollout([env], Unknown(env.spec, AgentConfig()))
 
 
 def test_a_packed_fused_rollout_collects_each_runs_episodes_as_alone():

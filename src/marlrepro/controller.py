@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
@@ -39,9 +39,18 @@ class AgentController(nn.Module):
 
     ``samples_policy``: whether exploring samples a softmax policy of the network's outputs (the
     fused rollout's twin does the same) rather than acting ε-greedily on them.
+
+    ``jax_twin``: which acting step of :mod:`marlrepro.envs.jax_rollout` computes this controller's
+    outputs in the fused rollout (:data:`~marlrepro.envs.jax_rollout.JAX_TWINS`): ``"rnn"``, the
+    shared GRU agent on each agent's row (this class); ``"joint_rnn"``, the same network on the
+    agents' rows concatenated, one memory per environment; ``"iqn"``, the implicit-quantile agent;
+    ``"policy_mlp"``, per-agent (or joint) MLPs without memory; ``"joint_actions"``, a centralised
+    DQN over the joint actions. The rollout dispatches on it alone, so a new controller names
+    the twin it shares, or adds one there.
     """
 
     samples_policy = False
+    jax_twin: ClassVar[str] = "rnn"
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, source: ObsSource = "obs") -> None:
         super().__init__()
@@ -167,6 +176,8 @@ class DistributionalController(AgentController):
     the quantiles at given fractions for the distributional loss.
     """
 
+    jax_twin: ClassVar[str] = "iqn"
+
     def make_agent(self, input_dim: int) -> nn.Module:
         cfg = self.config
         return IQNRNNAgent(input_dim, cfg.hidden_dim, self.spec.n_actions, cfg.quantile_embed_dim)
@@ -270,6 +281,7 @@ class PerAgentPolicyController(SoftmaxPolicyController):
     :func:`marlrepro.envs.jax_rollout.per_agent_policy_step`."""
 
     joint = False
+    jax_twin: ClassVar[str] = "policy_mlp"
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, layer_norm: bool = True) -> None:
         self.layer_norm = layer_norm  # a plain attribute, read by make_agent during the base's __init__
@@ -327,6 +339,8 @@ class JointRNNQController(AgentController):
     :meth:`greedy` per agent, as :class:`AgentController`'s. Its JAX twin in the fused rollout is
     :func:`~marlrepro.envs.jax_rollout.rnn_agent_step` on the concatenated inputs."""
 
+    jax_twin: ClassVar[str] = "joint_rnn"
+
     def make_agent(self, input_dim: int) -> nn.Module:
         n = self.spec.n_agents
         return RNNAgent(n * input_dim, self.config.hidden_dim, n * self.spec.n_actions)
@@ -378,6 +392,8 @@ class JointActionController(AgentController):
     actions (with probability ε a uniformly random available joint action), evaluation greedy;
     :meth:`greedy` decodes the greedy joint action into the agents' actions (DAgger's labels).
     Its JAX twin is :func:`marlrepro.envs.jax_rollout.joint_action_step`."""
+
+    jax_twin: ClassVar[str] = "joint_actions"
 
     def __init__(self, spec: EnvSpec, config: AgentConfig, joint_actions: torch.Tensor) -> None:
         self.n_joint = joint_actions.shape[0]  # a plain attribute, read by make_agent during the base's __init__

@@ -24,12 +24,7 @@ import jax.numpy as jnp
 import torch
 
 from marlrepro.buffer import Episodes
-from marlrepro.controller import (
-    AgentController,
-    DistributionalController,
-    JointRNNQController,
-    PerAgentPolicyController,
-)
+from marlrepro.controller import AgentController
 from marlrepro.envs.jax_smax import SMAXBatch, packed_widths, unpack_outputs
 from marlrepro.learners.max_entropy import ALPHA_FLOOR
 from marlrepro.nets.stacked_mlp import LAYER_NORM_EPS
@@ -237,6 +232,11 @@ def _select_key(keep_new: jax.Array, new: jax.Array, old: jax.Array) -> jax.Arra
 
 _PROGRAMS: dict[tuple, Callable] = {}
 
+#: the acting steps a controller's ``jax_twin`` names (:class:`~marlrepro.controller.AgentController`):
+#: :func:`rnn_agent_step` per agent ("rnn") or on the joint inputs ("joint_rnn"), :func:`iqn_agent_step`,
+#: :func:`per_agent_policy_step` ("policy_mlp") and :func:`joint_action_step` ("joint_actions")
+JAX_TWINS = ("rnn", "joint_rnn", "iqn", "policy_mlp", "joint_actions")
+
 
 def _shared_program(rollout: FusedRollout) -> Callable:
     """The jitted rollout of ``rollout``, shared with every earlier rollout of the process that
@@ -280,6 +280,9 @@ class FusedRollout:
         if num_envs is not None and num_envs != self.env.num_envs:
             self.env = copy.copy(self.env)
             self.env.num_envs = num_envs
+        if controller.jax_twin not in JAX_TWINS:
+            raise ValueError(f"{type(controller).__name__}.jax_twin: {controller.jax_twin!r} is no acting step of "
+                             f"the fused rollout (one of {', '.join(JAX_TWINS)})")
         self.controller = controller
         self._rollout = _shared_program(self)
 
@@ -298,14 +301,11 @@ class FusedRollout:
             "obs": (0, spec.obs_dim), "full_obs": (avail_from + n_avail, spec.full_obs_dim),
             "state": (n_obs, None),
         }[self.controller.source]
-        distributional = isinstance(self.controller, DistributionalController)
-        # CESMA's joint recurrent expert: one GRU per environment on the concatenated inputs
-        rows = b if isinstance(self.controller, JointRNNQController) else b * n
-        per_agent = isinstance(self.controller, PerAgentPolicyController)
+        twin = self.controller.jax_twin
+        rows = b if twin == "joint_rnn" else b * n  # the memory's rows: one per environment, or per agent
         softmax = self.controller.samples_policy
-        table = getattr(self.controller, "joint_actions", None)  # a joint-action DQN's [K, N] (static)
-        if table is not None:
-            table = jnp.asarray(table.cpu().numpy(), dtype=jnp.int32)
+        if twin == "joint_actions":  # a joint-action DQN's table [K, N] (static)
+            table = jnp.asarray(self.controller.joint_actions.cpu().numpy(), dtype=jnp.int32)
         agent = {name[len("agent."):]: p for name, p in params.items() if name.startswith("agent.")}
         transform = {name[len("transform."):]: p for name, p in params.items() if name.startswith("transform.")}
         policy_key = jax.random.fold_in(key, 1)
@@ -326,16 +326,16 @@ class FusedRollout:
                                   avail_actions=cfg.obs_avail_actions)
             # extra_key draws DMIX's quantile fractions, or a softmax agent's policy sample
             policy_key, act_key, extra_key = jax.random.split(c.policy_key, 3)
-            if table is not None:  # a joint-action DQN: ε-greedy over its available joint actions
+            if twin == "joint_actions":  # ε-greedy over the available joint actions
                 actions = joint_action_step(agent, inputs.reshape(b, 1, -1), avail, table, epsilon, act_key, extra_key)
                 env_state, env_key, packed = env.advance_batch(c.env_state, c.env_key, actions)
                 return _advance(c, policy_key, c.hidden, actions, env_state, env_key, packed)
-            if per_agent:  # no recurrence: the carried hidden state passes through
+            if twin == "policy_mlp":  # no recurrence: the carried hidden state passes through
                 q, hidden = per_agent_policy_step(agent, inputs), c.hidden
-            elif distributional:
+            elif twin == "iqn":
                 taus = jax.random.uniform(extra_key, (b, cfg.n_greedy_quantiles), first.dtype)
                 q, hidden = iqn_agent_step(agent, inputs.reshape(b * n, -1), c.hidden, taus)
-            else:
+            else:  # "rnn", "joint_rnn"
                 q, hidden = rnn_agent_step(agent, inputs.reshape(rows, -1), c.hidden)
             q = q.reshape(b, n, -1)
             actions = masked_greedy(q, avail)
