@@ -99,23 +99,39 @@ class StackedOptimizer:
     def step(self, mask: torch.Tensor, phase: torch.Tensor | None = None) -> None:
         """One step for the runs where ``mask`` [R] (bool) is True, of the parameters that train
         in the runs' update phases ``phase`` [R] (none given: every parameter). A parameter
-        without a gradient (the loss did not reach it) takes no step, as in torch's optimisers."""
-        for p, lr, state, own in zip(self.params, self.lrs, self.state, self.phases, strict=True):
-            if p.grad is None:
-                continue
+        without a gradient (the loss did not reach it) takes no step, as in torch's optimisers.
+        The arithmetic runs over all parameters at once (``torch._foreach_*``: the same
+        elementwise operations in the same order as one parameter at a time, so the same bits)."""
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        params = [self.params[i] for i in live]
+        states = [self.state[i] for i in live]
+        keeps = []
+        for i, p in zip(live, params):
             keep = _per_run(mask, p)
+            own = self.phases[i]
             if own is not None and phase is not None:
                 keep = keep & own.active(phase, p)
-            state["step"].add_(keep.to(state["step"].dtype))
-            grad = p.grad + self.weight_decay * p if self.weight_decay else p.grad
-            new_p, new_state = self.update(p, grad, lr * self.lr_scale, state)
-            p.copy_(torch.where(keep, new_p, p))
-            for key, value in new_state.items():
+            keeps.append(keep)
+        steps = [state["step"] for state in states]
+        torch._foreach_add_(steps, [keep.to(step.dtype) for keep, step in zip(keeps, steps)])
+        grads = [p.grad for p in params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, torch._foreach_mul(params, self.weight_decay))
+        lrs = [_per_run(self.lrs[i] * self.lr_scale, p) for i, p in zip(live, params)]
+        new_params, new_states = self.update(params, grads, lrs, states)
+        for p, keep, new in zip(params, keeps, new_params):
+            p.copy_(torch.where(keep, new, p))
+        for key, values in new_states.items():
+            for state, keep, value in zip(states, keeps, values):
                 state[key].copy_(torch.where(keep, value, state[key]))
 
-    def update(self, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor,
-               state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The new parameter and state (other than ``step``, already counted) of a step."""
+    def update(self, params: list[torch.Tensor], grads: list[torch.Tensor], lrs: list[torch.Tensor],
+               states: list[dict[str, torch.Tensor]]) -> tuple[list[torch.Tensor], dict[str, list[torch.Tensor]]]:
+        """The new parameters and state (other than ``step``, already counted) of a step, for
+        every parameter at once; ``lrs``: each parameter's learning rates shaped to broadcast
+        against it."""
         raise NotImplementedError
 
     def run_state(self, r: int) -> dict:
@@ -140,9 +156,12 @@ class StackedRMSprop(StackedOptimizer):
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"square_avg": torch.zeros_like(p)}
 
-    def update(self, p, grad, lr, state):
-        square_avg = self.alpha * state["square_avg"] + (1 - self.alpha) * grad * grad
-        return p - _per_run(lr, p) * grad / (square_avg.sqrt() + self.eps), {"square_avg": square_avg}
+    def update(self, params, grads, lrs, states):
+        square_avg = torch._foreach_mul([state["square_avg"] for state in states], self.alpha)
+        torch._foreach_add_(square_avg, torch._foreach_mul(torch._foreach_mul(grads, 1 - self.alpha), grads))
+        denom = torch._foreach_add(torch._foreach_sqrt(square_avg), self.eps)
+        steps = torch._foreach_div(torch._foreach_mul(grads, lrs), denom)
+        return torch._foreach_sub(params, steps), {"square_avg": square_avg}
 
 
 class StackedAdam(StackedOptimizer):
@@ -155,13 +174,22 @@ class StackedAdam(StackedOptimizer):
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
 
-    def update(self, p, grad, lr, state):
+    def update(self, params, grads, lrs, states):
         b1, b2 = self.betas
-        m = b1 * state["exp_avg"] + (1 - b1) * grad
-        v = b2 * state["exp_avg_sq"] + (1 - b2) * grad * grad
-        t = state["step"].clamp(min=1)
-        denom = (v / (1 - b2 ** t)).sqrt() + self.eps
-        return p - _per_run(lr, p) * (m / (1 - b1 ** t)) / denom, {"exp_avg": m, "exp_avg_sq": v}
+        m = torch._foreach_mul([state["exp_avg"] for state in states], b1)
+        torch._foreach_add_(m, torch._foreach_mul(grads, 1 - b1))
+        v = torch._foreach_mul([state["exp_avg_sq"] for state in states], b2)
+        torch._foreach_add_(v, torch._foreach_mul(torch._foreach_mul(grads, 1 - b2), grads))
+        t = torch._foreach_clamp_min([state["step"] for state in states], 1)
+        denom = torch._foreach_add(torch._foreach_sqrt(torch._foreach_div(v, _one_minus(torch._foreach_pow(b2, t)))),
+                                   self.eps)
+        steps = torch._foreach_mul(lrs, torch._foreach_div(m, _one_minus(torch._foreach_pow(b1, t))))
+        return torch._foreach_sub(params, torch._foreach_div(steps, denom)), {"exp_avg": m, "exp_avg_sq": v}
+
+
+def _one_minus(xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``1 − x`` for each tensor (``−x + 1``: the same bits)."""
+    return torch._foreach_add(torch._foreach_neg(xs), 1.0)
 
 
 def build_optimizer(params: list[torch.Tensor], config: LearnerConfig, lr: torch.Tensor | list[torch.Tensor],
