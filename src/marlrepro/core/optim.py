@@ -35,8 +35,7 @@ def clip_grad_norm_per_run(params: list[torch.Tensor], max_norm: float) -> torch
     squares = torch.stack([p.grad.flatten(1).pow(2).sum(dim=1) for p in params]).sum(dim=0)
     norms = squares.sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for p in params:
-        p.grad.mul_(_per_run(scale, p.grad))
+    torch._foreach_mul_([p.grad for p in params], [_per_run(scale, p.grad) for p in params])
     return norms
 
 
