@@ -277,11 +277,12 @@ def test_grid_sets_the_papers_values():
 
 
 # ------------------------------------------------------------------------------- the figures
-def synthetic_run(run_dir: Path, algo: str, seed: int, curve: list[tuple[int, float]], best: float | None = None) -> str:
-    """A run directory with final.json, metrics.parquet (test_return_mean) and config.yaml."""
-    write_final(run_dir, algo=algo, env="jaxmpe:simple_spread", seed=seed, t_env=curve[-1][0], backend="jaxmpe",
-                test_return_mean=curve[-1][1], **({"best": {"test_return_mean": best}} if best is not None else {}))
-    pd.DataFrame(curve, columns=["t_env", "test_return_mean"]).to_parquet(run_dir / "metrics.parquet")
+def synthetic_run(run_dir: Path, algo: str, seed: int, curve: list[tuple[int, float]], best: float | None = None,
+                  env: str = "jaxmpe:simple_spread", metric: str = "test_return_mean") -> str:
+    """A run directory with final.json, metrics.parquet (``metric`` along ``curve``) and config.yaml."""
+    write_final(run_dir, algo=algo, env=env, seed=seed, t_env=curve[-1][0], backend=env.split(":", 1)[0],
+                **{metric: curve[-1][1]}, **({"best": {metric: best}} if best is not None else {}))
+    pd.DataFrame(curve, columns=["t_env", metric]).to_parquet(run_dir / "metrics.parquet")
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"run": {"eval_interval": 100}}))
     return str(run_dir)
 
@@ -376,11 +377,7 @@ def test_figure_8_draws_per_agent_datasets_against_the_shared_one(setting, tmp_p
 
 def smac_run(run_dir: Path, algo: str, seed: int, curve: list[tuple[int, float]], best: float | None = None) -> str:
     """A synthetic 3s5z run: its test win rate (``test_won_mean``) along ``curve``."""
-    write_final(run_dir, algo=algo, env="smax:3s5z", seed=seed, t_env=curve[-1][0], backend="smax",
-                test_won_mean=curve[-1][1], **({"best": {"test_won_mean": best}} if best is not None else {}))
-    pd.DataFrame(curve, columns=["t_env", "test_won_mean"]).to_parquet(run_dir / "metrics.parquet")
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"run": {"eval_interval": 100}}))
-    return str(run_dir)
+    return synthetic_run(run_dir, algo, seed, curve, best, env="smax:3s5z", metric="test_won_mean")
 
 
 def test_figure_4_chains_the_smac_expert_and_its_students_against_iql_on_the_win_rate(tmp_path):
