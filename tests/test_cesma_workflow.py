@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_claims import DOMAINS
-from test_mifq_workflow import jobs, sets
+from test_mifq_workflow import jobs, paper_jobs, sets
 from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snakemake, write_final
 
 from marlrepro.config_schema import load_checked
@@ -108,9 +108,7 @@ def test_smoke_plans_one_tiny_chain(workdir):
 @pytest.fixture(scope="module", params=[4, 2])
 def paper_plan(request, workdir) -> tuple[int, list[dict]]:
     """(pack_size, jobs) of ``snakemake -n -p cesma`` at paper scale."""
-    result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", f"pack_size={request.param}", "--", "cesma")
-    assert result.returncode == 0, result.stdout
-    return request.param, jobs(result.stdout)
+    return request.param, paper_jobs(workdir, "cesma", request.param)
 
 
 def test_paper_scale_plans_experts_exports_dagger_and_baselines_in_packs(paper_plan):

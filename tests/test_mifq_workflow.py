@@ -96,6 +96,13 @@ def sets(shell: str) -> dict[str, str]:
     return dict(tokens[i + 1].split("=", 1) for i, t in enumerate(tokens) if t == "--set")
 
 
+def paper_jobs(workdir: Path, target: str, pack_size: int) -> list[dict]:
+    """The jobs of ``snakemake -n -p TARGET`` at paper scale, ``pack_size`` runs per pack."""
+    result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", f"pack_size={pack_size}", "--", target)
+    assert result.returncode == 0, result.stdout
+    return jobs(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("mifq"))
@@ -104,9 +111,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", params=[4, 3])
 def paper_plan(request, workdir) -> tuple[int, list[dict]]:
     """(pack_size, jobs) of ``snakemake -n -p mifq`` at paper scale."""
-    result = snakemake(workdir, "-n", "-p", "--config", "scale=paper", f"pack_size={request.param}", "--", "mifq")
-    assert result.returncode == 0, result.stdout
-    return request.param, jobs(result.stdout)
+    return request.param, paper_jobs(workdir, "mifq", request.param)
 
 
 def test_paper_scale_plans_an_expert_and_a_demo_file_per_task_then_packs_per_cell(paper_plan):
