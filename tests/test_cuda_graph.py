@@ -99,3 +99,32 @@ def test_the_stochastic_losses_capture_and_train_as_graphs(tmp_path, algo):
     assert trainer._step.graphs and not trainer._step.eager
     # HASAC's two update stages (the critic's phase, an agent's) are graphs of their own
     assert {key[0] for key in trainer._step.graphs} == ({0, 1} if algo == "hasac" else {None})
+
+
+@pytest.mark.parametrize("algo", ["maddpg", "ddpg", "ddpg_central"])
+def test_the_ddpg_family_captures_and_trains_as_the_eager_pack(tmp_path, algo):
+    """MADDPG, independent DDPG and CESMA's centralised expert on the JAX MPE: both update stages
+    (the critics', the actors') are captured (no eager fallback), and their hashed Gumbel noise is
+    a function of each run's key, so the graphed pack ends with the eager pack's weights, to float
+    tolerance. (A key increment copied from the host once broke the capture: every DDPG-family
+    pack then updated eagerly.)"""
+    from marlrepro.train import Trainer
+
+    weights = {}
+    for graph in (False, True):
+        members = [PackMember(load_config([f"config/algos/{algo}.yaml"], [
+            "env.name=jaxmpe:simple_spread", "env.options.shared_reward=true", "env.options.max_cycles=10",
+            "env.num_envs=4", "learner.batch_size=4", "learner.learning_starts=8", "agent.hidden_dim=16",
+            "learner.updates_per_env_step=0.05", "run.t_max=400", "run.eval_interval=100000", "run.eval_episodes=4",
+            "run.device=cuda", "run.progress=false", "run.checkpoint_interval=1000", "tracking.uri=",
+            f"run.seed={s}", f"run.cuda_graph={str(graph).lower()}"]), tmp_path / f"{graph}" / f"s{s}")
+            for s in (0, 1)]
+        trainer = Trainer(members)
+        trainer.run()
+        if graph:
+            assert {key[0] for key in trainer._step.graphs} == {0, 1} and not trainer._step.eager
+        weights[graph] = [torch.load(m.run_dir / "checkpoint/state.pt", weights_only=False)["learner"] for m in members]
+    for eager, graphed in zip(weights[False], weights[True]):
+        for name, value in eager.items():
+            torch.testing.assert_close(graphed[name], value, rtol=1e-4, atol=1e-5, msg=name)
+

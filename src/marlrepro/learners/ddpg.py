@@ -131,8 +131,10 @@ class DDPGLearner(ActorCriticLearner):
 
     def forward(self, batch: Episodes, t_env: torch.Tensor, phase: torch.Tensor, stage: int) -> LossTerms:
         """Stage 0 (phase 0): the critics' loss; stage 1 (phase 1): the actors'. Each moves the
-        noise key's counter on (:attr:`LossTerms.buffers`), so every phase draws new noise."""
-        moved = {"gumbel_key": self.gumbel_key + torch.tensor([0, 1], device=self.gumbel_key.device)}
+        noise key's counter on (:attr:`LossTerms.buffers`), so every phase draws new noise. The
+        increment [0, 1] is made on the key's device (``arange``): a host list copied in would
+        break the step's CUDA-graph capture."""
+        moved = {"gumbel_key": self.gumbel_key + torch.arange(2, device=self.gumbel_key.device)}
         mask = batch.filled  # [B, T]
         steps = mask.sum().clamp(min=1.0)
         taken = nn.functional.one_hot(batch.actions, self.spec.n_actions).to(batch.obs.dtype)  # [B, T, N, A]
