@@ -9,6 +9,7 @@ import torch
 from episode_batches import masked_cases_batch, trainer_with_one_rollout
 
 from marlrepro.config import load_config
+from marlrepro.envs import make
 from marlrepro.envs.base import EnvSpec
 from marlrepro.errors import ConfigError
 from marlrepro.learners.ddpg import DDPGLearner
@@ -18,6 +19,7 @@ from marlrepro.learners.gumbel import (
     gumbel_softmax,
     hashed_gumbel,
 )
+from marlrepro.policy_file import evaluate_policy, export_policy, load_policy
 from marlrepro.train import PackMember, train, train_pack
 
 SPEC = EnvSpec("test", n_agents=3, obs_dim=4, state_dim=12, n_actions=3, episode_limit=5)
@@ -285,24 +287,17 @@ NAV3 = {"shared_reward": True, "collision_penalty": True, "max_cycles": 25}  # C
 
 
 def _greedy_return(policy_file, episodes: int, seed: int) -> float:
-    """Mean team return of the policy file's greedy controller over ``episodes`` episodes of CESMA's
-    cooperative navigation, the env seeded ``seed`` (the same start states for every policy)."""
-    from marlrepro.core.stacked import StackedModules
-    from marlrepro.envs import make
-    from marlrepro.policy_file import load_policy
-    from marlrepro.runner import EpisodeRunner
-
+    """Mean team return of the policy file's greedy agents (``evaluate_policy``: its run's own
+    evaluation) over ``episodes`` episodes of CESMA's cooperative navigation, played at once on an
+    env seeded ``seed`` (the same start states for every policy)."""
     env = make("jaxmpe:simple_spread", episodes, seed, **NAV3)
-    modules = StackedModules([torch.nn.ModuleDict({"policy": load_policy(policy_file).controller})])
-    _, stats = EpisodeRunner([env], modules, "policy", "stepwise").run([0.0], [True], [torch.Generator()], explore=False)
+    mean_return, _ = evaluate_policy(load_policy(policy_file), env, episodes)
     env.close()
-    return float(stats.returns.mean())
+    return mean_return
 
 
 def _uniform_return(episodes: int, seed: int) -> float:
     """Mean team return of uniformly random agents on the same episodes as :func:`_greedy_return`."""
-    from marlrepro.envs import make
-
     env = make("jaxmpe:simple_spread", episodes, seed, **NAV3)
     env.reset()
     generator = torch.Generator().manual_seed(seed)
@@ -322,8 +317,6 @@ def test_cesmas_expert_beats_random_on_cooperative_navigation_and_dagger_decentr
     and their mean by 5. DAgger's students of seed 0's expert (``dagger.yaml``, 2000 steps, one
     cross-entropy update each) then act alone on their own observations and must score within 3 of
     their expert on the same episodes (they scored -43.8 against its -44.1)."""
-    from marlrepro.policy_file import export_policy
-
     episodes, seed = 100, 12345
     common = ["env.name=jaxmpe:simple_spread", *(f"env.options.{k}={str(v).lower()}" for k, v in NAV3.items()),
               "run.device=cpu", "run.progress=false", "tracking.uri="]
