@@ -66,6 +66,9 @@ if config["tracking_uri"]:
     os.environ["MLFLOW_TRACKING_URI"] = config["tracking_uri"]
 if config["jax_cache"]:  # the same way: the jobs' compiled rollouts, shared between jobs
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(config["jax_cache"])
+    # every program, not only those that took JAX's default 1 s to compile: a job's many small
+    # programs (its evaluation, its start-up ops) compiled 56 times in 6 s per smoke job before
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 include: "workflow/rules/common.smk"

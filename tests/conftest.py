@@ -19,6 +19,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # agents), as the workflow's jobs share `jax_cache`. JAX keys each entry by the program, its
 # version and flags, so a stale entry is never used.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "marlrepro-tests-jax-cache"))
+# Cache every program, not only those whose compilation took JAX's default threshold of 1 s: the
+# suite compiles thousands of small ones (a train job's start-up ops, evaluation), the same in
+# every worker and subprocess.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 torch.set_num_threads(1)
 
 

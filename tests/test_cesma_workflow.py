@@ -27,7 +27,8 @@ from test_workflow import ALGOS, REPO, WORKFLOW, copy_workflow, job_counts, snak
 from marlrepro.config_schema import load_checked
 from marlrepro.errors import ConfigError
 from marlrepro.experiments import best_expert_index, plan_paper, scale_from_dict
-from marlrepro.report.cesma import CESMA, EXPERT, MADDPG, Setting, cesma_report
+from marlrepro.report.cesma import cesma_report
+from marlrepro.report.cesma_plan import CESMA, EXPERT, MADDPG, Setting
 from marlrepro.report.claims import FAILS, HOLDS, NO_ROWS, NOT_BUILT, NOT_JUDGED, judge, parse_claims
 
 SCHEMAS = REPO / "workflow/schemas"

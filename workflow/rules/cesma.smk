@@ -22,7 +22,7 @@ Figures 4, 7 and 9 that a scale plans no run of (Figure 4's 3s5z is skipped at s
 "not planned".
 """
 
-from marlrepro.report.cesma import CESMA, MADDPG, plan_settings, settings_run_dirs
+from marlrepro.report.cesma_plan import CESMA, MADDPG, plan_settings, settings_run_dirs
 
 
 # the paper's panels, in its order; a scale plans some of them (config/cesma.yaml scales)
@@ -35,7 +35,7 @@ CESMA_FIG5_STUDENTS = ("cesma_nav3", "cesma_nav6", "cesma_speaker_listener", "ce
 CESMA_STUDENTS = [run for run in CESMA_RUNS.values() if run.expert_from and run.experiment in CESMA_FIG5_STUDENTS]
 CESMA_PUBLISHED = "config/published/cesma.yaml"
 CESMA_METRICS = {"cesma_fig4": "test_won_mean"}  # the figure's curve (the others: test_return_mean)
-# per figure, each planned setting (marlrepro.report.cesma.Setting, as rule params): Figure 5
+# per figure, each planned setting (marlrepro.report.cesma_plan.Setting, as rule params): Figure 5
 # against MADDPG, Figure 6 against MADDPG and independent DDPG
 CESMA_FIG5 = plan_settings(CESMA_STUDENTS, list(CESMA_RUNS.values()), CESMA_SETTINGS, {"maddpg": MADDPG})
 CESMA_FIG6 = plan_settings(CESMA_STUDENTS, list(CESMA_RUNS.values()), CESMA_SETTINGS, CESMA_BASELINES)

@@ -11,7 +11,8 @@ panels this scale plans no run of), ``metric`` (the curves' ``metrics.parquet`` 
 
 import logging
 
-from marlrepro.report.cesma import Setting, cesma_report
+from marlrepro.report.cesma import cesma_report
+from marlrepro.report.cesma_plan import Setting
 from marlrepro.report.published import figure_claims
 
 smk = snakemake  # noqa: F821 -- injected by Snakemake

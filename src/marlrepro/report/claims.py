@@ -50,8 +50,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from marlrepro.errors import ConfigError, unknown_choice
-from marlrepro.report.cesma import COLUMNS as CESMA_COLUMNS
-from marlrepro.report.cesma import KEYS as CESMA_KEYS
+from marlrepro.report.cesma_plan import COLUMNS as CESMA_COLUMNS
+from marlrepro.report.cesma_plan import KEYS as CESMA_KEYS
 from marlrepro.report.curve_panels import PANEL_COLUMNS, PANEL_KEYS
 from marlrepro.report.igm_da import AVG, TABLE1_COLUMNS, WIN
 from marlrepro.report.score_table import EXPERT
