@@ -19,16 +19,16 @@ from matplotlib.figure import Figure
 from marlrepro.errors import ConfigError
 from marlrepro.report import igm_da
 from marlrepro.report.igm_da import (
-    AVG,
     curves_report,
     lossy_decomposition_report,
     moving_average,
-    published_table1,
     sight_sweep_report,
     table1_report,
 )
+from marlrepro.report.published import published_table1
 from marlrepro.report.runs import RunDataError
 from marlrepro.report.style import METHOD_COLOURS
+from marlrepro.report.table_columns import AVG
 
 PUBLISHED = {
     "source": "Hong, Jin, Tang: Rethinking Individual Global Max in Cooperative MARL, Table 1 (published)",

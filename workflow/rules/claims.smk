@@ -9,8 +9,7 @@ read "not judged: target not built".
 """
 
 from marlrepro.report.claims import domains, parse_claims
-from marlrepro.report.igm_da import published_table1
-from marlrepro.report.published import matrix_game
+from marlrepro.report.published import matrix_game, published_table1
 
 
 localrules:

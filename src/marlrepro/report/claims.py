@@ -52,9 +52,7 @@ import pandas as pd
 from marlrepro.errors import ConfigError, unknown_choice
 from marlrepro.report.cesma_plan import COLUMNS as CESMA_COLUMNS
 from marlrepro.report.cesma_plan import KEYS as CESMA_KEYS
-from marlrepro.report.curve_panels import PANEL_COLUMNS, PANEL_KEYS
-from marlrepro.report.igm_da import AVG, TABLE1_COLUMNS, WIN
-from marlrepro.report.score_table import EXPERT
+from marlrepro.report.table_columns import AVG, EXPERT, PANEL_COLUMNS, PANEL_KEYS, TABLE1_COLUMNS, WIN
 from marlrepro.report.tables import write_table
 
 HOLDS, FAILS, NOT_JUDGED = "holds", "does not hold", "not judged"

@@ -34,14 +34,9 @@ from marlrepro.report.runs import (
     single_value,
 )
 from marlrepro.report.style import series_styles, styled
+from marlrepro.report.table_columns import PANEL_COLUMNS
 from marlrepro.report.tables import write_table
 
-PANEL_KEYS = ("panel", "series")
-PANEL_COLUMNS = (
-    "panel", "series", "metric", "n_seeds", "t_env_min",
-    "final_median", "final_q25", "final_q75", "over_training_median", "over_training_q25", "over_training_q75",
-    "published", "scale", "backend",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)

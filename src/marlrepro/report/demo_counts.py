@@ -31,7 +31,6 @@ from marlrepro.report.figures import facets, save_figure
 from marlrepro.report.published import PublishedScoreTable, score_table
 from marlrepro.report.runs import RunDataError, read_final, read_run_config
 from marlrepro.report.score_table import (
-    EXPERT,
     NOT_RUN,
     UNIT_FIELD,
     UNIT_SCALE,
@@ -42,6 +41,7 @@ from marlrepro.report.score_table import (
     score_rows,
 )
 from marlrepro.report.style import REFERENCE_COLOUR, series_colours, styled
+from marlrepro.report.table_columns import EXPERT
 from marlrepro.report.tables import write_table
 
 NOT_PLANNED = "not planned at this scale"

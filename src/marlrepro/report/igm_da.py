@@ -25,11 +25,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from marlrepro.errors import ConfigError
 from marlrepro.report.curves import align_curves, curve_band
 from marlrepro.report.figures import facets, save_figure
 from marlrepro.report.html_table import DIFFERENCE
-from marlrepro.report.published import _mapping, _strings, load_published
+from marlrepro.report.published import PublishedTable1, published_table1
 from marlrepro.report.runs import (
     RunDataError,
     read_final,
@@ -43,6 +42,7 @@ from marlrepro.report.style import (
     series_styles,
     styled,
 )
+from marlrepro.report.table_columns import AVG, TABLE1_COLUMNS, WIN
 from marlrepro.report.tables import (
     comparison,
     final_metric_summary,
@@ -51,94 +51,13 @@ from marlrepro.report.tables import (
     write_table,
 )
 
-WIN = "win_rate"  # final win rate in %, the metric of every summary here
 DEFAULT_SIGHT = 9.0  # SMAC's sight range (appendix D: "The original observation range of ally units is nine")
 TABLE1_SIGHT = 0.0  # Table 1: "Average win rate of SMAC challenges in sight view 0"
 SMOOTH_WINDOW = 5  # §4: "smoothed by a moving average filter with its window size being set to 5"
-AVG = "Avg.Score"
 TARGET = "target_mean"  # Fig. 3(a): the experts' own win rate
 BAND_STATS = ("median", "q25", "q75")
 _VARIANTS = ("", "_bc", "_da")  # the original method, its BC ablation, its IGM-DA (DAgger) variant
 _IMITATION_WIDTH, _PLAIN_WIDTH = 2.4, 1.2  # §4.2: "coarse curves for the IGM-DA results"
-
-
-# ------------------------------------------------------------------------------------ published
-@dataclass(frozen=True)
-class PublishedMethod:
-    """One row of the published Table 1: the method's label as printed, its win rates (%) and Avg.Score."""
-
-    label: str
-    win_rate: tuple[float, ...]
-    avg: float
-
-
-@dataclass(frozen=True)
-class PublishedTable1:
-    """The published Table 1 of IGM-DA: win rates (%) per method on each map, at sight range 0."""
-
-    source: str
-    cite: str
-    metric: str
-    maps: tuple[str, ...]
-    methods: dict[str, PublishedMethod]
-
-    def win_rate(self, method: str, map_name: str) -> float:
-        """The published win rate of ``method`` on ``map_name``, NaN where the paper has none."""
-        if method not in self.methods or map_name not in self.maps:
-            return math.nan
-        return self.methods[method].win_rate[self.maps.index(map_name)]
-
-
-def published_table1(path: str | Path) -> PublishedTable1:
-    """Load ``table1`` of the published IGM-DA file ``path`` (``config/published/igm_da.yaml``).
-
-    Each method's ``avg`` must be the mean of its ``win_rate`` up to the printed rounding, which
-    catches a mistyped cell.
-    """
-    data = load_published(path)
-    where = f"{path}: table1"
-    spec = _mapping(where, data.get("table1"))
-    maps = tuple(_strings(f"{where}.maps", spec.get("maps")))
-    methods = {
-        str(name): _published_method(f"{where}.methods.{name}", method, maps)
-        for name, method in _mapping(f"{where}.methods", spec.get("methods")).items()
-    }
-    return PublishedTable1(
-        source=data["source"],
-        cite=_text(f"{path}: cite", data.get("cite")),
-        metric=_text(f"{where}.metric", spec.get("metric")),
-        maps=maps,
-        methods=methods,
-    )
-
-
-def _published_method(where: str, spec: Any, maps: tuple[str, ...]) -> PublishedMethod:
-    spec = _mapping(where, spec)
-    rates = spec.get("win_rate")
-    if not (isinstance(rates, Sequence) and len(rates) == len(maps) and all(_is_number(r) for r in rates)):
-        raise ConfigError(
-            f"{where}.win_rate: expected {len(maps)} numbers, one per map {list(maps)}, got {rates!r}"
-        )
-    avg = spec.get("avg")
-    if not _is_number(avg):
-        raise ConfigError(f"{where}.avg: expected the printed Avg.Score (a number), got {avg!r}")
-    if abs(float(avg) - float(np.mean(rates))) > 0.1:
-        raise ConfigError(
-            f"{where}.avg: {avg} is not the mean {np.mean(rates):.2f} of win_rate {list(rates)}; a typo?"
-        )
-    return PublishedMethod(
-        label=_text(f"{where}.label", spec.get("label")), win_rate=tuple(map(float, rates)), avg=float(avg)
-    )
-
-
-def _text(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # ----------------------------------------------------------------------------------------- runs
@@ -401,10 +320,6 @@ def table1_report(
     return table
 
 
-TABLE1_COLUMNS = (
-    "method", "label", "map", "n_seeds", f"{WIN}_median", f"{WIN}_q25", f"{WIN}_q75", f"published_{WIN}",
-    "difference", "n_maps", "t_env_min", "sight_range", "scale", "backend",
-)  # fmt: skip
 
 
 def table1_table(runs: Sequence[IgmRun], published: PublishedTable1, scale: str) -> pd.DataFrame:

@@ -297,3 +297,82 @@ def _square(where: str, value: Any, n: int) -> np.ndarray:
     if matrix.shape != (n, n):
         raise ConfigError(f"{where}: expected a {n}x{n} matrix (one row per action), got shape {matrix.shape}")
     return matrix
+
+
+# ------------------------------------------------------------------ IGM-DA's Table 1 (as published)
+@dataclass(frozen=True)
+class PublishedMethod:
+    """One row of the published Table 1: the method's label as printed, its win rates (%) and Avg.Score."""
+
+    label: str
+    win_rate: tuple[float, ...]
+    avg: float
+
+
+@dataclass(frozen=True)
+class PublishedTable1:
+    """The published Table 1 of IGM-DA: win rates (%) per method on each map, at sight range 0."""
+
+    source: str
+    cite: str
+    metric: str
+    maps: tuple[str, ...]
+    methods: dict[str, PublishedMethod]
+
+    def win_rate(self, method: str, map_name: str) -> float:
+        """The published win rate of ``method`` on ``map_name``, NaN where the paper has none."""
+        if method not in self.methods or map_name not in self.maps:
+            return math.nan
+        return self.methods[method].win_rate[self.maps.index(map_name)]
+
+
+def published_table1(path: str | Path) -> PublishedTable1:
+    """Load ``table1`` of the published IGM-DA file ``path`` (``config/published/igm_da.yaml``).
+
+    Each method's ``avg`` must be the mean of its ``win_rate`` up to the printed rounding, which
+    catches a mistyped cell.
+    """
+    data = load_published(path)
+    where = f"{path}: table1"
+    spec = _mapping(where, data.get("table1"))
+    maps = tuple(_strings(f"{where}.maps", spec.get("maps")))
+    methods = {
+        str(name): _published_method(f"{where}.methods.{name}", method, maps)
+        for name, method in _mapping(f"{where}.methods", spec.get("methods")).items()
+    }
+    return PublishedTable1(
+        source=data["source"],
+        cite=_text(f"{path}: cite", data.get("cite")),
+        metric=_text(f"{where}.metric", spec.get("metric")),
+        maps=maps,
+        methods=methods,
+    )
+
+
+def _published_method(where: str, spec: Any, maps: tuple[str, ...]) -> PublishedMethod:
+    spec = _mapping(where, spec)
+    rates = spec.get("win_rate")
+    if not (isinstance(rates, Sequence) and len(rates) == len(maps) and all(_is_number(r) for r in rates)):
+        raise ConfigError(
+            f"{where}.win_rate: expected {len(maps)} numbers, one per map {list(maps)}, got {rates!r}"
+        )
+    avg = spec.get("avg")
+    if not _is_number(avg):
+        raise ConfigError(f"{where}.avg: expected the printed Avg.Score (a number), got {avg!r}")
+    if abs(float(avg) - float(np.mean(rates))) > 0.1:
+        raise ConfigError(
+            f"{where}.avg: {avg} is not the mean {np.mean(rates):.2f} of win_rate {list(rates)}; a typo?"
+        )
+    return PublishedMethod(
+        label=_text(f"{where}.label", spec.get("label")), win_rate=tuple(map(float, rates)), avg=float(avg)
+    )
+
+
+def _text(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

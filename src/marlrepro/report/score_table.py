@@ -24,6 +24,7 @@ from marlrepro.report.figures import save_figure
 from marlrepro.report.published import PublishedScoreTable, score_table
 from marlrepro.report.runs import RunDataError, read_final, single_value
 from marlrepro.report.style import series_colours, styled
+from marlrepro.report.table_columns import EXPERT
 from marlrepro.report.tables import number, write_table
 
 # the final.json field a published table's unit reads (a win rate, or the environment's own
@@ -35,7 +36,6 @@ WIN_RATE_UNITS = ("percent", "fraction")  # bounded below by 0 and above by UNIT
 NOT_BUILT = "not built yet"
 PUBLISHED_ONLY = "published only"
 NOT_RUN = "none (not run at this scale)"  # the backend of a scenario without runs
-EXPERT = "expert"  # a published method that is the demonstrator of the others (MIFQ)
 
 
 def score_rows(finals: Sequence[Mapping[str, Any]], published: PublishedScoreTable, built: Sequence[str],

@@ -32,13 +32,8 @@ from typing import Any
 import pandas as pd
 
 from marlrepro.errors import ConfigError
-from marlrepro.report.igm_da import (
-    TABLE1_SIGHT,
-    IgmRun,
-    PublishedTable1,
-    published_table1,
-    read_runs,
-)
+from marlrepro.report.igm_da import TABLE1_SIGHT, IgmRun, read_runs
+from marlrepro.report.published import PublishedTable1, published_table1
 from marlrepro.report.runs import RunDataError, read_metrics, single_value
 from marlrepro.report.tables import write_table
 
