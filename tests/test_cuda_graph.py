@@ -127,4 +127,3 @@ def test_the_ddpg_family_captures_and_trains_as_the_eager_pack(tmp_path, algo):
     for eager, graphed in zip(weights[False], weights[True]):
         for name, value in eager.items():
             torch.testing.assert_close(graphed[name], value, rtol=1e-4, atol=1e-5, msg=name)
-

@@ -1,7 +1,7 @@
 """CESMA's figure panels as the workflow plans them (:func:`plan_settings`, which reads no file)
 and as the figure code reads them (:class:`Setting`), with the series labels and the columns of the
 figures' tidy table. Kept apart from :mod:`marlrepro.report.cesma`, which draws them, so that
-Snakemake's planning imports no plotting or data library."""
+Snakemake's planning imports no plotting library."""
 
 from __future__ import annotations
 

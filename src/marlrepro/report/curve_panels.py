@@ -38,7 +38,6 @@ from marlrepro.report.table_columns import PANEL_COLUMNS
 from marlrepro.report.tables import write_table
 
 
-
 @dataclass(frozen=True)
 class Panel:
     """One panel: ``metric`` (a ``metrics.parquet`` column, labelled ``ylabel``, within ``limits``

@@ -320,8 +320,6 @@ def table1_report(
     return table
 
 
-
-
 def table1_table(runs: Sequence[IgmRun], published: PublishedTable1, scale: str) -> pd.DataFrame:
     """The tidy Table 1 (columns :data:`TABLE1_COLUMNS`): see :func:`table1_report`."""
     by_map = _group(runs, lambda run: run.map)

@@ -208,7 +208,7 @@ def hyperparameters(path: str | Path) -> PublishedHyperparameters:
                                   f"({', '.join(groups)}), got {sorted(values)}")
         for group in groups:
             value = values[group]
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if not _is_number(value):
                 raise ConfigError(f"{where}.rows.{name}: expected a number for {group}, got {value!r}")
             rows.append({"parameter": name, "label": row.get("label", name), "group": group, "value": value,
                          "shared": shared})
