@@ -5,6 +5,7 @@ demos section is checked."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -98,12 +99,14 @@ def test_bc_imitates_a_scripted_expert_on_mpe_spread_well_above_random(tmp_path)
     assert metrics["accuracy"].iloc[-1] > 0.7  # the mean over all its updates; a uniform policy's is 1/5
 
 
-def test_the_loss_is_the_negative_log_likelihood_of_available_live_demonstrated_actions():
+@pytest.mark.parametrize("one_action_means_dead", [True, False])
+def test_the_loss_is_the_negative_log_likelihood_of_available_live_demonstrated_actions(one_action_means_dead):
     """BC's loss equals a direct computation: −mean of log softmax over the available actions at the
-    demonstrated action, over filled steps of agents with more than one available action; the
-    replay batch plays no part."""
+    demonstrated action, over filled steps of live agents (by SMAC's convention those with more
+    than one available action; every agent where none dies, as on Gold Miner); the replay batch
+    plays no part."""
     torch.manual_seed(0)
-    spec = validate_env("mpe:simple_spread", {})[0]
+    spec = dataclasses.replace(validate_env("mpe:simple_spread", {})[0], one_action_means_dead=one_action_means_dead)
     config = load_config(["config/algos/bc.yaml"], [*SETTINGS, "env.name=mpe:simple_spread", "demos.path=x.zip"])
     learner = BCLearner(spec, config, torch.device("cpu"))
     b, t, n, a = 3, spec.episode_limit, spec.n_agents, spec.n_actions
@@ -123,7 +126,7 @@ def test_the_loss_is_the_negative_log_likelihood_of_available_live_demonstrated_
         for step in range(t):
             for agent in range(n):
                 avail, action = demos.avail_actions[i, step, agent], demos.actions[i, step, agent]
-                if demos.filled[i, step] and avail.sum() > 1 and avail[action]:
+                if demos.filled[i, step] and (avail.sum() > 1 or not one_action_means_dead) and avail[action]:
                     log_pi = torch.log_softmax(logits[i, step, agent][avail], dim=-1)
                     total += float(log_pi[avail[:action].sum()])
                     count += 1

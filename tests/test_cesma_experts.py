@@ -177,7 +177,7 @@ def test_the_weighted_cross_entropy_equals_a_loop(matrix_expert):
     batch.filled[3] = 0.0
     labels = torch.randint(spec.n_actions, (b, 1, spec.n_agents), generator=g)
     logits = torch.randn(b, 2, spec.n_agents, spec.n_actions, generator=g)  # the students' outputs
-    terms = imitation_loss(logits, labels, batch, learner.label_weight(labels))
+    terms = imitation_loss(logits, labels, batch, spec, learner.label_weight(labels))
     log_pi = masked_log_policy(logits[:, :-1], batch.avail_actions[:, :-1], 1.0)
     total, weights = 0.0, 0.0
     for e in range(b):
@@ -190,7 +190,7 @@ def test_the_weighted_cross_entropy_equals_a_loop(matrix_expert):
     assert abs(float(terms.loss) - total / weights) < 1e-5
     plain = _students(spec, matrix_expert)  # the same students (same seed) without the weights
     assert plain.label_weight(labels) is None
-    assert float(imitation_loss(logits, labels, batch).loss) != pytest.approx(total / weights)
+    assert float(imitation_loss(logits, labels, batch, spec).loss) != pytest.approx(total / weights)
 
 
 def test_per_agent_datasets_give_each_student_its_own_batch(matrix_expert, tmp_path):
@@ -246,7 +246,7 @@ def test_a_shared_dataset_is_todays_dagger(matrix_expert):
     assert learner.batch_draws == 1 and learner.label_weight(torch.zeros(2, 1, 2, dtype=torch.int64)) is None
     batch = masked_cases_batch(dataclasses.replace(spec, episode_limit=6), 2)
     logits = learner.actor.sequence(batch.obs, batch.actions, batch.avail_actions)
-    today = imitation_loss(logits, expert_labels(learner.expert, batch), batch)
+    today = imitation_loss(logits, expert_labels(learner.expert, batch), batch, spec)
     torch.testing.assert_close(learner(batch, torch.tensor(0.0)).loss, today.loss, rtol=0, atol=0)
 
 

@@ -5,6 +5,7 @@ JAX rules against a plain-Python step written from the rules, over random episod
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -415,7 +416,7 @@ def test_an_elimination_ends_the_episode_which_restarts_on_the_next_step(env):
 def test_the_batched_step_equals_the_one_game_step(env):
     states, key, _ = env._reset_fn(jax.random.key(7))
     step_batch = env._step_fn
-    one_step = jax.jit(miner.step_one)
+    one_step = jax.jit(functools.partial(miner.step_one, n_agents=2, kinds=env.bots))
     actions = jnp.asarray(np.random.default_rng(0).integers(0, 6, (8, B, 2)), jnp.int32)
     compared = 0
     for t in range(8):

@@ -3,6 +3,7 @@ Huber value loss, the agent-specific state, learning."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -92,7 +93,37 @@ def test_the_surrogate_is_clipped_exactly_where_the_ratio_leaves_its_interval_on
 
 def test_an_agent_with_a_single_available_action_is_dead():
     avail = torch.tensor([[True, False, False], [False, True, False], [True, True, False], [True, True, True]])
-    assert live_agents(avail).tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert live_agents(avail, SPEC).tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_where_no_agent_dies_a_forced_single_action_is_a_live_agents():
+    """Gold Miner's convention (``one_action_means_dead=False``): its mask may force one action
+    (a dig on rich gold, a rest), and an elimination ends the episode, so every agent is live."""
+    avail = torch.tensor([[True, False, False], [False, True, False], [True, True, False]])
+    no_deaths = dataclasses.replace(SPEC, one_action_means_dead=False)
+    assert live_agents(avail, no_deaths).tolist() == [1.0, 1.0, 1.0]
+    assert not validate_env("miner:easy_2_vs_2", {})[0].one_action_means_dead
+    assert validate_env("smax:3m", {})[0].one_action_means_dead
+
+
+def test_mappo_counts_a_forced_step_of_an_env_without_deaths_in_its_actor_average():
+    """The same batch (agent 1 with a single available action from step 3) under the two death
+    conventions: PPO's actor loss averages its clipped surrogate over the live agent-steps, so
+    the forced steps count in its denominators only where they are not deaths. With the same
+    weights, the logged entropy is the mean over the counted agent-steps, and a forced step's
+    policy has zero entropy, so counting the forced steps scales it by (all − forced) / all."""
+    config = _matrix_config("mappo")
+    dies, lives = SPEC, dataclasses.replace(SPEC, one_action_means_dead=False)
+    batch = masked_cases_batch(SPEC, 0)
+    forced = (batch.filled.unsqueeze(-1) * (batch.avail_actions[:, :-1].sum(-1) == 1)).sum()
+    live = {}
+    for spec in (dies, lives):
+        torch.manual_seed(0)
+        learner = PPOLearner(spec, config, torch.device("cpu"))
+        live[spec.one_action_means_dead] = float(learner(batch, torch.tensor(0.0)).logged["entropy"])
+    assert forced > 0
+    counted = batch.filled.sum() * SPEC.n_agents
+    assert live[False] == pytest.approx(live[True] * float(counted - forced) / float(counted), rel=1e-5)
 
 
 def _batch(seed: int) -> Episodes:

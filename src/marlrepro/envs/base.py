@@ -27,6 +27,11 @@ class EnvSpec:
     # the state starts with one block of this many features per ally (SMAC's ``get_state``, the
     # ``unit_dim`` of Qatten's and FOP's attention keys); 0 = the state has no per-ally blocks
     unit_dim: int = 0
+    # SMAC's death convention: an agent whose only available action is the no-op is dead (the
+    # death mask of the actor-critic and imitation losses, ``learners.ppo.live_agents``). False
+    # where no agent dies before its episode ends, so a step whose mask forces a single action is
+    # still a live agent's (Gold Miner: any player's elimination ends the episode)
+    one_action_means_dead: bool = True
 
 
 class EnvBatch(NamedTuple):

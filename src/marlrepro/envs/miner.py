@@ -384,29 +384,29 @@ def observe(game: Game, n_agents: int) -> jax.Array:
 
 
 def bot_actions(game: Game, players: jax.Array, kinds: jax.Array, memory: BotMemory, key: jax.Array,
-                traced: tuple[int, ...]) -> tuple[jax.Array, BotMemory]:
+                bots: tuple[int, ...]) -> tuple[jax.Array, BotMemory]:
     """The actions of the bot-driven ``players`` [K] (each running the bot of ``kinds`` [K], with
-    its ``memory`` [K]) and their memory after them, from ``game`` before the step. Only the bots
-    named in ``traced`` (static) are traced."""
+    its ``memory`` [K]) and their memory after them, from ``game`` before the step. ``bots``
+    (static): the bots over the K slots in any order, so ``kinds`` is a permutation of them. Each
+    kind of bot is traced once and evaluated on just the slots that run it (its count in
+    ``bots``), with each slot's own key and memory, then scattered back."""
     from marlrepro.envs import miner_bots  # the bots build on this module's rules
 
     policies = {GREEDY: miner_bots.greedy_action, DEEPMIND: miner_bots.deepmind_action,
                 BLACK_PANTHER: miner_bots.black_panther_action}
     keys = jax.random.split(key, players.shape[0])
-    action, new_memory = None, None
-    for kind in sorted(set(traced)):
-        act, mem = jax.vmap(lambda p, m, k, kind=kind: policies[kind](game, p, m, k))(players, memory, keys)
-        if action is None:
-            action, new_memory = act, mem
-        else:
-            mine = kinds == kind
-            action = jnp.where(mine, act, action)
-            new_memory = jax.tree.map(lambda new, old, mine=mine: jnp.where(mine, new, old), mem, new_memory)
+    action, new_memory = jnp.zeros(players.shape, jnp.int32), memory
+    for kind in sorted(set(bots)):
+        slots = jnp.argsort((kinds != kind).astype(jnp.int32), stable=True)[:bots.count(kind)]
+        act, mem = jax.vmap(lambda p, m, k, kind=kind: policies[kind](game, p, m, k))(
+            players[slots], jax.tree.map(lambda field, slots=slots: field[slots], memory), keys[slots])
+        action = action.at[slots].set(act.astype(jnp.int32))
+        new_memory = jax.tree.map(lambda field, part, slots=slots: field.at[slots].set(part), new_memory, mem)
     return action, new_memory
 
 
 def enemy_actions(state: MinerState, key: jax.Array, n_agents: int,
-                  kinds: tuple[int, ...] = (GREEDY,)) -> tuple[jax.Array, BotMemory]:
+                  kinds: tuple[int, ...]) -> tuple[jax.Array, BotMemory]:
     """Every enemy's action [M] and its bot's memory after it, from the state before the step
     (each slot runs the bot of ``state.kinds``; ``kinds``: the difficulty's bots, static)."""
     players = n_agents + jnp.arange(state.kinds.shape[0])
@@ -421,12 +421,11 @@ def bot_match(key: jax.Array, team: tuple[int, ...], opponents: tuple[int, ...])
     game_key, team_key, foe_key, play_key = jax.random.split(key, 4)
     kinds = jnp.concatenate([jnp.asarray(team)[jax.random.permutation(team_key, len(team))],
                              jnp.asarray(opponents)[jax.random.permutation(foe_key, len(opponents))]]).astype(jnp.int32)
-    traced = tuple(sorted(set(team) | set(opponents)))
 
     def turn(carry, step_key):
         game, memory, over = carry
         bot_key, forest_key = jax.random.split(step_key)
-        actions, memory = bot_actions(game, jnp.arange(n), kinds, memory, bot_key, traced)
+        actions, memory = bot_actions(game, jnp.arange(n), kinds, memory, bot_key, (*team, *opponents))
         low, high = FOREST_COST_RANGE
         after = apply_actions(game, actions, jax.random.randint(forest_key, (n,), low, high + 1))
         game = jax.tree.map(lambda new, old: jnp.where(over, old, new), after, game)
@@ -449,8 +448,8 @@ def reset_one(key: jax.Array, bots: tuple[int, ...], n_agents: int = N_ALLIES) -
     return MinerState(game=new_game(game_key, n_agents + len(bots)), kinds=kinds, memory=BotMemory.fresh(len(bots)))
 
 
-def step_one(state: MinerState, key: jax.Array, ally_actions: jax.Array, n_agents: int = N_ALLIES,
-             kinds: tuple[int, ...] = (GREEDY,)) -> tuple[MinerState, jax.Array, jax.Array, jax.Array, jax.Array]:
+def step_one(state: MinerState, key: jax.Array, ally_actions: jax.Array, n_agents: int,
+             kinds: tuple[int, ...]) -> tuple[MinerState, jax.Array, jax.Array, jax.Array, jax.Array]:
     """One step of one environment: the bots (of ``kinds``, static) choose on the state before the
     step, then every player acts. -> (state, reward, terminated, truncated, won)."""
     bot_key, forest_key = jax.random.split(key)
@@ -475,9 +474,11 @@ def outputs_one(game: Game, n_agents: int) -> tuple[jax.Array, jax.Array, jax.Ar
 
 
 def spec(scenario: str) -> EnvSpec:
-    """Static spec: 2 allies, 199-float observations, the 398-float state, 6 actions, 100 steps."""
+    """Static spec: 2 allies, 199-float observations, the 398-float state, 6 actions, 100 steps. No
+    ally dies within an episode (an elimination ends it), so a step whose mask leaves one action
+    (a forced dig, rest or step onto gold) is a live agent's, not a death."""
     return EnvSpec(name=f"miner:{scenario}", n_agents=N_ALLIES, obs_dim=obs_dim(), state_dim=N_ALLIES * obs_dim(),
-                   n_actions=N_ACTIONS, episode_limit=MAX_STEPS)
+                   n_actions=N_ACTIONS, episode_limit=MAX_STEPS, one_action_means_dead=False)
 
 
 class Env(EndFlaggedBatch):

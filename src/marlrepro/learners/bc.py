@@ -49,14 +49,15 @@ class BCLearner(ActorCriticLearner):
         averaged); logged: ``accuracy``, the share of those actions that are the policy's greedy
         choice. ``batch`` (replay) is not used."""
         logits = self.actor.sequence(self.actor.observe(demos), demos.actions, demos.avail_actions)
-        return imitation_loss(logits, demos.actions, demos)
+        return imitation_loss(logits, demos.actions, demos, self.spec)
 
 
-def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes,
+def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episodes, spec: EnvSpec,
                    label_weight: torch.Tensor | None = None, per_agent: bool = False) -> LossTerms:
     """The mean negative log-likelihood of ``labels`` [B, T, N] under the policies ``softmax(logits)``
     (``logits`` [B, T+1, N, A]) masked to ``episodes``' available actions, over its filled steps of
-    live agents whose label is available; logged: ``accuracy``, the share of those labels that are
+    live agents (``spec``'s death mask, :func:`~marlrepro.learners.ppo.live_agents`) whose label
+    is available; logged: ``accuracy``, the share of those labels that are
     the policy's greedy choice (BC's objective; DAgger's on the expert's labels).
 
     ``label_weight`` (broadcast to [B, T, N]; DAgger's): each label's weight in a weighted mean,
@@ -69,7 +70,7 @@ def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episode
     log_pi = masked_log_policy(logits[:, :-1], avail, 1.0)  # [B, T, N, A]
     labelled = log_pi.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
     available = avail.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    weight = episodes.filled.unsqueeze(-1) * live_agents(avail) * available
+    weight = episodes.filled.unsqueeze(-1) * live_agents(avail, spec) * available
     counted = weight
     if label_weight is not None:
         counted = weight * (label_weight > 0)

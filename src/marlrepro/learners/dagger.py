@@ -118,7 +118,7 @@ class DAggerLearner(ActorCriticLearner):
         and ``loss_agent{i}``, student ``i``'s own cross-entropy (appendix A.2, Fig. 9)."""
         logits = self.actor.sequence(self.actor.observe(batch), batch.actions, batch.avail_actions)
         labels = expert_labels(self.expert, batch)
-        return imitation_loss(logits, labels, batch, self.label_weight(labels), per_agent=True)
+        return imitation_loss(logits, labels, batch, self.spec, self.label_weight(labels), per_agent=True)
 
     def label_weight(self, labels: torch.Tensor) -> torch.Tensor | None:
         """Each label's weight [B, T, N] in the cross-entropy, or None (all 1: the shared dataset's

@@ -193,7 +193,7 @@ class DAggerCommLearner(DAggerLearner):
         move_labels = labels % self.moves
         moving = dataclasses.replace(batch, avail_actions=self.channel.move_avail(
             batch.avail_actions, self.actor.agent.joint_map))
-        return imitation_loss(move_logits, move_labels, moving, weight, per_agent=True), messages, relaxed
+        return imitation_loss(move_logits, move_labels, moving, self.spec, weight, per_agent=True), messages, relaxed
 
     def forward(self, batch: Episodes, t_env: torch.Tensor) -> LossTerms:
         """Algorithm 2's summed action and communication losses on ``batch`` (module docstring);

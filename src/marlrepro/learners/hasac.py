@@ -125,7 +125,7 @@ class HASACLearner(ActorCriticLearner):
         with torch.set_grad_enabled(stage == 1 and torch.is_grad_enabled()):
             logits = self.actor.sequence(self.actor.observe(batch), batch.actions, avail)
             log_pi = masked_log_policy(logits, avail, 1.0)  # [B, T+1, N, A]
-        live = live_agents(avail[:, :-1]) * mask.unsqueeze(-1)  # [B, T, N]
+        live = live_agents(avail[:, :-1], self.spec) * mask.unsqueeze(-1)  # [B, T, N]
         target_entropy = discrete_target_entropy(avail[:, :-1].sum(dim=-1), self.hasac.target_entropy_scale)
         if stage == 0:
             loss, q_taken_mean, target_mean = self._critic_loss(batch, log_pi, target_entropy)

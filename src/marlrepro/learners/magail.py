@@ -66,9 +66,9 @@ from marlrepro.learners.ppo import PPOLearner, live_agents
 from marlrepro.nets.stacked_mlp import StackedMLP
 
 
-def valid_agent_steps(episodes: Episodes) -> torch.Tensor:
+def valid_agent_steps(episodes: Episodes, spec: EnvSpec) -> torch.Tensor:
     """The agent-steps [B, T, N] that carry a transition: filled steps of live agents."""
-    return episodes.filled.unsqueeze(-1) * live_agents(episodes.avail_actions[:, :-1])
+    return episodes.filled.unsqueeze(-1) * live_agents(episodes.avail_actions[:, :-1], spec)
 
 
 def masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -126,13 +126,13 @@ class MAGAILLearner(PPOLearner):
         dead agents). The environment's reward is not used."""
         logits = self.behaviour_discriminator(batch)
         reward = nn.functional.softplus(logits) if self.disc.reward == "softplus" else 2 * torch.sigmoid(logits) - 1
-        return reward * valid_agent_steps(batch)
+        return reward * valid_agent_steps(batch, self.spec)
 
     def discriminator_loss(self, batch: Episodes, demos: Episodes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``L_D`` (module docstring) of the rollout's ``batch`` (label 0) against ``demos`` (label
         1), and the mean ``D`` on each side's valid agent-steps (detached)."""
         own, expert = self.discriminator(batch), self.discriminator(demos)
-        own_valid, expert_valid = valid_agent_steps(batch), valid_agent_steps(demos)
+        own_valid, expert_valid = valid_agent_steps(batch, self.spec), valid_agent_steps(demos, self.spec)
         loss = (masked_mean(nn.functional.softplus(-expert), expert_valid)
                 + masked_mean(nn.functional.softplus(own), own_valid))
         with torch.no_grad():

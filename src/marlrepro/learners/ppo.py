@@ -69,6 +69,7 @@ class RecurrentCritic(nn.Module):
 
     def __init__(self, spec: EnvSpec, hidden_dim: int, source: CriticInput, value_norm: bool) -> None:
         super().__init__()
+        self.spec = spec
         self.source = source
         input_dim = spec.n_agents + {"state": spec.state_dim + spec.obs_dim, "agent_state": spec.state_dim,
                                      "obs": spec.obs_dim}[source]
@@ -85,7 +86,7 @@ class RecurrentCritic(nn.Module):
         b, t, n = obs.shape[:3]
         ids = self.agent_ids.expand(b, t, n, n)
         if self.source == "agent_state":
-            alive = live_agents(batch.avail_actions).unsqueeze(-1)
+            alive = live_agents(batch.avail_actions, self.spec).unsqueeze(-1)
             return torch.cat([batch.state[..., self.state_index] * alive, ids], dim=-1)
         if self.source == "state":
             return torch.cat([batch.state.unsqueeze(-2).expand(b, t, n, batch.state.shape[-1]), obs, ids], dim=-1)
@@ -146,11 +147,14 @@ def clipped_value_error(values: torch.Tensor, old_values: torch.Tensor, targets:
     return torch.maximum(error, loss(targets - clipped))
 
 
-def live_agents(avail: torch.Tensor) -> torch.Tensor:
-    """The death mask [..., N] from the available actions [..., N, A]: 0 for a dead agent, which
-    has a single available action (SMAC's no-op; stock SMAX's stop), else 1. A live unit can
-    always stop and move, so it has at least two; matrix games, MPE and Overcooked offer every
-    action at every step."""
+def live_agents(avail: torch.Tensor, spec: EnvSpec) -> torch.Tensor:
+    """The death mask [..., N] from the available actions [..., N, A]: 0 for a dead agent, else 1.
+    By SMAC's convention (``spec.one_action_means_dead``) a dead agent has a single available
+    action (SMAC's no-op; stock SMAX's stop); a live unit can always stop and move, so it has at
+    least two; matrix games, MPE and Overcooked offer every action at every step. Where no agent
+    dies within an episode (Gold Miner) every agent is live, a forced single action included."""
+    if not spec.one_action_means_dead:
+        return torch.ones(avail.shape[:-1], dtype=torch.float32, device=avail.device)
     return (avail.sum(dim=-1) > 1).to(torch.float32)
 
 
@@ -195,7 +199,7 @@ class PPOLearner(ActorCriticLearner):
         cfg, ppo = self.config, self.ppo
         mask = batch.filled.unsqueeze(-1)  # [B, T, 1]
         avail, actions = batch.avail_actions, batch.actions
-        live = live_agents(avail[:, :-1]) * mask  # [B, T, N]
+        live = live_agents(avail[:, :-1], self.spec) * mask  # [B, T, N]
         log_pi = masked_log_policy(self.actor.sequence(self.actor.observe(batch), actions, avail), avail, 1.0)
         log_pi = log_pi[:, :-1]
         values = self.critic(batch)
