@@ -198,8 +198,7 @@ def test_each_slot_runs_its_own_bot_with_its_own_key_and_memory():
     and memories equal each slot's own bot called alone, on that slot's key and memory, on the
     hard team (two kinds) in both slot orders, with memories carried from earlier steps."""
     policies = {miner.DEEPMIND: jax.jit(miner_bots.deepmind_action), miner.BLACK_PANTHER: PANTHER}
-    scenario = "hard_2_vs_2"
-    env = make(f"miner:{scenario}", num_envs=4, seed=3)
+    env = make("miner:hard_2_vs_2", num_envs=4, seed=3)
     env.reset()
     for _ in range(6):
         env.step(torch.randint(0, 5, (4, 2), generator=torch.Generator().manual_seed(0)))
@@ -214,6 +213,6 @@ def test_each_slot_runs_its_own_bot_with_its_own_key_and_memory():
             own = jax.tree.map(lambda field, b=b, slot=slot: field[b, slot], states.memory)
             game = jax.tree.map(lambda field, b=b: field[b], states.game)
             action, after = policies[kind](game, 2 + slot, own, keys[slot])
-            assert int(actions[b, slot]) == int(action), (scenario, b, slot, kind)
+            assert int(actions[b, slot]) == int(action), (b, slot, kind)
             for field in miner.BotMemory._fields:
-                assert int(getattr(memory, field)[b, slot]) == int(getattr(after, field)), (scenario, field)
+                assert int(getattr(memory, field)[b, slot]) == int(getattr(after, field)), (b, slot, field)

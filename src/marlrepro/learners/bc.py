@@ -57,8 +57,8 @@ def imitation_loss(logits: torch.Tensor, labels: torch.Tensor, episodes: Episode
     """The mean negative log-likelihood of ``labels`` [B, T, N] under the policies ``softmax(logits)``
     (``logits`` [B, T+1, N, A]) masked to ``episodes``' available actions, over its filled steps of
     live agents (``spec``'s death mask, :func:`~marlrepro.learners.ppo.live_agents`) whose label
-    is available; logged: ``accuracy``, the share of those labels that are
-    the policy's greedy choice (BC's objective; DAgger's on the expert's labels).
+    is available; logged: ``accuracy``, the share of those labels that are the policy's greedy
+    choice (BC's objective; DAgger's on the expert's labels).
 
     ``label_weight`` (broadcast to [B, T, N]; DAgger's): each label's weight in a weighted mean,
     ``Σ w·(−log π) / Σ w`` (a weighted cross-entropy; 0 leaves a label out, also of the accuracy).
